@@ -1,0 +1,53 @@
+//! `/v1/admin/*`: operator endpoints (admin role only).
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Map, Value as Json_, json};
+
+use super::auth::require_role;
+use super::problem::ApiError;
+use crate::app::AppState;
+use crate::auth::{Principal, Role};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/admin/prompts", get(list_prompts))
+        .route("/v1/admin/prompts/reload", post(reload_prompts))
+}
+
+fn versions_json(set: &crate::prompts::PromptSet) -> Json_ {
+    let map: Map<String, Json_> = set
+        .versions()
+        .into_iter()
+        .map(|(feature, versions)| (feature.to_string(), versions.into()))
+        .collect();
+    Json_::Object(map)
+}
+
+async fn list_prompts(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Json_>, ApiError> {
+    require_role(&principal, &[Role::Admin])?;
+    Ok(Json(
+        json!({ "prompts": versions_json(&state.service.prompts().snapshot()) }),
+    ))
+}
+
+/// Loads `prompts/` again; a bad file answers 422 and leaves the running prompts in place.
+async fn reload_prompts(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Json_>, ApiError> {
+    require_role(&principal, &[Role::Admin])?;
+    let set = state
+        .service
+        .prompts()
+        .reload()
+        .map_err(ApiError::InvalidPrompts)?;
+    tracing::info!(by = %principal.user_id, "prompts reloaded");
+    Ok(Json(
+        json!({ "reloaded": true, "prompts": versions_json(&set) }),
+    ))
+}

@@ -1,0 +1,63 @@
+//! The HTTP surface: routes, extractors, the problem+json error mapping and the middleware stack.
+
+mod admin;
+mod ai;
+mod auth;
+mod health;
+mod json;
+mod problem;
+mod request_context;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Router, middleware};
+use tower_http::catch_panic::CatchPanicLayer;
+
+pub use problem::ApiError;
+pub use request_context::REQUEST_ID_HEADER;
+
+use crate::app::AppState;
+
+pub fn router(state: AppState) -> Router {
+    let authenticated = Router::new()
+        .merge(ai::router())
+        .merge(admin::router())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_auth,
+        ));
+    Router::new()
+        .merge(authenticated)
+        .merge(health::router())
+        .route("/problems/{slug}", get(problem::describe))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(DefaultBodyLimit::max(
+            state.settings.server.body_limit_bytes,
+        ))
+        .layer(middleware::from_fn(request_context::request_context))
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("there is no route {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+}
+
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    ApiError::Internal(anyhow::anyhow!("handler panicked: {message}")).into_response()
+}

@@ -1,0 +1,359 @@
+//! RFC 9457 problem details: every error answer of the API, with a stable `type` per kind.
+//!
+//! `type` is a relative URI (`/problems/<slug>`), so it resolves against the server that sent
+//! it, and `GET /problems/<slug>` explains the problem in words.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::Path;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::request_context::current_request_id;
+use crate::auth::AuthError;
+use crate::prompts::{FieldErrors, InputError, LoadError, LookupError};
+use crate::providers::ChainError;
+use crate::service::ServiceError;
+
+pub const CONTENT_TYPE: &str = "application/problem+json";
+
+/// The problem kinds: `(slug, title, status, what it means)`.
+const KINDS: &[(&str, &str, u16, &str)] = &[
+    (
+        "malformed-json",
+        "Malformed JSON",
+        400,
+        "The request body is not well-formed JSON; `detail` gives the line and column.",
+    ),
+    (
+        "unauthorized",
+        "Unauthorized",
+        401,
+        "The request has no valid bearer token. `WWW-Authenticate` says why.",
+    ),
+    (
+        "forbidden",
+        "Forbidden",
+        403,
+        "The caller is authenticated but its role may not use this endpoint.",
+    ),
+    (
+        "not-found",
+        "Not Found",
+        404,
+        "No such route or resource (another user's resources also answer 404).",
+    ),
+    (
+        "unknown-feature",
+        "Unknown Feature",
+        404,
+        "The AI feature in the path does not exist; `features` lists those that do.",
+    ),
+    (
+        "method-not-allowed",
+        "Method Not Allowed",
+        405,
+        "The route exists but not with this HTTP method.",
+    ),
+    (
+        "payload-too-large",
+        "Payload Too Large",
+        413,
+        "The request body is larger than the server accepts.",
+    ),
+    (
+        "unsupported-media-type",
+        "Unsupported Media Type",
+        415,
+        "The request body must be sent as `Content-Type: application/json`.",
+    ),
+    (
+        "invalid-input",
+        "Invalid Input",
+        422,
+        "The request is well-formed but some fields are wrong; `errors` maps each field to what is wrong.",
+    ),
+    (
+        "forbidden-topic",
+        "Forbidden Topic",
+        422,
+        "A text input mentions a topic the feature's prompt refuses (matched as whole words, Turkish-aware).",
+    ),
+    (
+        "unknown-prompt-version",
+        "Unknown Prompt Version",
+        422,
+        "The pinned `prompt_version` does not exist for this feature; `available` lists those that do.",
+    ),
+    (
+        "invalid-prompts",
+        "Invalid Prompt Files",
+        422,
+        "A prompt reload found bad files; the running prompts were kept. `errors` maps each file to its problem.",
+    ),
+    (
+        "internal",
+        "Internal Server Error",
+        500,
+        "Something failed inside tutorq. Quote `request_id` when you report it.",
+    ),
+    (
+        "invalid-model-output",
+        "Invalid Model Output",
+        502,
+        "The AI provider answered, but not in the feature's output schema.",
+    ),
+    (
+        "provider-error",
+        "Provider Error",
+        502,
+        "The AI provider refused the request.",
+    ),
+    (
+        "provider-unavailable",
+        "Provider Unavailable",
+        503,
+        "Every AI provider in the feature's chain failed; try again later.",
+    ),
+    (
+        "not-ready",
+        "Not Ready",
+        503,
+        "A dependency (Redis, PostgreSQL, prompts) is not available; `errors` names it.",
+    ),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthorized(#[from] AuthError),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("there is no AI feature `{0}`")]
+    UnknownFeature(String),
+    #[error("{method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("the request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("the request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{detail}")]
+    InvalidInput { detail: String, errors: FieldErrors },
+    #[error("`{field}` mentions `{topic}`, a topic this feature does not accept")]
+    ForbiddenTopic { field: String, topic: String },
+    #[error(transparent)]
+    UnknownPromptVersion(LookupError),
+    #[error("the prompt files have errors; the running prompts were kept")]
+    InvalidPrompts(LoadError),
+    #[error("the AI provider answered in a shape the feature does not accept")]
+    InvalidModelOutput {
+        provider: &'static str,
+        problems: Vec<String>,
+    },
+    #[error("{0}")]
+    Provider(ChainError),
+    #[error("not ready: {}", failing.keys().cloned().collect::<Vec<_>>().join(", "))]
+    NotReady { failing: BTreeMap<String, String> },
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        Self::InvalidInput {
+            detail: format!("`{field}` is invalid"),
+            errors: BTreeMap::from([(field.to_owned(), message.into())]),
+        }
+    }
+
+    fn slug(&self) -> &'static str {
+        match self {
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not-found",
+            Self::UnknownFeature(_) => "unknown-feature",
+            Self::MethodNotAllowed { .. } => "method-not-allowed",
+            Self::MalformedJson(_) => "malformed-json",
+            Self::UnsupportedMediaType(_) => "unsupported-media-type",
+            Self::PayloadTooLarge { .. } => "payload-too-large",
+            Self::InvalidInput { .. } => "invalid-input",
+            Self::ForbiddenTopic { .. } => "forbidden-topic",
+            Self::UnknownPromptVersion(_) => "unknown-prompt-version",
+            Self::InvalidPrompts(_) => "invalid-prompts",
+            Self::InvalidModelOutput { .. } => "invalid-model-output",
+            Self::Provider(chain) if chain.error.is_transient() => "provider-unavailable",
+            Self::Provider(_) => "provider-error",
+            Self::NotReady { .. } => "not-ready",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    fn errors(&self) -> FieldErrors {
+        match self {
+            Self::InvalidInput { errors, .. } | Self::NotReady { failing: errors } => {
+                errors.clone()
+            }
+            Self::ForbiddenTopic { field, topic } => BTreeMap::from([(
+                field.clone(),
+                format!("mentions the forbidden topic `{topic}`"),
+            )]),
+            Self::UnknownPromptVersion(LookupError::UnknownVersion { available, .. }) => {
+                BTreeMap::from([(
+                    "prompt_version".to_owned(),
+                    format!("must be one of: {}", available.join(", ")),
+                )])
+            }
+            Self::InvalidPrompts(LoadError(files)) => files
+                .iter()
+                .map(|f| (f.path.display().to_string(), f.to_string()))
+                .collect(),
+            _ => FieldErrors::new(),
+        }
+    }
+
+    fn extensions(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut extra = serde_json::Map::new();
+        match self {
+            Self::UnknownFeature(_) => {
+                extra.insert("features".into(), crate::feature::Feature::names().into());
+            }
+            Self::UnknownPromptVersion(LookupError::UnknownVersion { available, .. }) => {
+                extra.insert("available".into(), available.clone().into());
+            }
+            Self::InvalidModelOutput { provider, problems } => {
+                extra.insert("provider".into(), (*provider).into());
+                extra.insert("problems".into(), problems.clone().into());
+            }
+            Self::Provider(chain) => {
+                let tried: Vec<String> = chain
+                    .attempts
+                    .iter()
+                    .map(|(p, e)| format!("{p}: {e}"))
+                    .collect();
+                extra.insert("providers_tried".into(), tried.into());
+            }
+            _ => {}
+        }
+        extra
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> Self {
+        match err {
+            ServiceError::Input(InputError::Invalid(errors)) => Self::InvalidInput {
+                detail: describe_fields(&errors),
+                errors,
+            },
+            ServiceError::Input(InputError::ForbiddenTopic { field, topic }) => {
+                Self::ForbiddenTopic { field, topic }
+            }
+            ServiceError::PromptVersion(lookup) => Self::UnknownPromptVersion(lookup),
+            ServiceError::Render(reason) => Self::InvalidInput {
+                detail: format!("the prompt could not be rendered with this input: {reason}"),
+                errors: BTreeMap::from([("input".to_owned(), reason)]),
+            },
+            ServiceError::Provider(chain) => Self::Provider(chain),
+            ServiceError::InvalidOutput { provider, problems } => {
+                Self::InvalidModelOutput { provider, problems }
+            }
+        }
+    }
+}
+
+/// "2 fields are invalid: input.question, input.hint_level".
+fn describe_fields(errors: &FieldErrors) -> String {
+    let names: Vec<&str> = errors.keys().map(String::as_str).collect();
+    match names.as_slice() {
+        [one] => format!("`{one}` {}", errors[*one]),
+        _ => format!("{} fields are invalid: {}", names.len(), names.join(", ")),
+    }
+}
+
+#[derive(Serialize)]
+struct ProblemBody {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'static str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    errors: FieldErrors,
+    #[serde(flatten)]
+    extensions: serde_json::Map<String, serde_json::Value>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let slug = self.slug();
+        let (_, title, status, _) = KINDS
+            .iter()
+            .find(|k| k.0 == slug)
+            .copied()
+            .expect("every slug is listed in KINDS");
+        let request_id = current_request_id();
+        let detail = match &self {
+            Self::Internal(err) => {
+                tracing::error!(error = format!("{err:#}"), "internal error");
+                "an unexpected error occurred; quote the request id when reporting it".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let body = ProblemBody {
+            kind: format!("/problems/{slug}"),
+            title,
+            status,
+            detail,
+            request_id,
+            errors: self.errors(),
+            extensions: self.extensions(),
+        };
+        let status = StatusCode::from_u16(status).expect("valid status");
+        let mut response = (status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+        if let Self::Unauthorized(reason) = &self {
+            headers.insert(header::WWW_AUTHENTICATE, www_authenticate(reason));
+        }
+        response
+    }
+}
+
+/// RFC 6750 §3: no error code when no credentials were sent, `invalid_token` otherwise.
+fn www_authenticate(reason: &AuthError) -> HeaderValue {
+    let value = match reason {
+        AuthError::Missing => r#"Bearer realm="tutorq""#.to_owned(),
+        AuthError::Malformed => r#"Bearer realm="tutorq", error="invalid_request""#.to_owned(),
+        other => {
+            let description = other.to_string().replace('"', "'");
+            format!(
+                r#"Bearer realm="tutorq", error="invalid_token", error_description="{description}""#
+            )
+        }
+    };
+    HeaderValue::from_str(&value).unwrap_or_else(|_| {
+        HeaderValue::from_static(r#"Bearer realm="tutorq", error="invalid_token""#)
+    })
+}
+
+/// `GET /problems/{slug}`: what a problem type means.
+pub async fn describe(Path(slug): Path<String>) -> Response {
+    match KINDS.iter().find(|k| k.0 == slug) {
+        Some((slug, title, status, meaning)) => Json(serde_json::json!({
+            "type": format!("/problems/{slug}"),
+            "title": title,
+            "status": status,
+            "description": meaning,
+        }))
+        .into_response(),
+        None => ApiError::NotFound(format!("there is no problem type `{slug}`")).into_response(),
+    }
+}

@@ -1,0 +1,115 @@
+//! Application start-up: builds the shared state, binds the listener and serves until shutdown.
+//! Production (`tutorq serve`) and the tests start the app through this same path.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::auth::Authenticator;
+use crate::config::Settings;
+use crate::prompts::PromptRegistry;
+use crate::providers::ProviderChains;
+use crate::service::AiService;
+use crate::storage::{self, Stores};
+
+/// Everything a handler or worker needs, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub stores: Stores,
+    pub service: AiService,
+    pub auth: Authenticator,
+}
+
+impl AppState {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let prompts =
+            PromptRegistry::load(&settings.prompts.dir, settings.prompts.ignore_diacritics)
+                .map_err(|err| anyhow::anyhow!("the prompt files are invalid:\n{err}"))?;
+        let stores = Stores::connect(&settings).await?;
+        if settings.database.migrate_on_start {
+            storage::migrate(&stores.db).await?;
+        }
+        for (name, probe) in [
+            ("Redis", stores.ping_redis().await),
+            ("PostgreSQL", stores.ping_postgres().await),
+        ] {
+            if let Err(err) = probe {
+                tracing::warn!(
+                    error = format!("{err:#}"),
+                    "{name} is not reachable yet; /readyz will say so until it is"
+                );
+            }
+        }
+        let providers = ProviderChains::from_settings(&settings.providers);
+        Ok(Self {
+            auth: Authenticator::new(&settings.auth),
+            service: AiService::new(Arc::new(prompts), providers),
+            stores,
+            settings: Arc::new(settings),
+        })
+    }
+}
+
+pub struct Application {
+    listener: TcpListener,
+    port: u16,
+    state: AppState,
+}
+
+impl Application {
+    /// Builds the state and binds `server.host:server.port` (port 0 picks a free one).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let state = AppState::build(settings).await?;
+        let listener = TcpListener::bind(&address)
+            .await
+            .with_context(|| format!("binding {address}"))?;
+        let port = listener.local_addr()?.port();
+        Ok(Self {
+            listener,
+            port,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish for at most
+    /// `server.shutdown_grace_secs`.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let grace = Duration::from_secs(self.state.settings.server.shutdown_grace_secs);
+        let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+        let router = crate::api::router(self.state);
+        let server = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stopping_tx.send(true);
+        });
+        let deadline = async move {
+            let _ = stopping_rx.wait_for(|stopping| *stopping).await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            result = server => result.context("serving HTTP")?,
+            () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing the remaining connections"),
+        }
+        Ok(())
+    }
+}

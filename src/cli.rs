@@ -1,0 +1,258 @@
+//! The `tutorq` command line: one binary for the API, the workers and the operator tools.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::{AppState, Application};
+use crate::auth::{Authenticator, Role};
+use crate::config::Settings;
+use crate::prompts::PromptSet;
+use crate::shutdown::{self, Shutdown};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tutorq",
+    version,
+    about = "AI engine of the student-coaching platform: API, workers and tools"
+)]
+#[command(
+    after_help = "Configuration: config/default.yaml, then config/$TUTORQ_ENV.yaml (development by default), \
+then TUTORQ__SECTION__KEY environment variables. See README.md."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API on server.host:server.port.
+    Serve,
+    /// Run the job worker pools.
+    Worker {
+        /// Comma-separated job queues to consume (default: all).
+        #[arg(long, value_delimiter = ',')]
+        queues: Vec<String>,
+    },
+    /// Serve the API and run the workers in one process (the development default).
+    All,
+    /// Apply pending PostgreSQL migrations and exit.
+    Migrate,
+    /// Prompt file tools.
+    Prompts {
+        #[command(subcommand)]
+        command: PromptsCommand,
+    },
+    /// Print a signed development JWT (not available in production).
+    Token {
+        /// The user id (`sub` claim).
+        #[arg(long)]
+        sub: String,
+        /// student, teacher, admin or service.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Lifetime, e.g. 30m, 1h, 7d.
+        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        ttl: Duration,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PromptsCommand {
+    /// Load and check every prompt file; print each problem with its path and line.
+    Check {
+        /// The prompt directory (default: prompts.dir from the configuration).
+        dir: Option<PathBuf>,
+    },
+}
+
+fn parse_role(value: &str) -> Result<Role, String> {
+    value.parse()
+}
+
+/// `90s`, `15m`, `1h`, `7d`, or plain seconds.
+fn parse_ttl(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{value}` is not a duration like 30m, 1h or 7d"))?;
+    let seconds = match unit {
+        "" | "s" => number,
+        "m" => number * 60,
+        "h" => number * 3600,
+        "d" => number * 86_400,
+        other => return Err(format!("unknown unit `{other}` (use s, m, h or d)")),
+    };
+    if seconds == 0 {
+        return Err("the lifetime must be greater than zero".into());
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match (&cli.command, Settings::load()) {
+        (_, Ok(settings)) => Some(settings),
+        (
+            Command::Prompts {
+                command: PromptsCommand::Check { dir: Some(_) },
+            },
+            Err(_),
+        ) => None,
+        (_, Err(err)) => {
+            eprintln!("tutorq: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Command::Token { sub, role, ttl } => token(settings.expect("loaded"), &sub, role, ttl),
+        Command::Prompts {
+            command: PromptsCommand::Check { dir },
+        } => prompts_check(settings.as_ref(), dir),
+        command => {
+            let settings = settings.expect("loaded");
+            crate::telemetry::init(&settings.log);
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(err) => {
+                    eprintln!("tutorq: cannot start the async runtime: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(serve(command, settings)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    tracing::error!(error = format!("{err:#}"), "tutorq stopped with an error");
+                    eprintln!("tutorq: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn serve(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Migrate => {
+            let db = crate::storage::connect_postgres(&settings.database)?;
+            crate::storage::migrate(&db).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Serve => {
+            let shutdown = Shutdown::on_signals()?;
+            let app = Application::build(settings).await?;
+            shutdown::reload_prompts_on_sighup(Arc::clone(app.state().service.prompts()))?;
+            announce(&app);
+            app.run_until_stopped(shutdown.wait()).await
+        }
+        Command::Worker { queues } => {
+            let shutdown = Shutdown::on_signals()?;
+            let state = AppState::build(settings).await?;
+            shutdown::reload_prompts_on_sighup(Arc::clone(state.service.prompts()))?;
+            crate::tasks::run_workers(state, queues, shutdown).await
+        }
+        Command::All => {
+            let shutdown = Shutdown::on_signals()?;
+            let app = Application::build(settings).await?;
+            shutdown::reload_prompts_on_sighup(Arc::clone(app.state().service.prompts()))?;
+            announce(&app);
+            let workers =
+                crate::tasks::run_workers(app.state().clone(), Vec::new(), shutdown.clone());
+            let (served, worked) = tokio::join!(app.run_until_stopped(shutdown.wait()), workers);
+            served.and(worked)
+        }
+        Command::Token { .. } | Command::Prompts { .. } => {
+            unreachable!("handled without a runtime")
+        }
+    }
+}
+
+fn announce(app: &Application) {
+    let host = &app.state().settings.server.host;
+    tracing::info!(address = %format!("http://{host}:{}", app.port()), "tutorq is listening");
+}
+
+fn token(settings: Settings, sub: &str, role: Role, ttl: Duration) -> ExitCode {
+    if settings.is_production() {
+        eprintln!(
+            "tutorq: `tutorq token` is a development convenience and is disabled in production"
+        );
+        return ExitCode::from(2);
+    }
+    if sub.trim().is_empty() {
+        eprintln!("tutorq: --sub must not be empty");
+        return ExitCode::from(2);
+    }
+    println!(
+        "{}",
+        Authenticator::new(&settings.auth).mint(sub, role, ttl)
+    );
+    ExitCode::SUCCESS
+}
+
+fn prompts_check(settings: Option<&Settings>, dir: Option<PathBuf>) -> ExitCode {
+    let (dir, ignore_diacritics) = match (dir, settings) {
+        (Some(dir), settings) => (dir, settings.is_none_or(|s| s.prompts.ignore_diacritics)),
+        (None, Some(settings)) => (
+            settings.prompts.dir.clone(),
+            settings.prompts.ignore_diacritics,
+        ),
+        (None, None) => unreachable!("settings are loaded when no directory is given"),
+    };
+    match PromptSet::load(&dir, ignore_diacritics) {
+        Ok(set) => {
+            let versions = set.versions();
+            let count: usize = versions.iter().map(|(_, v)| v.len()).sum();
+            println!(
+                "{}: ok, {} features, {count} prompt versions",
+                dir.display(),
+                versions.len()
+            );
+            for (feature, versions) in versions {
+                println!("  {feature}: {}", versions.join(", "));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            for problem in &err.0 {
+                eprintln!("{problem}");
+            }
+            eprintln!("{}: {} problem(s) found", dir.display(), err.0.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_units() {
+        assert_eq!(parse_ttl("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_ttl("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_ttl("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_ttl("7d").unwrap(), Duration::from_secs(604_800));
+        assert!(parse_ttl("1w").is_err());
+        assert!(parse_ttl("0s").is_err());
+        assert!(parse_ttl("h").is_err());
+    }
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

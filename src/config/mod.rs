@@ -1,0 +1,372 @@
+//! Settings: typed, layered (`config/default.yaml` → `config/{TUTORQ_ENV}.yaml` → `TUTORQ__*`
+//! env vars) and checked once at start, so a bad value stops the process with its key.
+
+mod layers;
+mod secret;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use secret::Secret;
+
+/// Publicly known signing secret for development and tests only (see `auth.allow_insecure_dev_secret`).
+const INSECURE_DEV_SECRET: &str = "tutorq-development-secret-do-not-use-in-production";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error("invalid configuration at `{key}`: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Which overlay was applied (`TUTORQ_ENV`); not read from the files.
+    #[serde(skip)]
+    pub environment: String,
+    pub server: ServerSettings,
+    pub redis: RedisSettings,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub prompts: PromptSettings,
+    pub providers: ProviderSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub body_limit_bytes: usize,
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    pub url: Secret,
+    pub connect_timeout_ms: u64,
+    pub response_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: Secret,
+    pub max_connections: u32,
+    pub acquire_timeout_ms: u64,
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    #[serde(default)]
+    pub jwt_secret: Option<Secret>,
+    pub leeway_secs: u64,
+    pub allow_insecure_dev_secret: bool,
+}
+
+impl AuthSettings {
+    /// The HS256 key: the configured secret, or the development one where that is allowed.
+    pub fn signing_secret(&self) -> Secret {
+        match &self.jwt_secret {
+            Some(secret) => secret.clone(),
+            None => Secret::new(INSECURE_DEV_SECRET),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptSettings {
+    pub dir: PathBuf,
+    pub ignore_diacritics: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSettings {
+    pub default_chain: Vec<String>,
+    #[serde(default)]
+    pub chains: BTreeMap<String, Vec<String>>,
+    pub mock: MockSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MockSettings {
+    pub model: String,
+    pub latency_ms: LatencySetting,
+    pub failure_rate: f64,
+    pub stream_chunk_chars: usize,
+}
+
+/// A fixed latency (`latency_ms: 50`) or a uniform range (`latency_ms: {min: 20, max: 120}`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum LatencySetting {
+    Fixed(u64),
+    Range { min: u64, max: u64 },
+}
+
+impl LatencySetting {
+    pub fn bounds(self) -> (Duration, Duration) {
+        match self {
+            Self::Fixed(ms) => (Duration::from_millis(ms), Duration::from_millis(ms)),
+            Self::Range { min, max } => (Duration::from_millis(min), Duration::from_millis(max)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+impl Settings {
+    /// Loads from `TUTORQ_CONFIG_DIR` (default `./config`), overlay `TUTORQ_ENV` (default
+    /// `development`), and the process environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        let dir = std::env::var_os("TUTORQ_CONFIG_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("config"));
+        let environment = std::env::var("TUTORQ_ENV").unwrap_or_else(|_| "development".into());
+        Self::load_from(&dir, &environment, std::env::vars())
+    }
+
+    /// The same as [`Settings::load`] with every input explicit, for tests and tools.
+    pub fn load_from(
+        dir: &Path,
+        environment: &str,
+        env_vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        if !matches!(environment, "development" | "test" | "production") {
+            return Err(ConfigError::Invalid {
+                key: "TUTORQ_ENV".into(),
+                reason: format!("`{environment}` is not one of development, test, production"),
+            });
+        }
+        let tree = layers::merged_tree(dir, environment, env_vars)?;
+        let mut settings: Settings =
+            serde_path_to_error::deserialize(tree).map_err(|err| ConfigError::Invalid {
+                key: display_path(&err.path().to_string()),
+                reason: err.into_inner().to_string(),
+            })?;
+        settings.environment = environment.to_owned();
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: String| ConfigError::Invalid {
+            key: key.to_owned(),
+            reason,
+        };
+        if self.server.body_limit_bytes == 0 {
+            return Err(invalid(
+                "server.body_limit_bytes",
+                "must be greater than 0".into(),
+            ));
+        }
+        match &self.auth.jwt_secret {
+            Some(secret) if secret.expose().len() < 32 => {
+                return Err(invalid(
+                    "auth.jwt_secret",
+                    "must be at least 32 bytes long for HS256".into(),
+                ));
+            }
+            None if !self.auth.allow_insecure_dev_secret => {
+                return Err(invalid(
+                    "auth.jwt_secret",
+                    "is required: set TUTORQ__AUTH__JWT_SECRET (32+ random bytes)".into(),
+                ));
+            }
+            _ => {}
+        }
+        if self.environment == "production" && self.auth.allow_insecure_dev_secret {
+            return Err(invalid(
+                "auth.allow_insecure_dev_secret",
+                "must be false in production".into(),
+            ));
+        }
+        let mock = &self.providers.mock;
+        if !(0.0..=1.0).contains(&mock.failure_rate) {
+            return Err(invalid(
+                "providers.mock.failure_rate",
+                format!("must be between 0 and 1, got {}", mock.failure_rate),
+            ));
+        }
+        if let LatencySetting::Range { min, max } = mock.latency_ms
+            && min > max
+        {
+            return Err(invalid(
+                "providers.mock.latency_ms",
+                format!("min ({min}) is greater than max ({max})"),
+            ));
+        }
+        if mock.stream_chunk_chars == 0 {
+            return Err(invalid(
+                "providers.mock.stream_chunk_chars",
+                "must be greater than 0".into(),
+            ));
+        }
+        let chains = std::iter::once((
+            "providers.default_chain".to_owned(),
+            &self.providers.default_chain,
+        ))
+        .chain(
+            self.providers
+                .chains
+                .iter()
+                .map(|(feature, chain)| (format!("providers.chains.{feature}"), chain)),
+        );
+        for (key, chain) in chains {
+            if chain.is_empty() {
+                return Err(invalid(&key, "must name at least one provider".into()));
+            }
+            if let Some(unknown) = chain
+                .iter()
+                .find(|name| !crate::providers::KNOWN.contains(&name.as_str()))
+            {
+                return Err(invalid(
+                    &key,
+                    format!(
+                        "unknown provider `{unknown}` (known: {})",
+                        crate::providers::KNOWN.join(", ")
+                    ),
+                ));
+            }
+        }
+        for feature in self.providers.chains.keys() {
+            if feature.parse::<crate::feature::Feature>().is_err() {
+                return Err(invalid(
+                    &format!("providers.chains.{feature}"),
+                    format!(
+                        "unknown feature (known: {})",
+                        crate::feature::Feature::names().join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.environment == "production"
+    }
+}
+
+/// serde_path_to_error writes `.` for the root; keep the dotted path otherwise.
+fn display_path(path: &str) -> String {
+    if path == "." {
+        "(root)".into()
+    } else {
+        path.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo_config() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")
+    }
+
+    fn load(env: &str, vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Settings::load_from(&repo_config(), env, vars)
+    }
+
+    #[test]
+    fn every_shipped_environment_loads() {
+        for env in ["development", "test"] {
+            load(env, &[]).unwrap_or_else(|err| panic!("{env}: {err}"));
+        }
+        let secret = "x".repeat(40);
+        let prod = load("production", &[("TUTORQ__AUTH__JWT_SECRET", &secret)]).unwrap();
+        assert_eq!(prod.log.format, LogFormat::Json);
+        assert_eq!(prod.server.host, "0.0.0.0");
+    }
+
+    #[test]
+    fn env_overrides_files() {
+        let settings = load("development", &[("TUTORQ__SERVER__PORT", "9123")]).unwrap();
+        assert_eq!(settings.server.port, 9123);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let err = load("development", &[("TUTORQ__SERVER__PORT", "eighty")]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("server.port"), "{text}");
+        let err = load("development", &[("TUTORQ__SERVER__PROT", "1")]).unwrap_err();
+        assert!(err.to_string().contains("unknown field `prot`"), "{err}");
+        let err = load(
+            "development",
+            &[("TUTORQ__PROVIDERS__MOCK__FAILURE_RATE", "2")],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("providers.mock.failure_rate"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn production_requires_a_real_secret_and_never_prints_it() {
+        let err = load("production", &[]).unwrap_err();
+        assert!(err.to_string().contains("auth.jwt_secret"), "{err}");
+        let err = load("production", &[("TUTORQ__AUTH__JWT_SECRET", "short")]).unwrap_err();
+        assert!(err.to_string().contains("at least 32 bytes"), "{err}");
+        let secret = "s3cr3t-".repeat(6);
+        let settings = load("production", &[("TUTORQ__AUTH__JWT_SECRET", &secret)]).unwrap();
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains(&secret), "secret leaked into Debug output");
+        assert!(
+            !debug.contains("postgres://"),
+            "database URL leaked into Debug output"
+        );
+    }
+
+    #[test]
+    fn unknown_environment_is_refused() {
+        let err = load("staging", &[]).unwrap_err();
+        assert!(err.to_string().contains("TUTORQ_ENV"), "{err}");
+    }
+
+    #[test]
+    fn chains_name_known_providers_and_features() {
+        let err = load(
+            "development",
+            &[("TUTORQ__PROVIDERS__DEFAULT_CHAIN", "[openia]")],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("unknown provider `openia`"),
+            "{err}"
+        );
+        let err = load(
+            "development",
+            &[("TUTORQ__PROVIDERS__CHAINS__HINTS", "[mock]")],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("providers.chains.hints"), "{err}");
+    }
+}

@@ -1,0 +1,18 @@
+//! tutorq: the AI engine of a Turkish student-coaching platform.
+//!
+//! Layers, top to bottom (DESIGN.md §2): `api` → `service` → `prompts` / `providers` /
+//! `tasks` → `storage`. `api` never talks to Redis or a provider directly.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod feature;
+pub mod prompts;
+pub mod providers;
+pub mod service;
+pub mod shutdown;
+pub mod storage;
+pub mod tasks;
+pub mod telemetry;

@@ -1,0 +1,97 @@
+//! Builds each feature's provider chain from config and runs a completion along it.
+//!
+//! A transient failure moves on to the next provider; any other failure stops the chain.
+//! Circuit breakers, retries and the degraded answer wrap this in a later step.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::{AiProvider, AiResponse, CompletionOptions, MockProvider, ProviderError};
+use crate::config::ProviderSettings;
+use crate::feature::Feature;
+use crate::prompts::RenderedPrompt;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("every provider failed; last: {provider}: {error}")]
+pub struct ChainError {
+    pub provider: &'static str,
+    pub error: ProviderError,
+    /// `(provider, error)` for every attempt, in order.
+    pub attempts: Vec<(&'static str, ProviderError)>,
+}
+
+#[derive(Clone)]
+pub struct ProviderChains {
+    chains: BTreeMap<Feature, Vec<Arc<dyn AiProvider>>>,
+}
+
+impl ProviderChains {
+    pub fn from_settings(settings: &ProviderSettings) -> Self {
+        let mut built: BTreeMap<String, Arc<dyn AiProvider>> = BTreeMap::new();
+        let mut provider = |name: &str| -> Arc<dyn AiProvider> {
+            built
+                .entry(name.to_owned())
+                .or_insert_with(|| match name {
+                    "mock" => Arc::new(MockProvider::new(settings.mock.clone())),
+                    other => {
+                        unreachable!("config validation admits only known providers, got {other}")
+                    }
+                })
+                .clone()
+        };
+        let chains = Feature::ALL
+            .into_iter()
+            .map(|feature| {
+                let names = settings
+                    .chains
+                    .get(feature.as_str())
+                    .unwrap_or(&settings.default_chain);
+                (feature, names.iter().map(|n| provider(n)).collect())
+            })
+            .collect();
+        Self { chains }
+    }
+
+    pub fn chain(&self, feature: Feature) -> &[Arc<dyn AiProvider>] {
+        self.chains
+            .get(&feature)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
+    /// The first provider of the feature's chain, for token counting before a call.
+    pub fn primary(&self, feature: Feature) -> &Arc<dyn AiProvider> {
+        &self.chain(feature)[0]
+    }
+
+    pub async fn complete(
+        &self,
+        feature: Feature,
+        prompt: &RenderedPrompt,
+        options: &CompletionOptions,
+    ) -> Result<AiResponse, ChainError> {
+        let mut attempts = Vec::new();
+        for provider in self.chain(feature) {
+            match provider.complete(prompt, options).await {
+                Ok(response) => return Ok(response),
+                Err(error) => {
+                    tracing::warn!(provider = provider.name(), %error, "provider call failed");
+                    let transient = error.is_transient();
+                    attempts.push((provider.name(), error));
+                    if !transient {
+                        break;
+                    }
+                }
+            }
+        }
+        let (provider, error) = attempts
+            .last()
+            .cloned()
+            .expect("a chain has at least one provider");
+        Err(ChainError {
+            provider,
+            error,
+            attempts,
+        })
+    }
+}

@@ -1,0 +1,132 @@
+//! The provider layer: one trait every AI vendor implements, and the chains built from config.
+//!
+//! Providers know nothing of quotas, tasks or HTTP routes: they take a rendered prompt and
+//! options and answer text, usage and timing.
+
+mod chain;
+mod mock;
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures_util::Stream;
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+
+pub use chain::{ChainError, ProviderChains};
+pub use mock::MockProvider;
+
+use crate::prompts::RenderedPrompt;
+
+/// Provider names a chain may use.
+pub const KNOWN: &[&str] = &["mock"];
+
+/// What a caller asks of one completion.
+#[derive(Debug, Clone, Default)]
+pub struct CompletionOptions {
+    pub temperature: f32,
+    pub max_tokens: u32,
+    /// A model override; otherwise the provider's configured model.
+    pub model: Option<String>,
+    /// Ask for JSON matching this schema (structured output).
+    pub json_schema: Option<std::sync::Arc<serde_json::Value>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    pub total_tokens: u32,
+}
+
+impl Usage {
+    pub fn new(prompt_tokens: u32, completion_tokens: u32) -> Self {
+        Self {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens + completion_tokens,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    Stop,
+    Length,
+    ContentFilter,
+}
+
+#[derive(Debug, Clone)]
+pub struct AiResponse {
+    pub text: String,
+    pub usage: Usage,
+    pub model: String,
+    pub provider: &'static str,
+    pub finish_reason: FinishReason,
+    pub latency: Duration,
+}
+
+/// One piece of a streamed answer; the last one carries the usage and finish reason.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub text: String,
+    pub done: Option<(Usage, FinishReason)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Health {
+    pub healthy: bool,
+    pub detail: String,
+}
+
+/// Every vendor failure maps to one of these; the kind decides retry or give up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    #[error("authentication with the provider failed: {0}")]
+    Auth(String),
+    #[error("rate limited by the provider")]
+    RateLimited { retry_after: Option<Duration> },
+    #[error("the provider is overloaded: {0}")]
+    Overloaded(String),
+    #[error("the provider timed out")]
+    Timeout,
+    #[error("the provider refused the request: {0}")]
+    BadRequest(String),
+    #[error("the provider's content filter stopped the answer")]
+    ContentFilter,
+    #[error("provider error: {0}")]
+    Server(String),
+    #[error("not supported by this provider: {0}")]
+    Unsupported(&'static str),
+}
+
+impl ProviderError {
+    /// Whether trying again (here or at the next provider in the chain) may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::RateLimited { .. } | Self::Overloaded(_) | Self::Timeout | Self::Server(_)
+        )
+    }
+}
+
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Chunk, ProviderError>> + Send>>;
+
+/// DESIGN.md §7: what every AI vendor adapter offers.
+pub trait AiProvider: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn complete<'a>(
+        &'a self,
+        prompt: &'a RenderedPrompt,
+        options: &'a CompletionOptions,
+    ) -> BoxFuture<'a, Result<AiResponse, ProviderError>>;
+    fn stream<'a>(
+        &'a self,
+        prompt: &'a RenderedPrompt,
+        options: &'a CompletionOptions,
+    ) -> BoxFuture<'a, Result<ChunkStream, ProviderError>>;
+    fn embed<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Result<Vec<f32>, ProviderError>>;
+    fn count_tokens(&self, text: &str) -> usize;
+    fn health_check(&self) -> BoxFuture<'_, Health>;
+}
