@@ -211,7 +211,7 @@ impl ApiError {
             }
             Self::InvalidPrompts(LoadError(files)) => files
                 .iter()
-                .map(|f| (f.path.display().to_string(), f.to_string()))
+                .map(|f| (f.path.display().to_string(), f.located_reason()))
                 .collect(),
             _ => FieldErrors::new(),
         }

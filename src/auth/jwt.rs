@@ -18,6 +18,16 @@ pub struct Claims {
     pub iat: Option<u64>,
 }
 
+/// What a presented token may hold: every field optional so that a missing one gets its own
+/// message instead of a generic decoding error.
+#[derive(Debug, Deserialize)]
+struct PresentedClaims {
+    #[serde(default)]
+    sub: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
+}
+
 #[derive(Clone)]
 pub struct Authenticator {
     encoding: EncodingKey,
@@ -50,7 +60,7 @@ impl Authenticator {
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        let data = jsonwebtoken::decode::<PresentedClaims>(token, &self.decoding, &self.validation)
             .map_err(|err| match err.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
                 ErrorKind::InvalidSignature => AuthError::Invalid("bad signature".into()),
@@ -67,13 +77,17 @@ impl Authenticator {
                 }
                 _ => AuthError::Invalid("not a well-formed JWT".into()),
             })?;
-        if data.claims.sub.trim().is_empty() {
-            return Err(AuthError::Invalid("the `sub` claim is empty".into()));
-        }
-        Ok(Principal {
-            user_id: data.claims.sub,
-            role: data.claims.role,
-        })
+        let user_id = data.claims.sub.filter(|sub| !sub.trim().is_empty());
+        let user_id =
+            user_id.ok_or_else(|| AuthError::Invalid("the `sub` claim is empty".into()))?;
+        let role = data
+            .claims
+            .role
+            .ok_or_else(|| AuthError::Invalid("the `role` claim is required".into()))?;
+        let role = role
+            .parse()
+            .map_err(|reason| AuthError::Invalid(format!("the `role` claim is wrong: {reason}")))?;
+        Ok(Principal { user_id, role })
     }
 
     /// Signs a token for `sub` with `role`, valid for `ttl` (a development convenience).

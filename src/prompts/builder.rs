@@ -23,11 +23,31 @@ pub fn new_engine() -> Handlebars<'static> {
     engine
 }
 
+/// Why a template does not compile, with the line inside the template when known.
+#[derive(Debug)]
+pub struct CompileError {
+    pub message: String,
+    pub template_line: Option<usize>,
+}
+
 /// Compiles `source` and returns it with every top-level variable it reads.
-pub fn compile(source: &str) -> Result<(Template, BTreeSet<String>), String> {
-    let template = Template::compile(source).map_err(|err| err.to_string().trim().to_owned())?;
+pub fn compile(source: &str) -> Result<(Template, BTreeSet<String>), CompileError> {
+    let template = Template::compile(source).map_err(|err| {
+        let reason = err.reason().to_string();
+        // Handlebars lists every token it expected; the position says more.
+        let message = reason
+            .split_once(": expected ")
+            .map_or(reason.as_str(), |(head, _)| head);
+        CompileError {
+            message: message.to_owned(),
+            template_line: err.pos().map(|(line, _)| line),
+        }
+    })?;
     let mut names = BTreeSet::new();
-    collect(&template, &mut names)?;
+    collect(&template, &mut names).map_err(|message| CompileError {
+        message,
+        template_line: None,
+    })?;
     Ok((template, names))
 }
 
@@ -144,10 +164,16 @@ mod tests {
 
     #[test]
     fn refuses_partials_unknown_helpers_and_bad_syntax() {
-        assert!(compile("{{> header}}").unwrap_err().contains("partials"));
+        assert!(
+            compile("{{> header}}")
+                .unwrap_err()
+                .message
+                .contains("partials")
+        );
         assert!(
             compile("{{#loop x}}{{/loop}}")
                 .unwrap_err()
+                .message
                 .contains("unknown helper")
         );
         assert!(compile("{{#if x}}").is_err());

@@ -26,6 +26,16 @@ pub struct FileError {
     pub reason: String,
 }
 
+impl FileError {
+    /// The problem without the path: `line 13: reason`.
+    pub fn located_reason(&self) -> String {
+        match self.line {
+            Some(line) => format!("line {line}: {}", self.reason),
+            None => self.reason.clone(),
+        }
+    }
+}
+
 impl fmt::Display for FileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.line {
@@ -100,6 +110,7 @@ impl PromptSet {
         let mut engine = builder::new_engine();
         let mut by_feature: BTreeMap<Feature, Vec<Arc<Prompt>>> = BTreeMap::new();
         let mut errors = Vec::new();
+        let mut failed_features = Vec::new();
         for path in paths {
             match load_file(&path, ignore_diacritics, &mut engine) {
                 Ok(prompt) => {
@@ -119,11 +130,14 @@ impl PromptSet {
                         versions.push(Arc::new(prompt));
                     }
                 }
-                Err(err) => errors.push(err),
+                Err(err) => {
+                    failed_features.push(feature_of(&path));
+                    errors.push(err);
+                }
             }
         }
         for feature in Feature::ALL {
-            if !by_feature.contains_key(&feature) {
+            if !by_feature.contains_key(&feature) && !failed_features.contains(&Some(feature)) {
                 errors.push(FileError {
                     path: dir.join(format!("{feature}.yaml")),
                     line: None,
@@ -219,6 +233,12 @@ impl PromptRegistry {
     }
 }
 
+/// The feature a file name claims, if it names one.
+fn feature_of(path: &Path) -> Option<Feature> {
+    let stem = path.file_stem()?.to_str()?;
+    stem.split('@').next()?.parse().ok()
+}
+
 fn load_file(
     path: &Path,
     ignore_diacritics: bool,
@@ -247,8 +267,14 @@ fn load_file(
             ),
         )
     })?;
-    let file: PromptFile = serde_norway::from_str(&text)
-        .map_err(|err| fail(err.location().map(|l| l.line()), err.to_string()))?;
+    let file: PromptFile = serde_norway::from_str(&text).map_err(|err| {
+        let message = err.to_string();
+        // The line goes in front; drop serde's " at line L column C" tail.
+        let message = message
+            .rsplit_once(" at line ")
+            .map_or(message.as_str(), |(head, _)| head);
+        fail(err.location().map(|l| l.line()), message.to_owned())
+    })?;
     if let Some(file_version) = file_version
         && file_version != file.version
     {
@@ -314,11 +340,14 @@ fn load_file(
         ("system_prompt", &file.system_prompt, prompt.system_key()),
         ("user_template", &file.user_template, prompt.user_key()),
     ] {
-        let (template, names) = builder::compile(source).map_err(|reason| {
-            fail(
-                line_of(&text, &format!("{key}:")),
-                format!("{key}: {reason}"),
-            )
+        let key_line = line_of(&text, &format!("{key}:"));
+        let (template, names) = builder::compile(source).map_err(|err| {
+            // A block scalar (`key: |`) starts on the line after the key.
+            let line = match (key_line, err.template_line) {
+                (Some(key), Some(inner)) if is_block_scalar(&text, key) => Some(key + inner),
+                (key, _) => key,
+            };
+            fail(line, format!("{key}: {}", err.message))
         })?;
         if let Some(undeclared) = names.iter().find(|n| !prompt.inputs.contains_key(*n)) {
             return Err(fail(
@@ -341,6 +370,14 @@ fn load_file(
         prompt.output_validator = Some(Arc::new(validator));
     }
     Ok(prompt)
+}
+
+/// Whether the 1-based `line` ends in a YAML block-scalar indicator (`|`, `|-`, `>` ...).
+fn is_block_scalar(text: &str, line: usize) -> bool {
+    text.lines()
+        .nth(line - 1)
+        .and_then(|l| l.split_once(':'))
+        .is_some_and(|(_, rest)| rest.trim().starts_with(['|', '>']))
 }
 
 /// 1-based line of the first occurrence of `needle`.

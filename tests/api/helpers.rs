@@ -1,0 +1,146 @@
+//! `spawn_app()`: a tutorq instance on a free port, with its own PostgreSQL database and Redis
+//! database on the test run's real servers.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tutorq::app::Application;
+use tutorq::auth::{Authenticator, Claims, Role};
+use tutorq::config::{Secret, Settings};
+
+use crate::servers::servers;
+
+pub struct TestApp {
+    pub address: String,
+    pub settings: Settings,
+    pub auth: Authenticator,
+    pub client: reqwest::Client,
+}
+
+pub fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// Settings of the `test` environment pointed at this test's own stores.
+pub async fn test_settings() -> Settings {
+    let servers = servers();
+    let mut settings =
+        Settings::load_from(&repo_path("config"), "test", Vec::new()).expect("test settings load");
+    let database = format!("t_{}", uuid::Uuid::now_v7().simple());
+    let admin = sqlx::PgPool::connect(&servers.postgres_admin_url)
+        .await
+        .expect("connect to the test cluster");
+    // The name is ours (a UUID), not input: safe to splice into DDL, which takes no parameters.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        r#"CREATE DATABASE "{database}""#
+    )))
+    .execute(&admin)
+    .await
+    .expect("create the test database");
+    admin.close().await;
+    settings.server.port = 0;
+    settings.redis.url = Secret::new(servers.fresh_redis_url());
+    settings.database.url = Secret::new(servers.database_url(&database));
+    settings.database.migrate_on_start = true;
+    settings.prompts.dir = repo_path("prompts");
+    settings
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = test_settings().await;
+    customize(&mut settings);
+    let application = Application::build(settings.clone())
+        .await
+        .expect("the app builds");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    tokio::spawn(application.run_until_stopped(std::future::pending()));
+    TestApp {
+        address,
+        auth: Authenticator::new(&settings.auth),
+        settings,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub fn token(&self, role: Role) -> String {
+        self.auth.mint("user-1", role, Duration::from_secs(600))
+    }
+
+    pub fn token_with(&self, claims: &Claims) -> String {
+        self.auth.mint_claims(claims)
+    }
+
+    pub async fn post_ai(&self, feature: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/v1/ai/{feature}")))
+            .bearer_auth(self.token(Role::Student))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+}
+
+/// A valid input for each feature.
+pub fn sample_input(feature: &str) -> Value {
+    match feature {
+        "hint" => {
+            json!({"question": "2x + 3 = 11 denkleminde x kaçtır?", "subject": "Matematik", "hint_level": 1})
+        }
+        "explanation" => json!({"topic": "Fotosentez", "subject": "Biyoloji", "level": "ortaokul"}),
+        "study_plan" => {
+            json!({"goal": "YKS matematik netlerimi artırmak", "subjects": ["Matematik", "Geometri"], "days": 7, "hours_per_day": 3, "exam": "YKS"})
+        }
+        "evaluation" => {
+            json!({"question": "Türkiye'nin başkenti neresidir?", "student_answer": "İstanbul", "subject": "Coğrafya"})
+        }
+        "question_gen" => {
+            json!({"subject": "Matematik", "topic": "Üslü sayılar", "difficulty": "orta", "count": 3})
+        }
+        other => panic!("no sample for {other}"),
+    }
+}
+
+/// Asserts an RFC 9457 answer: status, content type, `type`, and the request id.
+pub async fn assert_problem(response: reqwest::Response, status: u16, kind: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(content_type.as_deref(), Some("application/problem+json"));
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body: Value = response.json().await.expect("a JSON problem body");
+    assert_eq!(body["type"], format!("/problems/{kind}"), "{body:#}");
+    assert_eq!(body["status"], status, "{body:#}");
+    assert!(
+        body["title"].as_str().is_some_and(|t| !t.is_empty()),
+        "{body:#}"
+    );
+    assert!(
+        body["detail"].as_str().is_some_and(|t| !t.is_empty()),
+        "{body:#}"
+    );
+    assert_eq!(
+        body["request_id"].as_str(),
+        request_id.as_deref(),
+        "{body:#}"
+    );
+    body
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the whole app over HTTP against real Redis and PostgreSQL servers.
+
+mod auth;
+mod cli;
+mod errors;
+mod features;
+mod health;
+mod helpers;
+mod prompts;
+mod servers;

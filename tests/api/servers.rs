@@ -1,0 +1,294 @@
+//! Real Redis and PostgreSQL servers for the test run, started once per test process on free
+//! loopback ports, in a temporary directory, and stopped by a watchdog when the process exits.
+//!
+//! PostgreSQL refuses to run as root, so as root the cluster runs as the `postgres` account.
+//! `TUTORQ_TEST_REDIS_URL` / `TUTORQ_TEST_POSTGRES_URL` point the tests at servers you run
+//! yourself instead (the PostgreSQL URL must be a superuser's).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub struct Servers {
+    redis_base: String,
+    pub postgres_admin_url: String,
+    next_redis_db: AtomicU32,
+}
+
+/// How many logical Redis databases the test server has: one per test.
+const REDIS_DATABASES: u32 = 10_000;
+
+static SERVERS: OnceLock<Servers> = OnceLock::new();
+
+pub fn servers() -> &'static Servers {
+    SERVERS.get_or_init(start)
+}
+
+impl Servers {
+    /// A Redis URL with a database no other test uses.
+    pub fn fresh_redis_url(&self) -> String {
+        let db = self.next_redis_db.fetch_add(1, Ordering::Relaxed);
+        assert!(db < REDIS_DATABASES, "more tests than Redis databases");
+        format!("{}/{db}", self.redis_base)
+    }
+
+    /// A URL for a PostgreSQL database of its own with this name on the test cluster.
+    pub fn database_url(&self, name: &str) -> String {
+        let (base, _) = self
+            .postgres_admin_url
+            .rsplit_once('/')
+            .expect("a URL with a database");
+        format!("{base}/{name}")
+    }
+}
+
+fn start() -> Servers {
+    let root = std::env::temp_dir().join(format!(
+        "tutorq-test-{}-{}",
+        std::process::id(),
+        fastrand_suffix()
+    ));
+    std::fs::create_dir_all(&root).expect("create the test server directory");
+    let redis_base = match std::env::var("TUTORQ_TEST_REDIS_URL") {
+        Ok(url) => url.trim_end_matches('/').to_owned(),
+        Err(_) => start_redis(&root.join("redis")),
+    };
+    let postgres_admin_url = match std::env::var("TUTORQ_TEST_POSTGRES_URL") {
+        Ok(url) => url,
+        Err(_) => start_postgres(&root.join("postgres")),
+    };
+    Servers {
+        redis_base,
+        postgres_admin_url,
+        next_redis_db: AtomicU32::new(1),
+    }
+}
+
+fn fastrand_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn find_binary(name: &str, extra_dirs: &[PathBuf]) -> PathBuf {
+    let path_dirs = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    extra_dirs
+        .iter()
+        .chain(path_dirs.iter())
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!("`{name}` was not found; run script/bootstrap to install Redis and PostgreSQL")
+        })
+}
+
+/// Newest `/usr/lib/postgresql/<version>/bin` (Debian's layout), if any.
+fn postgres_bin_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .collect();
+    dirs.sort();
+    dirs.into_iter().rev().map(|(_, dir)| dir).collect()
+}
+
+/// Runs `command` under a shell watchdog: when this test process goes away (however it ends)
+/// the server gets `signal` and its directory is removed.
+#[expect(clippy::zombie_processes, reason = "the watchdog outlives this process by design; init reaps it")]
+fn spawn_watched(command: &[&str], signal: &str, dir: &Path, log: &Path) {
+    const WATCHDOG: &str = r#"parent=$1; sig=$2; dir=$3; shift 3
+"$@" &
+child=$!
+while kill -0 "$parent" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.5; done
+kill -"$sig" "$child" 2>/dev/null
+wait "$child"
+rm -rf "$dir"
+rmdir "$(dirname "$dir")" 2>/dev/null
+exit 0"#;
+    let log = std::fs::File::create(log).expect("create a server log");
+    Command::new("sh")
+        .arg("-c")
+        .arg(WATCHDOG)
+        .arg("sh")
+        .arg(std::process::id().to_string())
+        .arg(signal)
+        .arg(dir)
+        .args(command)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start a server under its watchdog");
+}
+
+fn wait_until(what: &str, log: &Path, mut ready: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("{what} did not become ready within 60 s; its log:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn start_redis(dir: &Path) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    let binary = find_binary(
+        "redis-server",
+        &[PathBuf::from("/usr/bin"), PathBuf::from("/usr/local/bin")],
+    );
+    let port = free_port().to_string();
+    let databases = REDIS_DATABASES.to_string();
+    let log = dir.join("server.log");
+    spawn_watched(
+        &[
+            binary.to_str().unwrap(),
+            "--port",
+            &port,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--databases",
+            &databases,
+            "--dir",
+            dir.to_str().unwrap(),
+        ],
+        "TERM",
+        dir,
+        &log,
+    );
+    wait_until("redis-server", &log, || {
+        let Ok(mut stream) = TcpStream::connect(format!("127.0.0.1:{port}")) else {
+            return false;
+        };
+        let mut reply = [0u8; 7];
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut reply).is_ok()
+            && &reply == b"+PONG\r\n"
+    });
+    format!("redis://127.0.0.1:{port}")
+}
+
+fn start_postgres(dir: &Path) -> String {
+    let bin_dirs = postgres_bin_dirs();
+    let initdb = find_binary("initdb", &bin_dirs);
+    let postgres = find_binary("postgres", &bin_dirs);
+    let pg_isready = find_binary("pg_isready", &bin_dirs);
+    std::fs::create_dir_all(dir).unwrap();
+    let as_postgres: Vec<&str> = if is_root() {
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir)
+            .status()
+            .expect("chown");
+        assert!(
+            status.success(),
+            "chown of the PostgreSQL directory failed (is the `postgres` account there?)"
+        );
+        vec![
+            "setpriv",
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--init-groups",
+        ]
+    } else {
+        Vec::new()
+    };
+    let data = dir.join("data");
+    let mut init = Command::new(
+        as_postgres
+            .first()
+            .copied()
+            .unwrap_or(initdb.to_str().unwrap()),
+    );
+    if !as_postgres.is_empty() {
+        init.args(&as_postgres[1..]).arg(&initdb);
+    }
+    let output = init
+        .arg("-D")
+        .arg(&data)
+        .args([
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "--no-sync",
+        ])
+        .output()
+        .expect("run initdb");
+    assert!(
+        output.status.success(),
+        "initdb failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let port = free_port().to_string();
+    let log = dir.join("server.log");
+    let mut command: Vec<&str> = as_postgres.clone();
+    command.extend([
+        postgres.to_str().unwrap(),
+        "-D",
+        data.to_str().unwrap(),
+        "-p",
+        &port,
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+    ]);
+    let socket_dir = format!("unix_socket_directories={}", dir.display());
+    command.extend([
+        socket_dir.as_str(),
+        "-c",
+        "fsync=off",
+        "-c",
+        "synchronous_commit=off",
+        "-c",
+        "full_page_writes=off",
+        "-c",
+        "max_connections=500",
+    ]);
+    spawn_watched(&command, "INT", dir, &log);
+    wait_until("postgres", &log, || {
+        Command::new(&pg_isready)
+            .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-q"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    });
+    format!("postgres://postgres@127.0.0.1:{port}/postgres")
+}
