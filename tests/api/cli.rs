@@ -212,3 +212,23 @@ async fn serve_reloads_prompts_on_sighup_and_stops_cleanly_on_sigterm() {
         .unwrap();
     assert!(status.success(), "tutorq serve exited with {status}");
 }
+
+#[tokio::test]
+async fn migrate_creates_the_tables_and_is_idempotent() {
+    let mut settings = test_settings().await;
+    settings.database.migrate_on_start = false;
+    let url = settings.database.url.expose().to_owned();
+    for _ in 0..2 {
+        let output = tutorq(&["migrate"], &[("TUTORQ__DATABASE__URL", &url)]);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        assert!(text(&output.stdout).contains("migrations applied"));
+    }
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(tables, ["_sqlx_migrations", "audit_events", "task_history"]);
+}

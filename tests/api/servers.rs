@@ -122,7 +122,10 @@ fn postgres_bin_dirs() -> Vec<PathBuf> {
 
 /// Runs `command` under a shell watchdog: when this test process goes away (however it ends)
 /// the server gets `signal` and its directory is removed.
-#[expect(clippy::zombie_processes, reason = "the watchdog outlives this process by design; init reaps it")]
+#[expect(
+    clippy::zombie_processes,
+    reason = "the watchdog outlives this process by design; init reaps it"
+)]
 fn spawn_watched(command: &[&str], signal: &str, dir: &Path, log: &Path) {
     const WATCHDOG: &str = r#"parent=$1; sig=$2; dir=$3; shift 3
 "$@" &

@@ -73,8 +73,9 @@ impl MockProvider {
         match &options.json_schema {
             Some(schema) => instance::instance(schema, &mut rng, &topic, "mock").to_string(),
             None => {
-                let first = SENTENCES[rng.usize(..SENTENCES.len())];
-                let second = SENTENCES[rng.usize(..SENTENCES.len())];
+                let first = rng.usize(..SENTENCES.len());
+                let second = (first + 1 + rng.usize(..SENTENCES.len() - 1)) % SENTENCES.len();
+                let (first, second) = (SENTENCES[first], SENTENCES[second]);
                 let text = format!("{first} {second} ({topic})");
                 truncate_tokens(&text, options.max_tokens as usize)
             }
