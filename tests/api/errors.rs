@@ -303,15 +303,7 @@ async fn forbidden_topics_are_refused_in_any_turkish_case() {
 #[tokio::test]
 async fn problem_types_are_documented() {
     let app = spawn_app().await;
-    let body: Value = app
-        .client
-        .get(app.url("/problems/invalid-input"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = app.get_json("/problems/invalid-input", None).await;
     assert_eq!(body["status"], 422);
     assert!(body["description"].as_str().unwrap().contains("errors"));
     let response = app

@@ -83,6 +83,21 @@ impl TestApp {
         self.auth.mint_claims(claims)
     }
 
+    /// GET `path` (with a bearer token when given) and decode the JSON answer.
+    pub async fn get_json(&self, path: &str, token: Option<&str>) -> Value {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request
+            .send()
+            .await
+            .expect("request sent")
+            .json()
+            .await
+            .expect("a JSON body")
+    }
+
     pub async fn post_ai(&self, feature: &str, body: &Value) -> reqwest::Response {
         self.client
             .post(self.url(&format!("/v1/ai/{feature}")))

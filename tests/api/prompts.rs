@@ -222,15 +222,8 @@ async fn reload_adds_versions_and_a_bad_file_keeps_the_running_prompts() {
         )
         .await;
     assert_eq!(response.status(), 200);
-    let listed: Value = app
-        .client
-        .get(app.url("/v1/admin/prompts"))
-        .bearer_auth(app.token(Role::Admin))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = app
+        .get_json("/v1/admin/prompts", Some(&app.token(Role::Admin)))
+        .await;
     assert_eq!(listed["prompts"]["hint"], json!(["1.0", "1.1"]));
 }

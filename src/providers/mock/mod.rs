@@ -66,6 +66,22 @@ impl MockProvider {
         Ok(())
     }
 
+    /// The answer with its usage and model, as both `complete` and `stream` give it.
+    fn respond(
+        &self,
+        prompt: &RenderedPrompt,
+        options: &CompletionOptions,
+    ) -> (String, Usage, String) {
+        let model = options
+            .model
+            .clone()
+            .unwrap_or_else(|| self.settings.model.clone());
+        let text = self.answer(prompt, options, &model);
+        let prompt_tokens = self.count_tokens(&prompt.system) + self.count_tokens(&prompt.user);
+        let usage = Usage::new(prompt_tokens as u32, self.count_tokens(&text) as u32);
+        (text, usage, model)
+    }
+
     /// The answer for a prompt: the same prompt and options always give the same text.
     fn answer(&self, prompt: &RenderedPrompt, options: &CompletionOptions, model: &str) -> String {
         let mut rng = fastrand::Rng::with_seed(Self::seed(prompt, model));
@@ -119,13 +135,7 @@ impl AiProvider for MockProvider {
             let started = Instant::now();
             tokio::time::sleep(self.latency()).await;
             self.injected_failure()?;
-            let model = options
-                .model
-                .clone()
-                .unwrap_or_else(|| self.settings.model.clone());
-            let text = self.answer(prompt, options, &model);
-            let prompt_tokens = self.count_tokens(&prompt.system) + self.count_tokens(&prompt.user);
-            let usage = Usage::new(prompt_tokens as u32, self.count_tokens(&text) as u32);
+            let (text, usage, model) = self.respond(prompt, options);
             Ok(AiResponse {
                 text,
                 usage,
@@ -144,13 +154,7 @@ impl AiProvider for MockProvider {
     ) -> BoxFuture<'a, Result<ChunkStream, ProviderError>> {
         Box::pin(async move {
             self.injected_failure()?;
-            let model = options
-                .model
-                .clone()
-                .unwrap_or_else(|| self.settings.model.clone());
-            let text = self.answer(prompt, options, &model);
-            let prompt_tokens = self.count_tokens(&prompt.system) + self.count_tokens(&prompt.user);
-            let usage = Usage::new(prompt_tokens as u32, self.count_tokens(&text) as u32);
+            let (text, usage, _) = self.respond(prompt, options);
             let chars: Vec<char> = text.chars().collect();
             let pieces: Vec<String> = chars
                 .chunks(self.settings.stream_chunk_chars)
