@@ -15,6 +15,7 @@ use crate::prompts::PromptRegistry;
 use crate::providers::ProviderChains;
 use crate::service::AiService;
 use crate::storage::{self, Stores};
+use crate::tasks::{Engine, JobKinds};
 
 /// Everything a handler or worker needs, cheap to clone.
 #[derive(Clone)]
@@ -45,12 +46,21 @@ impl AppState {
                 );
             }
         }
+        let kinds = JobKinds::load(&settings.jobs.dir)
+            .map_err(|err| anyhow::anyhow!("the job kind files are invalid: {err}"))?;
+        let engine = Engine::start(
+            stores.redis.clone(),
+            stores.redis_client.clone(),
+            stores.db.clone(),
+            kinds,
+        );
         let providers = ProviderChains::from_settings(&settings.providers);
+        let settings = Arc::new(settings);
         Ok(Self {
             auth: Authenticator::new(&settings.auth),
-            service: AiService::new(Arc::new(prompts), providers),
+            service: AiService::new(Arc::new(prompts), providers, engine, settings.clone()),
             stores,
-            settings: Arc::new(settings),
+            settings,
         })
     }
 }

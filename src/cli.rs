@@ -74,27 +74,13 @@ fn parse_role(value: &str) -> Result<Role, String> {
     value.parse()
 }
 
-/// `90s`, `15m`, `1h`, `7d`, or plain seconds.
+/// `90s`, `15m`, `1h`, `7d`, or plain seconds; never zero.
 fn parse_ttl(value: &str) -> Result<Duration, String> {
-    let value = value.trim();
-    let split = value
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(value.len());
-    let (number, unit) = value.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{value}` is not a duration like 30m, 1h or 7d"))?;
-    let seconds = match unit {
-        "" | "s" => number,
-        "m" => number * 60,
-        "h" => number * 3600,
-        "d" => number * 86_400,
-        other => return Err(format!("unknown unit `{other}` (use s, m, h or d)")),
-    };
-    if seconds == 0 {
+    let ttl = crate::config::duration::parse(value)?;
+    if ttl.is_zero() {
         return Err("the lifetime must be greater than zero".into());
     }
-    Ok(Duration::from_secs(seconds))
+    Ok(ttl)
 }
 
 pub fn run() -> ExitCode {
@@ -159,17 +145,23 @@ async fn serve(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Worker { queues } => {
             let shutdown = Shutdown::on_signals()?;
+            let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
             let state = AppState::build(settings).await?;
             shutdown::reload_prompts_on_sighup(Arc::clone(state.service.prompts()))?;
-            crate::tasks::run_workers(state, queues, shutdown).await
+            crate::service::workers::run(state.service, queues, shutdown, grace).await
         }
         Command::All => {
             let shutdown = Shutdown::on_signals()?;
             let app = Application::build(settings).await?;
             shutdown::reload_prompts_on_sighup(Arc::clone(app.state().service.prompts()))?;
             announce(&app);
-            let workers =
-                crate::tasks::run_workers(app.state().clone(), Vec::new(), shutdown.clone());
+            let grace = Duration::from_secs(app.state().settings.server.shutdown_grace_secs);
+            let workers = crate::service::workers::run(
+                app.state().service.clone(),
+                Vec::new(),
+                shutdown.clone(),
+                grace,
+            );
             let (served, worked) = tokio::join!(app.run_until_stopped(shutdown.wait()), workers);
             served.and(worked)
         }

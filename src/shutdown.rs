@@ -28,6 +28,24 @@ impl Shutdown {
         Ok(Self(rx))
     }
 
+    /// A watch receiver that turns `true` on shutdown.
+    pub fn receiver(&self) -> watch::Receiver<bool> {
+        self.0.clone()
+    }
+
+    /// A notice that never fires (tests, tools).
+    pub fn never() -> Self {
+        let (tx, rx) = watch::channel(false);
+        std::mem::forget(tx);
+        Self(rx)
+    }
+
+    /// A notice and the switch that fires it.
+    pub fn manual() -> (watch::Sender<bool>, Self) {
+        let (tx, rx) = watch::channel(false);
+        (tx, Self(rx))
+    }
+
     pub async fn wait(mut self) {
         let _ = self.0.wait_for(|stopped| *stopped).await;
     }
@@ -47,4 +65,9 @@ pub fn reload_prompts_on_sighup(registry: Arc<PromptRegistry>) -> std::io::Resul
         }
     });
     Ok(())
+}
+
+/// Resolves once `receiver` turns `true` (or its sender is gone).
+pub async fn stopped(receiver: &mut watch::Receiver<bool>) {
+    let _ = receiver.wait_for(|stop| *stop).await;
 }

@@ -14,6 +14,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/admin/prompts", get(list_prompts))
         .route("/v1/admin/prompts/reload", post(reload_prompts))
+        .route("/v1/admin/dead", get(dead))
+        .route("/v1/admin/dead/{id}/retry", post(retry_dead))
 }
 
 fn versions_json(set: &crate::prompts::PromptSet) -> Json_ {
@@ -50,4 +52,34 @@ async fn reload_prompts(
     Ok(Json(
         json!({ "reloaded": true, "prompts": versions_json(&set) }),
     ))
+}
+
+/// Dead tasks, newest first (at most 100).
+async fn dead(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Json_>, ApiError> {
+    require_role(&principal, &[Role::Admin])?;
+    let records = state.service.dead_tasks(100).await?;
+    let tasks: Vec<Json_> = records
+        .iter()
+        .map(|r| {
+            let mut view = r.to_json();
+            view["user_id"] = r.user_id.clone().into();
+            view
+        })
+        .collect();
+    Ok(Json(json!({ "tasks": tasks })))
+}
+
+/// Queues a dead task again with fresh attempts.
+async fn retry_dead(
+    State(state): State<AppState>,
+    principal: Principal,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    require_role(&principal, &[Role::Admin])?;
+    let record = state.service.replay_dead(&id).await?;
+    tracing::info!(by = %principal.user_id, task_id = %id, "dead task re-queued");
+    Ok(super::ai::accepted(&record))
 }

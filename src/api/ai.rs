@@ -1,17 +1,20 @@
-//! `POST /v1/ai/{feature}`: one AI request, answered inline.
+//! `POST /v1/ai/{feature}`: one AI request, answered inline (200) or queued (202).
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::json::ApiJson;
 use super::problem::ApiError;
+use super::request_context::current_request_id;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::feature::Feature;
-use crate::service::{Completion, SubmitRequest};
+use crate::service::{Mode, SubmitRequest, Submitted};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/ai/{feature}", post(submit))
@@ -26,6 +29,14 @@ struct SubmitBody {
     /// Pin a prompt version; the highest one otherwise.
     #[serde(default)]
     prompt_version: Option<String>,
+    /// auto (default), sync or async.
+    #[serde(default)]
+    mode: Option<Mode>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct SubmitQuery {
+    mode: Option<String>,
 }
 
 /// The `{feature}` path segment, parsed; an unknown one is a 404 before the body is read.
@@ -44,12 +55,57 @@ impl<S: Send + Sync> FromRequestParts<S> for FeaturePath {
     }
 }
 
+/// The mode from the body, else `?mode=`, else `Prefer: respond-async`, else auto.
+fn mode(body: Option<Mode>, query: Option<&str>, headers: &HeaderMap) -> Result<Mode, ApiError> {
+    if let Some(mode) = body {
+        return Ok(mode);
+    }
+    if let Some(text) = query {
+        return match text {
+            "auto" => Ok(Mode::Auto),
+            "sync" => Ok(Mode::Sync),
+            "async" => Ok(Mode::Async),
+            other => Err(ApiError::invalid_field(
+                "mode",
+                format!("`{other}` is not one of auto, sync, async"),
+            )),
+        };
+    }
+    let prefers_async = headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("respond-async"));
+    Ok(if prefers_async {
+        Mode::Async
+    } else {
+        Mode::Auto
+    })
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().unwrap_or_default().trim();
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::invalid_field(
+            "Idempotency-Key",
+            "must be 1 to 255 visible ASCII characters",
+        ));
+    }
+    Ok(Some(key.to_owned()))
+}
+
 async fn submit(
     State(state): State<AppState>,
     principal: Principal,
     FeaturePath(feature): FeaturePath,
+    Query(query): Query<SubmitQuery>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<SubmitBody>,
-) -> Result<Json<Completion>, ApiError> {
+) -> Result<Response, ApiError> {
     if body.input.is_null() {
         return Err(ApiError::invalid_field(
             "input",
@@ -57,10 +113,28 @@ async fn submit(
         ));
     }
     let request = SubmitRequest {
+        mode: mode(body.mode, query.mode.as_deref(), &headers)?,
+        idempotency_key: idempotency_key(&headers)?,
         input: body.input,
         prompt_version: body.prompt_version,
+        request_id: current_request_id().unwrap_or_default(),
     };
-    Ok(Json(
-        state.service.submit(&principal, feature, request).await?,
-    ))
+    match state.service.submit(&principal, feature, request).await? {
+        Submitted::Done(completion) => {
+            let mut body = serde_json::to_value(&completion).expect("a completion serializes");
+            body["status"] = "succeeded".into();
+            Ok(Json(body).into_response())
+        }
+        Submitted::Accepted(record) => Ok(accepted(&record)),
+    }
+}
+
+/// 202 with the task's record and where to follow it.
+pub fn accepted(record: &crate::tasks::TaskRecord) -> Response {
+    let location = format!("/v1/tasks/{}", record.id);
+    let mut response = (StatusCode::ACCEPTED, Json(record.to_json())).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
 }

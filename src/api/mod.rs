@@ -7,6 +7,7 @@ mod health;
 mod json;
 mod problem;
 mod request_context;
+mod tasks;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
@@ -24,6 +25,7 @@ pub fn router(state: AppState) -> Router {
     let authenticated = Router::new()
         .merge(ai::router())
         .merge(admin::router())
+        .merge(tasks::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_auth,

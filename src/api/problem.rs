@@ -158,6 +158,12 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Provider(ChainError),
+    #[error("the task is already {0}")]
+    TaskFinal(String),
+    #[error("this Idempotency-Key was already used with a different request body")]
+    IdempotencyKeyReused,
+    #[error("the task store (Redis) is unavailable; nothing was changed")]
+    StoreUnavailable(String),
     #[error("not ready: {}", failing.keys().cloned().collect::<Vec<_>>().join(", "))]
     NotReady { failing: BTreeMap<String, String> },
     #[error(transparent)]
@@ -190,6 +196,9 @@ impl ApiError {
             Self::Provider(chain) if chain.error.is_transient() => "provider-unavailable",
             Self::Provider(_) => "provider-error",
             Self::NotReady { .. } => "not-ready",
+            Self::TaskFinal(_) => "task-final",
+            Self::IdempotencyKeyReused => "idempotency-key-reused",
+            Self::StoreUnavailable(_) => "store-unavailable",
             Self::Internal(_) => "internal",
         }
     }
@@ -263,6 +272,13 @@ impl From<ServiceError> for ApiError {
             ServiceError::InvalidOutput { provider, problems } => {
                 Self::InvalidModelOutput { provider, problems }
             }
+            ServiceError::Store(err) => {
+                tracing::warn!(%err, "Redis unavailable");
+                Self::StoreUnavailable(err.to_string())
+            }
+            ServiceError::IdempotencyMismatch => Self::IdempotencyKeyReused,
+            ServiceError::TaskNotFound => Self::NotFound("there is no task with this id".into()),
+            ServiceError::TaskFinal(state) => Self::TaskFinal(state),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Settings: typed, layered (`config/default.yaml` → `config/{TUTORQ_ENV}.yaml` → `TUTORQ__*`
 //! env vars) and checked once at start, so a bad value stops the process with its key.
 
+pub mod duration;
 mod layers;
 mod secret;
 
@@ -33,6 +34,8 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
+    pub jobs: JobSettings,
+    pub intake: IntakeSettings,
     pub prompts: PromptSettings,
     pub providers: ProviderSettings,
     pub log: LogSettings,
@@ -80,6 +83,43 @@ impl AuthSettings {
             Some(secret) => secret.clone(),
             None => Secret::new(INSECURE_DEV_SECRET),
         }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSettings {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntakeSettings {
+    pub sync_threshold_ms: u64,
+    pub expected_latency_ms: u64,
+    #[serde(default)]
+    pub features: BTreeMap<String, FeatureIntake>,
+    pub long_poll_max_secs: u64,
+    pub idempotency_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureIntake {
+    #[serde(default)]
+    pub sync_threshold_ms: Option<u64>,
+    #[serde(default)]
+    pub expected_latency_ms: Option<u64>,
+}
+
+impl IntakeSettings {
+    /// `(threshold, seed estimate)` for a feature.
+    pub fn for_feature(&self, feature: &str) -> (Duration, Duration) {
+        let own = self.features.get(feature).cloned().unwrap_or_default();
+        (
+            Duration::from_millis(own.sync_threshold_ms.unwrap_or(self.sync_threshold_ms)),
+            Duration::from_millis(own.expected_latency_ms.unwrap_or(self.expected_latency_ms)),
+        )
     }
 }
 
@@ -250,6 +290,14 @@ impl Settings {
                         "unknown provider `{unknown}` (known: {})",
                         crate::providers::KNOWN.join(", ")
                     ),
+                ));
+            }
+        }
+        for feature in self.intake.features.keys() {
+            if feature.parse::<crate::feature::Feature>().is_err() {
+                return Err(invalid(
+                    &format!("intake.features.{feature}"),
+                    "unknown feature".into(),
                 ));
             }
         }

@@ -16,6 +16,8 @@ use crate::config::Settings;
 #[derive(Clone)]
 pub struct Stores {
     pub redis: ::redis::aio::ConnectionManager,
+    /// For connections of their own (blocking reads, pub/sub).
+    pub redis_client: ::redis::Client,
     pub db: sqlx::PgPool,
     probe_timeout: Duration,
 }
@@ -24,12 +26,13 @@ impl Stores {
     /// Connects lazily: the process starts even when a store is briefly down, and `/readyz`
     /// says which one.
     pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
-        let redis = connect_redis(&settings.redis)
+        let (redis, redis_client) = connect_redis(&settings.redis)
             .await
             .context("configuring Redis")?;
         let db = connect_postgres(&settings.database).context("configuring PostgreSQL")?;
         Ok(Self {
             redis,
+            redis_client,
             db,
             probe_timeout: Duration::from_millis(settings.redis.response_timeout_ms.max(500)),
         })

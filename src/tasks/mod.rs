@@ -1,23 +1,25 @@
-//! Jobs, task records and worker pools.
-//!
-//! The Redis queue engine and its job kinds (`jobs/*.yaml`) land here with the engine issue;
-//! until then a worker process starts, says so, and waits for shutdown.
+//! The queue engine: typed jobs on Redis Streams under apalis workers, task records and events,
+//! retries with backoff, dead tasks, crash recovery and task history.
 
-use crate::app::AppState;
-use crate::shutdown::Shutdown;
+mod backend;
+mod completer;
+mod delivery;
+mod engine;
+mod fetcher;
+mod history;
+mod inflight;
+pub mod keys;
+mod kinds;
+mod latency;
+mod pool;
+mod record;
+mod store;
 
-/// Runs the worker pools for `queues` (all when empty) until shutdown.
-pub async fn run_workers(
-    state: AppState,
-    queues: Vec<String>,
-    shutdown: Shutdown,
-) -> anyhow::Result<()> {
-    let _ = state;
-    tracing::info!(
-        ?queues,
-        "worker started; no job kinds are defined yet, waiting for shutdown"
-    );
-    shutdown.wait().await;
-    tracing::info!("worker stopped");
-    Ok(())
-}
+pub use delivery::{Delivery, JobFailure, classify};
+pub use engine::Engine;
+pub use history::{HistoryRow, HistorySink};
+pub use kinds::{JobKind, JobKinds};
+pub use latency::LatencyBook;
+pub use pool::{JobFn, consumer_name, run_pool};
+pub use record::{TaskRecord, TaskState, timestamp};
+pub use store::{Cancelled, Finish, Finished, NewTask, Outcome, TaskStore};

@@ -1,0 +1,115 @@
+//! `/v1/tasks`: a task's record (with long-poll), cancellation, and the caller's task list.
+
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::problem::ApiError;
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::service::TaskQuery;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/tasks", get(list))
+        .route("/v1/tasks/{id}", get(show).delete(cancel))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShowQuery {
+    /// Seconds to wait for a final state (long-poll).
+    #[serde(default)]
+    wait: Option<f64>,
+}
+
+async fn show(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    query: Result<Query<ShowQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|err| ApiError::invalid_field("query", err.body_text()))?;
+    let wait = match query.wait {
+        None => Duration::ZERO,
+        Some(seconds) if (0.0..=3600.0).contains(&seconds) => Duration::from_secs_f64(seconds),
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                "wait",
+                "must be a number of seconds between 0 and 30",
+            ));
+        }
+    };
+    let record = state.service.task(&principal, &id, wait).await?;
+    Ok(Json(record.to_json()))
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let record = state.service.cancel_task(&principal, &id).await?;
+    Ok(Json(record.to_json()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    state: Option<String>,
+    feature: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|err| ApiError::invalid_field("query", err.body_text()))?;
+    let task_query = TaskQuery {
+        state: query
+            .state
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e: String| ApiError::invalid_field("state", e))?,
+        feature: query
+            .feature
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e: crate::feature::UnknownFeature| {
+                ApiError::invalid_field("feature", e.to_string())
+            })?,
+        limit: match query.limit {
+            None => 20,
+            Some(limit @ 1..=100) => limit,
+            Some(_) => {
+                return Err(ApiError::invalid_field(
+                    "limit",
+                    "must be between 1 and 100",
+                ));
+            }
+        },
+        before_us: query
+            .cursor
+            .as_deref()
+            .map(|c| {
+                c.parse::<i64>().map_err(|_| {
+                    ApiError::invalid_field("cursor", "is not a cursor from a previous page")
+                })
+            })
+            .transpose()?,
+    };
+    let (records, next) = state.service.list_tasks(&principal, &task_query).await?;
+    let tasks: Vec<Value> = records.iter().map(|r| r.to_json()).collect();
+    Ok(Json(
+        json!({ "tasks": tasks, "next_cursor": next.map(|c| c.to_string()) }),
+    ))
+}

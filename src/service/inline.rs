@@ -1,0 +1,124 @@
+//! Inline runs: the request is answered in the same HTTP exchange, but it is a task like any
+//! other (record, events, history). A lease in the queue's delayed set, kept fresh while the run
+//! lasts, makes sure a run whose process dies is queued and finished by a worker. A run that
+//! overruns its threshold is not abandoned and not started twice: the caller gets 202 and the
+//! same run finishes in the background.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value as Json, json};
+
+use super::job::{AI_REQUEST, AiRequestJob, failure_of, job_failure, outcome_payload};
+use super::{AiService, Completion, ServiceError, Submitted};
+use crate::tasks::{Delivery, Finish, NewTask, Outcome, classify};
+
+impl AiService {
+    /// Runs `job` here; answers `Accepted` if it is still running after `limit`.
+    pub(super) async fn run_inline(
+        &self,
+        task: NewTask,
+        job: AiRequestJob,
+        limit: Option<Duration>,
+    ) -> Result<Submitted, ServiceError> {
+        let kind = self.engine.store.kinds().kind(AI_REQUEST).clone();
+        let lease = kind.visibility_timeout;
+        self.engine.store.begin_inline(&task, lease).await?;
+        let detached = Arc::new(AtomicBool::new(false));
+        let mut run = tokio::spawn(self.clone().inline_run(job, detached.clone(), kind.clone()));
+        let joined = match limit {
+            None => (&mut run).await,
+            Some(limit) => match tokio::time::timeout(limit, &mut run).await {
+                Ok(joined) => joined,
+                Err(_) => {
+                    detached.store(true, Ordering::SeqCst);
+                    tracing::info!(task_id = %task.id, "inline run overran its threshold; answering 202 and finishing in the background");
+                    let record = self
+                        .engine
+                        .store
+                        .get(&task.id)
+                        .await?
+                        .ok_or(ServiceError::TaskNotFound)?;
+                    return Ok(Submitted::Accepted(record));
+                }
+            },
+        };
+        match joined {
+            Ok(Some(result)) => result.map(Submitted::Done),
+            // Cancelled while the caller waited: show the cancelled task.
+            Ok(None) | Err(_) => {
+                let record = self
+                    .engine
+                    .store
+                    .get(&task.id)
+                    .await?
+                    .ok_or(ServiceError::TaskNotFound)?;
+                Ok(Submitted::Accepted(record))
+            }
+        }
+    }
+
+    /// The run itself, with its lease kept fresh; records the outcome before returning it.
+    /// `None` when the task was cancelled meanwhile.
+    async fn inline_run(
+        self,
+        job: AiRequestJob,
+        detached: Arc<AtomicBool>,
+        kind: crate::tasks::JobKind,
+    ) -> Option<Result<Completion, ServiceError>> {
+        let task_id = job.task_id.clone();
+        let cancel = self.engine.inflight.begin(None, &task_id);
+        let lease = kind.visibility_timeout;
+        let keep_lease = async {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                if let Err(err) = self.engine.store.extend_lease(&kind, &task_id, lease).await {
+                    tracing::warn!(%err, task_id, "could not extend the inline lease");
+                }
+            }
+        };
+        let input = Json::Object(job.input.clone());
+        let result = tokio::select! {
+            result = self.execute(&task_id, job.feature, Some(&job.prompt_version), &input) => Some(result),
+            () = cancel.notified() => None,
+            () = keep_lease => unreachable!("the lease loop never ends"),
+        };
+        let delivery = Delivery::new(None, task_id.clone(), 1, cancel, None);
+        let finish = match &result {
+            Some(Ok(completion)) => Finish {
+                entry_id: None,
+                task_id: task_id.clone(),
+                outcome: Outcome::Succeeded,
+                payload: outcome_payload(completion),
+            },
+            Some(Err(error)) if !detached.load(Ordering::SeqCst) => {
+                // The caller is waiting and gets this error: the task ends here.
+                let (failure, _) = failure_of(error);
+                Finish {
+                    entry_id: None,
+                    task_id: task_id.clone(),
+                    outcome: Outcome::Failed,
+                    payload: json!({ "error": { "kind": failure.kind, "message": failure.message } }),
+                }
+            }
+            Some(Err(_)) => {
+                // Nobody waits any more: the error is treated like a worker's (retry or give up).
+                let Some(Err(error)) = result else {
+                    unreachable!()
+                };
+                let finish = classify(&kind, &delivery, &Err(job_failure(error)));
+                self.engine.record(&kind, vec![finish]).await;
+                return None;
+            }
+            None => Finish {
+                entry_id: None,
+                task_id: task_id.clone(),
+                outcome: Outcome::Failed,
+                payload: json!({ "error": { "kind": "cancelled", "message": "the task was cancelled" } }),
+            },
+        };
+        self.engine.record(&kind, vec![finish]).await;
+        result
+    }
+}

@@ -1,0 +1,112 @@
+//! The `ai_request` job: what a queued AI request carries, and how a worker (or an inline run)
+//! executes it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
+use tracing::Instrument as _;
+
+use super::{AiService, Completion, ServiceError};
+use crate::feature::Feature;
+use crate::providers::ProviderError;
+use crate::tasks::JobFailure;
+
+/// The stable job name in `jobs/ai_request.yaml`.
+pub const AI_REQUEST: &str = "ai_request";
+
+/// A queued AI request. Field names are the wire format of jobs waiting in Redis: rename with
+/// `#[serde(rename)]`, never by renaming the field alone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AiRequestJob {
+    pub task_id: String,
+    pub feature: Feature,
+    /// The prompt version resolved at intake, so a reload between intake and run cannot change it.
+    pub prompt_version: String,
+    /// The validated input.
+    pub input: Map<String, Json>,
+    pub user_id: String,
+    pub role: String,
+    pub request_id: String,
+}
+
+impl AiService {
+    /// Runs a queued AI request; the error says whether the queue should retry.
+    pub async fn run_job(&self, job: AiRequestJob) -> Result<Json, apalis::prelude::BoxDynError> {
+        let span = tracing::info_span!("job", task_id = %job.task_id, request_id = %job.request_id, feature = %job.feature);
+        let input = Json::Object(job.input);
+        let completion = self
+            .execute(&job.task_id, job.feature, Some(&job.prompt_version), &input)
+            .instrument(span)
+            .await
+            .map_err(job_failure)?;
+        Ok(outcome_payload(&completion))
+    }
+}
+
+/// The fields a successful task stores and shows: everything of the completion but its id.
+pub fn outcome_payload(completion: &Completion) -> Json {
+    let mut value = serde_json::to_value(completion).expect("a completion serializes");
+    if let Json::Object(map) = &mut value {
+        map.remove("task_id");
+        map.remove("feature");
+    }
+    value
+}
+
+/// Whether a failed run may succeed when tried again.
+pub enum Retry {
+    Never,
+    Backoff,
+    After(std::time::Duration),
+}
+
+/// The stable kind, message and retry class of a failure.
+pub fn failure_of(error: &ServiceError) -> (JobFailure, Retry) {
+    match error {
+        ServiceError::Provider(chain) => {
+            let failure = JobFailure::new(provider_kind(&chain.error), chain.to_string());
+            let retry = match chain.error {
+                ProviderError::RateLimited {
+                    retry_after: Some(delay),
+                } => Retry::After(delay),
+                ref error if error.is_transient() => Retry::Backoff,
+                _ => Retry::Never,
+            };
+            (failure, retry)
+        }
+        ServiceError::InvalidOutput { problems, .. } => (
+            JobFailure::new("invalid_model_output", problems.join("; ")),
+            Retry::Backoff,
+        ),
+        ServiceError::Store(err) => (
+            JobFailure::new("store_unavailable", err.to_string()),
+            Retry::Backoff,
+        ),
+        other => (
+            JobFailure::new("invalid_request", other.to_string()),
+            Retry::Never,
+        ),
+    }
+}
+
+/// A failure as the queue takes it: give up, retry with backoff, or retry after a delay.
+pub fn job_failure(error: ServiceError) -> apalis::prelude::BoxDynError {
+    let (failure, retry) = failure_of(&error);
+    match retry {
+        Retry::Never => failure.give_up(),
+        Retry::Backoff => failure.retry(),
+        Retry::After(delay) => failure.retry_after(delay),
+    }
+}
+
+fn provider_kind(error: &ProviderError) -> &'static str {
+    match error {
+        ProviderError::Auth(_) => "provider_auth",
+        ProviderError::RateLimited { .. } => "provider_rate_limited",
+        ProviderError::Overloaded(_) => "provider_overloaded",
+        ProviderError::Timeout => "provider_timeout",
+        ProviderError::BadRequest(_) => "provider_bad_request",
+        ProviderError::ContentFilter => "content_filter",
+        ProviderError::Server(_) => "provider_error",
+        ProviderError::Unsupported(_) => "provider_unsupported",
+    }
+}

@@ -1,0 +1,173 @@
+//! Reading, waiting for, listing and cancelling tasks; dead tasks for admins. A caller sees only
+//! its own tasks: another user's id is "not found".
+
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::{AiService, ServiceError, SubmitRequest};
+use crate::auth::Principal;
+use crate::feature::Feature;
+use crate::tasks::{Cancelled, HistoryRow, TaskRecord, TaskState, keys};
+
+/// Filters and page of `GET /v1/tasks`.
+#[derive(Debug, Clone)]
+pub struct TaskQuery {
+    pub state: Option<TaskState>,
+    pub feature: Option<Feature>,
+    pub limit: usize,
+    /// Only tasks created before this (microseconds), from the previous page's cursor.
+    pub before_us: Option<i64>,
+}
+
+impl AiService {
+    /// The caller's task, after waiting up to `wait` for it to reach a final state.
+    pub async fn task(
+        &self,
+        principal: &Principal,
+        task_id: &str,
+        wait: Duration,
+    ) -> Result<TaskRecord, ServiceError> {
+        let record = self.own_task(principal, task_id).await?;
+        if record.state.is_final() || wait.is_zero() {
+            return Ok(record);
+        }
+        let limit = wait.min(Duration::from_secs(self.settings.intake.long_poll_max_secs));
+        self.engine.store.wait_for_final(task_id, limit).await?;
+        self.own_task(principal, task_id).await
+    }
+
+    async fn own_task(
+        &self,
+        principal: &Principal,
+        task_id: &str,
+    ) -> Result<TaskRecord, ServiceError> {
+        match self.engine.store.get(task_id).await? {
+            Some(record) if record.user_id == principal.user_id => Ok(record),
+            _ => Err(ServiceError::TaskNotFound),
+        }
+    }
+
+    /// Cancels the caller's task: at once if it waits, cooperatively if it runs.
+    pub async fn cancel_task(
+        &self,
+        principal: &Principal,
+        task_id: &str,
+    ) -> Result<TaskRecord, ServiceError> {
+        match self
+            .engine
+            .store
+            .cancel(task_id, Some(&principal.user_id))
+            .await?
+        {
+            Cancelled::Missing => Err(ServiceError::TaskNotFound),
+            Cancelled::AlreadyFinal(state) => Err(ServiceError::TaskFinal(state)),
+            Cancelled::From(_) => {
+                let record = self.own_task(principal, task_id).await?;
+                if let Some(row) = HistoryRow::from_record(&record) {
+                    self.engine.history.record(row);
+                }
+                Ok(record)
+            }
+        }
+    }
+
+    /// The caller's tasks, newest first; the second value is the cursor of the next page.
+    pub async fn list_tasks(
+        &self,
+        principal: &Principal,
+        query: &TaskQuery,
+    ) -> Result<(Vec<TaskRecord>, Option<i64>), ServiceError> {
+        let mut found = Vec::new();
+        let mut before = query.before_us;
+        // Filters are applied after reading, so read pages until the page is full or ids run out.
+        loop {
+            let ids = self
+                .engine
+                .store
+                .user_task_ids(&principal.user_id, before, query.limit * 2)
+                .await?;
+            let exhausted = ids.len() < query.limit * 2;
+            let Some((_, oldest)) = ids.last().cloned() else {
+                break;
+            };
+            before = Some(oldest);
+            let id_list: Vec<String> = ids.into_iter().map(|(id, _)| id).collect();
+            for record in self.engine.store.get_many(&id_list).await? {
+                let state_ok = query.state.is_none_or(|s| s == record.state);
+                let feature_ok = query.feature.is_none_or(|f| f.as_str() == record.feature);
+                if state_ok && feature_ok && found.len() < query.limit {
+                    found.push(record);
+                }
+            }
+            if found.len() >= query.limit || exhausted {
+                break;
+            }
+        }
+        let next = (found.len() == query.limit)
+            .then(|| found.last().map(|r| r.created_us))
+            .flatten();
+        Ok((found, next))
+    }
+
+    pub async fn dead_tasks(&self, limit: usize) -> Result<Vec<TaskRecord>, ServiceError> {
+        let ids = self.engine.store.dead_ids(limit).await?;
+        Ok(self.engine.store.get_many(&ids).await?)
+    }
+
+    /// Re-queues a dead task with fresh attempts.
+    pub async fn replay_dead(&self, task_id: &str) -> Result<TaskRecord, ServiceError> {
+        if !self.engine.store.replay_dead(task_id).await? {
+            return match self.engine.store.get(task_id).await? {
+                Some(record) => Err(ServiceError::TaskFinal(record.state.to_string())),
+                None => Err(ServiceError::TaskNotFound),
+            };
+        }
+        self.engine
+            .store
+            .get(task_id)
+            .await?
+            .ok_or(ServiceError::TaskNotFound)
+    }
+
+    /// Remembers `key` for this caller; returns the earlier task when the same request was sent
+    /// with it before, and refuses a different request under the same key.
+    pub(super) async fn claim_idempotency_key(
+        &self,
+        principal: &Principal,
+        key: &str,
+        feature: Feature,
+        request: &SubmitRequest,
+        task_id: &str,
+    ) -> Result<Option<TaskRecord>, ServiceError> {
+        let fingerprint = {
+            let mut hasher = Sha256::new();
+            hasher.update(feature.as_str());
+            hasher.update([0]);
+            hasher.update(request.input.to_string());
+            hasher.update([0]);
+            hasher.update(request.prompt_version.as_deref().unwrap_or(""));
+            format!("{:x}", hasher.finalize())
+        };
+        let value = format!("{task_id} {fingerprint}");
+        let slot = keys::idempotency(&principal.user_id, key);
+        let ttl = self.settings.intake.idempotency_ttl_secs;
+        let (claimed, existing) = self.engine.store.claim_key(&slot, &value, ttl).await?;
+        if claimed {
+            return Ok(None);
+        }
+        let (earlier_id, earlier_fingerprint) =
+            existing.split_once(' ').unwrap_or((existing.as_str(), ""));
+        if earlier_fingerprint != fingerprint {
+            return Err(ServiceError::IdempotencyMismatch);
+        }
+        // The first request may still be creating its task.
+        for _ in 0..40 {
+            if let Some(record) = self.engine.store.get(earlier_id).await? {
+                return Ok(Some(record));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Err(ServiceError::TaskNotFound)
+    }
+}

@@ -1,0 +1,85 @@
+//! Records finished attempts in Redis in batches: whatever has finished by the time the previous
+//! batch is written goes into the next one, so a busy pool makes one Lua call per many jobs and
+//! an idle one adds no waiting.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::history::{HistoryRow, HistorySink};
+use super::inflight::InFlight;
+use super::kinds::JobKind;
+use super::latency::LatencyBook;
+use super::store::{Finish, Outcome, TaskStore};
+
+const BATCH: usize = 512;
+
+pub struct Completer {
+    pub store: TaskStore,
+    pub kind: JobKind,
+    pub inflight: InFlight,
+    pub history: HistorySink,
+    pub latency: LatencyBook,
+}
+
+impl Completer {
+    /// Runs until every sender is gone and everything received is recorded.
+    pub async fn run(self, mut finished: mpsc::UnboundedReceiver<Finish>) {
+        while let Some(first) = finished.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < BATCH {
+                match finished.try_recv() {
+                    Ok(finish) => batch.push(finish),
+                    Err(_) => break,
+                }
+            }
+            self.record(batch).await;
+        }
+    }
+
+    /// Writes one batch, retrying until Redis takes it: an unrecorded finish would run again.
+    pub async fn record(&self, batch: Vec<Finish>) {
+        let mut pause = Duration::from_millis(50);
+        let results = loop {
+            match self.store.finish_batch(&self.kind, &batch).await {
+                Ok(results) => break results,
+                Err(err) => {
+                    tracing::warn!(%err, jobs = batch.len(), "recording finished jobs failed; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+            }
+        };
+        let mut samples: HashMap<String, Vec<f64>> = HashMap::new();
+        for (finish, result) in batch.iter().zip(results) {
+            self.inflight
+                .end(finish.entry_id.as_deref(), &finish.task_id);
+            if !result.applied {
+                continue;
+            }
+            let state = match finish.outcome {
+                Outcome::Succeeded => "succeeded",
+                Outcome::Failed => "failed",
+                Outcome::Dead => "dead",
+                Outcome::Retrying(_) => continue,
+            };
+            if let (Outcome::Succeeded, Some(ms)) = (
+                finish.outcome,
+                finish.payload.get("latency_ms").and_then(|v| v.as_f64()),
+            ) {
+                samples.entry(result.feature.clone()).or_default().push(ms);
+            }
+            if let Some(row) =
+                HistoryRow::from_finish(&finish.task_id, state, &result, &finish.payload)
+            {
+                self.history.record(row);
+            }
+        }
+        for (feature, samples) in samples {
+            if let Err(err) = self.latency.observe(&feature, &samples).await {
+                tracing::debug!(%err, "updating the latency estimate failed");
+            }
+        }
+    }
+}

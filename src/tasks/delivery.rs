@@ -1,0 +1,113 @@
+//! What travels with each fetched job into its handler and back to the completer.
+
+use std::sync::Arc;
+
+use apalis::prelude::{AbortError, BoxDynError, RetryAfterError};
+use serde_json::{Value as Json, json};
+use tokio::sync::{Notify, OwnedSemaphorePermit};
+
+use super::kinds::JobKind;
+use super::store::{Finish, Outcome};
+
+/// One delivery of one job: which queue entry, which task, which attempt. Holds the worker
+/// slot until the job is done.
+#[derive(Clone)]
+pub struct Delivery {
+    pub entry_id: Option<String>,
+    pub task_id: String,
+    pub attempt: u32,
+    pub cancel: Arc<Notify>,
+    _slot: Option<Arc<OwnedSemaphorePermit>>,
+}
+
+impl Delivery {
+    pub fn new(
+        entry_id: Option<String>,
+        task_id: String,
+        attempt: u32,
+        cancel: Arc<Notify>,
+        slot: Option<OwnedSemaphorePermit>,
+    ) -> Self {
+        Self {
+            entry_id,
+            task_id,
+            attempt,
+            cancel,
+            _slot: slot.map(Arc::new),
+        }
+    }
+}
+
+/// A job failure with a stable kind for the task record; wrap it in apalis' `AbortError` (give
+/// up) or `RetryAfterError` (retry after a delay), or return it bare (retry with backoff).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct JobFailure {
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl JobFailure {
+    pub fn new(kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn give_up(self) -> BoxDynError {
+        AbortError::new(self).into()
+    }
+
+    pub fn retry_after(self, delay: std::time::Duration) -> BoxDynError {
+        RetryAfterError::new(self, delay).into()
+    }
+
+    pub fn retry(self) -> BoxDynError {
+        self.into()
+    }
+}
+
+/// The `{error: {kind, message}}` payload of an error, from the first `JobFailure` in its chain.
+fn error_payload(error: &BoxDynError) -> Json {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
+    while let Some(current) = source {
+        if let Some(failure) = current.downcast_ref::<JobFailure>() {
+            return json!({ "error": { "kind": failure.kind, "message": failure.message } });
+        }
+        source = current.source();
+    }
+    let kind = if error.to_string().contains("timed out") || error.to_string().contains("elapsed") {
+        "timeout"
+    } else {
+        "error"
+    };
+    json!({ "error": { "kind": kind, "message": error.to_string() } })
+}
+
+/// Decides what the queue does with an attempt's result: record success, retry (after the
+/// error's delay or the kind's backoff), give up, or declare the task dead.
+pub fn classify(kind: &JobKind, delivery: &Delivery, result: &Result<Json, BoxDynError>) -> Finish {
+    let (outcome, payload) = match result {
+        Ok(value) => (Outcome::Succeeded, value.clone()),
+        Err(error) => {
+            let payload = error_payload(error);
+            let outcome = if error.downcast_ref::<AbortError>().is_some() {
+                Outcome::Failed
+            } else if delivery.attempt >= kind.max_attempts {
+                Outcome::Dead
+            } else if let Some(retry) = error.downcast_ref::<RetryAfterError>() {
+                Outcome::Retrying(retry.get_duration().max(kind.retry_delay(delivery.attempt)))
+            } else {
+                Outcome::Retrying(kind.retry_delay(delivery.attempt))
+            };
+            (outcome, payload)
+        }
+    };
+    Finish {
+        entry_id: delivery.entry_id.clone(),
+        task_id: delivery.task_id.clone(),
+        outcome,
+        payload,
+    }
+}

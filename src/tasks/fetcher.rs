@@ -1,0 +1,266 @@
+//! The fetch side of a worker pool: a blocking `XREADGROUP` for as many jobs as there are free
+//! slots, one Lua step that marks them running, then into the apalis worker. Beside it, the
+//! upkeep of the queue: due retries promoted, silent consumers' entries reclaimed, and heartbeats
+//! for the entries this process holds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::{Task, TaskBuilder, TaskId};
+use redis::streams::{StreamReadOptions, StreamReadReply};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tokio::sync::{Semaphore, mpsc, watch};
+
+use super::delivery::Delivery;
+use super::history::{HistoryRow, HistorySink};
+use super::inflight::InFlight;
+use super::keys;
+use super::kinds::JobKind;
+use super::store::{Finish, Outcome, TaskStore};
+
+/// Most jobs taken by one read.
+const FETCH_BATCH: usize = 256;
+/// Longest a read blocks before looking at shutdown and reconnecting.
+const BLOCK: Duration = Duration::from_secs(2);
+/// How often due retries are looked for.
+const PROMOTE_EVERY: Duration = Duration::from_millis(200);
+/// How often entries of silent consumers are looked for.
+const RECLAIM_EVERY: Duration = Duration::from_secs(1);
+
+pub struct Fetcher<J> {
+    pub store: TaskStore,
+    pub kind: JobKind,
+    pub consumer: String,
+    pub slots: Arc<Semaphore>,
+    pub inflight: InFlight,
+    pub jobs: mpsc::Sender<Task<J>>,
+    pub finished: mpsc::UnboundedSender<Finish>,
+    pub history: HistorySink,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+struct Entry {
+    entry_id: String,
+    task_id: String,
+    job: String,
+}
+
+impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
+    pub async fn run(mut self) {
+        let mut pause = Duration::from_millis(50);
+        let mut conn = None;
+        while !*self.shutdown.borrow() {
+            let permit = tokio::select! {
+                permit = self.slots.clone().acquire_many_owned(1) => permit.expect("the slot semaphore is never closed"),
+                _ = crate::shutdown::stopped(&mut self.shutdown) => break,
+            };
+            drop(permit);
+            let free = self.slots.available_permits().clamp(1, FETCH_BATCH);
+            if conn.is_none() {
+                conn = self.connect().await;
+            }
+            let Some(connection) = conn.as_mut() else {
+                self.sleep(&mut pause).await;
+                continue;
+            };
+            let read = tokio::select! {
+                read = read_entries(connection, &self.kind, &self.consumer, free) => read,
+                _ = crate::shutdown::stopped(&mut self.shutdown) => break,
+            };
+            let entries = match read {
+                Ok(entries) => entries,
+                Err(err) => {
+                    tracing::warn!(queue = %self.kind.queue, %err, "fetch failed; reconnecting");
+                    conn = None;
+                    self.sleep(&mut pause).await;
+                    continue;
+                }
+            };
+            pause = Duration::from_millis(50);
+            if !entries.is_empty() {
+                self.start(entries).await;
+            }
+        }
+        tracing::debug!(queue = %self.kind.queue, "fetcher stopped");
+    }
+
+    async fn connect(&self) -> Option<redis::aio::MultiplexedConnection> {
+        match self.store.dedicated_connection(BLOCK).await {
+            Ok(conn) => Some(conn),
+            Err(err) => {
+                tracing::warn!(%err, "cannot connect to Redis for fetching");
+                None
+            }
+        }
+    }
+
+    async fn sleep(&mut self, pause: &mut Duration) {
+        tokio::select! {
+            () = tokio::time::sleep(*pause) => {}
+            _ = crate::shutdown::stopped(&mut self.shutdown) => {}
+        }
+        *pause = (*pause * 2).min(Duration::from_secs(2));
+    }
+
+    /// Marks the entries running and hands the started ones to the worker.
+    async fn start(&mut self, entries: Vec<Entry>) {
+        let ids: Vec<(String, String)> = entries
+            .iter()
+            .map(|e| (e.entry_id.clone(), e.task_id.clone()))
+            .collect();
+        let mut pause = Duration::from_millis(50);
+        let attempts = loop {
+            match self
+                .store
+                .start_batch(&self.kind, &self.consumer, &ids)
+                .await
+            {
+                Ok(attempts) => break attempts,
+                Err(err) if !*self.shutdown.borrow() => {
+                    tracing::warn!(%err, "could not mark fetched jobs running; retrying");
+                    self.sleep(&mut pause).await;
+                }
+                // Left pending: the reclaimer re-queues them after the visibility timeout.
+                Err(_) => return,
+            }
+        };
+        for (entry, attempt) in entries.into_iter().zip(attempts) {
+            if attempt < 0 {
+                // Dead at start: its worker kept dying. Its history row comes from the record.
+                let (store, history) = (self.store.clone(), self.history.clone());
+                tokio::spawn(async move {
+                    if let Ok(Some(record)) = store.get(&entry.task_id).await
+                        && let Some(row) = HistoryRow::from_record(&record)
+                    {
+                        history.record(row);
+                    }
+                });
+                continue;
+            }
+            if attempt == 0 {
+                continue;
+            }
+            let job: J = match serde_json::from_str(&entry.job) {
+                Ok(job) => job,
+                Err(err) => {
+                    let _ = self.finished.send(Finish {
+                        entry_id: Some(entry.entry_id),
+                        task_id: entry.task_id,
+                        outcome: Outcome::Failed,
+                        payload: json!({ "error": { "kind": "bad_job", "message": format!("the job payload does not decode: {err}") } }),
+                    });
+                    continue;
+                }
+            };
+            let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+                tracing::error!("more jobs fetched than free slots; running it anyway");
+                self.dispatch(job, entry, attempt as u32, None).await;
+                continue;
+            };
+            self.dispatch(job, entry, attempt as u32, Some(slot)).await;
+        }
+    }
+
+    async fn dispatch(
+        &mut self,
+        job: J,
+        entry: Entry,
+        attempt: u32,
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) {
+        let cancel = self.inflight.begin(Some(&entry.entry_id), &entry.task_id);
+        let delivery = Delivery::new(
+            Some(entry.entry_id),
+            entry.task_id.clone(),
+            attempt,
+            cancel,
+            slot,
+        );
+        let task = TaskBuilder::new(job)
+            .task_id(TaskId::from_string(entry.task_id))
+            .attempt(attempt as usize)
+            .data(delivery)
+            .build();
+        if self.jobs.send(task).await.is_err() {
+            tracing::warn!("the worker stopped taking jobs; this one will be reclaimed");
+        }
+    }
+}
+
+async fn read_entries(
+    conn: &mut redis::aio::MultiplexedConnection,
+    kind: &JobKind,
+    consumer: &str,
+    count: usize,
+) -> redis::RedisResult<Vec<Entry>> {
+    let options = StreamReadOptions::default()
+        .group(keys::GROUP, consumer)
+        .count(count)
+        .block(BLOCK.as_millis() as usize);
+    let reply: Option<StreamReadReply> =
+        redis::AsyncCommands::xread_options(conn, &[keys::queue(&kind.queue)], &[">"], &options)
+            .await?;
+    let mut entries = Vec::new();
+    for stream in reply.map(|r| r.keys).unwrap_or_default() {
+        for id in stream.ids {
+            let task_id: Option<String> = id.get("t");
+            let job: Option<String> = id.get("j");
+            if let (Some(task_id), Some(job)) = (task_id, job) {
+                entries.push(Entry {
+                    entry_id: id.id,
+                    task_id,
+                    job,
+                });
+            }
+        }
+    }
+    Ok(entries)
+}
+
+/// Promotes due retries, re-queues entries of silent consumers and heart-beats the entries this
+/// process holds, until shutdown.
+pub async fn upkeep(
+    store: TaskStore,
+    kind: JobKind,
+    consumer: String,
+    inflight: InFlight,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let beat_every = (kind.visibility_timeout / 3).max(Duration::from_millis(500));
+    let mut promote = tokio::time::interval(PROMOTE_EVERY);
+    let mut beat = tokio::time::interval(beat_every);
+    let mut reclaim = tokio::time::interval(RECLAIM_EVERY);
+    for timer in [&mut promote, &mut beat, &mut reclaim] {
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    }
+    loop {
+        tokio::select! {
+            _ = promote.tick() => {
+                loop {
+                    match store.promote(&kind, FETCH_BATCH).await {
+                        Ok((moved, _)) if moved as usize == FETCH_BATCH => continue,
+                        Ok(_) => break,
+                        Err(err) => {
+                            tracing::debug!(%err, "promoting due jobs failed");
+                            break;
+                        }
+                    }
+                }
+            }
+            _ = beat.tick() => {
+                if let Err(err) = store.heartbeat(&kind, &consumer, &inflight.entry_ids()).await {
+                    tracing::debug!(%err, "heartbeat failed");
+                }
+            }
+            _ = reclaim.tick() => {
+                match store.reclaim(&kind, FETCH_BATCH).await {
+                    Ok(0) => {}
+                    Ok(moved) => tracing::warn!(queue = %kind.queue, moved, "re-queued jobs whose worker stopped"),
+                    Err(err) => tracing::debug!(%err, "reclaim failed"),
+                }
+            }
+            _ = crate::shutdown::stopped(&mut shutdown) => return,
+        }
+    }
+}

@@ -1,0 +1,35 @@
+-- Creates a task record and its first events, then either queues the job (mode "queue") or
+-- takes an inline lease on it (mode "inline": state running, a due date in the delayed set that
+-- the runner keeps pushing forward; if the runner dies the job is queued when the lease expires).
+-- KEYS: 1 task hash, 2 events stream, 3 user index, 4 queue stream (queue) | delayed zset (inline)
+-- ARGV: 1 task id, 2 job json, 3 ttl secs, 4 max attempts, 5 kind, 6 user id, 7 feature,
+--       8 request id, 9 role, 10 events maxlen, 11 mode, 12 lease ms (inline)
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+local t = redis.call('TIME')
+local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = string.format('%.0f', now_us)
+local ttl = tonumber(ARGV[3])
+local inline = ARGV[11] == 'inline'
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'state', inline and 'running' or 'queued', 'kind', ARGV[5],
+  'job', ARGV[2], 'created_us', now, 'attempts', inline and 1 or 0, 'max_attempts', ARGV[4],
+  'user_id', ARGV[6], 'feature', ARGV[7], 'request_id', ARGV[8], 'role', ARGV[9])
+if inline then
+  redis.call('HSET', KEYS[1], 'started_us', now)
+end
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[10], '*', 'event', 'queued',
+  'data', cjson.encode({task_id = ARGV[1], state = 'queued', at_us = now_us}))
+if inline then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[10], '*', 'event', 'started',
+    'data', cjson.encode({task_id = ARGV[1], state = 'running', attempt = 1, at_us = now_us}))
+  redis.call('ZADD', KEYS[4], math.floor(now_us / 1000) + tonumber(ARGV[12]), ARGV[1])
+else
+  redis.call('XADD', KEYS[4], '*', 't', ARGV[1], 'j', ARGV[2])
+end
+redis.call('EXPIRE', KEYS[2], ttl)
+redis.call('ZADD', KEYS[3], now_us, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_us - ttl * 1000000)
+redis.call('EXPIRE', KEYS[3], ttl)
+return now

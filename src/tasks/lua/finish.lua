@@ -1,0 +1,52 @@
+-- Records the outcome of a batch of jobs. The first final state wins: a task that is already
+-- final (cancelled while running, or finished by an earlier run) keeps its state. The queue
+-- entry is acknowledged and deleted either way; a retry goes to the delayed set.
+-- KEYS: 1 queue stream, 2 dead zset, 3 delayed zset (also holds inline leases), then per job: task hash, events
+-- ARGV: 1 group, 2 events maxlen, 3 ttl secs, then per job: entry id ('' when inline), task id,
+--       outcome (succeeded | failed | dead | retrying), payload json, retry delay ms
+-- Returns per job: {applied (1/0), user_id, role, feature, request_id, created_us, started_us, attempts}
+local final = {succeeded = true, failed = true, cancelled = true, dead = true}
+local t = redis.call('TIME')
+local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = string.format('%.0f', now_us)
+local ttl = tonumber(ARGV[3])
+local out = {}
+local n = (#KEYS - 3) / 2
+for i = 1, n do
+  local task, events = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
+  local base = 3 + 5 * (i - 1)
+  local entry, id, outcome, payload, delay = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4], ARGV[base + 5]
+  if entry == '' then
+    redis.call('ZREM', KEYS[3], id)
+  else
+    redis.call('XACK', KEYS[1], ARGV[1], entry)
+    redis.call('XDEL', KEYS[1], entry)
+  end
+  local state = redis.call('HGET', task, 'state')
+  local applied = 0
+  if state and not final[state] then
+    applied = 1
+    local data = cjson.decode(payload)
+    data.task_id = id
+    data.at_us = now_us
+    if outcome == 'retrying' then
+      local due_ms = math.floor(now_us / 1000) + tonumber(delay)
+      data.state = 'retrying'
+      data.retry_in_ms = tonumber(delay)
+      redis.call('HSET', task, 'state', 'retrying', 'outcome', payload, 'next_run_us', string.format('%.0f', due_ms * 1000))
+      redis.call('ZADD', KEYS[3], due_ms, id)
+    else
+      data.state = outcome
+      redis.call('HSET', task, 'state', outcome, 'outcome', payload, 'finished_us', now)
+      if outcome == 'dead' then
+        redis.call('ZADD', KEYS[2], now_us, id)
+      end
+    end
+    redis.call('XADD', events, 'MAXLEN', '~', ARGV[2], '*', 'event', data.state, 'data', cjson.encode(data))
+    redis.call('EXPIRE', task, ttl)
+    redis.call('EXPIRE', events, ttl)
+  end
+  local f = redis.call('HMGET', task, 'user_id', 'role', 'feature', 'request_id', 'created_us', 'started_us', 'attempts')
+  out[i] = {applied, f[1] or '', f[2] or '', f[3] or '', f[4] or '', f[5] or '', f[6] or '', f[7] or ''}
+end
+return out

@@ -1,0 +1,131 @@
+//! A worker pool for one job kind: the fetcher, an apalis worker with the kind's concurrency and
+//! timeout, the completer and the queue upkeep, stopped together on shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::{BoxDynError, Data, WorkerBuilder, WorkerBuilderExt, WorkerContext};
+use futures_util::future::BoxFuture;
+use serde::de::DeserializeOwned;
+use serde_json::Value as Json;
+use tokio::sync::{Semaphore, mpsc, watch};
+
+use super::backend::StreamBackend;
+use super::completer::Completer;
+use super::delivery::{Delivery, JobFailure};
+use super::engine::Engine;
+use super::fetcher::{self, Fetcher};
+use super::kinds::JobKind;
+
+/// Runs one job: its payload and delivery in, the result fields out, or an error that says
+/// whether to retry (see [`JobFailure`]).
+pub type JobFn<J> =
+    Arc<dyn Fn(J, Delivery) -> BoxFuture<'static, Result<Json, BoxDynError>> + Send + Sync>;
+
+/// A unique consumer name per pool and process: `<kind>@<host>:<pid>:<random>`.
+pub fn consumer_name(kind: &JobKind) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".into());
+    format!(
+        "{}@{host}:{}:{:08x}",
+        kind.name,
+        std::process::id(),
+        fastrand::u32(..)
+    )
+}
+
+/// Serves `kind` until `shutdown` fires, then stops fetching, lets in-flight jobs finish for at
+/// most `grace`, and records their outcomes. Jobs not finished by then are re-queued by another
+/// process's reclaimer after the visibility timeout.
+pub async fn run_pool<J>(
+    engine: Engine,
+    kind: JobKind,
+    handler: JobFn<J>,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) -> anyhow::Result<()>
+where
+    J: DeserializeOwned + Send + Sync + 'static,
+{
+    let mut pause = Duration::from_millis(100);
+    while let Err(err) = engine.store.ensure_group(&kind).await {
+        tracing::warn!(%err, queue = %kind.queue, "cannot create the consumer group yet; retrying");
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            _ = crate::shutdown::stopped(&mut shutdown) => return Ok(()),
+        }
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+    let consumer = consumer_name(&kind);
+    let slots = Arc::new(Semaphore::new(kind.concurrency));
+    let (jobs_tx, jobs_rx) = mpsc::channel(kind.concurrency);
+    let (finished_tx, finished_rx) = mpsc::unbounded_channel();
+
+    let completer = tokio::spawn(
+        Completer {
+            store: engine.store.clone(),
+            kind: kind.clone(),
+            inflight: engine.inflight.clone(),
+            history: engine.history.clone(),
+            latency: engine.latency.clone(),
+        }
+        .run(finished_rx),
+    );
+    let upkeep = tokio::spawn(fetcher::upkeep(
+        engine.store.clone(),
+        kind.clone(),
+        consumer.clone(),
+        engine.inflight.clone(),
+        shutdown.clone(),
+    ));
+    let fetcher = tokio::spawn(
+        Fetcher {
+            store: engine.store.clone(),
+            kind: kind.clone(),
+            consumer: consumer.clone(),
+            slots,
+            inflight: engine.inflight.clone(),
+            jobs: jobs_tx,
+            finished: finished_tx.clone(),
+            history: engine.history.clone(),
+            shutdown: shutdown.clone(),
+        }
+        .run(),
+    );
+
+    let context = WorkerContext::new(consumer.as_str());
+    let worker = WorkerBuilder::new(&context)
+        .backend(StreamBackend::<J>::new(jobs_rx, finished_tx, kind.clone()))
+        .concurrency(kind.concurrency)
+        .timeout(kind.timeout)
+        .catch_panic()
+        .build(move |job: J, delivery: Data<Delivery>| {
+            let handler = handler.clone();
+            async move {
+                let delivery = delivery.0;
+                let cancel = delivery.cancel.clone();
+                tokio::select! {
+                    result = handler(job, delivery) => result,
+                    () = cancel.notified() => Err(JobFailure::new("cancelled", "the task was cancelled").give_up()),
+                }
+            }
+        });
+    tracing::info!(%consumer, concurrency = kind.concurrency, "worker pool started");
+    let running = tokio::spawn(worker.run());
+
+    crate::shutdown::stopped(&mut shutdown).await;
+    let _ = fetcher.await;
+    if context.stop().is_ok() && tokio::time::timeout(grace, running).await.is_err() {
+        tracing::warn!(%consumer, "in-flight jobs did not finish within the grace period; they will be reclaimed");
+    }
+    let _ = upkeep.await;
+    if tokio::time::timeout(Duration::from_secs(5), completer)
+        .await
+        .is_err()
+    {
+        tracing::warn!(%consumer, "not every finished job was recorded; those will run again");
+    }
+    tracing::info!(%consumer, "worker pool stopped");
+    Ok(())
+}

@@ -1,0 +1,581 @@
+//! Every Redis operation of the engine: each state change is one Lua script, atomic together
+//! with the queue operation it belongs to, so several web and worker processes can share one
+//! Redis safely.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+use serde_json::Value as Json;
+
+use super::keys;
+use super::kinds::{JobKind, JobKinds};
+use super::record::TaskRecord;
+
+struct Scripts {
+    create: Script,
+    start: Script,
+    finish: Script,
+    promote: Script,
+    reclaim: Script,
+    cancel: Script,
+    replay: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Self {
+            create: Script::new(include_str!("lua/create.lua")),
+            start: Script::new(include_str!("lua/start.lua")),
+            finish: Script::new(include_str!("lua/finish.lua")),
+            promote: Script::new(include_str!("lua/promote.lua")),
+            reclaim: Script::new(include_str!("lua/reclaim.lua")),
+            cancel: Script::new(include_str!("lua/cancel.lua")),
+            replay: Script::new(include_str!("lua/replay.lua")),
+        }
+    }
+}
+
+/// A task to create.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub id: String,
+    pub kind: String,
+    /// The job payload, JSON.
+    pub job: String,
+    pub user_id: String,
+    pub role: String,
+    pub feature: String,
+    pub request_id: String,
+}
+
+/// How one attempt ended, as the engine records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    /// Give up: the error cannot be fixed by trying again.
+    Failed,
+    /// Attempts used up.
+    Dead,
+    /// Try again after the delay.
+    Retrying(Duration),
+}
+
+impl Outcome {
+    fn name(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::Dead => "dead",
+            Outcome::Retrying(_) => "retrying",
+        }
+    }
+}
+
+/// One finished attempt to record.
+#[derive(Debug, Clone)]
+pub struct Finish {
+    /// The queue entry to acknowledge; `None` for an inline run (its lease is released instead).
+    pub entry_id: Option<String>,
+    pub task_id: String,
+    pub outcome: Outcome,
+    /// Result fields or `{error}`, stored on the task and sent with its event.
+    pub payload: Json,
+}
+
+/// What recording a finish did, with the fields the history row needs.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// False when the task was already final (first final state wins).
+    pub applied: bool,
+    pub user_id: String,
+    pub role: String,
+    pub feature: String,
+    pub request_id: String,
+    pub created_us: Option<i64>,
+    pub started_us: Option<i64>,
+    pub attempts: u32,
+}
+
+/// What cancelling found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cancelled {
+    Missing,
+    /// It was already final: nothing changed.
+    AlreadyFinal(String),
+    /// It was cancelled; the state it was in.
+    From(String),
+}
+
+/// One row of `finish.lua`'s answer: applied, then the task's stored facts.
+type FinishRow = (i64, String, String, String, String, String, String, String);
+
+#[derive(Clone)]
+pub struct TaskStore {
+    conn: ConnectionManager,
+    client: redis::Client,
+    kinds: JobKinds,
+    scripts: std::sync::Arc<Scripts>,
+}
+
+impl TaskStore {
+    pub fn new(conn: ConnectionManager, client: redis::Client, kinds: JobKinds) -> Self {
+        Self {
+            conn,
+            client,
+            kinds,
+            scripts: std::sync::Arc::new(Scripts::new()),
+        }
+    }
+
+    pub fn kinds(&self) -> &JobKinds {
+        &self.kinds
+    }
+
+    /// A connection of its own, for blocking reads that must not stall shared traffic; it waits
+    /// up to `blocking` plus a margin for an answer.
+    pub async fn dedicated_connection(
+        &self,
+        blocking: Duration,
+    ) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(blocking + Duration::from_secs(2)));
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+    }
+
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// Creates the consumer group of a kind's queue (and the stream) if missing.
+    pub async fn ensure_group(&self, kind: &JobKind) -> redis::RedisResult<()> {
+        let mut conn = self.conn.clone();
+        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(keys::queue(&kind.queue))
+            .arg(keys::GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut conn)
+            .await;
+        match created {
+            Err(err) if err.code() == Some("BUSYGROUP") => Ok(()),
+            other => other,
+        }
+    }
+
+    fn create_invocation<'a>(
+        &'a self,
+        task: &'a NewTask,
+        inline: Option<Duration>,
+    ) -> redis::ScriptInvocation<'a> {
+        let kind = self.kinds.kind(&task.kind);
+        let mut invocation = self.scripts.create.prepare_invoke();
+        invocation
+            .key(keys::task(&task.id))
+            .key(keys::events(&task.id))
+            .key(keys::user_tasks(&task.user_id))
+            .key(match inline {
+                Some(_) => keys::delayed(&kind.queue),
+                None => keys::queue(&kind.queue),
+            })
+            .arg(&task.id)
+            .arg(&task.job)
+            .arg(kind.result_ttl.as_secs())
+            .arg(kind.max_attempts)
+            .arg(&kind.name)
+            .arg(&task.user_id)
+            .arg(&task.feature)
+            .arg(&task.request_id)
+            .arg(&task.role)
+            .arg(keys::EVENTS_MAXLEN)
+            .arg(if inline.is_some() { "inline" } else { "queue" })
+            .arg(inline.map_or(0, |lease| lease.as_millis() as u64));
+        invocation
+    }
+
+    /// Records a task and queues its job; false if the id exists already.
+    pub async fn enqueue(&self, task: &NewTask) -> redis::RedisResult<bool> {
+        let created: i64 = self
+            .create_invocation(task, None)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(created != 0)
+    }
+
+    /// Records a task that runs inline now, with a lease: if this process dies before finishing
+    /// it, the job is queued once `lease` passes without [`TaskStore::extend_lease`].
+    pub async fn begin_inline(&self, task: &NewTask, lease: Duration) -> redis::RedisResult<bool> {
+        let created: i64 = self
+            .create_invocation(task, Some(lease))
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(created != 0)
+    }
+
+    pub async fn extend_lease(
+        &self,
+        kind: &JobKind,
+        task_id: &str,
+        lease: Duration,
+    ) -> redis::RedisResult<()> {
+        let due = jiff::Timestamp::now().as_millisecond() + lease.as_millis() as i64;
+        let mut conn = self.conn.clone();
+        redis::cmd("ZADD")
+            .arg(keys::delayed(&kind.queue))
+            .arg("XX")
+            .arg(due)
+            .arg(task_id)
+            .query_async::<()>(&mut conn)
+            .await
+    }
+
+    /// Queues many tasks in one pipeline (bulk producers and benchmarks).
+    pub async fn enqueue_many(&self, tasks: &[NewTask]) -> redis::RedisResult<()> {
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
+        let hash = self
+            .scripts
+            .create
+            .prepare_invoke()
+            .load_async(&mut conn)
+            .await?;
+        let mut pipe = redis::pipe();
+        for task in tasks {
+            let kind = self.kinds.kind(&task.kind);
+            pipe.cmd("EVALSHA")
+                .arg(&hash)
+                .arg(4)
+                .arg(keys::task(&task.id))
+                .arg(keys::events(&task.id))
+                .arg(keys::user_tasks(&task.user_id))
+                .arg(keys::queue(&kind.queue))
+                .arg(&task.id)
+                .arg(&task.job)
+                .arg(kind.result_ttl.as_secs())
+                .arg(kind.max_attempts)
+                .arg(&kind.name)
+                .arg(&task.user_id)
+                .arg(&task.feature)
+                .arg(&task.request_id)
+                .arg(&task.role)
+                .arg(keys::EVENTS_MAXLEN)
+                .arg("queue")
+                .arg(0)
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await
+    }
+
+    /// Marks fetched entries running; per entry the attempt number, 0 (skip) or -1 (dead).
+    pub async fn start_batch(
+        &self,
+        kind: &JobKind,
+        worker: &str,
+        entries: &[(String, String)],
+    ) -> redis::RedisResult<Vec<i64>> {
+        let mut invocation = self.scripts.start.prepare_invoke();
+        invocation
+            .key(keys::queue(&kind.queue))
+            .key(keys::DEAD)
+            .arg(keys::GROUP)
+            .arg(keys::EVENTS_MAXLEN)
+            .arg(worker);
+        for (entry_id, task_id) in entries {
+            invocation
+                .key(keys::task(task_id))
+                .key(keys::events(task_id))
+                .arg(entry_id)
+                .arg(task_id);
+        }
+        invocation.invoke_async(&mut self.conn.clone()).await
+    }
+
+    /// Records a batch of finished attempts and acknowledges their entries.
+    pub async fn finish_batch(
+        &self,
+        kind: &JobKind,
+        batch: &[Finish],
+    ) -> redis::RedisResult<Vec<Finished>> {
+        let mut invocation = self.scripts.finish.prepare_invoke();
+        invocation
+            .key(keys::queue(&kind.queue))
+            .key(keys::DEAD)
+            .key(keys::delayed(&kind.queue))
+            .arg(keys::GROUP)
+            .arg(keys::EVENTS_MAXLEN)
+            .arg(kind.result_ttl.as_secs());
+        for finish in batch {
+            let delay = match finish.outcome {
+                Outcome::Retrying(delay) => delay.as_millis() as u64,
+                _ => 0,
+            };
+            invocation
+                .key(keys::task(&finish.task_id))
+                .key(keys::events(&finish.task_id))
+                .arg(finish.entry_id.as_deref().unwrap_or(""))
+                .arg(&finish.task_id)
+                .arg(finish.outcome.name())
+                .arg(finish.payload.to_string())
+                .arg(delay);
+        }
+        let rows: Vec<FinishRow> = invocation.invoke_async(&mut self.conn.clone()).await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(applied, user_id, role, feature, request_id, created, started, attempts)| {
+                    Finished {
+                        applied: applied == 1,
+                        user_id,
+                        role,
+                        feature,
+                        request_id,
+                        created_us: created.parse().ok(),
+                        started_us: started.parse().ok(),
+                        attempts: attempts.parse().unwrap_or(0),
+                    }
+                },
+            )
+            .collect())
+    }
+
+    /// Moves due retries and expired inline leases to the queue; returns how many moved and
+    /// how long until the next one is due.
+    pub async fn promote(
+        &self,
+        kind: &JobKind,
+        limit: usize,
+    ) -> redis::RedisResult<(u64, Option<Duration>)> {
+        let (moved, next_ms): (u64, i64) = self
+            .scripts
+            .promote
+            .key(keys::delayed(&kind.queue))
+            .key(keys::queue(&kind.queue))
+            .arg(limit)
+            .arg(keys::EVENTS_MAXLEN)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok((
+            moved,
+            (next_ms >= 0).then(|| Duration::from_millis(next_ms as u64)),
+        ))
+    }
+
+    /// Re-queues entries whose consumer went silent for longer than the visibility timeout.
+    pub async fn reclaim(&self, kind: &JobKind, limit: usize) -> redis::RedisResult<u64> {
+        self.scripts
+            .reclaim
+            .key(keys::queue(&kind.queue))
+            .arg(keys::GROUP)
+            .arg(kind.visibility_timeout.as_millis() as u64)
+            .arg(limit)
+            .invoke_async(&mut self.conn.clone())
+            .await
+    }
+
+    /// Resets the idle time of entries still being worked on, so they are not reclaimed.
+    pub async fn heartbeat(
+        &self,
+        kind: &JobKind,
+        consumer: &str,
+        entry_ids: &[String],
+    ) -> redis::RedisResult<()> {
+        if entry_ids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
+        redis::cmd("XCLAIM")
+            .arg(keys::queue(&kind.queue))
+            .arg(keys::GROUP)
+            .arg(consumer)
+            .arg(0)
+            .arg(entry_ids)
+            .arg("JUSTID")
+            .query_async::<()>(&mut conn)
+            .await
+    }
+
+    pub async fn get(&self, task_id: &str) -> redis::RedisResult<Option<TaskRecord>> {
+        let fields: HashMap<String, String> =
+            self.conn.clone().hgetall(keys::task(task_id)).await?;
+        Ok(TaskRecord::from_hash(fields))
+    }
+
+    /// Cancels a task of `owner` (any owner when `None`).
+    pub async fn cancel(
+        &self,
+        task_id: &str,
+        owner: Option<&str>,
+    ) -> redis::RedisResult<Cancelled> {
+        let Some(record) = self.get(task_id).await? else {
+            return Ok(Cancelled::Missing);
+        };
+        let queue = self
+            .kinds
+            .get(&record.kind)
+            .map_or(record.kind.clone(), |k| k.queue.clone());
+        let before: String = self
+            .scripts
+            .cancel
+            .key(keys::task(task_id))
+            .key(keys::events(task_id))
+            .key(keys::delayed(&queue))
+            .arg(task_id)
+            .arg(owner.unwrap_or(""))
+            .arg(keys::EVENTS_MAXLEN)
+            .arg(keys::CANCEL_CHANNEL)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(match before.as_str() {
+            "missing" => Cancelled::Missing,
+            "succeeded" | "failed" | "cancelled" | "dead" => Cancelled::AlreadyFinal(before),
+            _ => Cancelled::From(before),
+        })
+    }
+
+    /// Re-queues a dead task with fresh attempts; false if it is not dead.
+    pub async fn replay_dead(&self, task_id: &str) -> redis::RedisResult<bool> {
+        let Some(record) = self.get(task_id).await? else {
+            return Ok(false);
+        };
+        let Some(kind) = self.kinds.get(&record.kind) else {
+            return Ok(false);
+        };
+        let replayed: i64 = self
+            .scripts
+            .replay
+            .key(keys::task(task_id))
+            .key(keys::events(task_id))
+            .key(keys::DEAD)
+            .key(keys::queue(&kind.queue))
+            .arg(task_id)
+            .arg(keys::EVENTS_MAXLEN)
+            .arg(kind.result_ttl.as_secs())
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(replayed == 1)
+    }
+
+    /// Records of the ids in `ids`, in order, skipping expired ones.
+    pub async fn get_many(&self, ids: &[String]) -> redis::RedisResult<Vec<TaskRecord>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.hgetall(keys::task(id));
+        }
+        let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut self.conn.clone()).await?;
+        Ok(hashes
+            .into_iter()
+            .filter_map(TaskRecord::from_hash)
+            .collect())
+    }
+
+    /// A user's task ids, newest first, created strictly before `before_us` when given.
+    pub async fn user_task_ids(
+        &self,
+        user_id: &str,
+        before_us: Option<i64>,
+        limit: usize,
+    ) -> redis::RedisResult<Vec<(String, i64)>> {
+        let max = before_us.map_or("+inf".to_owned(), |us| format!("({us}"));
+        redis::cmd("ZREVRANGEBYSCORE")
+            .arg(keys::user_tasks(user_id))
+            .arg(max)
+            .arg("-inf")
+            .arg("WITHSCORES")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut self.conn.clone())
+            .await
+    }
+
+    /// Dead task ids, newest first.
+    pub async fn dead_ids(&self, limit: usize) -> redis::RedisResult<Vec<String>> {
+        self.conn
+            .clone()
+            .zrevrange(keys::DEAD, 0, limit as isize - 1)
+            .await
+    }
+
+    /// Returns once the task's event stream shows a final event, or after `limit`.
+    pub async fn wait_for_final(&self, task_id: &str, limit: Duration) -> redis::RedisResult<()> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let events = keys::events(task_id);
+        let mut conn = self.dedicated_connection(limit).await?;
+        let last: Vec<(String, HashMap<String, String>)> = redis::cmd("XREVRANGE")
+            .arg(&events)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut conn)
+            .await?;
+        let mut cursor = last.first().map_or("0-0".to_owned(), |(id, _)| id.clone());
+        if let Some(record) = self.get(task_id).await?
+            && record.state.is_final()
+        {
+            return Ok(());
+        }
+        loop {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if remaining < Duration::from_millis(1) {
+                return Ok(());
+            }
+            let options = redis::streams::StreamReadOptions::default()
+                .block(remaining.as_millis() as usize)
+                .count(100);
+            let reply: Option<redis::streams::StreamReadReply> =
+                conn.xread_options(&[&events], &[&cursor], &options).await?;
+            for stream in reply.map(|r| r.keys).unwrap_or_default() {
+                for entry in stream.ids {
+                    cursor = entry.id.clone();
+                    let event: Option<String> = entry.get("event");
+                    if matches!(
+                        event.as_deref(),
+                        Some("succeeded" | "failed" | "cancelled" | "dead")
+                    ) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sets `key` to `value` unless it exists (for `ttl_secs`); returns whether it was set and the
+    /// value it now holds.
+    pub async fn claim_key(
+        &self,
+        key: &str,
+        value: &str,
+        ttl_secs: u64,
+    ) -> redis::RedisResult<(bool, String)> {
+        let mut conn = self.conn.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("NX")
+            .arg("EX")
+            .arg(ttl_secs)
+            .query_async(&mut conn)
+            .await?;
+        if set.is_some() {
+            return Ok((true, value.to_owned()));
+        }
+        let held: Option<String> = conn.get(key).await?;
+        Ok((false, held.unwrap_or_default()))
+    }
+
+    /// Entries waiting in a kind's queue (not yet fetched) and fetched but unacknowledged.
+    pub async fn queue_depth(&self, kind: &JobKind) -> redis::RedisResult<u64> {
+        self.conn.clone().xlen(keys::queue(&kind.queue)).await
+    }
+}
