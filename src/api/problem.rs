@@ -22,6 +22,24 @@ pub const CONTENT_TYPE: &str = "application/problem+json";
 /// The problem kinds: `(slug, title, status, what it means)`.
 const KINDS: &[(&str, &str, u16, &str)] = &[
     (
+        "task-final",
+        "Task Already Final",
+        409,
+        "The task already reached a final state, so it cannot be cancelled or replayed.",
+    ),
+    (
+        "idempotency-key-reused",
+        "Idempotency Key Reused",
+        422,
+        "This Idempotency-Key was already used by you with a different request body within 24 hours.",
+    ),
+    (
+        "store-unavailable",
+        "Store Unavailable",
+        503,
+        "Redis did not answer in time; nothing was queued. Try again shortly.",
+    ),
+    (
         "malformed-json",
         "Malformed JSON",
         400,

@@ -77,6 +77,8 @@ pub struct TaskRecord {
     pub user_id: String,
     pub role: String,
     pub request_id: String,
+    /// The worker (consumer) that ran the last attempt; empty for inline runs.
+    pub worker: String,
     pub attempts: u32,
     pub max_attempts: u32,
     pub created_us: i64,
@@ -101,6 +103,7 @@ impl TaskRecord {
             user_id: text("user_id"),
             role: text("role"),
             request_id: text("request_id"),
+            worker: text("worker"),
             attempts: number("attempts").unwrap_or(0) as u32,
             max_attempts: number("max_attempts").unwrap_or(0) as u32,
             created_us: number("created_us").unwrap_or(0),
@@ -126,6 +129,14 @@ impl TaskRecord {
             view.insert("feature".into(), self.feature.clone().into());
         }
         view.insert("attempts".into(), self.attempts.into());
+        view.insert(
+            "worker".into(),
+            if self.worker.is_empty() {
+                Json::Null
+            } else {
+                self.worker.clone().into()
+            },
+        );
         view.insert("max_attempts".into(), self.max_attempts.into());
         view.insert("created_at".into(), timestamp(Some(self.created_us)));
         view.insert("started_at".into(), timestamp(self.started_us));

@@ -52,12 +52,31 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn(customize, false).await
+}
+
+/// An app with its worker pools running in the same process (like `tutorq all`).
+pub async fn spawn_app_with_workers(customize: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn(customize, true).await
+}
+
+async fn spawn(customize: impl FnOnce(&mut Settings), workers: bool) -> TestApp {
     let mut settings = test_settings().await;
     customize(&mut settings);
     let application = Application::build(settings.clone())
         .await
         .expect("the app builds");
     let address = format!("http://127.0.0.1:{}", application.port());
+    if workers {
+        let service = application.state().service.clone();
+        let never = tutorq::shutdown::Shutdown::never();
+        tokio::spawn(tutorq::service::workers::run(
+            service,
+            Vec::new(),
+            never,
+            Duration::from_secs(1),
+        ));
+    }
     tokio::spawn(application.run_until_stopped(std::future::pending()));
     TestApp {
         address,
@@ -96,6 +115,72 @@ impl TestApp {
             .json()
             .await
             .expect("a JSON body")
+    }
+
+    /// The request as user `user` (a student).
+    pub async fn post_ai_as(
+        &self,
+        user: &str,
+        feature: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(self.url(&format!("/v1/ai/{feature}")))
+            .bearer_auth(
+                self.auth
+                    .mint(user, Role::Student, Duration::from_secs(600)),
+            )
+            .json(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// `GET /v1/tasks/{id}?wait=` as user `user`.
+    pub async fn task_as(&self, user: &str, id: &str, wait_secs: u64) -> reqwest::Response {
+        let token = self
+            .auth
+            .mint(user, Role::Student, Duration::from_secs(600));
+        self.client
+            .get(self.url(&format!("/v1/tasks/{id}?wait={wait_secs}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// A direct connection to this app's Redis database.
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.settings.redis.url.expose())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
+    /// The event names of a task's stream, in order.
+    pub async fn events(&self, id: &str) -> Vec<(String, Value)> {
+        let mut conn = self.redis().await;
+        let entries: Vec<(String, std::collections::HashMap<String, String>)> =
+            redis::cmd("XRANGE")
+                .arg(tutorq::tasks::keys::events(id))
+                .arg("-")
+                .arg("+")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        entries
+            .into_iter()
+            .map(|(_, fields)| {
+                (
+                    fields["event"].clone(),
+                    serde_json::from_str(&fields["data"]).unwrap(),
+                )
+            })
+            .collect()
     }
 
     pub async fn post_ai(&self, feature: &str, body: &Value) -> reqwest::Response {

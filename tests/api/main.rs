@@ -2,6 +2,7 @@
 
 mod auth;
 mod cli;
+mod engine;
 mod errors;
 mod features;
 mod health;

@@ -3,6 +3,11 @@
 -- KEYS: 1 task hash, 2 events stream, 3 delayed zset
 -- ARGV: 1 task id, 2 owner user id ('' = any), 3 events maxlen, 4 cancel channel
 -- Returns the state before: 'missing', a final state (unchanged), or the cancelled state's predecessor.
+-- cjson keeps 14 significant digits: splice the exact microsecond time in as text.
+local function stamp(data, now)
+  local json = cjson.encode(data)
+  return string.sub(json, 1, -2) .. ',"at_us":' .. now .. '}'
+end
 local final = {succeeded = true, failed = true, cancelled = true, dead = true}
 local f = redis.call('HMGET', KEYS[1], 'state', 'user_id')
 local state = f[1]
@@ -14,9 +19,10 @@ if final[state] then
 end
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = string.format('%.0f', now_us)
 redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_us', string.format('%.0f', now_us))
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'event', 'cancelled',
-  'data', cjson.encode({task_id = ARGV[1], state = 'cancelled', at_us = now_us}))
+  'data', stamp({task_id = ARGV[1], state = 'cancelled'}, now))
 redis.call('ZREM', KEYS[3], ARGV[1])
 if state == 'running' then
   redis.call('PUBLISH', ARGV[4], ARGV[1])

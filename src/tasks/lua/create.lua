@@ -4,6 +4,11 @@
 -- KEYS: 1 task hash, 2 events stream, 3 user index, 4 queue stream (queue) | delayed zset (inline)
 -- ARGV: 1 task id, 2 job json, 3 ttl secs, 4 max attempts, 5 kind, 6 user id, 7 feature,
 --       8 request id, 9 role, 10 events maxlen, 11 mode, 12 lease ms (inline)
+-- cjson keeps 14 significant digits: splice the exact microsecond time in as text.
+local function stamp(data, now)
+  local json = cjson.encode(data)
+  return string.sub(json, 1, -2) .. ',"at_us":' .. now .. '}'
+end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
@@ -20,10 +25,10 @@ if inline then
 end
 redis.call('EXPIRE', KEYS[1], ttl)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[10], '*', 'event', 'queued',
-  'data', cjson.encode({task_id = ARGV[1], state = 'queued', at_us = now_us}))
+  'data', stamp({task_id = ARGV[1], state = 'queued'}, now))
 if inline then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[10], '*', 'event', 'started',
-    'data', cjson.encode({task_id = ARGV[1], state = 'running', attempt = 1, at_us = now_us}))
+    'data', stamp({task_id = ARGV[1], state = 'running', attempt = 1}, now))
   redis.call('ZADD', KEYS[4], math.floor(now_us / 1000) + tonumber(ARGV[12]), ARGV[1])
 else
   redis.call('XADD', KEYS[4], '*', 't', ARGV[1], 'j', ARGV[2])

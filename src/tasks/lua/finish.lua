@@ -5,6 +5,11 @@
 -- ARGV: 1 group, 2 events maxlen, 3 ttl secs, then per job: entry id ('' when inline), task id,
 --       outcome (succeeded | failed | dead | retrying), payload json, retry delay ms
 -- Returns per job: {applied (1/0), user_id, role, feature, request_id, created_us, started_us, attempts}
+-- cjson keeps 14 significant digits: splice the exact microsecond time in as text.
+local function stamp(data, now)
+  local json = cjson.encode(data)
+  return string.sub(json, 1, -2) .. ',"at_us":' .. now .. '}'
+end
 local final = {succeeded = true, failed = true, cancelled = true, dead = true}
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -28,7 +33,6 @@ for i = 1, n do
     applied = 1
     local data = cjson.decode(payload)
     data.task_id = id
-    data.at_us = now_us
     if outcome == 'retrying' then
       local due_ms = math.floor(now_us / 1000) + tonumber(delay)
       data.state = 'retrying'
@@ -42,7 +46,7 @@ for i = 1, n do
         redis.call('ZADD', KEYS[2], now_us, id)
       end
     end
-    redis.call('XADD', events, 'MAXLEN', '~', ARGV[2], '*', 'event', data.state, 'data', cjson.encode(data))
+    redis.call('XADD', events, 'MAXLEN', '~', ARGV[2], '*', 'event', data.state, 'data', stamp(data, now))
     redis.call('EXPIRE', task, ttl)
     redis.call('EXPIRE', events, ttl)
   end

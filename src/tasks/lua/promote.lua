@@ -3,8 +3,14 @@
 -- KEYS: 1 delayed zset, 2 queue stream
 -- ARGV: 1 limit, 2 events maxlen
 -- Returns {moved, ms until the next due job or -1}
+-- cjson keeps 14 significant digits: splice the exact microsecond time in as text.
+local function stamp(data, now)
+  local json = cjson.encode(data)
+  return string.sub(json, 1, -2) .. ',"at_us":' .. now .. '}'
+end
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = string.format('%.0f', now_us)
 local now_ms = math.floor(now_us / 1000)
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms, 'LIMIT', 0, tonumber(ARGV[1]))
 local moved = 0
@@ -16,7 +22,7 @@ for _, id in ipairs(ids) do
     if f[1] == 'retrying' then
       redis.call('HSET', task, 'state', 'queued')
       redis.call('XADD', task .. ':events', 'MAXLEN', '~', ARGV[2], '*', 'event', 'queued',
-        'data', cjson.encode({task_id = id, state = 'queued', at_us = now_us}))
+        'data', stamp({task_id = id, state = 'queued'}, now))
     end
     redis.call('XADD', KEYS[2], '*', 't', id, 'j', f[2])
     moved = moved + 1

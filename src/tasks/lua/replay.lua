@@ -1,16 +1,22 @@
 -- Re-queues a dead task with its attempts reset.
 -- KEYS: 1 task hash, 2 events stream, 3 dead zset, 4 queue stream
 -- ARGV: 1 task id, 2 events maxlen, 3 ttl secs
+-- cjson keeps 14 significant digits: splice the exact microsecond time in as text.
+local function stamp(data, now)
+  local json = cjson.encode(data)
+  return string.sub(json, 1, -2) .. ',"at_us":' .. now .. '}'
+end
 local f = redis.call('HMGET', KEYS[1], 'state', 'job')
 if f[1] ~= 'dead' or not f[2] then
   return 0
 end
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = string.format('%.0f', now_us)
 redis.call('HSET', KEYS[1], 'state', 'queued', 'attempts', 0)
 redis.call('HDEL', KEYS[1], 'finished_us', 'outcome', 'next_run_us')
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'event', 'queued',
-  'data', cjson.encode({task_id = ARGV[1], state = 'queued', replayed = true, at_us = now_us}))
+  'data', stamp({task_id = ARGV[1], state = 'queued', replayed = true}, now))
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('XADD', KEYS[4], '*', 't', ARGV[1], 'j', f[2])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))

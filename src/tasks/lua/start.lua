@@ -4,6 +4,11 @@
 -- KEYS: 1 queue stream, 2 dead zset, then per job: task hash, events stream
 -- ARGV: 1 group, 2 events maxlen, 3 worker name, then per job: entry id, task id
 -- Returns per job: attempt number (> 0), 0 = skipped, -1 = dead.
+-- cjson keeps 14 significant digits: splice the exact microsecond time in as text.
+local function stamp(data, now)
+  local json = cjson.encode(data)
+  return string.sub(json, 1, -2) .. ',"at_us":' .. now .. '}'
+end
 local final = {succeeded = true, failed = true, cancelled = true, dead = true}
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -27,7 +32,7 @@ for i = 1, n do
       redis.call('HSET', task, 'state', 'dead', 'finished_us', now, 'attempts', max,
         'outcome', cjson.encode({error = err}))
       redis.call('XADD', events, 'MAXLEN', '~', ARGV[2], '*', 'event', 'dead',
-        'data', cjson.encode({task_id = id, state = 'dead', attempt = max, error = err, at_us = now_us}))
+        'data', stamp({task_id = id, state = 'dead', attempt = max, error = err}, now))
       redis.call('ZADD', KEYS[2], now_us, id)
       redis.call('XACK', KEYS[1], ARGV[1], entry)
       redis.call('XDEL', KEYS[1], entry)
@@ -35,7 +40,7 @@ for i = 1, n do
     else
       redis.call('HSET', task, 'state', 'running', 'started_us', now, 'worker', ARGV[3])
       redis.call('XADD', events, 'MAXLEN', '~', ARGV[2], '*', 'event', 'started',
-        'data', cjson.encode({task_id = id, state = 'running', attempt = attempt, at_us = now_us}))
+        'data', stamp({task_id = id, state = 'running', attempt = attempt}, now))
       out[i] = attempt
     end
   end
