@@ -47,6 +47,11 @@ enum Command {
         #[command(subcommand)]
         command: PromptsCommand,
     },
+    /// Benchmarks that print figures (see README: Benchmarks).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Print a signed development JWT (not available in production).
     Token {
         /// The user id (`sub` claim).
@@ -59,6 +64,13 @@ enum Command {
         #[arg(long, default_value = "1h", value_parser = parse_ttl)]
         ttl: Duration,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Queue engine: drain, steady state, pickup latency, HTTP intake, RSS. Uses the configured
+    /// Redis and PostgreSQL and FLUSHES the Redis database: point it at a scratch one.
+    Queue(crate::bench::QueueBench),
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,6 +177,9 @@ async fn serve(command: Command, settings: Settings) -> anyhow::Result<()> {
             let (served, worked) = tokio::join!(app.run_until_stopped(shutdown.wait()), workers);
             served.and(worked)
         }
+        Command::Bench {
+            command: BenchCommand::Queue(options),
+        } => crate::bench::queue(settings, options).await,
         Command::Token { .. } | Command::Prompts { .. } => {
             unreachable!("handled without a runtime")
         }

@@ -255,7 +255,10 @@ async fn a_job_that_keeps_failing_runs_max_attempts_times_with_growing_delays_th
     assert_eq!(response.status(), 202);
     let replayed: Value = response.json().await.unwrap();
     // A worker may have taken it already; either way its attempts start again from zero.
-    assert!(replayed["status"] == "queued" || replayed["status"] == "running", "{replayed}");
+    assert!(
+        replayed["status"] == "queued" || replayed["status"] == "running",
+        "{replayed}"
+    );
     assert!(replayed["attempts"].as_u64().unwrap() <= 1, "{replayed}");
     let task = wait_final(&app, "u1", &id).await;
     assert_eq!(task["status"], "dead");

@@ -133,7 +133,10 @@ impl AiProvider for MockProvider {
     ) -> BoxFuture<'a, Result<AiResponse, ProviderError>> {
         Box::pin(async move {
             let started = Instant::now();
-            tokio::time::sleep(self.latency()).await;
+            let latency = self.latency();
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
             self.injected_failure()?;
             let (text, usage, model) = self.respond(prompt, options);
             Ok(AiResponse {

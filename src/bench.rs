@@ -1,0 +1,524 @@
+//! `tutorq bench queue`: the queue engine's figures, printed, never asserted.
+//!
+//! The bench process is the producer and the observer; the engine runs in a child `tutorq all`
+//! process (as in production), so its RSS is the engine's own. Every timestamp used for a rate
+//! or a latency is Redis `TIME` written by the engine's Lua scripts, so producer, workers and
+//! observer share one clock.
+//!
+//! (a) drain: a backlog of N no-op `ai_request` jobs (mock provider, 0 ms) queued before any
+//!     worker runs; jobs/s between the first and the last completion, with task records, events
+//!     and history rows written; then every task is checked to have succeeded exactly once.
+//! (b) steady state: the producer queues N jobs while the workers drain them.
+//! (c) idle pickup: one job at a time, created → `started` and created → `succeeded`, p50/p99.
+//! (d) HTTP intake: `POST /v1/ai/hint?mode=async` with auth at concurrency C, requests/s.
+//! (e) RSS of `tutorq all`: idle, and peak during (a).
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use redis::AsyncCommands;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::auth::Role;
+use crate::config::Settings;
+use crate::service::job::{AI_REQUEST, AiRequestJob};
+use crate::tasks::{NewTask, keys};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct QueueBench {
+    /// Jobs in the drain backlog (a).
+    #[arg(long, default_value_t = 100_000)]
+    pub jobs: usize,
+    /// Jobs queued while workers run (b).
+    #[arg(long, default_value_t = 50_000)]
+    pub steady_jobs: usize,
+    /// Sequential jobs for the pickup latency (c).
+    #[arg(long, default_value_t = 1_000)]
+    pub latency_jobs: usize,
+    /// HTTP requests for the intake rate (d).
+    #[arg(long, default_value_t = 20_000)]
+    pub http_requests: usize,
+    /// Concurrent HTTP clients (d).
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Repetitions; the table shows the median and the range.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Figures {
+    drain_jobs_per_s: f64,
+    drain_wall_s: f64,
+    steady_jobs_per_s: f64,
+    pickup_p50_ms: f64,
+    pickup_p99_ms: f64,
+    done_p50_ms: f64,
+    done_p99_ms: f64,
+    http_req_per_s: f64,
+    rss_idle_mb: f64,
+    rss_drain_peak_mb: f64,
+}
+
+pub async fn queue(settings: Settings, options: QueueBench) -> anyhow::Result<()> {
+    let state = AppState::build(settings.clone()).await?;
+    let mut all = Vec::new();
+    for run in 1..=options.runs {
+        eprintln!("bench: run {run} of {}", options.runs);
+        let figures = one_run(&state, &settings, &options).await?;
+        eprintln!("bench: {figures:?}");
+        all.push(figures);
+    }
+    print_table(&options, &all);
+    Ok(())
+}
+
+async fn one_run(
+    state: &AppState,
+    settings: &Settings,
+    options: &QueueBench,
+) -> anyhow::Result<Figures> {
+    let mut figures = Figures::default();
+    let mut redis = state.stores.redis.clone();
+
+    // (e) idle RSS of a fresh `tutorq all`.
+    flush(&mut redis).await?;
+    let port = free_port()?;
+    let mut engine = Engine::spawn(settings, port)?;
+    engine.wait_ready(port).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    figures.rss_idle_mb = engine.rss_mb();
+    engine.stop();
+
+    // (a) drain of a backlog queued before any worker runs.
+    flush(&mut redis).await?;
+    let ids = enqueue(state, options.jobs, "bench-drain").await?;
+    let started = Instant::now();
+    let mut engine = Engine::spawn(settings, port)?;
+    let peak = engine.watch_rss();
+    wait_completed(state, options.jobs).await?;
+    figures.drain_wall_s = started.elapsed().as_secs_f64();
+    figures.rss_drain_peak_mb = peak.stop();
+    let finished = finished_times(state, &ids).await?;
+    figures.drain_jobs_per_s = rate(&finished);
+    verify_exactly_once(state, &ids).await?;
+
+    // (b) steady state: producer and workers together.
+    engine.wait_ready(port).await?;
+    let before = completed(state).await?;
+    let ids = enqueue(state, options.steady_jobs, "bench-steady").await?;
+    wait_completed(state, before + options.steady_jobs).await?;
+    let created = created_times(state, &ids).await?;
+    let finished = finished_times(state, &ids).await?;
+    let first = created.iter().copied().min().unwrap_or(0);
+    let last = finished.iter().copied().max().unwrap_or(0);
+    figures.steady_jobs_per_s = options.steady_jobs as f64 / ((last - first).max(1) as f64 / 1e6);
+
+    // (c) idle pickup, one job at a time.
+    let (pickup, done) = pickup_latency(state, options.latency_jobs).await?;
+    figures.pickup_p50_ms = percentile(&pickup, 50.0);
+    figures.pickup_p99_ms = percentile(&pickup, 99.0);
+    figures.done_p50_ms = percentile(&done, 50.0);
+    figures.done_p99_ms = percentile(&done, 99.0);
+
+    // (d) HTTP intake with auth.
+    figures.http_req_per_s = http_intake(state, port, options).await?;
+    engine.stop();
+    Ok(figures)
+}
+
+/// A child `tutorq all` with the mock at 0 ms and quiet logs.
+struct Engine {
+    child: Child,
+}
+
+impl Engine {
+    fn spawn(settings: &Settings, port: u16) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("locating the tutorq binary")?;
+        let child = Command::new(exe)
+            .arg("all")
+            .env("TUTORQ__SERVER__PORT", port.to_string())
+            .env("TUTORQ__REDIS__URL", settings.redis.url.expose())
+            .env("TUTORQ__DATABASE__URL", settings.database.url.expose())
+            .env("TUTORQ__PROVIDERS__MOCK__LATENCY_MS", "0")
+            .env("TUTORQ__LOG__LEVEL", "warn")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting tutorq all")?;
+        Ok(Self { child })
+    }
+
+    async fn wait_ready(&self, port: u16) -> anyhow::Result<()> {
+        let client = reqwest::Client::new();
+        for _ in 0..600 {
+            if client
+                .get(format!("http://127.0.0.1:{port}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::bail!("tutorq all did not become ready")
+    }
+
+    fn rss_mb(&self) -> f64 {
+        rss_kb(self.child.id()) as f64 / 1024.0
+    }
+
+    /// Samples the RSS every 100 ms until stopped; returns the peak.
+    fn watch_rss(&self) -> PeakWatch {
+        let pid = self.child.id();
+        let peak = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicUsize::new(0));
+        let (p, s) = (peak.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while s.load(Ordering::Relaxed) == 0 {
+                p.fetch_max(rss_kb(pid) as usize, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        PeakWatch { peak, stop }
+    }
+
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct PeakWatch {
+    peak: Arc<AtomicUsize>,
+    stop: Arc<AtomicUsize>,
+}
+
+impl PeakWatch {
+    fn stop(self) -> f64 {
+        self.stop.store(1, Ordering::Relaxed);
+        self.peak.load(Ordering::Relaxed) as f64 / 1024.0
+    }
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+async fn flush(redis: &mut redis::aio::ConnectionManager) -> anyhow::Result<()> {
+    redis::cmd("FLUSHDB").query_async::<()>(redis).await?;
+    Ok(())
+}
+
+fn new_task(user: &str, index: usize) -> NewTask {
+    let id = uuid::Uuid::now_v7().to_string();
+    let mut input = serde_json::Map::new();
+    input.insert(
+        "question".into(),
+        json!(format!("Bench sorusu {index}: 2x + 3 = 11 ise x kaçtır?")),
+    );
+    input.insert("subject".into(), json!("Matematik"));
+    input.insert("hint_level".into(), json!(1));
+    let job = AiRequestJob {
+        task_id: id.clone(),
+        feature: crate::feature::Feature::Hint,
+        prompt_version: "1.0".into(),
+        input,
+        user_id: user.into(),
+        role: "service".into(),
+        request_id: format!("bench-{index}"),
+    };
+    NewTask {
+        id,
+        kind: AI_REQUEST.into(),
+        job: serde_json::to_string(&job).expect("a job serializes"),
+        user_id: user.into(),
+        role: "service".into(),
+        feature: "hint".into(),
+        request_id: format!("bench-{index}"),
+    }
+}
+
+/// Queues `count` jobs in pipelined chunks; returns their ids.
+async fn enqueue(state: &AppState, count: usize, user: &str) -> anyhow::Result<Vec<String>> {
+    let store = &state.service.engine().store;
+    let mut ids = Vec::with_capacity(count);
+    let mut index = 0;
+    while index < count {
+        let chunk: Vec<NewTask> = (index..(index + 1000).min(count))
+            .map(|i| new_task(user, i))
+            .collect();
+        index += chunk.len();
+        ids.extend(chunk.iter().map(|t| t.id.clone()));
+        store.enqueue_many(&chunk).await?;
+    }
+    Ok(ids)
+}
+
+/// Succeeded `hint` tasks so far: the sample count of the feature's latency average, which the
+/// completer raises once per recorded success (cheaper than reading every record while timing).
+async fn completed(state: &AppState) -> anyhow::Result<usize> {
+    let mut redis = state.stores.redis.clone();
+    let samples: Option<String> = redis.hget(keys::latency("hint"), "samples").await?;
+    Ok(samples.and_then(|s| s.parse().ok()).unwrap_or(0))
+}
+
+async fn wait_completed(state: &AppState, target: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while completed(state).await? < target {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "jobs did not complete within 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+async fn hash_field(state: &AppState, ids: &[String], field: &str) -> anyhow::Result<Vec<i64>> {
+    let mut redis = state.stores.redis.clone();
+    let mut values = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(5000) {
+        let mut pipe = redis::pipe();
+        for id in chunk {
+            pipe.hget(keys::task(id), field);
+        }
+        let part: Vec<Option<i64>> = pipe.query_async(&mut redis).await?;
+        values.extend(part.into_iter().flatten());
+    }
+    Ok(values)
+}
+
+async fn finished_times(state: &AppState, ids: &[String]) -> anyhow::Result<Vec<i64>> {
+    hash_field(state, ids, "finished_us").await
+}
+
+async fn created_times(state: &AppState, ids: &[String]) -> anyhow::Result<Vec<i64>> {
+    hash_field(state, ids, "created_us").await
+}
+
+/// (count − 1) / (last − first completion), the anchors' definition.
+fn rate(finished: &[i64]) -> f64 {
+    let (Some(first), Some(last)) = (finished.iter().min(), finished.iter().max()) else {
+        return 0.0;
+    };
+    (finished.len().saturating_sub(1)) as f64 / ((last - first).max(1) as f64 / 1e6)
+}
+
+/// Every task succeeded, after one attempt, with exactly one `succeeded` event.
+async fn verify_exactly_once(state: &AppState, ids: &[String]) -> anyhow::Result<()> {
+    let mut redis = state.stores.redis.clone();
+    let mut bad = 0usize;
+    for chunk in ids.chunks(2000) {
+        let mut pipe = redis::pipe();
+        for id in chunk {
+            pipe.hget(keys::task(id), "state");
+            pipe.cmd("XRANGE").arg(keys::events(id)).arg("-").arg("+");
+        }
+        let replies: Vec<redis::Value> = pipe.query_async(&mut redis).await?;
+        for pair in replies.chunks(2) {
+            let state: Option<String> =
+                redis::FromRedisValue::from_redis_value(pair[0].clone()).unwrap_or(None);
+            let events: Vec<(String, HashMap<String, String>)> =
+                redis::FromRedisValue::from_redis_value(pair[1].clone()).unwrap_or_default();
+            let succeeded = events
+                .iter()
+                .filter(|(_, f)| f.get("event").map(String::as_str) == Some("succeeded"))
+                .count();
+            if state.as_deref() != Some("succeeded") || succeeded != 1 {
+                bad += 1;
+            }
+        }
+    }
+    anyhow::ensure!(
+        bad == 0,
+        "{bad} of {} tasks did not succeed exactly once",
+        ids.len()
+    );
+    eprintln!("bench: all {} tasks succeeded exactly once", ids.len());
+    Ok(())
+}
+
+/// Created → started and created → succeeded, in milliseconds, one job at a time.
+async fn pickup_latency(state: &AppState, count: usize) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    let store = &state.service.engine().store;
+    let mut reader = store.dedicated_connection(Duration::from_secs(5)).await?;
+    let (mut pickup, mut done) = (Vec::with_capacity(count), Vec::with_capacity(count));
+    for index in 0..count + 20 {
+        let task = new_task("bench-latency", index);
+        store.enqueue(&task).await?;
+        let events = keys::events(&task.id);
+        let mut cursor = "0-0".to_owned();
+        let (mut created, mut started, mut succeeded) = (None, None, None);
+        while succeeded.is_none() {
+            let options = redis::streams::StreamReadOptions::default()
+                .block(5000)
+                .count(10);
+            let reply: Option<redis::streams::StreamReadReply> = reader
+                .xread_options(&[&events], &[&cursor], &options)
+                .await?;
+            let reply = reply.context("no event within 5 s")?;
+            for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
+                cursor = entry.id.clone();
+                let name: Option<String> = entry.get("event");
+                let data: Option<String> = entry.get("data");
+                let at = data
+                    .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
+                    .and_then(|d| d["at_us"].as_i64());
+                match name.as_deref() {
+                    Some("queued") => created = at,
+                    Some("started") => started = at,
+                    Some("succeeded") => succeeded = at,
+                    Some(other) => anyhow::bail!("unexpected event {other}"),
+                    None => {}
+                }
+            }
+        }
+        // The first 20 warm the connections and are not counted.
+        if index >= 20
+            && let (Some(c), Some(s), Some(d)) = (created, started, succeeded)
+        {
+            pickup.push((s - c) as f64 / 1000.0);
+            done.push((d - c) as f64 / 1000.0);
+        }
+    }
+    Ok((pickup, done))
+}
+
+async fn http_intake(state: &AppState, port: u16, options: &QueueBench) -> anyhow::Result<f64> {
+    let token = state
+        .auth
+        .mint("bench-http", Role::Service, Duration::from_secs(3600));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(options.concurrency)
+        .build()?;
+    let url = format!("http://127.0.0.1:{port}/v1/ai/hint?mode=async");
+    let body = json!({"input": {"question": "2x + 3 = 11 ise x kaçtır?", "subject": "Matematik", "hint_level": 1}});
+    let next = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..options.concurrency {
+        let (client, url, body, token, next, failures) = (
+            client.clone(),
+            url.clone(),
+            body.clone(),
+            token.clone(),
+            next.clone(),
+            failures.clone(),
+        );
+        let total = options.http_requests;
+        clients.spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < total {
+                let ok = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 202);
+                if !ok {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    while clients.join_next().await.is_some() {}
+    let elapsed = started.elapsed().as_secs_f64();
+    let failed = failures.load(Ordering::Relaxed);
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} HTTP submissions were not answered 202"
+    );
+    Ok(options.http_requests as f64 / elapsed)
+}
+
+fn percentile(values: &[f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank]
+}
+
+fn print_table(options: &QueueBench, runs: &[Figures]) {
+    let row = |name: &str, unit: &str, get: fn(&Figures) -> f64| {
+        let mut values: Vec<f64> = runs.iter().map(get).collect();
+        values.sort_by(f64::total_cmp);
+        let median = values[values.len() / 2];
+        println!(
+            "| {name} | {median:.2} {unit} | {:.2} – {:.2} |",
+            values[0],
+            values[values.len() - 1]
+        );
+    };
+    println!();
+    println!(
+        "tutorq bench queue: {} runs; drain {} jobs, steady {} jobs, latency {} jobs, HTTP {} requests at c={}",
+        runs.len(),
+        options.jobs,
+        options.steady_jobs,
+        options.latency_jobs,
+        options.http_requests,
+        options.concurrency
+    );
+    println!();
+    println!("| figure | median | range |");
+    println!("| --- | --- | --- |");
+    row("(a) drain of the backlog", "jobs/s", |f| f.drain_jobs_per_s);
+    row("(a) drain, worker start → last job", "s", |f| {
+        f.drain_wall_s
+    });
+    row("(b) steady state, producer + workers", "jobs/s", |f| {
+        f.steady_jobs_per_s
+    });
+    row("(c) pickup p50, created → started", "ms", |f| {
+        f.pickup_p50_ms
+    });
+    row("(c) pickup p99, created → started", "ms", |f| {
+        f.pickup_p99_ms
+    });
+    row("(c) round trip p50, created → succeeded", "ms", |f| {
+        f.done_p50_ms
+    });
+    row("(c) round trip p99, created → succeeded", "ms", |f| {
+        f.done_p99_ms
+    });
+    row("(d) HTTP async intake", "req/s", |f| f.http_req_per_s);
+    row("(e) RSS of tutorq all, idle", "MB", |f| f.rss_idle_mb);
+    row("(e) RSS of tutorq all, peak during (a)", "MB", |f| {
+        f.rss_drain_peak_mb
+    });
+}

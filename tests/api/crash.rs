@@ -1,0 +1,242 @@
+//! Crash drills with real worker processes killed by SIGKILL: no job is lost, reclaimed jobs
+//! count their attempts, and a job that kills every worker ends dead instead of looping.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tutorq::config::Settings;
+use tutorq::tasks::{NewTask, keys};
+
+use crate::helpers::{repo_path, test_settings};
+
+/// Jobs with a short visibility timeout and a small pool, so a drill takes seconds.
+fn drill_jobs(concurrency: usize, visibility: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["ai_request", "batch_item", "webhook_delivery"] {
+        let text = std::fs::read_to_string(repo_path(&format!("jobs/{name}.yaml"))).unwrap();
+        let text = text
+            .replace("concurrency: 256", &format!("concurrency: {concurrency}"))
+            .replace(
+                "visibility_timeout: 15s",
+                &format!("visibility_timeout: {visibility}"),
+            );
+        std::fs::write(dir.path().join(format!("{name}.yaml")), text).unwrap();
+    }
+    dir
+}
+
+fn worker(settings: &Settings, jobs: &std::path::Path, mock_latency_ms: u64) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tutorq"))
+        .current_dir(repo_path(""))
+        .args(["worker", "--queues", "ai_request"])
+        .env("TUTORQ_ENV", "test")
+        .env("TUTORQ__REDIS__URL", settings.redis.url.expose())
+        .env("TUTORQ__DATABASE__URL", settings.database.url.expose())
+        .env("TUTORQ__JOBS__DIR", jobs)
+        .env(
+            "TUTORQ__PROVIDERS__MOCK__LATENCY_MS",
+            mock_latency_ms.to_string(),
+        )
+        .env("TUTORQ__LOG__LEVEL", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start a worker process")
+}
+
+fn kill_9(child: &mut Child) {
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
+fn tasks(count: usize) -> Vec<NewTask> {
+    (0..count)
+        .map(|i| {
+            let id = uuid::Uuid::now_v7().to_string();
+            let job = serde_json::json!({
+                "task_id": id, "feature": "hint", "prompt_version": "1.0", "user_id": "drill", "role": "service",
+                "request_id": format!("drill-{i}"),
+                "input": { "question": format!("Drill sorusu {i}: 2x + 3 = 11 ise x?"), "subject": "Matematik", "hint_level": 1 }
+            });
+            NewTask {
+                id,
+                kind: "ai_request".into(),
+                job: job.to_string(),
+                user_id: "drill".into(),
+                role: "service".into(),
+                feature: "hint".into(),
+                request_id: format!("drill-{i}"),
+            }
+        })
+        .collect()
+}
+
+async fn states(
+    conn: &mut redis::aio::MultiplexedConnection,
+    ids: &[String],
+) -> Vec<(String, u32, usize)> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(500) {
+        let mut pipe = redis::pipe();
+        for id in chunk {
+            pipe.cmd("HMGET")
+                .arg(keys::task(id))
+                .arg("state")
+                .arg("attempts");
+            pipe.cmd("XRANGE").arg(keys::events(id)).arg("-").arg("+");
+        }
+        let replies: Vec<redis::Value> = pipe.query_async(conn).await.unwrap();
+        for pair in replies.chunks(2) {
+            let (state, attempts): (Option<String>, Option<u32>) =
+                redis::FromRedisValue::from_redis_value(pair[0].clone()).unwrap();
+            let events: Vec<(String, HashMap<String, String>)> =
+                redis::FromRedisValue::from_redis_value(pair[1].clone()).unwrap();
+            let succeeded = events
+                .iter()
+                .filter(|(_, f)| f["event"] == "succeeded")
+                .count();
+            out.push((state.unwrap_or_default(), attempts.unwrap_or(0), succeeded));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn killing_workers_mid_drain_loses_nothing() {
+    let settings = test_settings().await;
+    let jobs = drill_jobs(16, "2s");
+    let mut app_settings = settings.clone();
+    app_settings.jobs.dir = jobs.path().to_path_buf();
+    let state = tutorq::app::AppState::build(app_settings).await.unwrap();
+    let store = &state.service.engine().store;
+    store
+        .ensure_group(store.kinds().kind("ai_request"))
+        .await
+        .unwrap();
+    let batch = tasks(2_000);
+    let ids: Vec<String> = batch.iter().map(|t| t.id.clone()).collect();
+    store.enqueue_many(&batch).await.unwrap();
+
+    let mut workers = vec![
+        worker(&settings, jobs.path(), 25),
+        worker(&settings, jobs.path(), 25),
+    ];
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    kill_9(&mut workers[0]);
+    workers[0] = worker(&settings, jobs.path(), 25);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    kill_9(&mut workers[1]);
+    workers[1] = worker(&settings, jobs.path(), 25);
+
+    let mut conn = redis::Client::open(settings.redis.url.expose())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let finals = loop {
+        let now = states(&mut conn, &ids).await;
+        if now.iter().all(|(state, _, _)| state == "succeeded") {
+            break now;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not all tasks succeeded: {:?}",
+            now.iter()
+                .filter(|s| s.0 != "succeeded")
+                .take(5)
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for mut child in workers {
+        kill_9(&mut child);
+    }
+    assert!(
+        finals.iter().all(|(_, _, succeeded)| *succeeded == 1),
+        "every task has exactly one succeeded event"
+    );
+    let reclaimed = finals
+        .iter()
+        .filter(|(_, attempts, _)| *attempts >= 2)
+        .count();
+    assert!(
+        reclaimed > 0,
+        "the killed workers' jobs were reclaimed and counted as second attempts"
+    );
+    let queue_left: u64 = redis::cmd("XLEN")
+        .arg(keys::queue("ai_request"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(queue_left, 0, "every entry acknowledged and deleted");
+}
+
+#[tokio::test]
+async fn a_job_that_crashes_every_worker_ends_dead_after_max_attempts() {
+    let settings = test_settings().await;
+    let jobs = drill_jobs(4, "1s");
+    let mut app_settings = settings.clone();
+    app_settings.jobs.dir = jobs.path().to_path_buf();
+    let state = tutorq::app::AppState::build(app_settings).await.unwrap();
+    let store = &state.service.engine().store;
+    store
+        .ensure_group(store.kinds().kind("ai_request"))
+        .await
+        .unwrap();
+    let task = tasks(1).remove(0);
+    store.enqueue(&task).await.unwrap();
+
+    let url = settings.redis.url.expose().to_owned();
+    let started_events = |url: String, id: String| async move {
+        let mut conn = redis::Client::open(url)
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let events: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
+            .arg(keys::events(&id))
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        events
+            .iter()
+            .filter(|(_, f)| f["event"] == "started")
+            .count()
+    };
+    // The job "crashes" its worker every time: the worker is killed while it runs the job.
+    for attempt in 1..=3 {
+        let mut child = worker(&settings, jobs.path(), 60_000);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while started_events(url.clone(), task.id.clone()).await < attempt {
+            assert!(Instant::now() < deadline, "attempt {attempt} never started");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        kill_9(&mut child);
+    }
+    // The next worker reclaims it once more and finds its attempts used up.
+    let mut child = worker(&settings, jobs.path(), 60_000);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let record = loop {
+        let record = store.get(&task.id).await.unwrap().unwrap();
+        if record.state.is_final() {
+            break record;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the job kept looping: {record:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    kill_9(&mut child);
+    assert_eq!(record.state, tutorq::tasks::TaskState::Dead);
+    assert_eq!(record.attempts, 3);
+    assert_eq!(
+        record.outcome.unwrap()["error"]["kind"],
+        "attempts_exhausted"
+    );
+    assert_eq!(started_events(url.clone(), task.id.clone()).await, 3);
+}
