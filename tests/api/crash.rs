@@ -240,3 +240,148 @@ async fn a_job_that_crashes_every_worker_ends_dead_after_max_attempts() {
     );
     assert_eq!(started_events(url.clone(), task.id.clone()).await, 3);
 }
+
+/// A Redis of the test's own, with AOF, that it can stop and start again on the same port.
+struct OwnRedis {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = Self {
+            port,
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        redis.up();
+        redis
+    }
+
+    fn up(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+            ])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis did not come back");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A clean stop: SIGTERM makes Redis write the AOF out before it exits.
+    fn down(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_redis_restart_during_a_drain_loses_no_accepted_task() {
+    let mut redis = OwnRedis::start();
+    let url = redis.url();
+    let app = crate::helpers::spawn_app_with_workers(move |s| {
+        s.redis.url = tutorq::config::Secret::new(url);
+        s.providers.mock.latency_ms = tutorq::config::LatencySetting::Fixed(300);
+    })
+    .await;
+    let body =
+        serde_json::json!({ "input": crate::helpers::sample_input("hint"), "mode": "async" });
+    let mut accepted = Vec::new();
+    // 600 jobs of 300 ms on 256 slots: when Redis stops, jobs are running, queued and finishing.
+    for _ in 0..600 {
+        let response = app.post_ai_as("u1", "hint", &body, &[]).await;
+        assert_eq!(response.status(), 202);
+        let task: serde_json::Value = response.json().await.unwrap();
+        accepted.push(task["task_id"].as_str().unwrap().to_owned());
+    }
+
+    let last: serde_json::Value = app
+        .task_as("u1", accepted.last().unwrap(), 0)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(
+        last["status"], "succeeded",
+        "the restart must hit a drain in progress"
+    );
+    redis.down();
+    // While Redis is down the API says so at once instead of hanging.
+    let started = Instant::now();
+    let refused = app.post_ai_as("u1", "hint", &body, &[]).await;
+    let waited = started.elapsed();
+    crate::helpers::assert_problem(refused, 503, "store-unavailable").await;
+    assert!(waited < Duration::from_secs(5), "answered after {waited:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    redis.up();
+
+    // Everything that got a 202 completes; new work is taken again.
+    for _ in 0..50 {
+        let response = app.post_ai_as("u1", "hint", &body, &[]).await;
+        if response.status() == 202 {
+            let task: serde_json::Value = response.json().await.unwrap();
+            accepted.push(task["task_id"].as_str().unwrap().to_owned());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        accepted.len(),
+        601,
+        "the API takes work again after Redis returns"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for id in &accepted {
+        loop {
+            let response = app.task_as("u1", id, 5).await;
+            if response.status() == 200 {
+                let task: serde_json::Value = response.json().await.unwrap();
+                if task["status"] == "succeeded" {
+                    break;
+                }
+                assert_ne!(task["status"], "failed", "{task}");
+            }
+            assert!(Instant::now() < deadline, "task {id} never completed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
