@@ -236,7 +236,10 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 async fn flush(redis: &mut redis::aio::ConnectionManager) -> anyhow::Result<()> {
-    redis::cmd("FLUSHDB").query_async::<()>(redis).await?;
+    redis::cmd("FLUSHDB")
+        .arg("ASYNC")
+        .query_async::<()>(redis)
+        .await?;
     Ok(())
 }
 

@@ -44,6 +44,8 @@ for i = 1, n do
       redis.call('HSET', task, 'state', outcome, 'outcome', payload, 'finished_us', now)
       if outcome == 'dead' then
         redis.call('ZADD', KEYS[2], now_us, id)
+        -- Dead tasks are listed for a week (their records expire with the kind's result TTL).
+        redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_us - 604800000000)
       end
     end
     redis.call('XADD', events, 'MAXLEN', '~', ARGV[2], '*', 'event', data.state, 'data', stamp(data, now))

@@ -34,6 +34,8 @@ for i = 1, n do
       redis.call('XADD', events, 'MAXLEN', '~', ARGV[2], '*', 'event', 'dead',
         'data', stamp({task_id = id, state = 'dead', attempt = max, error = err}, now))
       redis.call('ZADD', KEYS[2], now_us, id)
+      -- Dead tasks are listed for a week (their records expire with the kind's result TTL).
+      redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_us - 604800000000)
       redis.call('XACK', KEYS[1], ARGV[1], entry)
       redis.call('XDEL', KEYS[1], entry)
       out[i] = -1
