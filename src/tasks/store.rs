@@ -168,53 +168,54 @@ impl TaskStore {
         }
     }
 
-    fn create_invocation<'a>(
-        &'a self,
-        task: &'a NewTask,
-        inline: Option<Duration>,
-    ) -> redis::ScriptInvocation<'a> {
+    /// KEYS and ARGV of `create.lua` for `task`, queued or (with a lease) inline.
+    fn create_call(&self, task: &NewTask, inline: Option<Duration>) -> ([String; 4], [String; 12]) {
         let kind = self.kinds.kind(&task.kind);
-        let mut invocation = self.scripts.create.prepare_invoke();
-        invocation
-            .key(keys::task(&task.id))
-            .key(keys::events(&task.id))
-            .key(keys::user_tasks(&task.user_id))
-            .key(match inline {
+        let keys = [
+            keys::task(&task.id),
+            keys::events(&task.id),
+            keys::user_tasks(&task.user_id),
+            match inline {
                 Some(_) => keys::delayed(&kind.queue),
                 None => keys::queue(&kind.queue),
-            })
-            .arg(&task.id)
-            .arg(&task.job)
-            .arg(kind.result_ttl.as_secs())
-            .arg(kind.max_attempts)
-            .arg(&kind.name)
-            .arg(&task.user_id)
-            .arg(&task.feature)
-            .arg(&task.request_id)
-            .arg(&task.role)
-            .arg(keys::EVENTS_MAXLEN)
-            .arg(if inline.is_some() { "inline" } else { "queue" })
-            .arg(inline.map_or(0, |lease| lease.as_millis() as u64));
-        invocation
+            },
+        ];
+        let args = [
+            task.id.clone(),
+            task.job.clone(),
+            kind.result_ttl.as_secs().to_string(),
+            kind.max_attempts.to_string(),
+            kind.name.clone(),
+            task.user_id.clone(),
+            task.feature.clone(),
+            task.request_id.clone(),
+            task.role.clone(),
+            keys::EVENTS_MAXLEN.to_string(),
+            if inline.is_some() { "inline" } else { "queue" }.to_owned(),
+            inline
+                .map_or(0, |lease| lease.as_millis() as u64)
+                .to_string(),
+        ];
+        (keys, args)
+    }
+
+    async fn create(&self, task: &NewTask, inline: Option<Duration>) -> redis::RedisResult<bool> {
+        let (keys, args) = self.create_call(task, inline);
+        let mut invocation = self.scripts.create.prepare_invoke();
+        invocation.key(&keys[..]).arg(&args[..]);
+        let created: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
+        Ok(created != 0)
     }
 
     /// Records a task and queues its job; false if the id exists already.
     pub async fn enqueue(&self, task: &NewTask) -> redis::RedisResult<bool> {
-        let created: i64 = self
-            .create_invocation(task, None)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        Ok(created != 0)
+        self.create(task, None).await
     }
 
     /// Records a task that runs inline now, with a lease: if this process dies before finishing
     /// it, the job is queued once `lease` passes without [`TaskStore::extend_lease`].
     pub async fn begin_inline(&self, task: &NewTask, lease: Duration) -> redis::RedisResult<bool> {
-        let created: i64 = self
-            .create_invocation(task, Some(lease))
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        Ok(created != 0)
+        self.create(task, Some(lease)).await
     }
 
     pub async fn extend_lease(
@@ -248,26 +249,12 @@ impl TaskStore {
             .await?;
         let mut pipe = redis::pipe();
         for task in tasks {
-            let kind = self.kinds.kind(&task.kind);
+            let (keys, args) = self.create_call(task, None);
             pipe.cmd("EVALSHA")
                 .arg(&hash)
-                .arg(4)
-                .arg(keys::task(&task.id))
-                .arg(keys::events(&task.id))
-                .arg(keys::user_tasks(&task.user_id))
-                .arg(keys::queue(&kind.queue))
-                .arg(&task.id)
-                .arg(&task.job)
-                .arg(kind.result_ttl.as_secs())
-                .arg(kind.max_attempts)
-                .arg(&kind.name)
-                .arg(&task.user_id)
-                .arg(&task.feature)
-                .arg(&task.request_id)
-                .arg(&task.role)
-                .arg(keys::EVENTS_MAXLEN)
-                .arg("queue")
-                .arg(0)
+                .arg(keys.len())
+                .arg(&keys[..])
+                .arg(&args[..])
                 .ignore();
         }
         pipe.query_async::<()>(&mut conn).await

@@ -26,6 +26,19 @@ fn drill_jobs(concurrency: usize, visibility: &str) -> tempfile::TempDir {
     dir
 }
 
+/// The task store of the drill's stores and job kinds, with the ai_request group created.
+async fn drill_store(settings: &Settings, jobs: &std::path::Path) -> tutorq::tasks::TaskStore {
+    let mut settings = settings.clone();
+    settings.jobs.dir = jobs.to_path_buf();
+    let state = tutorq::app::AppState::build(settings).await.unwrap();
+    let store = state.service.engine().store.clone();
+    store
+        .ensure_group(store.kinds().kind("ai_request"))
+        .await
+        .unwrap();
+    store
+}
+
 fn worker(settings: &Settings, jobs: &std::path::Path, mock_latency_ms: u64) -> Child {
     Command::new(env!("CARGO_BIN_EXE_tutorq"))
         .current_dir(repo_path(""))
@@ -106,14 +119,7 @@ async fn states(
 async fn killing_workers_mid_drain_loses_nothing() {
     let settings = test_settings().await;
     let jobs = drill_jobs(16, "2s");
-    let mut app_settings = settings.clone();
-    app_settings.jobs.dir = jobs.path().to_path_buf();
-    let state = tutorq::app::AppState::build(app_settings).await.unwrap();
-    let store = &state.service.engine().store;
-    store
-        .ensure_group(store.kinds().kind("ai_request"))
-        .await
-        .unwrap();
+    let store = drill_store(&settings, jobs.path()).await;
     // TUTORQ_DRILL_JOBS=20000 runs the full drill of the engine issue; CI runs 2,000.
     let count: usize = std::env::var("TUTORQ_DRILL_JOBS")
         .ok()
@@ -188,14 +194,7 @@ async fn killing_workers_mid_drain_loses_nothing() {
 async fn a_job_that_crashes_every_worker_ends_dead_after_max_attempts() {
     let settings = test_settings().await;
     let jobs = drill_jobs(4, "1s");
-    let mut app_settings = settings.clone();
-    app_settings.jobs.dir = jobs.path().to_path_buf();
-    let state = tutorq::app::AppState::build(app_settings).await.unwrap();
-    let store = &state.service.engine().store;
-    store
-        .ensure_group(store.kinds().kind("ai_request"))
-        .await
-        .unwrap();
+    let store = drill_store(&settings, jobs.path()).await;
     let task = tasks(1).remove(0);
     store.enqueue(&task).await.unwrap();
 
@@ -395,4 +394,35 @@ async fn a_redis_restart_during_a_drain_loses_no_accepted_task() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+#[tokio::test]
+async fn sigterm_lets_running_jobs_finish_before_the_worker_exits() {
+    let settings = test_settings().await;
+    let jobs = drill_jobs(4, "15s");
+    let store = drill_store(&settings, jobs.path()).await;
+    let task = tasks(1).remove(0);
+    store.enqueue(&task).await.unwrap();
+    let mut child = worker(&settings, jobs.path(), 1_500);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.get(&task.id).await.unwrap().unwrap().state != tutorq::tasks::TaskState::Running {
+        assert!(Instant::now() < deadline, "the job never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "the worker exits cleanly: {status}");
+    let record = store.get(&task.id).await.unwrap().unwrap();
+    assert_eq!(
+        record.state,
+        tutorq::tasks::TaskState::Succeeded,
+        "finished within the grace period, not abandoned"
+    );
+    assert_eq!(record.attempts, 1);
 }

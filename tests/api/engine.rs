@@ -29,6 +29,12 @@ async fn accepted_id(response: reqwest::Response) -> String {
     id
 }
 
+/// Queues a hint for `user` and returns the task id.
+async fn queue_hint(app: &TestApp, user: &str) -> String {
+    let body = json!({ "input": sample_input("hint"), "mode": "async" });
+    accepted_id(app.post_ai_as(user, "hint", &body, &[]).await).await
+}
+
 async fn wait_final(app: &TestApp, user: &str, id: &str) -> Value {
     let response = app.task_as(user, id, 20).await;
     assert_eq!(response.status(), 200);
@@ -148,16 +154,7 @@ async fn prefer_respond_async_and_the_mode_query_queue_too() {
 #[tokio::test]
 async fn another_users_task_is_not_found() {
     let app = spawn_app_with(|_| {}).await;
-    let id = accepted_id(
-        app.post_ai_as(
-            "alice",
-            "hint",
-            &json!({ "input": sample_input("hint"), "mode": "async" }),
-            &[],
-        )
-        .await,
-    )
-    .await;
+    let id = queue_hint(&app, "alice").await;
     assert_eq!(app.task_as("alice", &id, 0).await.status(), 200);
     assert_problem(app.task_as("mallory", &id, 0).await, 404, "not-found").await;
     let token = app
@@ -188,16 +185,7 @@ async fn a_job_that_keeps_failing_runs_max_attempts_times_with_growing_delays_th
         s.providers.mock.failure_rate = 1.0;
     })
     .await;
-    let id = accepted_id(
-        app.post_ai_as(
-            "u1",
-            "hint",
-            &json!({ "input": sample_input("hint"), "mode": "async" }),
-            &[],
-        )
-        .await,
-    )
-    .await;
+    let id = queue_hint(&app, "u1").await;
     let task = wait_final(&app, "u1", &id).await;
     assert_eq!(task["status"], "dead", "{task:#}");
     assert_eq!(task["attempts"], 3);
@@ -284,16 +272,7 @@ async fn a_job_that_keeps_failing_runs_max_attempts_times_with_growing_delays_th
 #[tokio::test]
 async fn a_queued_task_cancelled_never_runs() {
     let app = spawn_app_with(|_| {}).await;
-    let id = accepted_id(
-        app.post_ai_as(
-            "u1",
-            "hint",
-            &json!({ "input": sample_input("hint"), "mode": "async" }),
-            &[],
-        )
-        .await,
-    )
-    .await;
+    let id = queue_hint(&app, "u1").await;
     let token = app
         .auth
         .mint("u1", Role::Student, std::time::Duration::from_secs(60));
@@ -328,16 +307,7 @@ async fn a_queued_task_cancelled_never_runs() {
         tutorq::shutdown::Shutdown::never(),
         std::time::Duration::from_secs(1),
     ));
-    let second = accepted_id(
-        app.post_ai_as(
-            "u1",
-            "hint",
-            &json!({ "input": sample_input("hint"), "mode": "async" }),
-            &[],
-        )
-        .await,
-    )
-    .await;
+    let second = queue_hint(&app, "u1").await;
     assert_eq!(wait_final(&app, "u1", &second).await["status"], "succeeded");
     let names: Vec<String> = app.events(&id).await.into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["queued", "cancelled"]);
@@ -348,16 +318,7 @@ async fn a_running_task_is_cancelled_cooperatively() {
     let app =
         spawn_app_with_workers(|s| s.providers.mock.latency_ms = LatencySetting::Fixed(3_000))
             .await;
-    let id = accepted_id(
-        app.post_ai_as(
-            "u1",
-            "hint",
-            &json!({ "input": sample_input("hint"), "mode": "async" }),
-            &[],
-        )
-        .await,
-    )
-    .await;
+    let id = queue_hint(&app, "u1").await;
     for _ in 0..100 {
         if app.events(&id).await.iter().any(|(n, _)| n == "started") {
             break;
@@ -497,18 +458,7 @@ async fn the_task_list_filters_and_pages() {
     let app = spawn_app_with_workers(|_| {}).await;
     let mut ids = Vec::new();
     for _ in 0..5 {
-        ids.push(
-            accepted_id(
-                app.post_ai_as(
-                    "lister",
-                    "hint",
-                    &json!({ "input": sample_input("hint"), "mode": "async" }),
-                    &[],
-                )
-                .await,
-            )
-            .await,
-        );
+        ids.push(queue_hint(&app, "lister").await);
     }
     for id in &ids {
         wait_final(&app, "lister", id).await;
@@ -596,4 +546,53 @@ async fn with_redis_down_the_api_answers_503_fast() {
     )
     .await;
     let _ = jobs_dir;
+}
+
+/// A job run directly, without a worker: its result, and what its errors tell the queue.
+#[tokio::test]
+async fn the_ai_request_job_runs_without_a_worker() {
+    use apalis::prelude::{AbortError, RetryAfterError};
+    use tutorq::service::job::AiRequestJob;
+
+    let job = |input: Value| AiRequestJob {
+        task_id: uuid::Uuid::now_v7().to_string(),
+        feature: tutorq::feature::Feature::Evaluation,
+        prompt_version: "1.0".into(),
+        input: input.as_object().unwrap().clone(),
+        user_id: "u1".into(),
+        role: "student".into(),
+        request_id: "r1".into(),
+    };
+    let settings = crate::helpers::test_settings().await;
+    let service = tutorq::app::AppState::build(settings.clone())
+        .await
+        .unwrap()
+        .service;
+    let payload = service
+        .run_job(job(sample_input("evaluation")))
+        .await
+        .unwrap();
+    assert!(payload["result"]["score"].is_u64(), "{payload}");
+    assert_eq!(payload["prompt"]["name"], "answer_evaluation");
+
+    // An input that no longer validates cannot get better by retrying: give up.
+    let error = service
+        .run_job(job(json!({ "question": "kısa" })))
+        .await
+        .unwrap_err();
+    assert!(error.downcast_ref::<AbortError>().is_some(), "{error}");
+
+    // A failing provider is transient: retry with backoff (a plain error, neither abort nor retry-after).
+    let mut failing = settings;
+    failing.providers.mock.failure_rate = 1.0;
+    let service = tutorq::app::AppState::build(failing).await.unwrap().service;
+    let error = service
+        .run_job(job(sample_input("evaluation")))
+        .await
+        .unwrap_err();
+    assert!(
+        error.downcast_ref::<AbortError>().is_none()
+            && error.downcast_ref::<RetryAfterError>().is_none(),
+        "{error}"
+    );
 }
