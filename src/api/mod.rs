@@ -3,6 +3,7 @@
 mod admin;
 mod ai;
 mod auth;
+mod events;
 mod health;
 mod json;
 mod problem;
@@ -32,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         ));
     Router::new()
         .merge(authenticated)
+        .merge(events::router(state.clone()))
         .merge(health::router())
         .route("/problems/{slug}", get(problem::describe))
         .fallback(not_found)

@@ -26,6 +26,17 @@ struct PresentedClaims {
     sub: Option<String>,
     #[serde(default)]
     role: Option<String>,
+    /// Set only on stream tokens: the one task whose events the token may read.
+    #[serde(default)]
+    stream_task: Option<String>,
+}
+
+#[derive(Serialize)]
+struct StreamClaims<'a> {
+    sub: &'a str,
+    role: Role,
+    exp: u64,
+    stream_task: &'a str,
 }
 
 #[derive(Clone)]
@@ -59,7 +70,43 @@ impl Authenticator {
         self.verify(token)
     }
 
+    /// Verifies a bearer token; stream tokens are refused here.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let (principal, stream_task) = self.decode(token)?;
+        if stream_task.is_some() {
+            return Err(AuthError::Invalid(
+                "a stream token only opens the event stream it was issued for".into(),
+            ));
+        }
+        Ok(principal)
+    }
+
+    /// Verifies a short-lived stream token for the events of `task_id`.
+    pub fn verify_stream(&self, token: &str, task_id: &str) -> Result<Principal, AuthError> {
+        match self.decode(token)? {
+            (principal, Some(task)) if task == task_id => Ok(principal),
+            (_, Some(_)) => Err(AuthError::Invalid(
+                "this stream token is for another task".into(),
+            )),
+            (_, None) => Err(AuthError::Invalid(
+                "only a stream token may be sent in the URL".into(),
+            )),
+        }
+    }
+
+    /// A token that opens only the event stream of `task_id`, for `ttl`.
+    pub fn mint_stream(&self, principal: &Principal, task_id: &str, ttl: Duration) -> String {
+        let claims = StreamClaims {
+            sub: &principal.user_id,
+            role: principal.role,
+            exp: jsonwebtoken::get_current_timestamp() + ttl.as_secs(),
+            stream_task: task_id,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing with a byte key cannot fail")
+    }
+
+    fn decode(&self, token: &str) -> Result<(Principal, Option<String>), AuthError> {
         let data = jsonwebtoken::decode::<PresentedClaims>(token, &self.decoding, &self.validation)
             .map_err(|err| match err.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
@@ -87,7 +134,7 @@ impl Authenticator {
         let role = role
             .parse()
             .map_err(|reason| AuthError::Invalid(format!("the `role` claim is wrong: {reason}")))?;
-        Ok(Principal { user_id, role })
+        Ok((Principal { user_id, role }, data.claims.stream_task))
     }
 
     /// Signs a token for `sub` with `role`, valid for `ttl` (a development convenience).

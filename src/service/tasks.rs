@@ -48,6 +48,17 @@ impl AiService {
         }
     }
 
+    /// The caller's task events after `cursor`, then live ones.
+    pub async fn subscribe(
+        &self,
+        principal: &Principal,
+        task_id: &str,
+        cursor: &str,
+    ) -> Result<crate::tasks::Subscription, ServiceError> {
+        self.own_task(principal, task_id).await?;
+        Ok(self.engine.hub.subscribe(task_id, cursor).await)
+    }
+
     /// Cancels the caller's task: at once if it waits, cooperatively if it runs.
     pub async fn cancel_task(
         &self,

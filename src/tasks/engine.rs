@@ -3,6 +3,7 @@
 
 use super::completer::Completer;
 use super::history::{self, HistorySink};
+use super::hub::Hub;
 use super::inflight::InFlight;
 use super::kinds::JobKind;
 use super::kinds::JobKinds;
@@ -16,6 +17,7 @@ pub struct Engine {
     pub inflight: InFlight,
     pub history: HistorySink,
     pub latency: LatencyBook,
+    pub hub: Hub,
 }
 
 impl Engine {
@@ -31,6 +33,7 @@ impl Engine {
         // Lives as long as the runtime; a process that never runs jobs just never hears a match.
         tokio::spawn(inflight.clone().listen_for_cancels(client.clone()));
         Self {
+            hub: Hub::new(client.clone(), conn.clone()),
             latency: LatencyBook::new(conn.clone()),
             store: TaskStore::new(conn, client, kinds),
             inflight,

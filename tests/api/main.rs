@@ -5,6 +5,7 @@ mod cli;
 mod crash;
 mod engine;
 mod errors;
+mod events;
 mod features;
 mod health;
 mod helpers;

@@ -1,0 +1,319 @@
+//! The event fan-out of one process: a single Redis reader (`XREAD` over the event streams of
+//! every watched task) feeds every subscriber (SSE, WebSocket, long-poll), so a thousand
+//! browsers cost one blocked connection, not a thousand.
+//!
+//! Each subscriber has its own cursor (the last event id it has seen) and a bounded queue; a
+//! subscriber that falls behind is dropped and told to resync from its last event id instead of
+//! growing memory. A new subscription interrupts the blocked read (`CLIENT UNBLOCK`), so its
+//! backlog and live events flow at once.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::streams::{StreamReadOptions, StreamReadReply};
+use tokio::sync::{Notify, mpsc};
+
+use super::keys;
+
+/// Events queued per subscriber before it counts as too slow.
+const SUBSCRIBER_BUFFER: usize = 256;
+/// Longest one read blocks; also bounds how late a subscription joins if an unblock is missed.
+const BLOCK: Duration = Duration::from_millis(250);
+const FINAL_EVENTS: &[&str] = &["succeeded", "failed", "cancelled", "dead"];
+
+/// One entry of a task's event stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskEvent {
+    pub task_id: String,
+    /// The stream entry id: what `Last-Event-ID` carries.
+    pub id: String,
+    pub name: String,
+    /// JSON.
+    pub data: String,
+}
+
+impl TaskEvent {
+    pub fn is_final(&self) -> bool {
+        FINAL_EVENTS.contains(&self.name.as_str())
+    }
+}
+
+struct Subscriber {
+    id: u64,
+    cursor: String,
+    tx: mpsc::Sender<TaskEvent>,
+}
+
+#[derive(Default)]
+struct Watched {
+    tasks: HashMap<String, Vec<Subscriber>>,
+}
+
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: redis::Client,
+    control: ConnectionManager,
+    watched: Mutex<Watched>,
+    next_id: AtomicU64,
+    /// `CLIENT ID` of the reader's connection while it exists, else 0.
+    reader_client: AtomicI64,
+    wake: Notify,
+    started: std::sync::Once,
+}
+
+/// A live subscription; dropping it unsubscribes.
+pub struct Subscription {
+    pub events: mpsc::Receiver<TaskEvent>,
+    hub: Hub,
+    task_id: String,
+    id: u64,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.remove(&self.task_id, self.id);
+    }
+}
+
+impl Hub {
+    pub fn new(client: redis::Client, control: ConnectionManager) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                client,
+                control,
+                watched: Mutex::default(),
+                next_id: AtomicU64::new(1),
+                reader_client: AtomicI64::new(0),
+                wake: Notify::new(),
+                started: std::sync::Once::new(),
+            }),
+        }
+    }
+
+    /// Events of `task_id` after `cursor` (`0-0` for all of them), then live ones.
+    pub async fn subscribe(&self, task_id: &str, cursor: &str) -> Subscription {
+        let inner = &self.inner;
+        inner.started.call_once(|| {
+            tokio::spawn(self.clone().read_loop());
+        });
+        let (tx, events) = mpsc::channel(SUBSCRIBER_BUFFER);
+        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        self.lock()
+            .tasks
+            .entry(task_id.to_owned())
+            .or_default()
+            .push(Subscriber {
+                id,
+                cursor: valid_cursor(cursor),
+                tx,
+            });
+        inner.wake.notify_one();
+        self.unblock_reader().await;
+        Subscription {
+            events,
+            hub: self.clone(),
+            task_id: task_id.to_owned(),
+            id,
+        }
+    }
+
+    /// How many subscribers this process serves.
+    pub fn subscribers(&self) -> usize {
+        self.lock().tasks.values().map(Vec::len).sum()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Watched> {
+        self.inner.watched.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn remove(&self, task_id: &str, id: u64) {
+        let mut watched = self.lock();
+        if let Some(subscribers) = watched.tasks.get_mut(task_id) {
+            subscribers.retain(|s| s.id != id);
+            if subscribers.is_empty() {
+                watched.tasks.remove(task_id);
+            }
+        }
+    }
+
+    async fn unblock_reader(&self) {
+        let client_id = self.inner.reader_client.load(Ordering::Relaxed);
+        if client_id == 0 {
+            return;
+        }
+        let mut control = self.inner.control.clone();
+        let _: redis::RedisResult<i64> = redis::cmd("CLIENT")
+            .arg("UNBLOCK")
+            .arg(client_id)
+            .query_async(&mut control)
+            .await;
+    }
+
+    /// Every watched task with the oldest cursor among its subscribers.
+    fn snapshot(&self) -> Vec<(String, String)> {
+        self.lock()
+            .tasks
+            .iter()
+            .filter_map(|(task, subs)| {
+                subs.iter()
+                    .map(|s| s.cursor.clone())
+                    .min_by(|a, b| compare_ids(a, b))
+                    .map(|c| (task.clone(), c))
+            })
+            .collect()
+    }
+
+    async fn read_loop(self) {
+        let mut conn: Option<redis::aio::MultiplexedConnection> = None;
+        loop {
+            let watched = self.snapshot();
+            if watched.is_empty() {
+                self.inner.wake.notified().await;
+                continue;
+            }
+            if conn.is_none() {
+                conn = self.connect().await;
+                if conn.is_none() {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            }
+            let connection = conn.as_mut().expect("connected above");
+            let stream_keys: Vec<String> =
+                watched.iter().map(|(task, _)| keys::events(task)).collect();
+            let cursors: Vec<&str> = watched.iter().map(|(_, cursor)| cursor.as_str()).collect();
+            let options = StreamReadOptions::default()
+                .count(100)
+                .block(BLOCK.as_millis() as usize);
+            let reply: redis::RedisResult<Option<StreamReadReply>> =
+                redis::AsyncCommands::xread_options(connection, &stream_keys, &cursors, &options)
+                    .await;
+            match reply {
+                Ok(Some(reply)) => self.dispatch(reply),
+                Ok(None) => {}
+                Err(err) if err.to_string().contains("UNBLOCKED") => {}
+                Err(err) => {
+                    tracing::warn!(%err, "event reader lost Redis; reconnecting");
+                    self.inner.reader_client.store(0, Ordering::Relaxed);
+                    conn = None;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    async fn connect(&self) -> Option<redis::aio::MultiplexedConnection> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(BLOCK + Duration::from_secs(2)));
+        let mut conn = self
+            .inner
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .ok()?;
+        let id: i64 = redis::cmd("CLIENT")
+            .arg("ID")
+            .query_async(&mut conn)
+            .await
+            .ok()?;
+        self.inner.reader_client.store(id, Ordering::Relaxed);
+        Some(conn)
+    }
+
+    /// Hands each entry to the subscribers that have not seen it; drops the ones that are full.
+    fn dispatch(&self, reply: StreamReadReply) {
+        let mut watched = self.lock();
+        for stream in reply.keys {
+            let Some(task_id) = task_of(&stream.key) else {
+                continue;
+            };
+            let Some(subscribers) = watched.tasks.get_mut(&task_id) else {
+                continue;
+            };
+            for entry in stream.ids {
+                let event = TaskEvent {
+                    task_id: task_id.clone(),
+                    id: entry.id.clone(),
+                    name: entry.get("event").unwrap_or_default(),
+                    data: entry.get("data").unwrap_or_default(),
+                };
+                subscribers.retain_mut(|subscriber| {
+                    if compare_ids(&event.id, &subscriber.cursor).is_le() {
+                        return true;
+                    }
+                    match subscriber.tx.try_send(event.clone()) {
+                        Ok(()) => {
+                            subscriber.cursor = event.id.clone();
+                            true
+                        }
+                        // Too slow, or gone: it resyncs from its cursor.
+                        Err(_) => false,
+                    }
+                });
+            }
+            if subscribers.is_empty() {
+                watched.tasks.remove(&task_id);
+            }
+        }
+    }
+}
+
+/// `ai:task:{id}:events` → `id`.
+fn task_of(key: &str) -> Option<String> {
+    key.strip_prefix("ai:task:{")?
+        .strip_suffix("}:events")
+        .map(str::to_owned)
+}
+
+/// A stream id as given by a client, or `0-0` when it is not one.
+fn valid_cursor(cursor: &str) -> String {
+    let valid = cursor
+        .split_once('-')
+        .is_some_and(|(ms, seq)| ms.parse::<u64>().is_ok() && seq.parse::<u64>().is_ok());
+    if valid {
+        cursor.to_owned()
+    } else {
+        "0-0".to_owned()
+    }
+}
+
+/// Orders stream ids `ms-seq` numerically.
+pub fn compare_ids(a: &str, b: &str) -> std::cmp::Ordering {
+    let parse = |id: &str| {
+        let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+        (
+            ms.parse::<u64>().unwrap_or(0),
+            seq.parse::<u64>().unwrap_or(0),
+        )
+    };
+    parse(a).cmp(&parse(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_ids_order_numerically() {
+        assert!(compare_ids("1700000000000-10", "1700000000000-9").is_gt());
+        assert!(compare_ids("999-0", "1000-0").is_lt());
+        assert!(compare_ids("5-1", "5-1").is_eq());
+    }
+
+    #[test]
+    fn cursors_and_keys() {
+        assert_eq!(valid_cursor("1700000000000-3"), "1700000000000-3");
+        assert_eq!(valid_cursor("nonsense"), "0-0");
+        assert_eq!(valid_cursor(""), "0-0");
+        assert_eq!(task_of("ai:task:{abc}:events").as_deref(), Some("abc"));
+        assert_eq!(task_of("ai:queue:x"), None);
+    }
+}
