@@ -9,6 +9,7 @@ mod json;
 mod problem;
 mod request_context;
 mod tasks;
+mod ws;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
@@ -34,6 +35,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(authenticated)
         .merge(events::router(state.clone()))
+        .merge(ws::router())
         .merge(health::router())
         .route("/problems/{slug}", get(problem::describe))
         .fallback(not_found)

@@ -59,6 +59,45 @@ impl AiService {
         Ok(self.engine.hub.subscribe(task_id, cursor).await)
     }
 
+    /// The caller's feed of new tasks from now on, and its unfinished recent tasks (up to 100)
+    /// created before that point, so that together they miss nothing.
+    pub async fn subscribe_all(
+        &self,
+        principal: &Principal,
+    ) -> (crate::tasks::Subscription, Vec<String>) {
+        let feed = keys::user_feed(&principal.user_id);
+        let cursor = self
+            .engine
+            .store
+            .last_entry_id(&feed)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "0-0".into());
+        let cutoff_us = cursor
+            .split('-')
+            .next()
+            .and_then(|ms| ms.parse::<i64>().ok())
+            .unwrap_or(0)
+            * 1000
+            + 999;
+        let subscription = self.engine.hub.subscribe_stream(&feed, &cursor).await;
+        let ids = self
+            .engine
+            .store
+            .user_task_ids(&principal.user_id, None, 100)
+            .await
+            .unwrap_or_default();
+        let ids: Vec<String> = ids.into_iter().map(|(id, _)| id).collect();
+        let recent = self.engine.store.get_many(&ids).await.unwrap_or_default();
+        let open = recent
+            .into_iter()
+            .filter(|r| !r.state.is_final() && r.created_us <= cutoff_us)
+            .map(|r| r.id)
+            .collect();
+        (subscription, open)
+    }
+
     /// Cancels the caller's task: at once if it waits, cooperatively if it runs.
     pub async fn cancel_task(
         &self,

@@ -24,9 +24,10 @@ const SUBSCRIBER_BUFFER: usize = 256;
 const BLOCK: Duration = Duration::from_millis(250);
 const FINAL_EVENTS: &[&str] = &["succeeded", "failed", "cancelled", "dead"];
 
-/// One entry of a task's event stream.
+/// One entry of a watched stream: a task's event, or (on a user's feed) a new task's id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskEvent {
+    /// The task the event belongs to (for a feed entry: the new task).
     pub task_id: String,
     /// The stream entry id: what `Last-Event-ID` carries.
     pub id: String,
@@ -49,6 +50,7 @@ struct Subscriber {
 
 #[derive(Default)]
 struct Watched {
+    /// Subscribers by stream key.
     tasks: HashMap<String, Vec<Subscriber>>,
 }
 
@@ -72,13 +74,13 @@ struct Inner {
 pub struct Subscription {
     pub events: mpsc::Receiver<TaskEvent>,
     hub: Hub,
-    task_id: String,
+    key: String,
     id: u64,
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.hub.remove(&self.task_id, self.id);
+        self.hub.remove(&self.key, self.id);
     }
 }
 
@@ -99,6 +101,11 @@ impl Hub {
 
     /// Events of `task_id` after `cursor` (`0-0` for all of them), then live ones.
     pub async fn subscribe(&self, task_id: &str, cursor: &str) -> Subscription {
+        self.subscribe_stream(&keys::events(task_id), cursor).await
+    }
+
+    /// Entries of the stream at `key` after `cursor`, then live ones.
+    pub async fn subscribe_stream(&self, key: &str, cursor: &str) -> Subscription {
         let inner = &self.inner;
         inner.started.call_once(|| {
             tokio::spawn(self.clone().read_loop());
@@ -107,7 +114,7 @@ impl Hub {
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         self.lock()
             .tasks
-            .entry(task_id.to_owned())
+            .entry(key.to_owned())
             .or_default()
             .push(Subscriber {
                 id,
@@ -119,7 +126,7 @@ impl Hub {
         Subscription {
             events,
             hub: self.clone(),
-            task_id: task_id.to_owned(),
+            key: key.to_owned(),
             id,
         }
     }
@@ -133,12 +140,12 @@ impl Hub {
         self.inner.watched.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn remove(&self, task_id: &str, id: u64) {
+    fn remove(&self, key: &str, id: u64) {
         let mut watched = self.lock();
-        if let Some(subscribers) = watched.tasks.get_mut(task_id) {
+        if let Some(subscribers) = watched.tasks.get_mut(key) {
             subscribers.retain(|s| s.id != id);
             if subscribers.is_empty() {
-                watched.tasks.remove(task_id);
+                watched.tasks.remove(key);
             }
         }
     }
@@ -156,16 +163,16 @@ impl Hub {
             .await;
     }
 
-    /// Every watched task with the oldest cursor among its subscribers.
+    /// Every watched stream key with the oldest cursor among its subscribers.
     fn snapshot(&self) -> Vec<(String, String)> {
         self.lock()
             .tasks
             .iter()
-            .filter_map(|(task, subs)| {
+            .filter_map(|(key, subs)| {
                 subs.iter()
                     .map(|s| s.cursor.clone())
                     .min_by(|a, b| compare_ids(a, b))
-                    .map(|c| (task.clone(), c))
+                    .map(|c| (key.clone(), c))
             })
             .collect()
     }
@@ -186,8 +193,7 @@ impl Hub {
                 }
             }
             let connection = conn.as_mut().expect("connected above");
-            let stream_keys: Vec<String> =
-                watched.iter().map(|(task, _)| keys::events(task)).collect();
+            let stream_keys: Vec<&str> = watched.iter().map(|(key, _)| key.as_str()).collect();
             let cursors: Vec<&str> = watched.iter().map(|(_, cursor)| cursor.as_str()).collect();
             let options = StreamReadOptions::default()
                 .count(100)
@@ -232,15 +238,14 @@ impl Hub {
     fn dispatch(&self, reply: StreamReadReply) {
         let mut watched = self.lock();
         for stream in reply.keys {
-            let Some(task_id) = task_of(&stream.key) else {
-                continue;
-            };
-            let Some(subscribers) = watched.tasks.get_mut(&task_id) else {
+            let key = stream.key;
+            let Some(subscribers) = watched.tasks.get_mut(&key) else {
                 continue;
             };
             for entry in stream.ids {
+                let task_id = task_of(&key).or_else(|| entry.get("t")).unwrap_or_default();
                 let event = TaskEvent {
-                    task_id: task_id.clone(),
+                    task_id,
                     id: entry.id.clone(),
                     name: entry.get("event").unwrap_or_default(),
                     data: entry.get("data").unwrap_or_default(),
@@ -260,7 +265,7 @@ impl Hub {
                 });
             }
             if subscribers.is_empty() {
-                watched.tasks.remove(&task_id);
+                watched.tasks.remove(&key);
             }
         }
     }

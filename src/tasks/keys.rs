@@ -30,6 +30,11 @@ pub fn user_tasks(user_id: &str) -> String {
     format!("ai:tasks:user:{{{user_id}}}")
 }
 
+/// A stream of the ids of a user's new tasks.
+pub fn user_feed(user_id: &str) -> String {
+    format!("ai:user:{{{user_id}}}:feed")
+}
+
 pub fn idempotency(user_id: &str, key: &str) -> String {
     format!("ai:idem:{{{user_id}}}:{key}")
 }

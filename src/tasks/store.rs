@@ -169,7 +169,7 @@ impl TaskStore {
     }
 
     /// KEYS and ARGV of `create.lua` for `task`, queued or (with a lease) inline.
-    fn create_call(&self, task: &NewTask, inline: Option<Duration>) -> ([String; 4], [String; 12]) {
+    fn create_call(&self, task: &NewTask, inline: Option<Duration>) -> ([String; 5], [String; 12]) {
         let kind = self.kinds.kind(&task.kind);
         let keys = [
             keys::task(&task.id),
@@ -179,6 +179,7 @@ impl TaskStore {
                 Some(_) => keys::delayed(&kind.queue),
                 None => keys::queue(&kind.queue),
             },
+            keys::user_feed(&task.user_id),
         ];
         let args = [
             task.id.clone(),
@@ -535,6 +536,19 @@ impl TaskStore {
                 }
             }
         }
+    }
+
+    /// The id of the newest entry of the stream at `key`, if any.
+    pub async fn last_entry_id(&self, key: &str) -> redis::RedisResult<Option<String>> {
+        let last: Vec<(String, HashMap<String, String>)> = redis::cmd("XREVRANGE")
+            .arg(key)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(last.into_iter().next().map(|(id, _)| id))
     }
 
     /// Sets `key` to `value` unless it exists (for `ttl_secs`); returns whether it was set and the

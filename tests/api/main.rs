@@ -11,3 +11,4 @@ mod health;
 mod helpers;
 mod prompts;
 mod servers;
+mod ws;

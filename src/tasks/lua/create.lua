@@ -1,7 +1,8 @@
 -- Creates a task record and its first events, then either queues the job (mode "queue") or
 -- takes an inline lease on it (mode "inline": state running, a due date in the delayed set that
 -- the runner keeps pushing forward; if the runner dies the job is queued when the lease expires).
--- KEYS: 1 task hash, 2 events stream, 3 user index, 4 queue stream (queue) | delayed zset (inline)
+-- KEYS: 1 task hash, 2 events stream, 3 user index, 4 queue stream (queue) | delayed zset (inline),
+--       5 the user's feed (a stream of new task ids, for "subscribe to all my tasks")
 -- ARGV: 1 task id, 2 job json, 3 ttl secs, 4 max attempts, 5 kind, 6 user id, 7 feature,
 --       8 request id, 9 role, 10 events maxlen, 11 mode, 12 lease ms (inline)
 -- cjson keeps 14 significant digits: splice the exact microsecond time in as text.
@@ -37,4 +38,6 @@ redis.call('EXPIRE', KEYS[2], ttl)
 redis.call('ZADD', KEYS[3], now_us, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_us - ttl * 1000000)
 redis.call('EXPIRE', KEYS[3], ttl)
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', 1000, '*', 't', ARGV[1])
+redis.call('EXPIRE', KEYS[5], ttl)
 return now

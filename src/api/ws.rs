@@ -1,0 +1,288 @@
+//! `GET /v1/ws`: task events over a WebSocket. The client subscribes to task ids (each from an
+//! event id, to resume) or to all of its tasks, including ones created later; the server sends
+//! the same events as SSE, as JSON. A bad message gets an error frame, never a closed socket.
+//!
+//! Auth: `Authorization: Bearer <token>`, or, from a browser, the subprotocols
+//! `["tutorq", "bearer.<token>"]` (the server answers with `tutorq`).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use super::problem::ApiError;
+use crate::app::AppState;
+use crate::auth::{AuthError, Principal};
+use crate::service::AiService;
+use crate::tasks::TaskEvent;
+
+const PROTOCOL: &str = "tutorq";
+const BEARER_PROTOCOL: &str = "bearer.";
+/// Frames queued for one socket before it counts as too slow.
+const OUTBOX: usize = 1024;
+const PING_EVERY: Duration = Duration::from_secs(20);
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/ws", get(upgrade))
+}
+
+async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let protocols: Vec<String> = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|p| p.trim().to_owned()))
+        .collect();
+    let principal = match (
+        headers.get(header::AUTHORIZATION),
+        protocols
+            .iter()
+            .find_map(|p| p.strip_prefix(BEARER_PROTOCOL)),
+    ) {
+        (Some(value), _) => state
+            .auth
+            .authenticate(Some(value.to_str().map_err(|_| AuthError::Malformed)?))?,
+        (None, Some(token)) => state.auth.verify(token)?,
+        (None, None) => return Err(AuthError::Missing.into()),
+    };
+    let service = state.service.clone();
+    Ok(ws
+        .protocols([PROTOCOL])
+        .on_upgrade(move |socket| serve(socket, service, principal)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
+enum Request {
+    Subscribe {
+        #[serde(default)]
+        task_ids: Vec<String>,
+        #[serde(default)]
+        all: bool,
+        /// Per task: resume after this event id.
+        #[serde(default)]
+        last_event_ids: HashMap<String, String>,
+    },
+    Unsubscribe {
+        #[serde(default)]
+        task_ids: Vec<String>,
+        #[serde(default)]
+        all: bool,
+    },
+    Ping,
+}
+
+struct Connection {
+    service: AiService,
+    principal: Principal,
+    outbox: mpsc::Sender<Value>,
+    tasks: HashMap<String, AbortHandle>,
+    feed: Option<AbortHandle>,
+}
+
+async fn serve(socket: WebSocket, service: AiService, principal: Principal) {
+    let (outbox, mut frames) = mpsc::channel::<Value>(OUTBOX);
+    let mut connection = Connection {
+        service,
+        principal,
+        outbox,
+        tasks: HashMap::new(),
+        feed: None,
+    };
+    let (mut sink, mut stream) = futures_util::StreamExt::split(socket);
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            incoming = futures_util::StreamExt::next(&mut stream) => match incoming {
+                Some(Ok(Message::Text(text))) => connection.handle(text.as_str()).await,
+                Some(Ok(Message::Binary(_))) => connection.error("send JSON text frames, not binary", None),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+            Some(frame) = frames.recv() => {
+                if futures_util::SinkExt::send(&mut sink, Message::Text(Utf8Bytes::from(frame.to_string()))).await.is_err() {
+                    break;
+                }
+            }
+            _ = ping.tick() => {
+                if futures_util::SinkExt::send(&mut sink, Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    connection.close();
+}
+
+impl Connection {
+    async fn handle(&mut self, text: &str) {
+        let request: Request = match serde_json::from_str(text) {
+            Ok(request) => request,
+            Err(err) => {
+                self.error(&format!("not a valid message: {err}"), None);
+                return;
+            }
+        };
+        match request {
+            Request::Ping => self.send(json!({ "type": "pong" })),
+            Request::Subscribe {
+                task_ids,
+                all,
+                last_event_ids,
+            } => {
+                if task_ids.is_empty() && !all {
+                    self.error("subscribe needs `task_ids` or `\"all\": true`", None);
+                }
+                let mut subscribed = Vec::new();
+                for task_id in task_ids {
+                    let cursor = last_event_ids
+                        .get(&task_id)
+                        .cloned()
+                        .unwrap_or_else(|| "0-0".into());
+                    if self.watch(&task_id, &cursor).await {
+                        subscribed.push(task_id);
+                    }
+                }
+                if all && self.feed.is_none() {
+                    self.watch_all().await;
+                }
+                self.send(json!({ "type": "subscribed", "task_ids": subscribed, "all": self.feed.is_some() }));
+            }
+            Request::Unsubscribe { task_ids, all } => {
+                for task_id in &task_ids {
+                    if let Some(handle) = self.tasks.remove(task_id) {
+                        handle.abort();
+                    }
+                }
+                if all {
+                    if let Some(feed) = self.feed.take() {
+                        feed.abort();
+                    }
+                }
+                self.send(json!({ "type": "unsubscribed", "task_ids": task_ids, "all": all }));
+            }
+        }
+    }
+
+    /// Forwards one task's events; false (with an error frame) when it is not the caller's.
+    async fn watch(&mut self, task_id: &str, cursor: &str) -> bool {
+        if self.tasks.contains_key(task_id) {
+            return true;
+        }
+        match self
+            .service
+            .subscribe(&self.principal, task_id, cursor)
+            .await
+        {
+            Ok(subscription) => {
+                let handle = tokio::spawn(forward(
+                    subscription,
+                    self.outbox.clone(),
+                    task_id.to_owned(),
+                    cursor.to_owned(),
+                ));
+                self.tasks.insert(task_id.to_owned(), handle.abort_handle());
+                true
+            }
+            Err(err) => {
+                let message = match err {
+                    crate::service::ServiceError::TaskNotFound => {
+                        "there is no task with this id".to_owned()
+                    }
+                    other => other.to_string(),
+                };
+                self.error(&message, Some(task_id));
+                false
+            }
+        }
+    }
+
+    /// Follows the caller's feed of new tasks and watches each; also the ones still running.
+    async fn watch_all(&mut self) {
+        let (feed, recent) = self.service.subscribe_all(&self.principal).await;
+        for task_id in recent {
+            self.watch(&task_id, "0-0").await;
+        }
+        let service = self.service.clone();
+        let principal = self.principal.clone();
+        let outbox = self.outbox.clone();
+        let handle = tokio::spawn(async move {
+            let mut feed = feed;
+            let mut forwards = Vec::new();
+            while let Some(entry) = feed.events.recv().await {
+                if let Ok(subscription) = service.subscribe(&principal, &entry.task_id, "0-0").await
+                {
+                    forwards.push(
+                        tokio::spawn(forward(
+                            subscription,
+                            outbox.clone(),
+                            entry.task_id.clone(),
+                            "0-0".into(),
+                        ))
+                        .abort_handle(),
+                    );
+                }
+            }
+            for forward in forwards {
+                forward.abort();
+            }
+        });
+        self.feed = Some(handle.abort_handle());
+    }
+
+    fn send(&self, frame: Value) {
+        let _ = self.outbox.try_send(frame);
+    }
+
+    fn error(&self, message: &str, task_id: Option<&str>) {
+        self.send(json!({ "type": "error", "message": message, "task_id": task_id }));
+    }
+
+    fn close(self) {
+        for handle in self.tasks.values() {
+            handle.abort();
+        }
+        if let Some(feed) = self.feed {
+            feed.abort();
+        }
+    }
+}
+
+/// Sends a task's events as frames until its final event; a dropped subscription asks the
+/// client to resync from the last event it got.
+async fn forward(
+    mut subscription: crate::tasks::Subscription,
+    outbox: mpsc::Sender<Value>,
+    task_id: String,
+    mut last: String,
+) {
+    while let Some(event) = subscription.events.recv().await {
+        last = event.id.clone();
+        let is_final = event.is_final();
+        if outbox.send(frame(&event)).await.is_err() || is_final {
+            return;
+        }
+    }
+    let _ = outbox
+        .send(json!({ "type": "resync", "task_id": task_id, "last_event_id": last }))
+        .await;
+}
+
+fn frame(event: &TaskEvent) -> Value {
+    let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+    json!({ "type": "event", "task_id": event.task_id, "event_id": event.id, "event": event.name, "data": data })
+}
