@@ -3,6 +3,7 @@
 mod admin;
 mod ai;
 mod auth;
+mod demo;
 mod events;
 mod health;
 mod json;
@@ -36,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .merge(authenticated)
         .merge(events::router(state.clone()))
         .merge(ws::router())
+        .merge(demo::router(state.settings.server.demo_pages))
         .merge(health::router())
         .route("/problems/{slug}", get(problem::describe))
         .fallback(not_found)

@@ -48,6 +48,8 @@ pub struct ServerSettings {
     pub port: u16,
     pub body_limit_bytes: usize,
     pub shutdown_grace_secs: u64,
+    /// Serve the development pages under `/demo/`.
+    pub demo_pages: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
