@@ -260,6 +260,7 @@ fn new_task(user: &str, index: usize) -> NewTask {
         user_id: user.into(),
         role: "service".into(),
         request_id: format!("bench-{index}"),
+        stream: false,
     };
     NewTask {
         id,

@@ -32,6 +32,10 @@ struct SubmitBody {
     /// auto (default), sync or async.
     #[serde(default)]
     mode: Option<Mode>,
+    /// Stream the answer: inline requests answer with Server-Sent Events (`delta` events, then
+    /// `succeeded`); queued ones add `delta` events to the task's stream.
+    #[serde(default)]
+    stream: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -118,6 +122,7 @@ async fn submit(
         input: body.input,
         prompt_version: body.prompt_version,
         request_id: current_request_id().unwrap_or_default(),
+        stream: body.stream,
     };
     match state.service.submit(&principal, feature, request).await? {
         Submitted::Done(completion) => {
@@ -126,6 +131,9 @@ async fn submit(
             Ok(Json(body).into_response())
         }
         Submitted::Accepted(record) => Ok(accepted(&record)),
+        Submitted::Streaming(record) => {
+            super::events::stream_response(&state, &principal, &record.id, "0-0").await
+        }
     }
 }
 

@@ -11,5 +11,8 @@ pub fn router(enabled: bool) -> Router<AppState> {
     if !enabled {
         return Router::new();
     }
-    Router::new().route("/demo/events", get(|| async { Html(include_str!("pages/events.html")) }))
+    Router::new().route(
+        "/demo/events",
+        get(|| async { Html(include_str!("pages/events.html")) }),
+    )
 }

@@ -76,8 +76,18 @@ async fn events(
         .map(str::to_owned)
         .or(query.last_event_id)
         .unwrap_or_else(|| "0-0".to_owned());
-    let subscription = state.service.subscribe(&principal, &id, &cursor).await?;
-    let sse = Sse::new(event_stream(subscription, cursor))
+    stream_response(&state, &principal, &id, &cursor).await
+}
+
+/// The SSE answer that follows a task's events after `cursor`.
+pub async fn stream_response(
+    state: &AppState,
+    principal: &Principal,
+    task_id: &str,
+    cursor: &str,
+) -> Result<Response, ApiError> {
+    let subscription = state.service.subscribe(principal, task_id, cursor).await?;
+    let sse = Sse::new(event_stream(subscription, cursor.to_owned()))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
     let mut response = sse.into_response();
     let headers = response.headers_mut();

@@ -64,6 +64,82 @@ impl ProviderChains {
         &self.chain(feature)[0]
     }
 
+    /// Streams the answer of the first provider that starts one, calling `on_text` per chunk.
+    /// A provider that fails before its first chunk hands over to the next; one that fails
+    /// after it ends the call (its partial text was already shown).
+    pub async fn stream(
+        &self,
+        feature: Feature,
+        prompt: &RenderedPrompt,
+        options: &CompletionOptions,
+        mut on_text: impl FnMut(&str),
+    ) -> Result<AiResponse, ChainError> {
+        let mut attempts = Vec::new();
+        for provider in self.chain(feature) {
+            let started = std::time::Instant::now();
+            let mut chunks = match provider.stream(prompt, options).await {
+                Ok(chunks) => chunks,
+                Err(error) => {
+                    let transient = error.is_transient();
+                    attempts.push((provider.name(), error));
+                    if transient {
+                        continue;
+                    }
+                    break;
+                }
+            };
+            let mut text = String::new();
+            let mut end = None;
+            let mut failure = None;
+            while let Some(chunk) = futures_util::StreamExt::next(&mut chunks).await {
+                match chunk {
+                    Ok(chunk) => {
+                        on_text(&chunk.text);
+                        text.push_str(&chunk.text);
+                        if chunk.done.is_some() {
+                            end = chunk.done;
+                        }
+                    }
+                    Err(error) => {
+                        failure = Some(error);
+                        break;
+                    }
+                }
+            }
+            match (failure, end) {
+                (None, Some(end)) => {
+                    return Ok(AiResponse {
+                        text,
+                        usage: end.usage,
+                        model: end.model,
+                        provider: provider.name(),
+                        finish_reason: end.finish_reason,
+                        latency: started.elapsed(),
+                    });
+                }
+                (failure, _) => {
+                    let error = failure.unwrap_or_else(|| {
+                        ProviderError::Server("the stream ended without its final chunk".into())
+                    });
+                    let retry_next = text.is_empty() && error.is_transient();
+                    attempts.push((provider.name(), error));
+                    if !retry_next {
+                        break;
+                    }
+                }
+            }
+        }
+        let (provider, error) = attempts
+            .last()
+            .cloned()
+            .expect("a chain has at least one provider");
+        Err(ChainError {
+            provider,
+            error,
+            attempts,
+        })
+    }
+
     pub async fn complete(
         &self,
         feature: Feature,

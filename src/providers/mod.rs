@@ -67,11 +67,18 @@ pub struct AiResponse {
     pub latency: Duration,
 }
 
-/// One piece of a streamed answer; the last one carries the usage and finish reason.
+/// One piece of a streamed answer; the last one carries how the answer ended.
 #[derive(Debug, Clone)]
 pub struct Chunk {
     pub text: String,
-    pub done: Option<(Usage, FinishReason)>,
+    pub done: Option<StreamEnd>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StreamEnd {
+    pub usage: Usage,
+    pub finish_reason: FinishReason,
+    pub model: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -59,6 +59,31 @@ impl AiService {
         }
     }
 
+    /// Starts an inline run whose answer the caller follows as events (`stream: true`).
+    pub(super) async fn stream_inline(
+        &self,
+        task: NewTask,
+        job: AiRequestJob,
+    ) -> Result<Submitted, ServiceError> {
+        let kind = self.engine.store.kinds().kind(AI_REQUEST).clone();
+        self.engine
+            .store
+            .begin_inline(&task, kind.visibility_timeout)
+            .await?;
+        // Nobody waits on the HTTP answer: failures follow the queue's rules, like an overrun.
+        tokio::spawn(
+            self.clone()
+                .inline_run(job, Arc::new(AtomicBool::new(true)), kind),
+        );
+        let record = self
+            .engine
+            .store
+            .get(&task.id)
+            .await?
+            .ok_or(ServiceError::TaskNotFound)?;
+        Ok(Submitted::Streaming(record))
+    }
+
     /// The run itself, with its lease kept fresh; records the outcome before returning it.
     /// `None` when the task was cancelled meanwhile.
     async fn inline_run(
@@ -80,7 +105,7 @@ impl AiService {
         };
         let input = Json::Object(job.input.clone());
         let result = tokio::select! {
-            result = self.execute(&task_id, job.feature, Some(&job.prompt_version), &input) => Some(result),
+            result = self.execute(&task_id, job.feature, Some(&job.prompt_version), &input, job.stream) => Some(result),
             () = cancel.notified() => None,
             () = keep_lease => unreachable!("the lease loop never ends"),
         };

@@ -26,6 +26,9 @@ pub struct AiRequestJob {
     pub user_id: String,
     pub role: String,
     pub request_id: String,
+    /// Stream the answer as `delta` events while it is produced.
+    #[serde(default)]
+    pub stream: bool,
 }
 
 impl AiService {
@@ -34,7 +37,13 @@ impl AiService {
         let span = tracing::info_span!("job", task_id = %job.task_id, request_id = %job.request_id, feature = %job.feature);
         let input = Json::Object(job.input);
         let completion = self
-            .execute(&job.task_id, job.feature, Some(&job.prompt_version), &input)
+            .execute(
+                &job.task_id,
+                job.feature,
+                Some(&job.prompt_version),
+                &input,
+                job.stream,
+            )
             .instrument(span)
             .await
             .map_err(job_failure)?;

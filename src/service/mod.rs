@@ -5,6 +5,7 @@
 mod inline;
 pub mod job;
 mod output;
+mod streaming;
 mod tasks;
 pub mod workers;
 
@@ -43,6 +44,8 @@ pub struct SubmitRequest {
     pub mode: Mode,
     pub idempotency_key: Option<String>,
     pub request_id: String,
+    /// Stream the answer as `delta` events.
+    pub stream: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -74,6 +77,8 @@ pub enum Submitted {
     Done(Completion),
     /// Queued (or an inline run overran its threshold and goes on in the background).
     Accepted(TaskRecord),
+    /// Running inline with streamed output: follow the task's events.
+    Streaming(TaskRecord),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +168,7 @@ impl AiService {
             user_id: principal.user_id.clone(),
             role: principal.role.to_string(),
             request_id: request.request_id.clone(),
+            stream: request.stream,
         };
         let new_task = NewTask {
             id: task_id.clone(),
@@ -187,6 +193,9 @@ impl AiService {
                 (estimate < threshold).then_some(Some(threshold))
             }
         };
+        if request.stream && request.mode != Mode::Async {
+            return self.stream_inline(new_task, job).await;
+        }
         match inline_within {
             None => {
                 self.engine.store.enqueue(&new_task).await?;
@@ -209,6 +218,7 @@ impl AiService {
         feature: Feature,
         version: Option<&str>,
         input: &Json,
+        stream: bool,
     ) -> Result<Completion, ServiceError> {
         let started = std::time::Instant::now();
         let prompts = self.prompts.snapshot();
@@ -223,10 +233,14 @@ impl AiService {
             model: prompt.parameters.model.clone(),
             json_schema: prompt.output_schema.clone(),
         };
-        let response = self
-            .providers
-            .complete(feature, &rendered, &options)
-            .await?;
+        let response = if stream {
+            self.stream_deltas(task_id, feature, &rendered, &options)
+                .await?
+        } else {
+            self.providers
+                .complete(feature, &rendered, &options)
+                .await?
+        };
         let result = match prompt.output_schema {
             Some(_) => output::structured(&prompt, &response.text).map_err(|problems| {
                 ServiceError::InvalidOutput {

@@ -538,6 +538,30 @@ impl TaskStore {
         }
     }
 
+    /// Appends an event that changes no state (streamed text) to a task's events.
+    pub async fn append_event(
+        &self,
+        task_id: &str,
+        name: &str,
+        mut data: Json,
+    ) -> redis::RedisResult<()> {
+        data["task_id"] = task_id.into();
+        data["at_us"] = jiff::Timestamp::now().as_microsecond().into();
+        let mut conn = self.conn.clone();
+        redis::cmd("XADD")
+            .arg(keys::events(task_id))
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(keys::EVENTS_MAXLEN)
+            .arg("*")
+            .arg("event")
+            .arg(name)
+            .arg("data")
+            .arg(data.to_string())
+            .query_async::<()>(&mut conn)
+            .await
+    }
+
     /// The id of the newest entry of the stream at `key`, if any.
     pub async fn last_entry_id(&self, key: &str) -> redis::RedisResult<Option<String>> {
         let last: Vec<(String, HashMap<String, String>)> = redis::cmd("XREVRANGE")

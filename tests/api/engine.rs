@@ -562,6 +562,7 @@ async fn the_ai_request_job_runs_without_a_worker() {
         user_id: "u1".into(),
         role: "student".into(),
         request_id: "r1".into(),
+        stream: false,
     };
     let settings = crate::helpers::test_settings().await;
     let service = tutorq::app::AppState::build(settings.clone())

@@ -202,3 +202,68 @@ async fn another_users_task_stream_is_not_found() {
         .unwrap();
     assert_problem(response, 404, "not-found").await;
 }
+
+fn assert_streamed(all: &[Frame]) {
+    let names = names(all);
+    assert_eq!(&names[..2], ["queued", "started"], "{names:?}");
+    assert_eq!(names.last(), Some(&"succeeded"), "{names:?}");
+    let deltas: Vec<Value> = all
+        .iter()
+        .filter(|f| f.event.as_deref() == Some("delta"))
+        .map(|f| serde_json::from_str(&f.data).unwrap())
+        .collect();
+    assert!(deltas.len() >= 2, "the answer arrives in pieces: {names:?}");
+    let indexes: Vec<u64> = deltas
+        .iter()
+        .map(|d| d["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(indexes, (0..deltas.len() as u64).collect::<Vec<_>>());
+    let streamed: String = deltas.iter().map(|d| d["text"].as_str().unwrap()).collect();
+    let succeeded: Value = serde_json::from_str(&all.last().unwrap().data).unwrap();
+    assert_eq!(
+        succeeded["result"].as_str().unwrap(),
+        streamed,
+        "the pieces add up to the result"
+    );
+}
+
+#[tokio::test]
+async fn an_inline_streamed_request_answers_with_sse_deltas() {
+    let app = spawn_app_with_workers(|s| {
+        s.providers.mock.latency_ms = LatencySetting::Fixed(300);
+        s.providers.mock.stream_chunk_chars = 6;
+    })
+    .await;
+    let response = app
+        .post_ai_as(
+            "u1",
+            "hint",
+            &json!({ "input": sample_input("hint"), "stream": true }),
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    assert_streamed(&frames(response, Duration::from_secs(10)).await);
+}
+
+#[tokio::test]
+async fn a_queued_streamed_request_adds_deltas_to_its_task_stream() {
+    let app = spawn_app_with_workers(|s| {
+        s.providers.mock.latency_ms = LatencySetting::Fixed(300);
+        s.providers.mock.stream_chunk_chars = 6;
+    })
+    .await;
+    let body = json!({ "input": sample_input("hint"), "mode": "async", "stream": true });
+    let response = app.post_ai_as("u1", "hint", &body, &[]).await;
+    assert_eq!(response.status(), 202);
+    let task: Value = response.json().await.unwrap();
+    let id = task["task_id"].as_str().unwrap();
+    assert_streamed(
+        &frames(
+            open(&app, id, Some(&token(&app, "u1")), "", None).await,
+            Duration::from_secs(10),
+        )
+        .await,
+    );
+}

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     AiProvider, AiResponse, Chunk, ChunkStream, CompletionOptions, FinishReason, Health,
-    ProviderError, Usage,
+    ProviderError, StreamEnd, Usage,
 };
 use crate::config::MockSettings;
 use crate::prompts::RenderedPrompt;
@@ -157,7 +157,7 @@ impl AiProvider for MockProvider {
     ) -> BoxFuture<'a, Result<ChunkStream, ProviderError>> {
         Box::pin(async move {
             self.injected_failure()?;
-            let (text, usage, _) = self.respond(prompt, options);
+            let (text, usage, model) = self.respond(prompt, options);
             let chars: Vec<char> = text.chars().collect();
             let pieces: Vec<String> = chars
                 .chunks(self.settings.stream_chunk_chars)
@@ -165,14 +165,20 @@ impl AiProvider for MockProvider {
                 .collect();
             let pause = self.latency() / pieces.len().max(1) as u32;
             let last = pieces.len().saturating_sub(1);
-            let chunks =
-                stream::iter(pieces.into_iter().enumerate()).then(move |(i, text)| async move {
+            let chunks = stream::iter(pieces.into_iter().enumerate()).then(move |(i, text)| {
+                let model = model.clone();
+                async move {
                     tokio::time::sleep(pause).await;
                     Ok(Chunk {
                         text,
-                        done: (i == last).then_some((usage, FinishReason::Stop)),
+                        done: (i == last).then_some(StreamEnd {
+                            usage,
+                            finish_reason: FinishReason::Stop,
+                            model,
+                        }),
                     })
-                });
+                }
+            });
             Ok(Box::pin(chunks) as ChunkStream)
         })
     }

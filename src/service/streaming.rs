@@ -1,0 +1,62 @@
+//! Streamed answers: the provider's chunks become `delta` events on the task's stream,
+//! coalesced to at most one event per ~20 ms, before the final `succeeded` event.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::{AiService, ServiceError};
+use crate::feature::Feature;
+use crate::prompts::RenderedPrompt;
+use crate::providers::{AiResponse, CompletionOptions};
+
+/// Longest a chunk waits to be sent with the ones after it.
+const COALESCE: Duration = Duration::from_millis(20);
+
+impl AiService {
+    pub(super) async fn stream_deltas(
+        &self,
+        task_id: &str,
+        feature: Feature,
+        prompt: &RenderedPrompt,
+        options: &CompletionOptions,
+    ) -> Result<AiResponse, ServiceError> {
+        let (texts, mut received) = mpsc::unbounded_channel::<String>();
+        let store = self.engine.store.clone();
+        let id = task_id.to_owned();
+        let writer = tokio::spawn(async move {
+            let mut index = 0u64;
+            while let Some(first) = received.recv().await {
+                let mut text = first;
+                let window = tokio::time::sleep(COALESCE);
+                tokio::pin!(window);
+                loop {
+                    tokio::select! {
+                        more = received.recv() => match more {
+                            Some(more) => text.push_str(&more),
+                            None => break,
+                        },
+                        () = &mut window => break,
+                    }
+                }
+                if let Err(err) = store
+                    .append_event(&id, "delta", json!({ "text": text, "index": index }))
+                    .await
+                {
+                    tracing::warn!(%err, task_id = %id, "could not append a delta event");
+                }
+                index += 1;
+            }
+        });
+        let response = self
+            .providers
+            .stream(feature, prompt, options, |text| {
+                let _ = texts.send(text.to_owned());
+            })
+            .await;
+        drop(texts);
+        let _ = writer.await;
+        Ok(response?)
+    }
+}
