@@ -58,7 +58,13 @@ impl AppState {
         let settings = Arc::new(settings);
         Ok(Self {
             auth: Authenticator::new(&settings.auth),
-            service: AiService::new(Arc::new(prompts), providers, engine, settings.clone()),
+            service: AiService::new(
+                Arc::new(prompts),
+                providers,
+                engine,
+                settings.clone(),
+                crate::webhooks::Webhooks::new(&settings, Some(stores.db.clone())),
+            ),
             stores,
             settings,
         })

@@ -270,6 +270,7 @@ fn new_task(user: &str, index: usize) -> NewTask {
         role: "service".into(),
         feature: "hint".into(),
         request_id: format!("bench-{index}"),
+        callback_url: None,
     }
 }
 

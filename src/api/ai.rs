@@ -36,6 +36,9 @@ struct SubmitBody {
     /// `succeeded`); queued ones add `delta` events to the task's stream.
     #[serde(default)]
     stream: bool,
+    /// When the task ends, POST its final event here (Standard Webhooks signature).
+    #[serde(default)]
+    callback_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -123,6 +126,7 @@ async fn submit(
         prompt_version: body.prompt_version,
         request_id: current_request_id().unwrap_or_default(),
         stream: body.stream,
+        callback_url: body.callback_url,
     };
     match state.service.submit(&principal, feature, request).await? {
         Submitted::Done(completion) => {

@@ -297,6 +297,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::IdempotencyMismatch => Self::IdempotencyKeyReused,
             ServiceError::TaskNotFound => Self::NotFound("there is no task with this id".into()),
             ServiceError::TaskFinal(state) => Self::TaskFinal(state),
+            ServiceError::CallbackUrl(reason) => Self::InvalidInput {
+                detail: format!("`callback_url` is refused: {reason}"),
+                errors: BTreeMap::from([("callback_url".to_owned(), reason)]),
+            },
         }
     }
 }

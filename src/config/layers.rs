@@ -8,7 +8,7 @@ use serde_norway::{Mapping, Value};
 use super::ConfigError;
 
 /// Keys that may only come from the environment: a file that sets one is refused.
-pub const ENV_ONLY_KEYS: &[&[&str]] = &[&["auth", "jwt_secret"]];
+pub const ENV_ONLY_KEYS: &[&[&str]] = &[&["auth", "jwt_secret"], &["webhooks", "secret"]];
 
 const ENV_PREFIX: &str = "TUTORQ__";
 

@@ -35,6 +35,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
     pub jobs: JobSettings,
+    pub webhooks: WebhookSettings,
     pub intake: IntakeSettings,
     pub prompts: PromptSettings,
     pub providers: ProviderSettings,
@@ -86,6 +87,16 @@ impl AuthSettings {
             None => Secret::new(INSECURE_DEV_SECRET),
         }
     }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    #[serde(default)]
+    pub secret: Option<Secret>,
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -46,6 +46,8 @@ pub struct SubmitRequest {
     pub request_id: String,
     /// Stream the answer as `delta` events.
     pub stream: bool,
+    /// POST the final event here (checked against the SSRF guard first).
+    pub callback_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -104,6 +106,8 @@ pub enum ServiceError {
     TaskNotFound,
     #[error("the task is already {0}")]
     TaskFinal(String),
+    #[error("callback_url is refused: {0}")]
+    CallbackUrl(String),
 }
 
 #[derive(Clone)]
@@ -112,6 +116,7 @@ pub struct AiService {
     providers: ProviderChains,
     engine: Engine,
     settings: Arc<Settings>,
+    webhooks: crate::webhooks::Webhooks,
 }
 
 impl AiService {
@@ -120,13 +125,19 @@ impl AiService {
         providers: ProviderChains,
         engine: Engine,
         settings: Arc<Settings>,
+        webhooks: crate::webhooks::Webhooks,
     ) -> Self {
         Self {
             prompts,
             providers,
             engine,
             settings,
+            webhooks,
         }
+    }
+
+    pub fn webhooks(&self) -> &crate::webhooks::Webhooks {
+        &self.webhooks
     }
 
     pub fn prompts(&self) -> &Arc<PromptRegistry> {
@@ -152,6 +163,16 @@ impl AiService {
             .render(&prompt, &data)
             .map_err(ServiceError::Render)?;
 
+        let callback_url = match &request.callback_url {
+            Some(url) => Some(
+                self.webhooks
+                    .check_url(url)
+                    .await
+                    .map_err(ServiceError::CallbackUrl)?
+                    .url,
+            ),
+            None => None,
+        };
         let task_id = Uuid::now_v7().to_string();
         if let Some(key) = &request.idempotency_key
             && let Some(existing) = self
@@ -178,6 +199,7 @@ impl AiService {
             role: principal.role.to_string(),
             feature: feature.to_string(),
             request_id: request.request_id.clone(),
+            callback_url: callback_url.map(|url| url.to_string()),
         };
         let (threshold, seed) = self.settings.intake.for_feature(feature.as_str());
         let inline_within = match request.mode {

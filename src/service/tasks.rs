@@ -117,6 +117,15 @@ impl AiService {
                 if let Some(row) = HistoryRow::from_record(&record) {
                     self.engine.history.record(row);
                 }
+                if let Some(url) = &record.callback_url {
+                    let payload = serde_json::json!({ "task_id": task_id, "state": "cancelled" });
+                    let job =
+                        crate::tasks::WebhookJob::for_final(task_id, "cancelled", url, &payload);
+                    self.engine
+                        .store
+                        .enqueue(&job.into_task(&record.user_id, &record.role, &record.request_id))
+                        .await?;
+                }
                 Ok(record)
             }
         }

@@ -51,6 +51,27 @@ pub async fn run(
                     grace,
                 ));
             }
+            crate::tasks::WEBHOOK_DELIVERY => {
+                let (webhooks, store, kind_for_job) = (
+                    service.webhooks().clone(),
+                    service.engine().store.clone(),
+                    kind.clone(),
+                );
+                let handler: JobFn<crate::tasks::WebhookJob> = Arc::new(move |job, delivery| {
+                    let (webhooks, store, kind) =
+                        (webhooks.clone(), store.clone(), kind_for_job.clone());
+                    Box::pin(async move {
+                        crate::webhooks::deliver(&webhooks, &store, &kind, job, &delivery).await
+                    })
+                });
+                pools.spawn(run_pool(
+                    service.engine().clone(),
+                    kind.clone(),
+                    handler,
+                    shutdown.receiver(),
+                    grace,
+                ));
+            }
             other => tracing::info!(
                 kind = other,
                 "no handler for this job kind yet; its queue is left to other processes"

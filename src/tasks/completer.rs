@@ -12,6 +12,7 @@ use super::inflight::InFlight;
 use super::kinds::JobKind;
 use super::latency::LatencyBook;
 use super::store::{Finish, Outcome, TaskStore};
+use super::webhook_job::WebhookJob;
 
 const BATCH: usize = 512;
 
@@ -52,6 +53,7 @@ impl Completer {
             }
         };
         let mut samples: HashMap<String, Vec<f64>> = HashMap::new();
+        let mut webhooks = Vec::new();
         for (finish, result) in batch.iter().zip(results) {
             self.inflight
                 .end(finish.entry_id.as_deref(), &finish.task_id);
@@ -70,11 +72,18 @@ impl Completer {
             ) {
                 samples.entry(result.feature.clone()).or_default().push(ms);
             }
+            if let Some(url) = &result.callback_url {
+                let job = WebhookJob::for_final(&finish.task_id, state, url, &finish.payload);
+                webhooks.push(job.into_task(&result.user_id, &result.role, &result.request_id));
+            }
             if let Some(row) =
                 HistoryRow::from_finish(&finish.task_id, state, &result, &finish.payload)
             {
                 self.history.record(row);
             }
+        }
+        if let Err(err) = self.store.enqueue_many(&webhooks).await {
+            tracing::error!(%err, count = webhooks.len(), "could not queue webhook deliveries");
         }
         for (feature, samples) in samples {
             if let Err(err) = self.latency.observe(&feature, &samples).await {

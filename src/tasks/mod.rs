@@ -15,6 +15,7 @@ mod latency;
 mod pool;
 mod record;
 mod store;
+mod webhook_job;
 
 pub use delivery::{Delivery, JobFailure, classify};
 pub use engine::Engine;
@@ -25,3 +26,4 @@ pub use latency::LatencyBook;
 pub use pool::{JobFn, consumer_name, run_pool};
 pub use record::{TaskRecord, TaskState, timestamp};
 pub use store::{Cancelled, Finish, Finished, NewTask, Outcome, TaskStore};
+pub use webhook_job::{WEBHOOK_DELIVERY, WebhookJob};

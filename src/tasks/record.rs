@@ -89,6 +89,9 @@ pub struct TaskRecord {
     pub outcome: Option<Json>,
     /// The job payload as queued.
     pub job: Json,
+    pub callback_url: Option<String>,
+    /// Webhook delivery: pending, delivered or failed.
+    pub webhook: Option<String>,
 }
 
 impl TaskRecord {
@@ -113,6 +116,8 @@ impl TaskRecord {
             outcome: fields
                 .get("outcome")
                 .and_then(|v| serde_json::from_str(v).ok()),
+            callback_url: fields.get("callback_url").cloned(),
+            webhook: fields.get("webhook").cloned(),
             job: fields
                 .get("job")
                 .and_then(|v| serde_json::from_str(v).ok())
@@ -149,6 +154,9 @@ impl TaskRecord {
                 // A retrying task shows its last error; a final one its result or error.
                 view.entry(key.clone()).or_insert_with(|| value.clone());
             }
+        }
+        if let Some(webhook) = &self.webhook {
+            view.insert("webhook".into(), webhook.clone().into());
         }
         view.insert(
             "links".into(),

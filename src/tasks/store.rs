@@ -48,6 +48,8 @@ pub struct NewTask {
     pub role: String,
     pub feature: String,
     pub request_id: String,
+    /// Where the final event is POSTed (a Standard Webhooks callback), if anywhere.
+    pub callback_url: Option<String>,
 }
 
 /// How one attempt ended, as the engine records it.
@@ -96,6 +98,7 @@ pub struct Finished {
     pub created_us: Option<i64>,
     pub started_us: Option<i64>,
     pub attempts: u32,
+    pub callback_url: Option<String>,
 }
 
 /// What cancelling found.
@@ -109,7 +112,17 @@ pub enum Cancelled {
 }
 
 /// One row of `finish.lua`'s answer: applied, then the task's stored facts.
-type FinishRow = (i64, String, String, String, String, String, String, String);
+type FinishRow = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+);
 
 #[derive(Clone)]
 pub struct TaskStore {
@@ -169,7 +182,7 @@ impl TaskStore {
     }
 
     /// KEYS and ARGV of `create.lua` for `task`, queued or (with a lease) inline.
-    fn create_call(&self, task: &NewTask, inline: Option<Duration>) -> ([String; 5], [String; 12]) {
+    fn create_call(&self, task: &NewTask, inline: Option<Duration>) -> ([String; 5], [String; 13]) {
         let kind = self.kinds.kind(&task.kind);
         let keys = [
             keys::task(&task.id),
@@ -196,6 +209,7 @@ impl TaskStore {
             inline
                 .map_or(0, |lease| lease.as_millis() as u64)
                 .to_string(),
+            task.callback_url.clone().unwrap_or_default(),
         ];
         (keys, args)
     }
@@ -317,7 +331,17 @@ impl TaskStore {
         Ok(rows
             .into_iter()
             .map(
-                |(applied, user_id, role, feature, request_id, created, started, attempts)| {
+                |(
+                    applied,
+                    user_id,
+                    role,
+                    feature,
+                    request_id,
+                    created,
+                    started,
+                    attempts,
+                    callback,
+                )| {
                     Finished {
                         applied: applied == 1,
                         user_id,
@@ -327,6 +351,7 @@ impl TaskStore {
                         created_us: created.parse().ok(),
                         started_us: started.parse().ok(),
                         attempts: attempts.parse().unwrap_or(0),
+                        callback_url: (!callback.is_empty()).then_some(callback),
                     }
                 },
             )
@@ -560,6 +585,23 @@ impl TaskStore {
             .arg(data.to_string())
             .query_async::<()>(&mut conn)
             .await
+    }
+
+    /// Sets one field of an existing hash (no-op when the key has expired).
+    pub async fn set_field_if_exists(
+        &self,
+        key: &str,
+        field: &str,
+        value: &str,
+    ) -> redis::RedisResult<()> {
+        const SET_IF_EXISTS: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end return 1";
+        let _: i64 = Script::new(SET_IF_EXISTS)
+            .key(key)
+            .arg(field)
+            .arg(value)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
     }
 
     /// The id of the newest entry of the stream at `key`, if any.

@@ -80,6 +80,7 @@ fn tasks(count: usize) -> Vec<NewTask> {
                 role: "service".into(),
                 feature: "hint".into(),
                 request_id: format!("drill-{i}"),
+                callback_url: None,
             }
         })
         .collect()

@@ -11,4 +11,5 @@ mod health;
 mod helpers;
 mod prompts;
 mod servers;
+mod webhooks;
 mod ws;

@@ -4,7 +4,7 @@
 -- KEYS: 1 task hash, 2 events stream, 3 user index, 4 queue stream (queue) | delayed zset (inline),
 --       5 the user's feed (a stream of new task ids, for "subscribe to all my tasks")
 -- ARGV: 1 task id, 2 job json, 3 ttl secs, 4 max attempts, 5 kind, 6 user id, 7 feature,
---       8 request id, 9 role, 10 events maxlen, 11 mode, 12 lease ms (inline)
+--       8 request id, 9 role, 10 events maxlen, 11 mode, 12 lease ms (inline), 13 callback url ('' = none)
 -- cjson keeps 14 significant digits: splice the exact microsecond time in as text.
 local function stamp(data, now)
   local json = cjson.encode(data)
@@ -23,6 +23,9 @@ redis.call('HSET', KEYS[1], 'id', ARGV[1], 'state', inline and 'running' or 'que
   'user_id', ARGV[6], 'feature', ARGV[7], 'request_id', ARGV[8], 'role', ARGV[9])
 if inline then
   redis.call('HSET', KEYS[1], 'started_us', now)
+end
+if ARGV[13] ~= '' then
+  redis.call('HSET', KEYS[1], 'callback_url', ARGV[13], 'webhook', 'pending')
 end
 redis.call('EXPIRE', KEYS[1], ttl)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[10], '*', 'event', 'queued',

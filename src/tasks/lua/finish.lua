@@ -4,7 +4,7 @@
 -- KEYS: 1 queue stream, 2 dead zset, 3 delayed zset (also holds inline leases), then per job: task hash, events
 -- ARGV: 1 group, 2 events maxlen, 3 ttl secs, then per job: entry id ('' when inline), task id,
 --       outcome (succeeded | failed | dead | retrying), payload json, retry delay ms
--- Returns per job: {applied (1/0), user_id, role, feature, request_id, created_us, started_us, attempts}
+-- Returns per job: {applied (1/0), user_id, role, feature, request_id, created_us, started_us, attempts, callback_url}
 -- cjson keeps 14 significant digits: splice the exact microsecond time in as text.
 local function stamp(data, now)
   local json = cjson.encode(data)
@@ -52,7 +52,7 @@ for i = 1, n do
     redis.call('EXPIRE', task, ttl)
     redis.call('EXPIRE', events, ttl)
   end
-  local f = redis.call('HMGET', task, 'user_id', 'role', 'feature', 'request_id', 'created_us', 'started_us', 'attempts')
-  out[i] = {applied, f[1] or '', f[2] or '', f[3] or '', f[4] or '', f[5] or '', f[6] or '', f[7] or ''}
+  local f = redis.call('HMGET', task, 'user_id', 'role', 'feature', 'request_id', 'created_us', 'started_us', 'attempts', 'callback_url')
+  out[i] = {applied, f[1] or '', f[2] or '', f[3] or '', f[4] or '', f[5] or '', f[6] or '', f[7] or '', f[8] or ''}
 end
 return out

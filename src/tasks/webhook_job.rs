@@ -1,0 +1,53 @@
+//! The `webhook_delivery` job: one signed POST of a finished task's final event to its
+//! callback URL. Queued by the completer (and by cancellation) when a task with a
+//! `callback_url` ends.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value as Json, json};
+
+use super::store::NewTask;
+
+/// The stable job name in `jobs/webhook_delivery.yaml`.
+pub const WEBHOOK_DELIVERY: &str = "webhook_delivery";
+
+/// Wire format of a queued webhook; rename fields only with `#[serde(rename)]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhookJob {
+    /// `webhook-id`: the same on every attempt, so receivers can drop duplicates.
+    pub message_id: String,
+    /// The task whose end is announced.
+    pub task_id: String,
+    pub url: String,
+    /// The JSON body, signed as sent.
+    pub body: String,
+}
+
+impl WebhookJob {
+    /// The webhook announcing that `task_id` reached `state`, with its final event payload.
+    pub fn for_final(task_id: &str, state: &str, url: &str, payload: &Json) -> Self {
+        let body = json!({
+            "type": format!("task.{state}"),
+            "timestamp": jiff::Timestamp::now().to_string(),
+            "data": { "task_id": task_id, "status": state, "outcome": payload },
+        });
+        Self {
+            message_id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
+            task_id: task_id.to_owned(),
+            url: url.to_owned(),
+            body: body.to_string(),
+        }
+    }
+
+    pub fn into_task(self, user_id: &str, role: &str, request_id: &str) -> NewTask {
+        NewTask {
+            id: uuid::Uuid::now_v7().to_string(),
+            kind: WEBHOOK_DELIVERY.to_owned(),
+            job: serde_json::to_string(&self).expect("a webhook job serializes"),
+            user_id: user_id.to_owned(),
+            role: role.to_owned(),
+            feature: String::new(),
+            request_id: request_id.to_owned(),
+            callback_url: None,
+        }
+    }
+}
