@@ -71,6 +71,9 @@ enum BenchCommand {
     /// Queue engine: drain, steady state, pickup latency, HTTP intake, RSS. Uses the configured
     /// Redis and PostgreSQL and FLUSHES the Redis database: point it at a scratch one.
     Queue(crate::bench::QueueBench),
+    /// Server-Sent Events: RSS and delivery delay with many subscribers on one web process, and
+    /// submit → succeeded round trips. Also FLUSHES the configured Redis database.
+    Sse(crate::bench::SseBench),
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,6 +183,9 @@ async fn serve(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Queue(options),
         } => crate::bench::queue(settings, options).await,
+        Command::Bench {
+            command: BenchCommand::Sse(options),
+        } => crate::bench::sse(settings, options).await,
         Command::Token { .. } | Command::Prompts { .. } => {
             unreachable!("handled without a runtime")
         }

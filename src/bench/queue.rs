@@ -14,7 +14,6 @@
 //! (e) RSS of `tutorq all`: idle, and peak during (a).
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -23,11 +22,11 @@ use anyhow::Context as _;
 use redis::AsyncCommands;
 use serde_json::json;
 
+use super::{Engine, enqueue, flush, free_port, new_task, percentile};
 use crate::app::AppState;
 use crate::auth::Role;
 use crate::config::Settings;
-use crate::service::job::{AI_REQUEST, AiRequestJob};
-use crate::tasks::{NewTask, keys};
+use crate::tasks::keys;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct QueueBench {
@@ -89,7 +88,7 @@ async fn one_run(
     // (e) idle RSS of a fresh `tutorq all`.
     flush(&mut redis).await?;
     let port = free_port()?;
-    let mut engine = Engine::spawn(settings, port)?;
+    let mut engine = Engine::spawn(settings, port, "all")?;
     engine.wait_ready(port).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     figures.rss_idle_mb = engine.rss_mb();
@@ -99,7 +98,7 @@ async fn one_run(
     flush(&mut redis).await?;
     let ids = enqueue(state, options.jobs, "bench-drain").await?;
     let started = Instant::now();
-    let mut engine = Engine::spawn(settings, port)?;
+    let mut engine = Engine::spawn(settings, port, "all")?;
     let peak = engine.watch_rss();
     wait_completed(state, options.jobs).await?;
     figures.drain_wall_s = started.elapsed().as_secs_f64();
@@ -130,164 +129,6 @@ async fn one_run(
     figures.http_req_per_s = http_intake(state, port, options).await?;
     engine.stop();
     Ok(figures)
-}
-
-/// A child `tutorq all` with the mock at 0 ms and quiet logs.
-struct Engine {
-    child: Child,
-}
-
-impl Engine {
-    fn spawn(settings: &Settings, port: u16) -> anyhow::Result<Self> {
-        let exe = std::env::current_exe().context("locating the tutorq binary")?;
-        let child = Command::new(exe)
-            .arg("all")
-            .env("TUTORQ__SERVER__PORT", port.to_string())
-            .env("TUTORQ__REDIS__URL", settings.redis.url.expose())
-            .env("TUTORQ__DATABASE__URL", settings.database.url.expose())
-            .env("TUTORQ__PROVIDERS__MOCK__LATENCY_MS", "0")
-            .env("TUTORQ__LOG__LEVEL", "warn")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .spawn()
-            .context("starting tutorq all")?;
-        Ok(Self { child })
-    }
-
-    async fn wait_ready(&self, port: u16) -> anyhow::Result<()> {
-        let client = reqwest::Client::new();
-        for _ in 0..600 {
-            if client
-                .get(format!("http://127.0.0.1:{port}/readyz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        anyhow::bail!("tutorq all did not become ready")
-    }
-
-    fn rss_mb(&self) -> f64 {
-        rss_kb(self.child.id()) as f64 / 1024.0
-    }
-
-    /// Samples the RSS every 100 ms until stopped; returns the peak.
-    fn watch_rss(&self) -> PeakWatch {
-        let pid = self.child.id();
-        let peak = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicUsize::new(0));
-        let (p, s) = (peak.clone(), stop.clone());
-        std::thread::spawn(move || {
-            while s.load(Ordering::Relaxed) == 0 {
-                p.fetch_max(rss_kb(pid) as usize, Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        });
-        PeakWatch { peak, stop }
-    }
-
-    fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct PeakWatch {
-    peak: Arc<AtomicUsize>,
-    stop: Arc<AtomicUsize>,
-}
-
-impl PeakWatch {
-    fn stop(self) -> f64 {
-        self.stop.store(1, Ordering::Relaxed);
-        self.peak.load(Ordering::Relaxed) as f64 / 1024.0
-    }
-}
-
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-async fn flush(redis: &mut redis::aio::ConnectionManager) -> anyhow::Result<()> {
-    redis::cmd("FLUSHDB")
-        .arg("ASYNC")
-        .query_async::<()>(redis)
-        .await?;
-    Ok(())
-}
-
-fn new_task(user: &str, index: usize) -> NewTask {
-    let id = uuid::Uuid::now_v7().to_string();
-    let mut input = serde_json::Map::new();
-    input.insert(
-        "question".into(),
-        json!(format!("Bench sorusu {index}: 2x + 3 = 11 ise x kaçtır?")),
-    );
-    input.insert("subject".into(), json!("Matematik"));
-    input.insert("hint_level".into(), json!(1));
-    let job = AiRequestJob {
-        task_id: id.clone(),
-        feature: crate::feature::Feature::Hint,
-        prompt_version: "1.0".into(),
-        input,
-        user_id: user.into(),
-        role: "service".into(),
-        request_id: format!("bench-{index}"),
-        stream: false,
-    };
-    NewTask {
-        id,
-        kind: AI_REQUEST.into(),
-        job: serde_json::to_string(&job).expect("a job serializes"),
-        user_id: user.into(),
-        role: "service".into(),
-        feature: "hint".into(),
-        request_id: format!("bench-{index}"),
-        callback_url: None,
-    }
-}
-
-/// Queues `count` jobs in pipelined chunks; returns their ids.
-async fn enqueue(state: &AppState, count: usize, user: &str) -> anyhow::Result<Vec<String>> {
-    let store = &state.service.engine().store;
-    let mut ids = Vec::with_capacity(count);
-    let mut index = 0;
-    while index < count {
-        let chunk: Vec<NewTask> = (index..(index + 1000).min(count))
-            .map(|i| new_task(user, i))
-            .collect();
-        index += chunk.len();
-        ids.extend(chunk.iter().map(|t| t.id.clone()));
-        store.enqueue_many(&chunk).await?;
-    }
-    Ok(ids)
 }
 
 /// Succeeded `hint` tasks so far: the sample count of the feature's latency average, which the
@@ -322,6 +163,15 @@ async fn hash_field(state: &AppState, ids: &[String], field: &str) -> anyhow::Re
         values.extend(part.into_iter().flatten());
     }
     Ok(values)
+}
+
+/// One hash field of many tasks (for the other benches).
+pub(super) async fn hash_field_pub(
+    state: &AppState,
+    ids: &[String],
+    field: &str,
+) -> anyhow::Result<Vec<i64>> {
+    hash_field(state, ids, field).await
 }
 
 async fn finished_times(state: &AppState, ids: &[String]) -> anyhow::Result<Vec<i64>> {
@@ -466,16 +316,6 @@ async fn http_intake(state: &AppState, port: u16, options: &QueueBench) -> anyho
         "{failed} HTTP submissions were not answered 202"
     );
     Ok(options.http_requests as f64 / elapsed)
-}
-
-fn percentile(values: &[f64], p: f64) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank]
 }
 
 fn print_table(options: &QueueBench, runs: &[Figures]) {

@@ -1,0 +1,189 @@
+//! `tutorq bench`: figures printed, never asserted. The engine under test runs in a child
+//! process (as in production), so its RSS is its own; the bench process produces and observes.
+
+mod queue;
+mod sse;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde_json::json;
+
+pub use queue::{QueueBench, queue};
+pub use sse::{SseBench, sse};
+
+use crate::app::AppState;
+use crate::config::Settings;
+use crate::service::job::{AI_REQUEST, AiRequestJob};
+use crate::tasks::NewTask;
+
+/// A child `tutorq <command>` (`all` or `serve`) with the mock at 0 ms and quiet logs.
+struct Engine {
+    child: Child,
+}
+
+impl Engine {
+    fn spawn(settings: &Settings, port: u16, command: &str) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("locating the tutorq binary")?;
+        let child = Command::new(exe)
+            .arg(command)
+            .env("TUTORQ__SERVER__PORT", port.to_string())
+            .env("TUTORQ__REDIS__URL", settings.redis.url.expose())
+            .env("TUTORQ__DATABASE__URL", settings.database.url.expose())
+            .env("TUTORQ__PROVIDERS__MOCK__LATENCY_MS", "0")
+            .env("TUTORQ__LOG__LEVEL", "warn")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting tutorq all")?;
+        Ok(Self { child })
+    }
+
+    async fn wait_ready(&self, port: u16) -> anyhow::Result<()> {
+        let client = reqwest::Client::new();
+        for _ in 0..600 {
+            if client
+                .get(format!("http://127.0.0.1:{port}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::bail!("tutorq all did not become ready")
+    }
+
+    fn rss_mb(&self) -> f64 {
+        rss_kb(self.child.id()) as f64 / 1024.0
+    }
+
+    /// Samples the RSS every 100 ms until stopped; returns the peak.
+    fn watch_rss(&self) -> PeakWatch {
+        let pid = self.child.id();
+        let peak = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicUsize::new(0));
+        let (p, s) = (peak.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while s.load(Ordering::Relaxed) == 0 {
+                p.fetch_max(rss_kb(pid) as usize, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        PeakWatch { peak, stop }
+    }
+
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct PeakWatch {
+    peak: Arc<AtomicUsize>,
+    stop: Arc<AtomicUsize>,
+}
+
+impl PeakWatch {
+    fn stop(self) -> f64 {
+        self.stop.store(1, Ordering::Relaxed);
+        self.peak.load(Ordering::Relaxed) as f64 / 1024.0
+    }
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+async fn flush(redis: &mut redis::aio::ConnectionManager) -> anyhow::Result<()> {
+    redis::cmd("FLUSHDB")
+        .arg("ASYNC")
+        .query_async::<()>(redis)
+        .await?;
+    Ok(())
+}
+
+fn new_task(user: &str, index: usize) -> NewTask {
+    let id = uuid::Uuid::now_v7().to_string();
+    let mut input = serde_json::Map::new();
+    input.insert(
+        "question".into(),
+        json!(format!("Bench sorusu {index}: 2x + 3 = 11 ise x kaçtır?")),
+    );
+    input.insert("subject".into(), json!("Matematik"));
+    input.insert("hint_level".into(), json!(1));
+    let job = AiRequestJob {
+        task_id: id.clone(),
+        feature: crate::feature::Feature::Hint,
+        prompt_version: "1.0".into(),
+        input,
+        user_id: user.into(),
+        role: "service".into(),
+        request_id: format!("bench-{index}"),
+        stream: false,
+    };
+    NewTask {
+        id,
+        kind: AI_REQUEST.into(),
+        job: serde_json::to_string(&job).expect("a job serializes"),
+        user_id: user.into(),
+        role: "service".into(),
+        feature: "hint".into(),
+        request_id: format!("bench-{index}"),
+        callback_url: None,
+    }
+}
+
+/// Queues `count` jobs in pipelined chunks; returns their ids.
+async fn enqueue(state: &AppState, count: usize, user: &str) -> anyhow::Result<Vec<String>> {
+    let store = &state.service.engine().store;
+    let mut ids = Vec::with_capacity(count);
+    let mut index = 0;
+    while index < count {
+        let chunk: Vec<NewTask> = (index..(index + 1000).min(count))
+            .map(|i| new_task(user, i))
+            .collect();
+        index += chunk.len();
+        ids.extend(chunk.iter().map(|t| t.id.clone()));
+        store.enqueue_many(&chunk).await?;
+    }
+    Ok(ids)
+}
+
+fn percentile(values: &[f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank]
+}
