@@ -1,11 +1,13 @@
-//! The event fan-out of one process: a single Redis reader (`XREAD` over the event streams of
-//! every watched task) feeds every subscriber (SSE, WebSocket, long-poll), so a thousand
-//! browsers cost one blocked connection, not a thousand.
+//! The event fan-out of one process: a single Redis reader feeds every subscriber (SSE,
+//! WebSocket), so ten thousand browsers cost one blocked connection, not ten thousand.
 //!
-//! Each subscriber has its own cursor (the last event id it has seen) and a bounded queue; a
-//! subscriber that falls behind is dropped and told to resync from its last event id instead of
-//! growing memory. A new subscription interrupts the blocked read (`CLIENT UNBLOCK`), so its
-//! backlog and live events flow at once.
+//! Every event append also appends the changed stream's key to `ai:events`. The reader blocks
+//! on that one stream, and reads (`XRANGE`, pipelined) only the watched streams that changed, so
+//! a round costs what changed, not what is watched. It is the only one that delivers, so each
+//! subscriber gets its events in order, once. Each subscriber has its own cursor (the last event
+//! id it has seen) and a bounded queue; one that falls behind is dropped and told to resync from
+//! its last event id instead of growing memory. A new subscription marks its stream changed and
+//! interrupts the blocked read (`CLIENT UNBLOCK`), so its backlog flows at once.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -22,6 +24,8 @@ use super::keys;
 const SUBSCRIBER_BUFFER: usize = 256;
 /// Longest one read blocks; also bounds how late a subscription joins if an unblock is missed.
 const BLOCK: Duration = Duration::from_millis(250);
+/// Entries read from one stream per round.
+const READ_BATCH: usize = 256;
 const FINAL_EVENTS: &[&str] = &["succeeded", "failed", "cancelled", "dead"];
 
 /// One entry of a watched stream: a task's event, or (on a user's feed) a new task's id.
@@ -52,6 +56,8 @@ struct Subscriber {
 struct Watched {
     /// Subscribers by stream key.
     tasks: HashMap<String, Vec<Subscriber>>,
+    /// Watched streams that may have entries their subscribers have not seen.
+    dirty: std::collections::HashSet<String>,
 }
 
 #[derive(Clone)]
@@ -112,15 +118,19 @@ impl Hub {
         });
         let (tx, events) = mpsc::channel(SUBSCRIBER_BUFFER);
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-        self.lock()
-            .tasks
-            .entry(key.to_owned())
-            .or_default()
-            .push(Subscriber {
-                id,
-                cursor: valid_cursor(cursor),
-                tx,
-            });
+        {
+            let mut watched = self.lock();
+            watched
+                .tasks
+                .entry(key.to_owned())
+                .or_default()
+                .push(Subscriber {
+                    id,
+                    cursor: valid_cursor(cursor),
+                    tx,
+                });
+            watched.dirty.insert(key.to_owned());
+        }
         inner.wake.notify_one();
         self.unblock_reader().await;
         Subscription {
@@ -163,59 +173,126 @@ impl Hub {
             .await;
     }
 
-    /// Every watched stream key with the oldest cursor among its subscribers.
-    fn snapshot(&self) -> Vec<(String, String)> {
-        self.lock()
-            .tasks
-            .iter()
-            .filter_map(|(key, subs)| {
-                subs.iter()
+    /// The changed watched streams with the oldest cursor among their subscribers.
+    fn take_dirty(&self) -> Vec<(String, String)> {
+        let mut watched = self.lock();
+        let dirty: Vec<String> = watched.dirty.drain().collect();
+        dirty
+            .into_iter()
+            .filter_map(|key| {
+                let cursor = watched
+                    .tasks
+                    .get(&key)?
+                    .iter()
                     .map(|s| s.cursor.clone())
-                    .min_by(|a, b| compare_ids(a, b))
-                    .map(|c| (key.clone(), c))
+                    .min_by(|a, b| compare_ids(a, b))?;
+                Some((key, cursor))
             })
             .collect()
     }
 
-    async fn read_loop(self) {
-        let mut conn: Option<redis::aio::MultiplexedConnection> = None;
-        loop {
-            let watched = self.snapshot();
-            if watched.is_empty() {
-                self.inner.wake.notified().await;
-                continue;
-            }
-            if conn.is_none() {
-                conn = self.connect().await;
-                if conn.is_none() {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                }
-            }
-            let connection = conn.as_mut().expect("connected above");
-            let stream_keys: Vec<&str> = watched.iter().map(|(key, _)| key.as_str()).collect();
-            let cursors: Vec<&str> = watched.iter().map(|(_, cursor)| cursor.as_str()).collect();
-            let options = StreamReadOptions::default()
-                .count(100)
-                .block(BLOCK.as_millis() as usize);
-            let reply: redis::RedisResult<Option<StreamReadReply>> =
-                redis::AsyncCommands::xread_options(connection, &stream_keys, &cursors, &options)
-                    .await;
-            match reply {
-                Ok(Some(reply)) => self.dispatch(reply),
-                Ok(None) => {}
-                Err(err) if err.to_string().contains("UNBLOCKED") => {}
-                Err(err) => {
-                    tracing::warn!(%err, "event reader lost Redis; reconnecting");
-                    self.inner.reader_client.store(0, Ordering::Relaxed);
-                    conn = None;
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
+    fn mark_dirty(&self, keys: impl IntoIterator<Item = String>) {
+        let mut watched = self.lock();
+        for key in keys {
+            if watched.tasks.contains_key(&key) {
+                watched.dirty.insert(key);
             }
         }
     }
 
-    async fn connect(&self) -> Option<redis::aio::MultiplexedConnection> {
+    async fn read_loop(self) {
+        let mut conn: Option<redis::aio::MultiplexedConnection> = None;
+        let mut cursor = String::new();
+        loop {
+            if self.lock().tasks.is_empty() {
+                self.inner.wake.notified().await;
+                continue;
+            }
+            if conn.is_none() {
+                match self.connect().await {
+                    Some((connection, last)) => {
+                        conn = Some(connection);
+                        cursor = last;
+                        // Whatever happened while disconnected: read every watched stream.
+                        let all: Vec<String> = self.lock().tasks.keys().cloned().collect();
+                        self.mark_dirty(all);
+                    }
+                    None => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                }
+            }
+            let connection = conn.as_mut().expect("connected above");
+            if let Err(err) = self.round(connection, &mut cursor).await {
+                if err.to_string().contains("UNBLOCKED") {
+                    continue;
+                }
+                tracing::warn!(%err, "event reader lost Redis; reconnecting");
+                self.inner.reader_client.store(0, Ordering::Relaxed);
+                conn = None;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+
+    /// Reads the changed streams, then waits for news on `ai:events`.
+    async fn round(
+        &self,
+        conn: &mut redis::aio::MultiplexedConnection,
+        cursor: &mut String,
+    ) -> redis::RedisResult<()> {
+        let dirty = self.take_dirty();
+        if !dirty.is_empty() {
+            let mut pipe = redis::pipe();
+            for (key, from) in &dirty {
+                pipe.cmd("XRANGE")
+                    .arg(key)
+                    .arg(format!("({from}"))
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(READ_BATCH);
+            }
+            let replies: Vec<redis::streams::StreamRangeReply> = pipe.query_async(conn).await?;
+            let mut more = Vec::new();
+            for ((key, _), reply) in dirty.into_iter().zip(replies) {
+                let entries = reply.ids;
+                if entries.len() == READ_BATCH {
+                    more.push(key.clone());
+                }
+                self.dispatch(&key, entries);
+            }
+            self.mark_dirty(more);
+        }
+        let block = if self.lock().dirty.is_empty() {
+            BLOCK
+        } else {
+            Duration::from_millis(1)
+        };
+        let options = StreamReadOptions::default()
+            .count(1000)
+            .block(block.as_millis() as usize);
+        let reply: Option<StreamReadReply> = redis::AsyncCommands::xread_options(
+            conn,
+            &[keys::EVENTS_ALL],
+            &[cursor.as_str()],
+            &options,
+        )
+        .await?;
+        let mut changed = Vec::new();
+        for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
+            *cursor = entry.id.clone();
+            if let Some(key) = entry.get::<String>("k") {
+                changed.push(key);
+            }
+        }
+        self.mark_dirty(changed);
+        Ok(())
+    }
+
+    /// A connection for the reader, its `CLIENT ID` noted for unblocking, and the current end
+    /// of `ai:events`.
+    async fn connect(&self) -> Option<(redis::aio::MultiplexedConnection, String)> {
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(BLOCK + Duration::from_secs(2)));
@@ -230,43 +307,54 @@ impl Hub {
             .query_async(&mut conn)
             .await
             .ok()?;
+        let last: Vec<(String, HashMap<String, String>)> = redis::cmd("XREVRANGE")
+            .arg(keys::EVENTS_ALL)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut conn)
+            .await
+            .ok()?;
         self.inner.reader_client.store(id, Ordering::Relaxed);
-        Some(conn)
+        Some((
+            conn,
+            last.into_iter()
+                .next()
+                .map_or_else(|| "0-0".to_owned(), |(id, _)| id),
+        ))
     }
 
     /// Hands each entry to the subscribers that have not seen it; drops the ones that are full.
-    fn dispatch(&self, reply: StreamReadReply) {
+    fn dispatch(&self, key: &str, entries: Vec<redis::streams::StreamId>) {
         let mut watched = self.lock();
-        for stream in reply.keys {
-            let key = stream.key;
-            let Some(subscribers) = watched.tasks.get_mut(&key) else {
-                continue;
+        let Some(subscribers) = watched.tasks.get_mut(key) else {
+            return;
+        };
+        for entry in entries {
+            let task_id = task_of(key).or_else(|| entry.get("t")).unwrap_or_default();
+            let event = TaskEvent {
+                task_id,
+                id: entry.id.clone(),
+                name: entry.get("event").unwrap_or_default(),
+                data: entry.get("data").unwrap_or_default(),
             };
-            for entry in stream.ids {
-                let task_id = task_of(&key).or_else(|| entry.get("t")).unwrap_or_default();
-                let event = TaskEvent {
-                    task_id,
-                    id: entry.id.clone(),
-                    name: entry.get("event").unwrap_or_default(),
-                    data: entry.get("data").unwrap_or_default(),
-                };
-                subscribers.retain_mut(|subscriber| {
-                    if compare_ids(&event.id, &subscriber.cursor).is_le() {
-                        return true;
+            subscribers.retain_mut(|subscriber| {
+                if compare_ids(&event.id, &subscriber.cursor).is_le() {
+                    return true;
+                }
+                match subscriber.tx.try_send(event.clone()) {
+                    Ok(()) => {
+                        subscriber.cursor = event.id.clone();
+                        true
                     }
-                    match subscriber.tx.try_send(event.clone()) {
-                        Ok(()) => {
-                            subscriber.cursor = event.id.clone();
-                            true
-                        }
-                        // Too slow, or gone: it resyncs from its cursor.
-                        Err(_) => false,
-                    }
-                });
-            }
-            if subscribers.is_empty() {
-                watched.tasks.remove(&key);
-            }
+                    // Too slow, or gone: it resyncs from its cursor.
+                    Err(_) => false,
+                }
+            });
+        }
+        if subscribers.is_empty() {
+            watched.tasks.remove(key);
         }
     }
 }

@@ -7,6 +7,8 @@ pub const GROUP: &str = "workers";
 pub const CANCEL_CHANNEL: &str = "ai:cancel";
 /// Sorted set of dead task ids, scored by when they died.
 pub const DEAD: &str = "ai:dead";
+/// A stream of the keys of event streams that just got an entry: what event readers block on.
+pub const EVENTS_ALL: &str = "ai:events";
 /// Events kept per task stream (approximate trim).
 pub const EVENTS_MAXLEN: usize = 1000;
 

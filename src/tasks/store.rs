@@ -573,8 +573,11 @@ impl TaskStore {
         data["task_id"] = task_id.into();
         data["at_us"] = jiff::Timestamp::now().as_microsecond().into();
         let mut conn = self.conn.clone();
-        redis::cmd("XADD")
-            .arg(keys::events(task_id))
+        let events = keys::events(task_id);
+        redis::pipe()
+            .atomic()
+            .cmd("XADD")
+            .arg(&events)
             .arg("MAXLEN")
             .arg("~")
             .arg(keys::EVENTS_MAXLEN)
@@ -583,6 +586,16 @@ impl TaskStore {
             .arg(name)
             .arg("data")
             .arg(data.to_string())
+            .ignore()
+            .cmd("XADD")
+            .arg(keys::EVENTS_ALL)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(100_000)
+            .arg("*")
+            .arg("k")
+            .arg(&events)
+            .ignore()
             .query_async::<()>(&mut conn)
             .await
     }

@@ -230,5 +230,13 @@ async fn migrate_creates_the_tables_and_is_idempotent() {
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(tables, ["_sqlx_migrations", "audit_events", "task_history"]);
+    assert_eq!(
+        tables,
+        [
+            "_sqlx_migrations",
+            "audit_events",
+            "task_history",
+            "webhook_deliveries"
+        ]
+    );
 }

@@ -23,6 +23,8 @@ local now = string.format('%.0f', now_us)
 redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_us', string.format('%.0f', now_us))
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'event', 'cancelled',
   'data', stamp({task_id = ARGV[1], state = 'cancelled'}, now))
+-- Tell every web process's event reader which stream has news.
+redis.call('XADD', 'ai:events', 'MAXLEN', '~', 100000, '*', 'k', KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[1])
 if state == 'running' then
   redis.call('PUBLISH', ARGV[4], ARGV[1])

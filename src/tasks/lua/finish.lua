@@ -49,6 +49,8 @@ for i = 1, n do
       end
     end
     redis.call('XADD', events, 'MAXLEN', '~', ARGV[2], '*', 'event', data.state, 'data', stamp(data, now))
+    -- Tell every web process's event reader which stream has news.
+    redis.call('XADD', 'ai:events', 'MAXLEN', '~', 100000, '*', 'k', events)
     redis.call('EXPIRE', task, ttl)
     redis.call('EXPIRE', events, ttl)
   end

@@ -23,6 +23,8 @@ for _, id in ipairs(ids) do
       redis.call('HSET', task, 'state', 'queued')
       redis.call('XADD', task .. ':events', 'MAXLEN', '~', ARGV[2], '*', 'event', 'queued',
         'data', stamp({task_id = id, state = 'queued'}, now))
+      -- Tell every web process's event reader which stream has news.
+      redis.call('XADD', 'ai:events', 'MAXLEN', '~', 100000, '*', 'k', task .. ':events')
     end
     redis.call('XADD', KEYS[2], '*', 't', id, 'j', f[2])
     moved = moved + 1

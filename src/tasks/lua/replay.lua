@@ -17,6 +17,8 @@ redis.call('HSET', KEYS[1], 'state', 'queued', 'attempts', 0)
 redis.call('HDEL', KEYS[1], 'finished_us', 'outcome', 'next_run_us')
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'event', 'queued',
   'data', stamp({task_id = ARGV[1], state = 'queued', replayed = true}, now))
+-- Tell every web process's event reader which stream has news.
+redis.call('XADD', 'ai:events', 'MAXLEN', '~', 100000, '*', 'k', KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('XADD', KEYS[4], '*', 't', ARGV[1], 'j', f[2])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))

@@ -33,6 +33,8 @@ for i = 1, n do
         'outcome', cjson.encode({error = err}))
       redis.call('XADD', events, 'MAXLEN', '~', ARGV[2], '*', 'event', 'dead',
         'data', stamp({task_id = id, state = 'dead', attempt = max, error = err}, now))
+      -- Tell every web process's event reader which stream has news.
+      redis.call('XADD', 'ai:events', 'MAXLEN', '~', 100000, '*', 'k', events)
       redis.call('ZADD', KEYS[2], now_us, id)
       -- Dead tasks are listed for a week (their records expire with the kind's result TTL).
       redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_us - 604800000000)
@@ -43,6 +45,8 @@ for i = 1, n do
       redis.call('HSET', task, 'state', 'running', 'started_us', now, 'worker', ARGV[3])
       redis.call('XADD', events, 'MAXLEN', '~', ARGV[2], '*', 'event', 'started',
         'data', stamp({task_id = id, state = 'running', attempt = attempt}, now))
+      -- Tell every web process's event reader which stream has news.
+      redis.call('XADD', 'ai:events', 'MAXLEN', '~', 100000, '*', 'k', events)
       out[i] = attempt
     end
   end
