@@ -1,9 +1,10 @@
 //! `tutorq bench sse`: Server-Sent Events fan-out on one web process.
 //!
 //! (a) N concurrent subscribers, each following its own queued task, on one `tutorq serve`:
-//!     the web process's RSS with all of them connected, and, when every task is then finished
-//!     (final state written by the engine's Lua step, timestamped by Redis `TIME`), the delay
-//!     until each subscriber has its final event: p50/p99.
+//!     the web process's RSS with all of them connected; then the tasks are finished (final
+//!     state written by the engine's Lua step, timestamped by Redis `TIME`), half at a steady
+//!     rate and half in one burst, and the delay until each subscriber has its final event is
+//!     reported, p50/p99, for both.
 //! (b) one idle task at a time on `tutorq all`: submit (HTTP) → `succeeded` over SSE, p50/p99.
 
 use std::sync::Arc;
@@ -26,6 +27,20 @@ pub struct SseBench {
     /// Sequential submit → succeeded round trips (b).
     #[arg(long, default_value_t = 1_000)]
     pub round_trips: usize,
+    /// Final states written per second in the paced part of (a); the rest come as one burst.
+    #[arg(long, default_value_t = 1_000)]
+    pub finish_rate: usize,
+}
+
+fn finish_all(ids: &[String]) -> Vec<Finish> {
+    ids.iter()
+        .map(|id| Finish {
+            entry_id: None,
+            task_id: id.clone(),
+            outcome: Outcome::Succeeded,
+            payload: json!({ "result": "bench" }),
+        })
+        .collect()
 }
 
 pub async fn sse(settings: Settings, options: SseBench) -> anyhow::Result<()> {
@@ -81,21 +96,20 @@ pub async fn sse(settings: Settings, options: SseBench) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_connected = web.rss_mb();
 
-    // Finish every task the way a worker does, in batches, and note when each was written.
+    // Finish the tasks the way a worker does: the first half paced at `finish_rate` per second
+    // (10 ms batches), the second half as one burst; Redis notes when each was written.
     let store = &state.service.engine().store;
     let kind = store.kinds().kind("ai_request").clone();
+    let (paced, burst) = ids.split_at(ids.len() / 2);
+    let per_tick = (options.finish_rate / 100).max(1);
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    for chunk in paced.chunks(per_tick) {
+        tick.tick().await;
+        store.finish_batch(&kind, &finish_all(chunk)).await?;
+    }
     let started = Instant::now();
-    for chunk in ids.chunks(200) {
-        let batch: Vec<Finish> = chunk
-            .iter()
-            .map(|id| Finish {
-                entry_id: None,
-                task_id: id.clone(),
-                outcome: Outcome::Succeeded,
-                payload: json!({ "result": "bench" }),
-            })
-            .collect();
-        store.finish_batch(&kind, &batch).await?;
+    for chunk in burst.chunks(200) {
+        store.finish_batch(&kind, &finish_all(chunk)).await?;
     }
     while let Some(joined) = followers.join_next().await {
         joined??;
@@ -105,10 +119,15 @@ pub async fn sse(settings: Settings, options: SseBench) -> anyhow::Result<()> {
     let arrivals = arrivals.lock().await.clone();
     let written: std::collections::HashMap<&String, i64> =
         ids.iter().zip(finished_at.iter().copied()).collect();
-    let delays: Vec<f64> = arrivals
-        .iter()
-        .filter_map(|(id, at)| written.get(id).map(|w| (at - w) as f64 / 1000.0))
-        .collect();
+    let delay = |set: &[String]| -> Vec<f64> {
+        let set: std::collections::HashSet<&String> = set.iter().collect();
+        arrivals
+            .iter()
+            .filter(|(id, _)| set.contains(id))
+            .filter_map(|(id, at)| written.get(id).map(|w| (at - w) as f64 / 1000.0))
+            .collect()
+    };
+    let (paced_delays, burst_delays) = (delay(paced), delay(burst));
     web.stop();
 
     // (b) idle round trips on `tutorq all`.
@@ -160,17 +179,26 @@ pub async fn sse(settings: Settings, options: SseBench) -> anyhow::Result<()> {
         options.subscribers
     );
     println!(
-        "| (a) final state written → event at subscriber, p50 | {:.2} ms |",
-        percentile(&delays, 50.0)
+        "| (a) final state written → event at subscriber, {} per s, p50 | {:.2} ms |",
+        options.finish_rate,
+        percentile(&paced_delays, 50.0)
     );
     println!(
-        "| (a) final state written → event at subscriber, p99 | {:.2} ms |",
-        percentile(&delays, 99.0)
+        "| (a) final state written → event at subscriber, {} per s, p99 | {:.2} ms |",
+        options.finish_rate,
+        percentile(&paced_delays, 99.0)
     );
     println!(
-        "| (a) all {} finished and delivered in | {fanout_s:.2} s |",
-        delays.len()
+        "| (a) burst: {} final states at once, delivered p50 | {:.2} ms |",
+        burst.len(),
+        percentile(&burst_delays, 50.0)
     );
+    println!(
+        "| (a) burst: {} final states at once, delivered p99 | {:.2} ms |",
+        burst.len(),
+        percentile(&burst_delays, 99.0)
+    );
+    println!("| (a) burst: all delivered in | {fanout_s:.2} s |");
     println!(
         "| (b) submit → succeeded over SSE, p50 | {:.2} ms |",
         percentile(&round_trips, 50.0)
