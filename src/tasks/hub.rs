@@ -282,8 +282,9 @@ impl Hub {
         let mut changed = Vec::new();
         for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
             *cursor = entry.id.clone();
-            if let Some(key) = entry.get::<String>("k") {
-                changed.push(key);
+            // One notification may name several streams, separated by spaces.
+            if let Some(keys) = entry.get::<String>("k") {
+                changed.extend(keys.split(' ').filter(|k| !k.is_empty()).map(str::to_owned));
             }
         }
         self.mark_dirty(changed);

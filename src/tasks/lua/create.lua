@@ -30,13 +30,9 @@ end
 redis.call('EXPIRE', KEYS[1], ttl)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[10], '*', 'event', 'queued',
   'data', stamp({task_id = ARGV[1], state = 'queued'}, now))
--- Tell every web process's event reader which stream has news.
-redis.call('XADD', 'ai:events', 'MAXLEN', '~', 100000, '*', 'k', KEYS[2])
 if inline then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[10], '*', 'event', 'started',
     'data', stamp({task_id = ARGV[1], state = 'running', attempt = 1}, now))
-  -- Tell every web process's event reader which stream has news.
-  redis.call('XADD', 'ai:events', 'MAXLEN', '~', 100000, '*', 'k', KEYS[2])
   redis.call('ZADD', KEYS[4], math.floor(now_us / 1000) + tonumber(ARGV[12]), ARGV[1])
 else
   redis.call('XADD', KEYS[4], '*', 't', ARGV[1], 'j', ARGV[2])
@@ -46,6 +42,7 @@ redis.call('ZADD', KEYS[3], now_us, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_us - ttl * 1000000)
 redis.call('EXPIRE', KEYS[3], ttl)
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', 1000, '*', 't', ARGV[1])
-redis.call('XADD', 'ai:events', 'MAXLEN', '~', 100000, '*', 'k', KEYS[5])
+-- Tell every web process's event reader which streams have news.
+redis.call('XADD', 'ai:events', 'MAXLEN', '~', 100000, '*', 'k', KEYS[2] .. ' ' .. KEYS[5])
 redis.call('EXPIRE', KEYS[5], ttl)
 return now

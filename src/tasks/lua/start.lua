@@ -14,6 +14,8 @@ local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now = string.format('%.0f', now_us)
 local out = {}
+-- The event streams this batch appended to, announced to the event readers once at the end.
+local changed = {}
 local n = (#KEYS - 2) / 2
 for i = 1, n do
   local task, events = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
@@ -33,8 +35,7 @@ for i = 1, n do
         'outcome', cjson.encode({error = err}))
       redis.call('XADD', events, 'MAXLEN', '~', ARGV[2], '*', 'event', 'dead',
         'data', stamp({task_id = id, state = 'dead', attempt = max, error = err}, now))
-      -- Tell every web process's event reader which stream has news.
-      redis.call('XADD', 'ai:events', 'MAXLEN', '~', 100000, '*', 'k', events)
+      changed[#changed + 1] = events
       redis.call('ZADD', KEYS[2], now_us, id)
       -- Dead tasks are listed for a week (their records expire with the kind's result TTL).
       redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_us - 604800000000)
@@ -45,10 +46,12 @@ for i = 1, n do
       redis.call('HSET', task, 'state', 'running', 'started_us', now, 'worker', ARGV[3])
       redis.call('XADD', events, 'MAXLEN', '~', ARGV[2], '*', 'event', 'started',
         'data', stamp({task_id = id, state = 'running', attempt = attempt}, now))
-      -- Tell every web process's event reader which stream has news.
-      redis.call('XADD', 'ai:events', 'MAXLEN', '~', 100000, '*', 'k', events)
+      changed[#changed + 1] = events
       out[i] = attempt
     end
   end
+end
+if #changed > 0 then
+  redis.call('XADD', 'ai:events', 'MAXLEN', '~', 100000, '*', 'k', table.concat(changed, ' '))
 end
 return out
