@@ -18,12 +18,22 @@ pub async fn deliver(
     delivery: &Delivery,
 ) -> Result<Json, BoxDynError> {
     let last_attempt = delivery.attempt >= kind.max_attempts;
+    let started = Instant::now();
     let result = attempt(webhooks, &job).await;
+    let duration = started.elapsed();
     let (status, error) = match &result {
         Ok(status) => (Some(*status), None),
         Err((status, failure)) => (*status, Some(failure.to_string())),
     };
-    record(webhooks, &job, delivery.attempt, status, error.as_deref()).await;
+    record(
+        webhooks,
+        &job,
+        delivery.attempt,
+        status,
+        duration,
+        error.as_deref(),
+    )
+    .await;
     let outcome = match result {
         Ok(status) => {
             set_status(store, &job.task_id, "delivered").await;
@@ -174,23 +184,25 @@ async fn record(
     job: &WebhookJob,
     attempt: u32,
     status: Option<u16>,
+    duration: Duration,
     error: Option<&str>,
 ) {
     let Some(db) = &webhooks.db else { return };
-    let started = Instant::now();
     let inserted = sqlx::query(
-        "INSERT INTO webhook_deliveries (message_id, task_id, attempt, url, status, error) VALUES ($1, $2::uuid, $3, $4, $5, $6)",
+        "INSERT INTO webhook_deliveries (message_id, task_id, attempt, url, status, duration_ms, error) \
+         VALUES ($1, $2::uuid, $3, $4, $5, $6, $7)",
     )
     .bind(&job.message_id)
     .bind(&job.task_id)
     .bind(attempt as i32)
     .bind(&job.url)
     .bind(status.map(i32::from))
+    .bind(duration.as_millis() as i32)
     .bind(error)
     .execute(db)
     .await;
     if let Err(err) = inserted {
-        tracing::warn!(%err, elapsed_ms = started.elapsed().as_millis() as u64, "could not record a webhook attempt");
+        tracing::warn!(%err, "could not record a webhook attempt");
     }
 }
 

@@ -267,3 +267,38 @@ async fn a_queued_streamed_request_adds_deltas_to_its_task_stream() {
         .await,
     );
 }
+
+#[tokio::test]
+async fn a_subscriber_that_falls_behind_is_dropped_instead_of_growing_memory() {
+    let app = spawn_app_with(|_| {}).await;
+    let id = queue(&app, "u1").await;
+    let state = tutorq::app::AppState::build(app.settings.clone())
+        .await
+        .unwrap();
+    let principal = tutorq::auth::Principal {
+        user_id: "u1".into(),
+        role: Role::Student,
+    };
+    let mut slow = state
+        .service
+        .subscribe(&principal, &id, "0-0")
+        .await
+        .unwrap();
+    let store = &state.service.engine().store;
+    for index in 0..600 {
+        store
+            .append_event(&id, "delta", json!({ "text": "x", "index": index }))
+            .await
+            .unwrap();
+    }
+    // Nobody reads: the subscriber's queue (256) fills, it is dropped, and its channel closes.
+    let mut received = 0;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), slow.events.recv()).await {
+            Ok(Some(_)) => received += 1,
+            Ok(None) => break,
+            Err(_) => panic!("the slow subscriber was never dropped (got {received} events)"),
+        }
+    }
+    assert!(received > 0 && received <= 256, "{received}");
+}
