@@ -1,6 +1,7 @@
 //! Integration tests: the whole app over HTTP against real Redis and PostgreSQL servers.
 
 mod auth;
+mod browser;
 mod cli;
 mod crash;
 mod engine;
