@@ -123,12 +123,23 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
+/// Empties the database and waits until Redis has freed the old data in the background, so a
+/// run does not pay for the previous one.
 async fn flush(redis: &mut redis::aio::ConnectionManager) -> anyhow::Result<()> {
-    redis::cmd("FLUSHDB")
-        .arg("ASYNC")
-        .query_async::<()>(redis)
-        .await?;
-    Ok(())
+    redis::cmd("FLUSHDB").arg("ASYNC").query_async::<()>(redis).await?;
+    for _ in 0..600 {
+        let info: String = redis::cmd("INFO").arg("memory").query_async(redis).await?;
+        let pending = info
+            .lines()
+            .find_map(|l| l.strip_prefix("lazyfree_pending_objects:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if pending == 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("Redis did not finish freeing the flushed database within a minute")
 }
 
 fn new_task(user: &str, index: usize) -> NewTask {
