@@ -126,7 +126,10 @@ fn free_port() -> anyhow::Result<u16> {
 /// Empties the database and waits until Redis has freed the old data in the background, so a
 /// run does not pay for the previous one.
 async fn flush(redis: &mut redis::aio::ConnectionManager) -> anyhow::Result<()> {
-    redis::cmd("FLUSHDB").arg("ASYNC").query_async::<()>(redis).await?;
+    redis::cmd("FLUSHDB")
+        .arg("ASYNC")
+        .query_async::<()>(redis)
+        .await?;
     for _ in 0..600 {
         let info: String = redis::cmd("INFO").arg("memory").query_async(redis).await?;
         let pending = info

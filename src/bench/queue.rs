@@ -85,8 +85,12 @@ async fn one_run(
     let mut figures = Figures::default();
     let mut redis = state.stores.redis.clone();
 
-    // (e) idle RSS of a fresh `tutorq all`.
+    // (e) idle RSS of a fresh `tutorq all`. Each run starts from empty stores: the history rows
+    // of earlier runs would otherwise make PostgreSQL work harder on the same two cores.
     flush(&mut redis).await?;
+    sqlx::query("TRUNCATE task_history, webhook_deliveries")
+        .execute(&state.stores.db)
+        .await?;
     let port = free_port()?;
     let mut engine = Engine::spawn(settings, port, "all")?;
     engine.wait_ready(port).await?;

@@ -8,7 +8,11 @@ use serde_norway::{Mapping, Value};
 use super::ConfigError;
 
 /// Keys that may only come from the environment: a file that sets one is refused.
-pub const ENV_ONLY_KEYS: &[&[&str]] = &[&["auth", "jwt_secret"], &["webhooks", "secret"]];
+pub const ENV_ONLY_KEYS: &[&[&str]] = &[
+    &["auth", "jwt_secret"],
+    &["webhooks", "secret"],
+    &["webhooks", "client_secrets"],
+];
 
 const ENV_PREFIX: &str = "TUTORQ__";
 

@@ -94,6 +94,9 @@ impl AuthSettings {
 pub struct WebhookSettings {
     #[serde(default)]
     pub secret: Option<Secret>,
+    /// Per client (user id) signing secrets, over `secret`: `TUTORQ__WEBHOOKS__CLIENT_SECRETS__<USER>`.
+    #[serde(default)]
+    pub client_secrets: BTreeMap<String, Secret>,
     #[serde(default)]
     pub allow_hosts: Vec<String>,
     pub timeout_ms: u64,

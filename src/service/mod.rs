@@ -166,7 +166,7 @@ impl AiService {
         let callback_url = match &request.callback_url {
             Some(url) => Some(
                 self.webhooks
-                    .check_url(url)
+                    .check_url(&principal.user_id, url)
                     .await
                     .map_err(ServiceError::CallbackUrl)?
                     .url,

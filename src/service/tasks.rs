@@ -119,8 +119,13 @@ impl AiService {
                 }
                 if let Some(url) = &record.callback_url {
                     let payload = serde_json::json!({ "task_id": task_id, "state": "cancelled" });
-                    let job =
-                        crate::tasks::WebhookJob::for_final(task_id, "cancelled", url, &payload);
+                    let job = crate::tasks::WebhookJob::for_final(
+                        task_id,
+                        &record.user_id,
+                        "cancelled",
+                        url,
+                        &payload,
+                    );
                     self.engine
                         .store
                         .enqueue(&job.into_task(&record.user_id, &record.role, &record.request_id))

@@ -73,7 +73,13 @@ impl Completer {
                 samples.entry(result.feature.clone()).or_default().push(ms);
             }
             if let Some(url) = &result.callback_url {
-                let job = WebhookJob::for_final(&finish.task_id, state, url, &finish.payload);
+                let job = WebhookJob::for_final(
+                    &finish.task_id,
+                    &result.user_id,
+                    state,
+                    url,
+                    &finish.payload,
+                );
                 webhooks.push(job.into_task(&result.user_id, &result.role, &result.request_id));
             }
             if let Some(row) =

@@ -20,11 +20,14 @@ pub struct WebhookJob {
     pub url: String,
     /// The JSON body, signed as sent.
     pub body: String,
+    /// Whose task it is: picks the client's signing secret.
+    #[serde(default)]
+    pub user_id: String,
 }
 
 impl WebhookJob {
     /// The webhook announcing that `task_id` reached `state`, with its final event payload.
-    pub fn for_final(task_id: &str, state: &str, url: &str, payload: &Json) -> Self {
+    pub fn for_final(task_id: &str, user_id: &str, state: &str, url: &str, payload: &Json) -> Self {
         let body = json!({
             "type": format!("task.{state}"),
             "timestamp": jiff::Timestamp::now().to_string(),
@@ -35,6 +38,7 @@ impl WebhookJob {
             task_id: task_id.to_owned(),
             url: url.to_owned(),
             body: body.to_string(),
+            user_id: user_id.to_owned(),
         }
     }
 

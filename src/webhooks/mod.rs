@@ -17,6 +17,7 @@ const INSECURE_DEV_SECRET: &str = "whsec_dHV0b3JxLWRldmVsb3BtZW50LXdlYmhvb2stc2V
 pub struct Webhooks {
     allow_hosts: Vec<String>,
     secret: Option<Secret>,
+    client_secrets: std::collections::BTreeMap<String, Secret>,
     timeout: Duration,
     db: Option<sqlx::PgPool>,
 }
@@ -32,14 +33,20 @@ impl Webhooks {
         Self {
             allow_hosts: settings.webhooks.allow_hosts.clone(),
             secret,
+            client_secrets: settings.webhooks.client_secrets.clone(),
             timeout: Duration::from_millis(settings.webhooks.timeout_ms),
             db,
         }
     }
 
+    /// The signing secret of a client: its own, else the server's.
+    pub fn secret_for(&self, user_id: &str) -> Option<&Secret> {
+        self.client_secrets.get(user_id).or(self.secret.as_ref())
+    }
+
     /// Checks a callback URL at submit time (422 when refused).
-    pub async fn check_url(&self, url: &str) -> Result<guard::Checked, String> {
-        if self.secret.is_none() {
+    pub async fn check_url(&self, user_id: &str, url: &str) -> Result<guard::Checked, String> {
+        if self.secret_for(user_id).is_none() {
             return Err(
                 "webhooks are not configured on this server (TUTORQ__WEBHOOKS__SECRET)".into(),
             );
@@ -49,3 +56,33 @@ impl Webhooks {
 }
 
 pub use delivery::deliver;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_secret_wins_over_the_server_secret() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let env = [
+            (
+                "TUTORQ__WEBHOOKS__SECRET".to_owned(),
+                "whsec_c2VydmVy".to_owned(),
+            ),
+            (
+                "TUTORQ__WEBHOOKS__CLIENT_SECRETS__PLATFORM".to_owned(),
+                "whsec_Y2xpZW50".to_owned(),
+            ),
+        ];
+        let settings = Settings::load_from(&dir, "test", env).unwrap();
+        let webhooks = Webhooks::new(&settings, None);
+        assert_eq!(
+            webhooks.secret_for("platform").unwrap().expose(),
+            "whsec_Y2xpZW50"
+        );
+        assert_eq!(
+            webhooks.secret_for("someone").unwrap().expose(),
+            "whsec_c2VydmVy"
+        );
+    }
+}
