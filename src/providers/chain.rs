@@ -20,6 +20,21 @@ pub struct ChainError {
     pub attempts: Vec<(&'static str, ProviderError)>,
 }
 
+impl ChainError {
+    /// The error of a chain whose every attempt failed; the last attempt is the headline.
+    fn from_attempts(attempts: Vec<(&'static str, ProviderError)>) -> Self {
+        let (provider, error) = attempts
+            .last()
+            .cloned()
+            .expect("a chain has at least one provider");
+        Self {
+            provider,
+            error,
+            attempts,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct ProviderChains {
     chains: BTreeMap<Feature, Vec<Arc<dyn AiProvider>>>,
@@ -129,15 +144,7 @@ impl ProviderChains {
                 }
             }
         }
-        let (provider, error) = attempts
-            .last()
-            .cloned()
-            .expect("a chain has at least one provider");
-        Err(ChainError {
-            provider,
-            error,
-            attempts,
-        })
+        Err(ChainError::from_attempts(attempts))
     }
 
     pub async fn complete(
@@ -160,14 +167,6 @@ impl ProviderChains {
                 }
             }
         }
-        let (provider, error) = attempts
-            .last()
-            .cloned()
-            .expect("a chain has at least one provider");
-        Err(ChainError {
-            provider,
-            error,
-            attempts,
-        })
+        Err(ChainError::from_attempts(attempts))
     }
 }

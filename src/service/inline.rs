@@ -34,12 +34,7 @@ impl AiService {
                 Err(_) => {
                     detached.store(true, Ordering::SeqCst);
                     tracing::info!(task_id = %task.id, "inline run overran its threshold; answering 202 and finishing in the background");
-                    let record = self
-                        .engine
-                        .store
-                        .get(&task.id)
-                        .await?
-                        .ok_or(ServiceError::TaskNotFound)?;
+                    let record = self.record_of(&task.id).await?;
                     return Ok(Submitted::Accepted(record));
                 }
             },
@@ -48,15 +43,21 @@ impl AiService {
             Ok(Some(result)) => result.map(Submitted::Done),
             // Cancelled while the caller waited: show the cancelled task.
             Ok(None) | Err(_) => {
-                let record = self
-                    .engine
-                    .store
-                    .get(&task.id)
-                    .await?
-                    .ok_or(ServiceError::TaskNotFound)?;
+                let record = self.record_of(&task.id).await?;
                 Ok(Submitted::Accepted(record))
             }
         }
+    }
+
+    pub(super) async fn record_of(
+        &self,
+        task_id: &str,
+    ) -> Result<crate::tasks::TaskRecord, ServiceError> {
+        self.engine
+            .store
+            .get(task_id)
+            .await?
+            .ok_or(ServiceError::TaskNotFound)
     }
 
     /// Starts an inline run whose answer the caller follows as events (`stream: true`).
@@ -75,12 +76,7 @@ impl AiService {
             self.clone()
                 .inline_run(job, Arc::new(AtomicBool::new(true)), kind),
         );
-        let record = self
-            .engine
-            .store
-            .get(&task.id)
-            .await?
-            .ok_or(ServiceError::TaskNotFound)?;
+        let record = self.record_of(&task.id).await?;
         Ok(Submitted::Streaming(record))
     }
 

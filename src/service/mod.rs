@@ -221,12 +221,7 @@ impl AiService {
         match inline_within {
             None => {
                 self.engine.store.enqueue(&new_task).await?;
-                let record = self
-                    .engine
-                    .store
-                    .get(&task_id)
-                    .await?
-                    .ok_or(ServiceError::TaskNotFound)?;
+                let record = self.record_of(&task_id).await?;
                 Ok(Submitted::Accepted(record))
             }
             Some(limit) => self.run_inline(new_task, job, limit).await,
