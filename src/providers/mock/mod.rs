@@ -99,14 +99,17 @@ impl MockProvider {
     }
 }
 
-/// The first non-empty line of the user prompt, shortened: what the mock "talks about".
+/// The first non-empty line of the user prompt without its `Label:`, shortened: what the
+/// mock "talks about".
 fn topic_line(user: &str) -> String {
     let line = user
         .lines()
         .map(str::trim)
         .find(|l| !l.is_empty())
         .unwrap_or("");
-    line.chars().take(80).collect()
+    // "Soru: 2x + 3 = 11 ..." talks about "2x + 3 = 11 ...".
+    let value = line.split_once(": ").map_or(line, |(_, value)| value);
+    value.chars().take(80).collect()
 }
 
 /// Rough token estimate used by the mock: one token per four characters, rounded up.
