@@ -1,9 +1,11 @@
 //! The event fan-out of one process: a single Redis reader feeds every subscriber (SSE,
 //! WebSocket), so ten thousand browsers cost one blocked connection, not ten thousand.
 //!
-//! Every event append also appends the changed stream's key to `ai:events`. The reader blocks
-//! on that one stream, and reads (`XRANGE`, pipelined) only the watched streams that changed, so
-//! a round costs what changed, not what is watched. It is the only one that delivers, so each
+//! The reader registers the streams its subscribers watch in `ai:watching` (with an expiry it
+//! keeps pushing forward), and every append to a registered stream also appends the stream's key
+//! to `ai:events`; appends nobody watches announce nothing, so a drain with no browser open pays
+//! nothing for this. The reader blocks on `ai:events`, and reads (`XRANGE`, pipelined) only the
+//! watched streams that changed, so a round costs what changed, not what is watched. It is the only one that delivers, so each
 //! subscriber gets its events in order, once. Each subscriber has its own cursor (the last event
 //! id it has seen) and a bounded queue; one that falls behind is dropped and told to resync from
 //! its last event id instead of growing memory. A new subscription marks its stream changed and
@@ -24,6 +26,11 @@ use super::keys;
 const SUBSCRIBER_BUFFER: usize = 256;
 /// Longest one read blocks; also bounds how late a subscription joins if an unblock is missed.
 const BLOCK: Duration = Duration::from_millis(250);
+/// How long a registration in `ai:watching` lasts, and how often the reader renews them. A
+/// stream stays registered up to this long after its last subscriber left (harmless: a few
+/// announcements nobody reads); another process may still be watching it.
+const WATCH_TTL: Duration = Duration::from_secs(60);
+const WATCH_RENEW: Duration = Duration::from_secs(20);
 /// Entries read from one stream per round.
 const READ_BATCH: usize = 256;
 const FINAL_EVENTS: &[&str] = &["succeeded", "failed", "cancelled", "dead"];
@@ -118,6 +125,11 @@ impl Hub {
         });
         let (tx, events) = mpsc::channel(SUBSCRIBER_BUFFER);
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        // Registered before the first read: whatever is appended after this is announced, and
+        // the first read (below, marked dirty) sees everything before it. If Redis is away, the
+        // reader registers every watched stream again when it reconnects.
+        let mut control = inner.control.clone();
+        let _: redis::RedisResult<()> = watch_pipe([key]).query_async(&mut control).await;
         {
             let mut watched = self.lock();
             watched
@@ -203,6 +215,7 @@ impl Hub {
     async fn read_loop(self) {
         let mut conn: Option<redis::aio::MultiplexedConnection> = None;
         let mut cursor = String::new();
+        let mut renewed = std::time::Instant::now();
         loop {
             if self.lock().tasks.is_empty() {
                 self.inner.wake.notified().await;
@@ -213,8 +226,20 @@ impl Hub {
                     Some((connection, last)) => {
                         conn = Some(connection);
                         cursor = last;
-                        // Whatever happened while disconnected: read every watched stream.
+                        // Whatever happened while disconnected: register and read every
+                        // watched stream.
                         let all: Vec<String> = self.lock().tasks.keys().cloned().collect();
+                        let connection = conn.as_mut().expect("just connected");
+                        if !all.is_empty()
+                            && watch_pipe(&all)
+                                .query_async::<()>(connection)
+                                .await
+                                .is_err()
+                        {
+                            conn = None;
+                            continue;
+                        }
+                        renewed = std::time::Instant::now();
                         self.mark_dirty(all);
                     }
                     None => {
@@ -224,6 +249,19 @@ impl Hub {
                 }
             }
             let connection = conn.as_mut().expect("connected above");
+            if renewed.elapsed() >= WATCH_RENEW {
+                renewed = std::time::Instant::now();
+                let all: Vec<String> = self.lock().tasks.keys().cloned().collect();
+                let mut pipe = watch_pipe(&all);
+                pipe.cmd("ZREMRANGEBYSCORE")
+                    .arg(keys::WATCHING)
+                    .arg("-inf")
+                    .arg(unix_ms())
+                    .ignore();
+                if let Err(err) = pipe.query_async::<()>(connection).await {
+                    tracing::warn!(%err, "event reader could not renew its watches");
+                }
+            }
             if let Err(err) = self.round(connection, &mut cursor).await {
                 if err.to_string().contains("UNBLOCKED") {
                     continue;
@@ -358,6 +396,27 @@ impl Hub {
             watched.tasks.remove(key);
         }
     }
+}
+
+/// Registers (or renews) streams in `ai:watching` until [`WATCH_TTL`] from now.
+fn watch_pipe<K: AsRef<str>>(keys: impl IntoIterator<Item = K>) -> redis::Pipeline {
+    let expiry = unix_ms() + WATCH_TTL.as_millis() as u64;
+    let mut pipe = redis::pipe();
+    for key in keys {
+        pipe.cmd("ZADD")
+            .arg(keys::WATCHING)
+            .arg("GT")
+            .arg(expiry)
+            .arg(key.as_ref())
+            .ignore();
+    }
+    pipe
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// `ai:task:{id}:events` → `id`.

@@ -9,6 +9,9 @@ pub const CANCEL_CHANNEL: &str = "ai:cancel";
 pub const DEAD: &str = "ai:dead";
 /// A stream of the keys of event streams that just got an entry: what event readers block on.
 pub const EVENTS_ALL: &str = "ai:events";
+/// Sorted set of the event streams someone subscribes to (score: expiry, Unix ms). Only appends
+/// to these are announced on [`EVENTS_ALL`] (`lua/prelude.lua`).
+pub const WATCHING: &str = "ai:watching";
 /// Events kept per task stream (approximate trim).
 pub const EVENTS_MAXLEN: usize = 1000;
 

@@ -21,18 +21,30 @@ struct Scripts {
     reclaim: Script,
     cancel: Script,
     replay: Script,
+    append: Script,
+}
+
+/// A task script with the shared helpers (`lua/prelude.lua`) in front.
+macro_rules! task_script {
+    ($name:literal) => {
+        Script::new(concat!(
+            include_str!("lua/prelude.lua"),
+            include_str!(concat!("lua/", $name, ".lua"))
+        ))
+    };
 }
 
 impl Scripts {
     fn new() -> Self {
         Self {
-            create: Script::new(include_str!("lua/create.lua")),
-            start: Script::new(include_str!("lua/start.lua")),
-            finish: Script::new(include_str!("lua/finish.lua")),
-            promote: Script::new(include_str!("lua/promote.lua")),
+            create: task_script!("create"),
+            start: task_script!("start"),
+            finish: task_script!("finish"),
+            promote: task_script!("promote"),
             reclaim: Script::new(include_str!("lua/reclaim.lua")),
-            cancel: Script::new(include_str!("lua/cancel.lua")),
-            replay: Script::new(include_str!("lua/replay.lua")),
+            cancel: task_script!("cancel"),
+            replay: task_script!("replay"),
+            append: task_script!("append"),
         }
     }
 }
@@ -572,32 +584,16 @@ impl TaskStore {
     ) -> redis::RedisResult<()> {
         data["task_id"] = task_id.into();
         data["at_us"] = jiff::Timestamp::now().as_microsecond().into();
-        let mut conn = self.conn.clone();
-        let events = keys::events(task_id);
-        redis::pipe()
-            .atomic()
-            .cmd("XADD")
-            .arg(&events)
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(keys::EVENTS_MAXLEN)
-            .arg("*")
-            .arg("event")
+        let _: i64 = self
+            .scripts
+            .append
+            .key(keys::events(task_id))
             .arg(name)
-            .arg("data")
             .arg(data.to_string())
-            .ignore()
-            .cmd("XADD")
-            .arg(keys::EVENTS_ALL)
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(100_000)
-            .arg("*")
-            .arg("k")
-            .arg(&events)
-            .ignore()
-            .query_async::<()>(&mut conn)
-            .await
+            .arg(keys::EVENTS_MAXLEN)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
     }
 
     /// Sets one field of an existing hash (no-op when the key has expired).

@@ -98,6 +98,13 @@ async fn an_async_request_is_queued_run_by_a_worker_and_recorded() {
         .map(|(name, _)| name)
         .collect();
     assert_eq!(names, ["queued", "started", "succeeded"]);
+    // Nobody subscribed to this task: its appends were not announced to event readers.
+    let announced: usize = redis::cmd("XLEN")
+        .arg(tutorq::tasks::keys::EVENTS_ALL)
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap();
+    assert_eq!(announced, 0);
 
     // The history row lands in PostgreSQL off the job path.
     let pool = sqlx::PgPool::connect(app.settings.database.url.expose())

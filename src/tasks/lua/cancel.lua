@@ -3,11 +3,6 @@
 -- KEYS: 1 task hash, 2 events stream, 3 delayed zset
 -- ARGV: 1 task id, 2 owner user id ('' = any), 3 events maxlen, 4 cancel channel
 -- Returns the state before: 'missing', a final state (unchanged), or the cancelled state's predecessor.
--- cjson keeps 14 significant digits: splice the exact microsecond time in as text.
-local function stamp(data, now)
-  local json = cjson.encode(data)
-  return string.sub(json, 1, -2) .. ',"at_us":' .. now .. '}'
-end
 local final = {succeeded = true, failed = true, cancelled = true, dead = true}
 local f = redis.call('HMGET', KEYS[1], 'state', 'user_id')
 local state = f[1]
@@ -23,8 +18,8 @@ local now = string.format('%.0f', now_us)
 redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_us', string.format('%.0f', now_us))
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'event', 'cancelled',
   'data', stamp({task_id = ARGV[1], state = 'cancelled'}, now))
--- Tell every web process's event reader which stream has news.
-redis.call('XADD', 'ai:events', 'MAXLEN', '~', 100000, '*', 'k', KEYS[2])
+changed(KEYS[2])
+announce()
 redis.call('ZREM', KEYS[3], ARGV[1])
 if state == 'running' then
   redis.call('PUBLISH', ARGV[4], ARGV[1])

@@ -5,11 +5,6 @@
 --       5 the user's feed (a stream of new task ids, for "subscribe to all my tasks")
 -- ARGV: 1 task id, 2 job json, 3 ttl secs, 4 max attempts, 5 kind, 6 user id, 7 feature,
 --       8 request id, 9 role, 10 events maxlen, 11 mode, 12 lease ms (inline), 13 callback url ('' = none)
--- cjson keeps 14 significant digits: splice the exact microsecond time in as text.
-local function stamp(data, now)
-  local json = cjson.encode(data)
-  return string.sub(json, 1, -2) .. ',"at_us":' .. now .. '}'
-end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
@@ -42,7 +37,8 @@ redis.call('ZADD', KEYS[3], now_us, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_us - ttl * 1000000)
 redis.call('EXPIRE', KEYS[3], ttl)
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', 1000, '*', 't', ARGV[1])
--- Tell every web process's event reader which streams have news.
-redis.call('XADD', 'ai:events', 'MAXLEN', '~', 100000, '*', 'k', KEYS[2] .. ' ' .. KEYS[5])
+changed(KEYS[2])
+changed(KEYS[5])
+announce()
 redis.call('EXPIRE', KEYS[5], ttl)
 return now

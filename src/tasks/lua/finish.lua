@@ -5,19 +5,12 @@
 -- ARGV: 1 group, 2 events maxlen, 3 ttl secs, then per job: entry id ('' when inline), task id,
 --       outcome (succeeded | failed | dead | retrying), payload json, retry delay ms
 -- Returns per job: {applied (1/0), user_id, role, feature, request_id, created_us, started_us, attempts, callback_url}
--- cjson keeps 14 significant digits: splice the exact microsecond time in as text.
-local function stamp(data, now)
-  local json = cjson.encode(data)
-  return string.sub(json, 1, -2) .. ',"at_us":' .. now .. '}'
-end
 local final = {succeeded = true, failed = true, cancelled = true, dead = true}
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now = string.format('%.0f', now_us)
 local ttl = tonumber(ARGV[3])
 local out = {}
--- The event streams this batch appended to, announced to the event readers once at the end.
-local changed = {}
 local n = (#KEYS - 3) / 2
 for i = 1, n do
   local task, events = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
@@ -51,14 +44,12 @@ for i = 1, n do
       end
     end
     redis.call('XADD', events, 'MAXLEN', '~', ARGV[2], '*', 'event', data.state, 'data', stamp(data, now))
-    changed[#changed + 1] = events
+    changed(events)
     redis.call('EXPIRE', task, ttl)
     redis.call('EXPIRE', events, ttl)
   end
   local f = redis.call('HMGET', task, 'user_id', 'role', 'feature', 'request_id', 'created_us', 'started_us', 'attempts', 'callback_url')
   out[i] = {applied, f[1] or '', f[2] or '', f[3] or '', f[4] or '', f[5] or '', f[6] or '', f[7] or '', f[8] or ''}
 end
-if #changed > 0 then
-  redis.call('XADD', 'ai:events', 'MAXLEN', '~', 100000, '*', 'k', table.concat(changed, ' '))
-end
+announce()
 return out

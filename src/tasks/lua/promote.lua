@@ -3,11 +3,6 @@
 -- KEYS: 1 delayed zset, 2 queue stream
 -- ARGV: 1 limit, 2 events maxlen
 -- Returns {moved, ms until the next due job or -1}
--- cjson keeps 14 significant digits: splice the exact microsecond time in as text.
-local function stamp(data, now)
-  local json = cjson.encode(data)
-  return string.sub(json, 1, -2) .. ',"at_us":' .. now .. '}'
-end
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now = string.format('%.0f', now_us)
@@ -23,13 +18,13 @@ for _, id in ipairs(ids) do
       redis.call('HSET', task, 'state', 'queued')
       redis.call('XADD', task .. ':events', 'MAXLEN', '~', ARGV[2], '*', 'event', 'queued',
         'data', stamp({task_id = id, state = 'queued'}, now))
-      -- Tell every web process's event reader which stream has news.
-      redis.call('XADD', 'ai:events', 'MAXLEN', '~', 100000, '*', 'k', task .. ':events')
+      changed(task .. ':events')
     end
     redis.call('XADD', KEYS[2], '*', 't', id, 'j', f[2])
     moved = moved + 1
   end
 end
+announce()
 local next_due = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if next_due[2] then
   return {moved, math.max(0, tonumber(next_due[2]) - now_ms)}

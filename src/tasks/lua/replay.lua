@@ -1,11 +1,6 @@
 -- Re-queues a dead task with its attempts reset.
 -- KEYS: 1 task hash, 2 events stream, 3 dead zset, 4 queue stream
 -- ARGV: 1 task id, 2 events maxlen, 3 ttl secs
--- cjson keeps 14 significant digits: splice the exact microsecond time in as text.
-local function stamp(data, now)
-  local json = cjson.encode(data)
-  return string.sub(json, 1, -2) .. ',"at_us":' .. now .. '}'
-end
 local f = redis.call('HMGET', KEYS[1], 'state', 'job')
 if f[1] ~= 'dead' or not f[2] then
   return 0
@@ -17,8 +12,8 @@ redis.call('HSET', KEYS[1], 'state', 'queued', 'attempts', 0)
 redis.call('HDEL', KEYS[1], 'finished_us', 'outcome', 'next_run_us')
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'event', 'queued',
   'data', stamp({task_id = ARGV[1], state = 'queued', replayed = true}, now))
--- Tell every web process's event reader which stream has news.
-redis.call('XADD', 'ai:events', 'MAXLEN', '~', 100000, '*', 'k', KEYS[2])
+changed(KEYS[2])
+announce()
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('XADD', KEYS[4], '*', 't', ARGV[1], 'j', f[2])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))

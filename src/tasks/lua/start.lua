@@ -4,18 +4,11 @@
 -- KEYS: 1 queue stream, 2 dead zset, then per job: task hash, events stream
 -- ARGV: 1 group, 2 events maxlen, 3 worker name, then per job: entry id, task id
 -- Returns per job: attempt number (> 0), 0 = skipped, -1 = dead.
--- cjson keeps 14 significant digits: splice the exact microsecond time in as text.
-local function stamp(data, now)
-  local json = cjson.encode(data)
-  return string.sub(json, 1, -2) .. ',"at_us":' .. now .. '}'
-end
 local final = {succeeded = true, failed = true, cancelled = true, dead = true}
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now = string.format('%.0f', now_us)
 local out = {}
--- The event streams this batch appended to, announced to the event readers once at the end.
-local changed = {}
 local n = (#KEYS - 2) / 2
 for i = 1, n do
   local task, events = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
@@ -35,7 +28,7 @@ for i = 1, n do
         'outcome', cjson.encode({error = err}))
       redis.call('XADD', events, 'MAXLEN', '~', ARGV[2], '*', 'event', 'dead',
         'data', stamp({task_id = id, state = 'dead', attempt = max, error = err}, now))
-      changed[#changed + 1] = events
+      changed(events)
       redis.call('ZADD', KEYS[2], now_us, id)
       -- Dead tasks are listed for a week (their records expire with the kind's result TTL).
       redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_us - 604800000000)
@@ -46,12 +39,10 @@ for i = 1, n do
       redis.call('HSET', task, 'state', 'running', 'started_us', now, 'worker', ARGV[3])
       redis.call('XADD', events, 'MAXLEN', '~', ARGV[2], '*', 'event', 'started',
         'data', stamp({task_id = id, state = 'running', attempt = attempt}, now))
-      changed[#changed + 1] = events
+      changed(events)
       out[i] = attempt
     end
   end
 end
-if #changed > 0 then
-  redis.call('XADD', 'ai:events', 'MAXLEN', '~', 100000, '*', 'k', table.concat(changed, ' '))
-end
+announce()
 return out
