@@ -1,5 +1,7 @@
-//! The fetch side of a worker pool: a blocking `XREADGROUP` for as many jobs as there are free
-//! slots, one Lua step that marks them running, then into the apalis worker. Beside it, the
+//! The fetch side of a worker pool: while the queue has work, one Lua step takes as many jobs as
+//! there are free slots (`XREADGROUP` inside the script) and marks them running; when it is
+//! empty, a blocking `XREADGROUP` waits for the next entry (an idle worker wakes at once) and the
+//! same step marks what it read running. Then into the apalis worker. Beside it, the
 //! upkeep of the queue: due retries promoted, silent consumers' entries reclaimed, and heartbeats
 //! for the entries this process holds.
 
@@ -17,7 +19,7 @@ use super::history::{HistoryRow, HistorySink};
 use super::inflight::InFlight;
 use super::keys;
 use super::kinds::JobKind;
-use super::store::{Finish, Outcome, TaskStore};
+use super::store::{Finish, Outcome, Started, TaskStore};
 
 /// Most jobs taken by one read.
 const FETCH_BATCH: usize = 256;
@@ -57,6 +59,25 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
             };
             drop(permit);
             let free = self.slots.available_permits().clamp(1, FETCH_BATCH);
+            // While the queue has work, one round trip takes a batch and marks it running.
+            match self
+                .store
+                .take_and_start(&self.kind, &self.consumer, free)
+                .await
+            {
+                Ok(started) if !started.is_empty() => {
+                    pause = Duration::from_millis(50);
+                    self.hand_over(started).await;
+                    continue;
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(queue = %self.kind.queue, %err, "taking jobs failed; retrying");
+                    self.sleep(&mut pause).await;
+                    continue;
+                }
+            }
+            // The queue is empty: block until something arrives.
             if conn.is_none() {
                 conn = self.connect().await;
             }
@@ -103,20 +124,20 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
         *pause = (*pause * 2).min(Duration::from_secs(2));
     }
 
-    /// Marks the entries running and hands the started ones to the worker.
+    /// Marks entries a blocking read took running and hands the started ones to the worker.
     async fn start(&mut self, entries: Vec<Entry>) {
         let ids: Vec<(String, String)> = entries
             .iter()
             .map(|e| (e.entry_id.clone(), e.task_id.clone()))
             .collect();
         let mut pause = Duration::from_millis(50);
-        let attempts = loop {
+        let mut started = loop {
             match self
                 .store
-                .start_batch(&self.kind, &self.consumer, &ids)
+                .start_taken(&self.kind, &self.consumer, &ids)
                 .await
             {
-                Ok(attempts) => break attempts,
+                Ok(started) => break started,
                 Err(err) if !*self.shutdown.borrow() => {
                     tracing::warn!(%err, "could not mark fetched jobs running; retrying");
                     self.sleep(&mut pause).await;
@@ -125,8 +146,16 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
                 Err(_) => return,
             }
         };
-        for (entry, attempt) in entries.into_iter().zip(attempts) {
-            if attempt < 0 {
+        for (started, entry) in started.iter_mut().zip(entries) {
+            started.job = entry.job;
+        }
+        self.hand_over(started).await;
+    }
+
+    /// Hands started jobs to the worker; records the ones that died at start.
+    async fn hand_over(&mut self, started: Vec<Started>) {
+        for entry in started {
+            if entry.attempt < 0 {
                 // Dead at start: its worker kept dying. Its history row comes from the record.
                 let (store, history) = (self.store.clone(), self.history.clone());
                 tokio::spawn(async move {
@@ -138,7 +167,7 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
                 });
                 continue;
             }
-            if attempt == 0 {
+            if entry.attempt == 0 {
                 continue;
             }
             let job: J = match serde_json::from_str(&entry.job) {
@@ -153,19 +182,20 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
                     continue;
                 }
             };
+            let attempt = entry.attempt as u32;
             let Ok(slot) = self.slots.clone().try_acquire_owned() else {
                 tracing::error!("more jobs fetched than free slots; running it anyway");
-                self.dispatch(job, entry, attempt as u32, None).await;
+                self.dispatch(job, entry, attempt, None).await;
                 continue;
             };
-            self.dispatch(job, entry, attempt as u32, Some(slot)).await;
+            self.dispatch(job, entry, attempt, Some(slot)).await;
         }
     }
 
     async fn dispatch(
         &mut self,
         job: J,
-        entry: Entry,
+        entry: Started,
         attempt: u32,
         slot: Option<tokio::sync::OwnedSemaphorePermit>,
     ) {

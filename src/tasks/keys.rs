@@ -1,5 +1,6 @@
 //! Redis key names of the engine (DESIGN.md §6, §8). Braces are Redis Cluster hash tags: a
-//! task's hash and its events share a slot. `lua/promote.lua` builds task keys the same way.
+//! task's hash and its events share a slot. `lua/promote.lua` and `lua/start.lua` build task keys the
+//! same way.
 
 /// Consumer group every worker process joins on every queue stream.
 pub const GROUP: &str = "workers";

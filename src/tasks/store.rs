@@ -49,6 +49,17 @@ impl Scripts {
     }
 }
 
+/// One job as the start script left it.
+#[derive(Debug)]
+pub struct Started {
+    pub entry_id: String,
+    pub task_id: String,
+    /// The job's JSON (empty when the caller already has it).
+    pub job: String,
+    /// The attempt number (> 0); 0 when skipped (already final or expired); -1 when it died.
+    pub attempt: i64,
+}
+
 /// A task to create.
 #[derive(Debug, Clone)]
 pub struct NewTask {
@@ -287,28 +298,56 @@ impl TaskStore {
         pipe.query_async::<()>(&mut conn).await
     }
 
-    /// Marks fetched entries running; per entry the attempt number, 0 (skip) or -1 (dead).
-    pub async fn start_batch(
+    /// Takes up to `count` new entries of the kind's queue and marks them running, in one
+    /// round trip (no blocking: an empty queue answers an empty list at once).
+    pub async fn take_and_start(
+        &self,
+        kind: &JobKind,
+        worker: &str,
+        count: usize,
+    ) -> redis::RedisResult<Vec<Started>> {
+        self.start(kind, worker, count, &[]).await
+    }
+
+    /// Marks entries a blocking read already took running.
+    pub async fn start_taken(
         &self,
         kind: &JobKind,
         worker: &str,
         entries: &[(String, String)],
-    ) -> redis::RedisResult<Vec<i64>> {
+    ) -> redis::RedisResult<Vec<Started>> {
+        self.start(kind, worker, 0, entries).await
+    }
+
+    async fn start(
+        &self,
+        kind: &JobKind,
+        worker: &str,
+        count: usize,
+        entries: &[(String, String)],
+    ) -> redis::RedisResult<Vec<Started>> {
         let mut invocation = self.scripts.start.prepare_invoke();
         invocation
             .key(keys::queue(&kind.queue))
             .key(keys::DEAD)
             .arg(keys::GROUP)
             .arg(keys::EVENTS_MAXLEN)
-            .arg(worker);
+            .arg(worker)
+            .arg(count);
         for (entry_id, task_id) in entries {
-            invocation
-                .key(keys::task(task_id))
-                .key(keys::events(task_id))
-                .arg(entry_id)
-                .arg(task_id);
+            invocation.arg(entry_id).arg(task_id);
         }
-        invocation.invoke_async(&mut self.conn.clone()).await
+        let flat: Vec<redis::Value> = invocation.invoke_async(&mut self.conn.clone()).await?;
+        flat.chunks_exact(4)
+            .map(|job| {
+                Ok(Started {
+                    entry_id: redis::from_redis_value_ref(&job[0])?,
+                    task_id: redis::from_redis_value_ref(&job[1])?,
+                    job: redis::from_redis_value_ref(&job[2])?,
+                    attempt: redis::from_redis_value_ref(&job[3])?,
+                })
+            })
+            .collect()
     }
 
     /// Records a batch of finished attempts and acknowledges their entries.

@@ -1,23 +1,52 @@
--- Marks a batch of fetched jobs running. A job whose task already reached a final state (or
--- expired) is acknowledged and skipped; one that has used up its attempts (its worker kept
--- dying) is marked dead. Each start counts one attempt.
--- KEYS: 1 queue stream, 2 dead zset, then per job: task hash, events stream
--- ARGV: 1 group, 2 events maxlen, 3 worker name, then per job: entry id, task id
--- Returns per job: attempt number (> 0), 0 = skipped, -1 = dead.
+-- Marks a batch of jobs running. A job whose task already reached a final state (or expired)
+-- is acknowledged and skipped; one that has used up its attempts (its worker kept dying) is
+-- marked dead. Each start counts one attempt.
+-- Two ways in: with ARGV[4] > 0 the script reads up to that many new entries itself
+-- (XREADGROUP without blocking: one round trip takes and starts a batch while the queue has
+-- work); with ARGV[4] = 0 it starts the entries a blocking read already took (ARGV 5...).
+-- KEYS: 1 queue stream, 2 dead zset
+-- ARGV: 1 group, 2 events maxlen, 3 worker name, 4 read count, then per job: entry id, task id
+-- Returns a flat list, per job: entry id, task id, job json ('' when given), attempt number
+-- (> 0), 0 = skipped, -1 = dead.
 local final = {succeeded = true, failed = true, cancelled = true, dead = true}
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now = string.format('%.0f', now_us)
+
+local jobs = {}
+local count = tonumber(ARGV[4])
+if count > 0 then
+  local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[3], 'COUNT', count,
+    'STREAMS', KEYS[1], '>')
+  for _, entry in ipairs(reply and reply[1] and reply[1][2] or {}) do
+    local fields, id, job = entry[2], nil, nil
+    for f = 1, #fields, 2 do
+      if fields[f] == 't' then id = fields[f + 1] elseif fields[f] == 'j' then job = fields[f + 1] end
+    end
+    if id and job then
+      jobs[#jobs + 1] = {entry[1], id, job}
+    else
+      -- Not a job entry: nothing can run it.
+      redis.call('XACK', KEYS[1], ARGV[1], entry[1])
+      redis.call('XDEL', KEYS[1], entry[1])
+    end
+  end
+else
+  for i = 5, #ARGV, 2 do
+    jobs[#jobs + 1] = {ARGV[i], ARGV[i + 1], ''}
+  end
+end
+
 local out = {}
-local n = (#KEYS - 2) / 2
-for i = 1, n do
-  local task, events = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
-  local entry, id = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
+for _, job in ipairs(jobs) do
+  local entry, id = job[1], job[2]
+  local task, events = 'ai:task:{' .. id .. '}', 'ai:task:{' .. id .. '}:events'
   local state = redis.call('HGET', task, 'state')
+  local result
   if not state or final[state] then
     redis.call('XACK', KEYS[1], ARGV[1], entry)
     redis.call('XDEL', KEYS[1], entry)
-    out[i] = 0
+    result = 0
   else
     local attempt = redis.call('HINCRBY', task, 'attempts', 1)
     local max = tonumber(redis.call('HGET', task, 'max_attempts'))
@@ -34,15 +63,19 @@ for i = 1, n do
       redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_us - 604800000000)
       redis.call('XACK', KEYS[1], ARGV[1], entry)
       redis.call('XDEL', KEYS[1], entry)
-      out[i] = -1
+      result = -1
     else
       redis.call('HSET', task, 'state', 'running', 'started_us', now, 'worker', ARGV[3])
       redis.call('XADD', events, 'MAXLEN', '~', ARGV[2], '*', 'event', 'started',
         'data', stamp({task_id = id, state = 'running', attempt = attempt}, now))
       changed(events)
-      out[i] = attempt
+      result = attempt
     end
   end
+  out[#out + 1] = entry
+  out[#out + 1] = id
+  out[#out + 1] = job[3]
+  out[#out + 1] = result
 end
 announce()
 return out
