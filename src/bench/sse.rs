@@ -34,11 +34,13 @@ pub struct SseBench {
 
 fn finish_all(ids: &[String]) -> Vec<Finish> {
     ids.iter()
-        .map(|id| Finish {
-            entry_id: None,
-            task_id: id.clone(),
-            outcome: Outcome::Succeeded,
-            payload: json!({ "result": "bench" }),
+        .map(|id| {
+            Finish::new(
+                None,
+                id.clone(),
+                Outcome::Succeeded,
+                json!({ "result": "bench" }),
+            )
         })
         .collect()
 }

@@ -9,22 +9,27 @@ use unicode_normalization::char::is_combining_mark;
 
 /// Lower-cases `text` by Turkish rules and, when `ignore_diacritics`, strips accents.
 pub fn fold(text: &str, ignore_diacritics: bool) -> String {
-    let mut lowered = String::with_capacity(text.len());
+    let mut folded = String::with_capacity(text.len());
+    if ignore_diacritics {
+        // One pass: decompose, drop the marks, lower-case; `I`, `İ` (`I` + dot) and `ı` all
+        // end as `i`.
+        for ch in text.nfd().filter(|ch| !is_combining_mark(*ch)) {
+            match ch {
+                'I' | 'ı' => folded.push('i'),
+                _ if ch.is_ascii() => folded.push(ch.to_ascii_lowercase()),
+                _ => folded.extend(ch.to_lowercase()),
+            }
+        }
+        return folded;
+    }
     for ch in text.nfc() {
         match ch {
-            'I' => lowered.push('ı'),
-            'İ' => lowered.push('i'),
-            _ => lowered.extend(ch.to_lowercase()),
+            'I' => folded.push('ı'),
+            'İ' => folded.push('i'),
+            _ => folded.extend(ch.to_lowercase()),
         }
     }
-    if !ignore_diacritics {
-        return lowered;
-    }
-    lowered
-        .nfd()
-        .filter(|ch| !is_combining_mark(*ch))
-        .map(|ch| if ch == 'ı' { 'i' } else { ch })
-        .collect()
+    folded
 }
 
 /// Folded words of `text`: runs of letters and digits; everything else separates.
@@ -79,6 +84,10 @@ mod tests {
         assert_eq!(fold("Iİ", true), "ii");
         // A decomposed İ (I + combining dot above) is the same letter.
         assert_eq!(fold("I\u{307}zmir", false), "izmir");
+        // Without diacritics: every accent goes, composed or not, and every i is dotted.
+        assert_eq!(fold("ÇĞİÖŞÜ çğıöşü", true), "cgiosu cgiosu");
+        assert_eq!(fold("I\u{307}ZMİR Işık", true), "izmir isik");
+        assert_eq!(fold("Élève ÂNE", true), "eleve ane");
     }
 
     #[test]

@@ -107,37 +107,37 @@ impl AiService {
         };
         let delivery = Delivery::new(None, task_id.clone(), 1, cancel, None);
         let finish = match &result {
-            Some(Ok(completion)) => Finish {
-                entry_id: None,
-                task_id: task_id.clone(),
-                outcome: Outcome::Succeeded,
-                payload: outcome_payload(completion),
-            },
+            Some(Ok(completion)) => Finish::new(
+                None,
+                task_id.clone(),
+                Outcome::Succeeded,
+                outcome_payload(completion),
+            ),
             Some(Err(error)) if !detached.load(Ordering::SeqCst) => {
                 // The caller is waiting and gets this error: the task ends here.
                 let (failure, _) = failure_of(error);
-                Finish {
-                    entry_id: None,
-                    task_id: task_id.clone(),
-                    outcome: Outcome::Failed,
-                    payload: json!({ "error": { "kind": failure.kind, "message": failure.message } }),
-                }
+                Finish::new(
+                    None,
+                    task_id.clone(),
+                    Outcome::Failed,
+                    json!({ "error": { "kind": failure.kind, "message": failure.message } }),
+                )
             }
             Some(Err(_)) => {
                 // Nobody waits any more: the error is treated like a worker's (retry or give up).
                 let Some(Err(error)) = result else {
                     unreachable!()
                 };
-                let finish = classify(&kind, &delivery, &Err(job_failure(error)));
+                let finish = classify(&kind, &delivery, &mut Err(job_failure(error)));
                 self.engine.record(&kind, vec![finish]).await;
                 return None;
             }
-            None => Finish {
-                entry_id: None,
-                task_id: task_id.clone(),
-                outcome: Outcome::Failed,
-                payload: json!({ "error": { "kind": "cancelled", "message": "the task was cancelled" } }),
-            },
+            None => Finish::new(
+                None,
+                task_id.clone(),
+                Outcome::Failed,
+                json!({ "error": { "kind": "cancelled", "message": "the task was cancelled" } }),
+            ),
         };
         self.engine.record(&kind, vec![finish]).await;
         result

@@ -145,12 +145,12 @@ where
         let finished = self.finished.clone();
         let kind = self.kind.clone();
         Box::pin(async move {
-            let result = future.await.map_err(Into::into);
+            let mut result = future.await.map_err(Into::into);
             match delivery {
                 Some(delivery) => {
                     // The completer outlives every worker; a closed channel means the process
                     // is going down and the entry will be re-run after the visibility timeout.
-                    let _ = finished.send(classify(&kind, &delivery, &result));
+                    let _ = finished.send(classify(&kind, &delivery, &mut result));
                 }
                 None => tracing::error!("a job arrived without its delivery; it will be reclaimed"),
             }

@@ -10,14 +10,16 @@ use super::kinds::JobKind;
 use super::store::{Finish, Outcome};
 
 /// One delivery of one job: which queue entry, which task, which attempt. Holds the worker
-/// slot until the job is done.
+/// slot until the job is done and its finish recorded (the finish keeps a share of it), so
+/// finished-but-unrecorded jobs count against the pool's concurrency: a slow Redis slows
+/// fetching instead of piling finishes up in memory.
 #[derive(Clone)]
 pub struct Delivery {
     pub entry_id: Option<String>,
     pub task_id: String,
     pub attempt: u32,
     pub cancel: Arc<Notify>,
-    _slot: Option<Arc<OwnedSemaphorePermit>>,
+    slot: Option<Arc<OwnedSemaphorePermit>>,
 }
 
 impl Delivery {
@@ -33,7 +35,7 @@ impl Delivery {
             task_id,
             attempt,
             cancel,
-            _slot: slot.map(Arc::new),
+            slot: slot.map(Arc::new),
         }
     }
 }
@@ -86,10 +88,15 @@ fn error_payload(error: &BoxDynError) -> Json {
 }
 
 /// Decides what the queue does with an attempt's result: record success, retry (after the
-/// error's delay or the kind's backoff), give up, or declare the task dead.
-pub fn classify(kind: &JobKind, delivery: &Delivery, result: &Result<Json, BoxDynError>) -> Finish {
+/// error's delay or the kind's backoff), give up, or declare the task dead. A success's value
+/// moves into the finish (nothing reads it after the worker).
+pub fn classify(
+    kind: &JobKind,
+    delivery: &Delivery,
+    result: &mut Result<Json, BoxDynError>,
+) -> Finish {
     let (outcome, payload) = match result {
-        Ok(value) => (Outcome::Succeeded, value.clone()),
+        Ok(value) => (Outcome::Succeeded, std::mem::take(value)),
         Err(error) => {
             let payload = error_payload(error);
             let outcome = if error.downcast_ref::<AbortError>().is_some() {
@@ -109,5 +116,6 @@ pub fn classify(kind: &JobKind, delivery: &Delivery, result: &Result<Json, BoxDy
         task_id: delivery.task_id.clone(),
         outcome,
         payload,
+        slot: delivery.slot.clone(),
     }
 }

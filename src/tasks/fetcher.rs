@@ -12,7 +12,7 @@ use apalis::prelude::{Task, TaskBuilder, TaskId};
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use super::delivery::Delivery;
 use super::history::{HistoryRow, HistorySink};
@@ -53,12 +53,17 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
         let mut pause = Duration::from_millis(50);
         let mut conn = None;
         while !*self.shutdown.borrow() {
-            let permit = tokio::select! {
-                permit = self.slots.clone().acquire_many_owned(1) => permit.expect("the slot semaphore is never closed"),
+            // Slots are reserved before reading, so two fetchers never take more jobs than
+            // there are free slots; what a read leaves unused goes back at the end of the round.
+            let mut slots = tokio::select! {
+                permit = self.slots.clone().acquire_owned() => permit.expect("the slot semaphore is never closed"),
                 _ = crate::shutdown::stopped(&mut self.shutdown) => break,
             };
-            drop(permit);
-            let free = self.slots.available_permits().clamp(1, FETCH_BATCH);
+            let more = self.slots.available_permits().min(FETCH_BATCH - 1) as u32;
+            if let Ok(permits) = self.slots.clone().try_acquire_many_owned(more) {
+                slots.merge(permits);
+            }
+            let free = slots.num_permits();
             // While the queue has work, one round trip takes a batch and marks it running.
             match self
                 .store
@@ -67,7 +72,7 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
             {
                 Ok(started) if !started.is_empty() => {
                     pause = Duration::from_millis(50);
-                    self.hand_over(started).await;
+                    self.hand_over(started, &mut slots).await;
                     continue;
                 }
                 Ok(_) => {}
@@ -100,7 +105,7 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
             };
             pause = Duration::from_millis(50);
             if !entries.is_empty() {
-                self.start(entries).await;
+                self.start(entries, &mut slots).await;
             }
         }
         tracing::debug!(queue = %self.kind.queue, "fetcher stopped");
@@ -125,7 +130,7 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
     }
 
     /// Marks entries a blocking read took running and hands the started ones to the worker.
-    async fn start(&mut self, entries: Vec<Entry>) {
+    async fn start(&mut self, entries: Vec<Entry>, slots: &mut OwnedSemaphorePermit) {
         let ids: Vec<(String, String)> = entries
             .iter()
             .map(|e| (e.entry_id.clone(), e.task_id.clone()))
@@ -149,11 +154,11 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
         for (started, entry) in started.iter_mut().zip(entries) {
             started.job = entry.job;
         }
-        self.hand_over(started).await;
+        self.hand_over(started, slots).await;
     }
 
     /// Hands started jobs to the worker; records the ones that died at start.
-    async fn hand_over(&mut self, started: Vec<Started>) {
+    async fn hand_over(&mut self, started: Vec<Started>, slots: &mut OwnedSemaphorePermit) {
         for entry in started {
             if entry.attempt < 0 {
                 // Dead at start: its worker kept dying. Its history row comes from the record.
@@ -173,22 +178,16 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
             let job: J = match serde_json::from_str(&entry.job) {
                 Ok(job) => job,
                 Err(err) => {
-                    let _ = self.finished.send(Finish {
-                        entry_id: Some(entry.entry_id),
-                        task_id: entry.task_id,
-                        outcome: Outcome::Failed,
-                        payload: json!({ "error": { "kind": "bad_job", "message": format!("the job payload does not decode: {err}") } }),
-                    });
+                    let _ = self.finished.send(Finish::new(Some(entry.entry_id), entry.task_id, Outcome::Failed, json!({ "error": { "kind": "bad_job", "message": format!("the job payload does not decode: {err}") } })));
                     continue;
                 }
             };
             let attempt = entry.attempt as u32;
-            let Ok(slot) = self.slots.clone().try_acquire_owned() else {
-                tracing::error!("more jobs fetched than free slots; running it anyway");
-                self.dispatch(job, entry, attempt, None).await;
-                continue;
-            };
-            self.dispatch(job, entry, attempt, Some(slot)).await;
+            let slot = slots.split(1);
+            if slot.is_none() {
+                tracing::error!("more jobs fetched than reserved slots; running it anyway");
+            }
+            self.dispatch(job, entry, attempt, slot).await;
         }
     }
 
@@ -197,7 +196,7 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
         job: J,
         entry: Started,
         attempt: u32,
-        slot: Option<tokio::sync::OwnedSemaphorePermit>,
+        slot: Option<OwnedSemaphorePermit>,
     ) {
         let cancel = self.inflight.begin(Some(&entry.entry_id), &entry.task_id);
         let delivery = Delivery::new(

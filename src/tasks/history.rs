@@ -97,42 +97,29 @@ impl HistoryRow {
     }
 
     fn build(facts: Facts<'_>, payload: &serde_json::Value) -> Option<Self> {
-        let text = |pointer: &str| {
-            payload
-                .pointer(pointer)
-                .and_then(|v| v.as_str())
-                .map(str::to_owned)
-        };
-        let number = |pointer: &str| {
-            payload
-                .pointer(pointer)
-                .and_then(|v| v.as_i64())
-                .unwrap_or(0) as i32
-        };
+        // Field by field, not `pointer`: this runs once per finished job.
+        let field = |path: &[&str]| path.iter().try_fold(payload, |value, key| value.get(key));
+        let text = |path: &[&str]| field(path).and_then(|v| v.as_str()).map(str::to_owned);
+        let number = |path: &[&str]| field(path).and_then(|v| v.as_i64()).unwrap_or(0) as i32;
+        let flag = |key: &str| field(&[key]).and_then(|v| v.as_bool()).unwrap_or(false);
         Some(Self {
             id: Uuid::parse_str(facts.task_id).ok()?,
             request_id: facts.request_id.to_owned(),
             user_id: facts.user_id.to_owned(),
             role: facts.role.to_owned(),
             feature: facts.feature.to_owned(),
-            prompt_name: text("/prompt/name").unwrap_or_default(),
-            prompt_version: text("/prompt/version").unwrap_or_default(),
+            prompt_name: text(&["prompt", "name"]).unwrap_or_default(),
+            prompt_version: text(&["prompt", "version"]).unwrap_or_default(),
             state: facts.state.to_owned(),
             attempts: facts.attempts as i32,
-            provider: text("/provider"),
-            model: text("/model"),
-            degraded: payload
-                .pointer("/degraded")
-                .and_then(|v| v.as_bool())
-                .unwrap_or(false),
-            cached: payload
-                .pointer("/cached")
-                .and_then(|v| v.as_bool())
-                .unwrap_or(false),
-            prompt_tokens: number("/usage/prompt_tokens"),
-            completion_tokens: number("/usage/completion_tokens"),
-            error_kind: text("/error/kind"),
-            error_message: text("/error/message"),
+            provider: text(&["provider"]),
+            model: text(&["model"]),
+            degraded: flag("degraded"),
+            cached: flag("cached"),
+            prompt_tokens: number(&["usage", "prompt_tokens"]),
+            completion_tokens: number(&["usage", "completion_tokens"]),
+            error_kind: text(&["error", "kind"]),
+            error_message: text(&["error", "message"]),
             created_us: facts.created_us?,
             started_us: facts.started_us,
             finished_us: facts

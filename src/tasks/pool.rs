@@ -17,6 +17,9 @@ use super::engine::Engine;
 use super::fetcher::{self, Fetcher};
 use super::kinds::JobKind;
 
+/// Fetchers per pool (see [`run_pool`]).
+const FETCHERS: usize = 2;
+
 /// Runs one job: its payload and delivery in, the result fields out, or an error that says
 /// whether to retry (see [`JobFailure`]).
 pub type JobFn<J> =
@@ -79,20 +82,27 @@ where
         engine.inflight.clone(),
         shutdown.clone(),
     ));
-    let fetcher = tokio::spawn(
-        Fetcher {
-            store: engine.store.clone(),
-            kind: kind.clone(),
-            consumer: consumer.clone(),
-            slots,
-            inflight: engine.inflight.clone(),
-            jobs: jobs_tx,
-            finished: finished_tx.clone(),
-            history: engine.history.clone(),
-            shutdown: shutdown.clone(),
-        }
-        .run(),
-    );
+    // Two fetchers: while one waits for its batch, the other's is being started, so Redis and
+    // the workers are never both idle between batches.
+    let fetchers: Vec<_> = (0..FETCHERS)
+        .map(|_| {
+            tokio::spawn(
+                Fetcher {
+                    store: engine.store.clone(),
+                    kind: kind.clone(),
+                    consumer: consumer.clone(),
+                    slots: slots.clone(),
+                    inflight: engine.inflight.clone(),
+                    jobs: jobs_tx.clone(),
+                    finished: finished_tx.clone(),
+                    history: engine.history.clone(),
+                    shutdown: shutdown.clone(),
+                }
+                .run(),
+            )
+        })
+        .collect();
+    drop(jobs_tx);
 
     let context = WorkerContext::new(consumer.as_str());
     let worker = WorkerBuilder::new(&context)
@@ -115,7 +125,9 @@ where
     let running = tokio::spawn(worker.run());
 
     crate::shutdown::stopped(&mut shutdown).await;
-    let _ = fetcher.await;
+    for fetcher in fetchers {
+        let _ = fetcher.await;
+    }
     if context.stop().is_ok() && tokio::time::timeout(grace, running).await.is_err() {
         tracing::warn!(%consumer, "in-flight jobs did not finish within the grace period; they will be reclaimed");
     }

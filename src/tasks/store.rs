@@ -107,6 +107,21 @@ pub struct Finish {
     pub outcome: Outcome,
     /// Result fields or `{error}`, stored on the task and sent with its event.
     pub payload: Json,
+    /// The worker slot of the attempt, released once the finish is recorded.
+    pub slot: Option<std::sync::Arc<tokio::sync::OwnedSemaphorePermit>>,
+}
+
+impl Finish {
+    /// A finish that holds no worker slot (inline runs, undecodable jobs).
+    pub fn new(entry_id: Option<String>, task_id: String, outcome: Outcome, payload: Json) -> Self {
+        Self {
+            entry_id,
+            task_id,
+            outcome,
+            payload,
+            slot: None,
+        }
+    }
 }
 
 /// What recording a finish did, with the fields the history row needs.

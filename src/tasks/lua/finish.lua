@@ -11,6 +11,7 @@ local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now = string.format('%.0f', now_us)
 local ttl = tonumber(ARGV[3])
 local out = {}
+local acked = {}
 local n = (#KEYS - 3) / 2
 for i = 1, n do
   local task, events = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
@@ -19,23 +20,22 @@ for i = 1, n do
   if entry == '' then
     redis.call('ZREM', KEYS[3], id)
   else
-    redis.call('XACK', KEYS[1], ARGV[1], entry)
-    redis.call('XDEL', KEYS[1], entry)
+    acked[#acked + 1] = entry
   end
-  local state = redis.call('HGET', task, 'state')
+  local f = redis.call('HMGET', task, 'state', 'user_id', 'role', 'feature', 'request_id',
+    'created_us', 'started_us', 'attempts', 'callback_url')
+  local state = f[1]
   local applied = 0
   if state and not final[state] then
     applied = 1
-    local data = cjson.decode(payload)
-    data.task_id = id
+    local head
     if outcome == 'retrying' then
       local due_ms = math.floor(now_us / 1000) + tonumber(delay)
-      data.state = 'retrying'
-      data.retry_in_ms = tonumber(delay)
+      head = '"task_id":"' .. id .. '","state":"retrying","retry_in_ms":' .. delay
       redis.call('HSET', task, 'state', 'retrying', 'outcome', payload, 'next_run_us', string.format('%.0f', due_ms * 1000))
       redis.call('ZADD', KEYS[3], due_ms, id)
     else
-      data.state = outcome
+      head = '"task_id":"' .. id .. '","state":"' .. outcome .. '"'
       redis.call('HSET', task, 'state', outcome, 'outcome', payload, 'finished_us', now)
       if outcome == 'dead' then
         redis.call('ZADD', KEYS[2], now_us, id)
@@ -43,13 +43,18 @@ for i = 1, n do
         redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_us - 604800000000)
       end
     end
-    redis.call('XADD', events, 'MAXLEN', '~', ARGV[2], '*', 'event', data.state, 'data', stamp(data, now))
+    redis.call('XADD', events, 'MAXLEN', '~', ARGV[2], '*', 'event', outcome,
+      'data', with_fields(payload, head, now))
     changed(events)
     redis.call('EXPIRE', task, ttl)
     redis.call('EXPIRE', events, ttl)
   end
-  local f = redis.call('HMGET', task, 'user_id', 'role', 'feature', 'request_id', 'created_us', 'started_us', 'attempts', 'callback_url')
-  out[i] = {applied, f[1] or '', f[2] or '', f[3] or '', f[4] or '', f[5] or '', f[6] or '', f[7] or '', f[8] or ''}
+  out[i] = {applied, f[2] or '', f[3] or '', f[4] or '', f[5] or '', f[6] or '', f[7] or '', f[8] or '', f[9] or ''}
+end
+-- The entries leave the queue whatever happened (one call for all of them).
+if #acked > 0 then
+  redis.call('XACK', KEYS[1], ARGV[1], unpack(acked))
+  redis.call('XDEL', KEYS[1], unpack(acked))
 end
 announce()
 return out

@@ -6,6 +6,19 @@ local function stamp(data, now)
   return string.sub(json, 1, -2) .. ',"at_us":' .. now .. '}'
 end
 
+-- A JSON object (as serde_json writes it: no surrounding space) with more fields, without
+-- decoding it: `head` (JSON members, ours, last so they win) and `at_us`.
+local function with_fields(object, head, now)
+  local inner = string.sub(object, 2, -2)
+  if string.sub(object, 1, 1) ~= '{' or string.sub(object, -1) ~= '}' then
+    inner = '"value":' .. object
+  end
+  if inner ~= '' then
+    inner = inner .. ','
+  end
+  return '{' .. inner .. head .. ',"at_us":' .. now .. '}'
+end
+
 -- Event readers (hub.rs) register the streams their subscribers watch in `ai:watching`
 -- (member: stream key, score: expiry). An append to a watched stream is announced on
 -- `ai:events` once per script; when nobody watches anything, announcing costs one EXISTS.

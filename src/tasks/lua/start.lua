@@ -38,18 +38,19 @@ else
 end
 
 local out = {}
+local done = {}
 for _, job in ipairs(jobs) do
   local entry, id = job[1], job[2]
   local task, events = 'ai:task:{' .. id .. '}', 'ai:task:{' .. id .. '}:events'
-  local state = redis.call('HGET', task, 'state')
+  local f = redis.call('HMGET', task, 'state', 'attempts', 'max_attempts')
+  local state = f[1]
   local result
   if not state or final[state] then
-    redis.call('XACK', KEYS[1], ARGV[1], entry)
-    redis.call('XDEL', KEYS[1], entry)
+    done[#done + 1] = entry
     result = 0
   else
-    local attempt = redis.call('HINCRBY', task, 'attempts', 1)
-    local max = tonumber(redis.call('HGET', task, 'max_attempts'))
+    local attempt = (tonumber(f[2]) or 0) + 1
+    local max = tonumber(f[3])
     if attempt > max then
       local err = {kind = 'attempts_exhausted', message = 'the job was started ' .. max ..
         ' times without finishing (its worker stopped each time)'}
@@ -61,13 +62,15 @@ for _, job in ipairs(jobs) do
       redis.call('ZADD', KEYS[2], now_us, id)
       -- Dead tasks are listed for a week (their records expire with the kind's result TTL).
       redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_us - 604800000000)
-      redis.call('XACK', KEYS[1], ARGV[1], entry)
-      redis.call('XDEL', KEYS[1], entry)
+      done[#done + 1] = entry
       result = -1
     else
-      redis.call('HSET', task, 'state', 'running', 'started_us', now, 'worker', ARGV[3])
+      redis.call('HSET', task, 'state', 'running', 'attempts', attempt, 'started_us', now,
+        'worker', ARGV[3])
+      -- The hot path: the event's JSON by hand (ids are UUIDs, nothing to escape).
       redis.call('XADD', events, 'MAXLEN', '~', ARGV[2], '*', 'event', 'started',
-        'data', stamp({task_id = id, state = 'running', attempt = attempt}, now))
+        'data', '{"task_id":"' .. id .. '","state":"running","attempt":' .. attempt ..
+        ',"at_us":' .. now .. '}')
       changed(events)
       result = attempt
     end
@@ -76,6 +79,11 @@ for _, job in ipairs(jobs) do
   out[#out + 1] = id
   out[#out + 1] = job[3]
   out[#out + 1] = result
+end
+-- Entries that will not run leave the queue (one call for all of them).
+if #done > 0 then
+  redis.call('XACK', KEYS[1], ARGV[1], unpack(done))
+  redis.call('XDEL', KEYS[1], unpack(done))
 end
 announce()
 return out
