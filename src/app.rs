@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
 use crate::config::Settings;
+use crate::limits::Limits;
 use crate::prompts::PromptRegistry;
 use crate::providers::ProviderChains;
 use crate::service::AiService;
@@ -25,6 +26,7 @@ pub struct AppState {
     pub stores: Stores,
     pub service: AiService,
     pub auth: Authenticator,
+    pub limits: Limits,
 }
 
 impl AppState {
@@ -56,6 +58,7 @@ impl AppState {
             kinds,
         );
         let providers = ProviderChains::from_settings(&settings.providers);
+        let limits = Limits::new(stores.redis.clone(), &settings.limits);
         let settings = Arc::new(settings);
         Ok(Self {
             auth: Authenticator::new(&settings.auth),
@@ -65,7 +68,10 @@ impl AppState {
                 engine,
                 settings.clone(),
                 crate::webhooks::Webhooks::new(&settings, Some(stores.db.clone())),
+                limits.clone(),
+                crate::cache::ResponseCache::new(stores.redis.clone(), &settings.cache),
             ),
+            limits,
             stores,
             settings,
         })

@@ -16,6 +16,23 @@ pub fn router() -> Router<AppState> {
         .route("/v1/admin/prompts/reload", post(reload_prompts))
         .route("/v1/admin/dead", get(dead))
         .route("/v1/admin/dead/{id}/retry", post(retry_dead))
+        .route("/v1/admin/providers", get(providers))
+}
+
+/// The providers the chains use, with the calls this process made to each.
+async fn providers(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Json_>, ApiError> {
+    require_role(&principal, &[Role::Admin])?;
+    let providers: Vec<Json_> = state
+        .service
+        .providers()
+        .calls()
+        .into_iter()
+        .map(|(name, calls)| json!({ "name": name, "calls": calls }))
+        .collect();
+    Ok(Json(json!({ "providers": providers })))
 }
 
 fn versions_json(set: &crate::prompts::PromptSet) -> Json_ {

@@ -14,6 +14,7 @@ use super::request_context::current_request_id;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::feature::Feature;
+use crate::limits::Violation;
 use crate::service::{Mode, SubmitRequest, Submitted};
 
 pub fn router() -> Router<AppState> {
@@ -111,8 +112,20 @@ async fn submit(
     FeaturePath(feature): FeaturePath,
     Query(query): Query<SubmitQuery>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<SubmitBody>,
+    body: Result<ApiJson<SubmitBody>, ApiError>,
 ) -> Result<Response, ApiError> {
+    let body = match body {
+        Ok(ApiJson(body)) => body,
+        Err(err) => {
+            // Oversized and malformed requests count against the user (abuse detection).
+            let violation = match err {
+                ApiError::PayloadTooLarge { .. } => Violation::Oversized,
+                _ => Violation::Invalid,
+            };
+            state.service.note_violation(&principal, violation).await;
+            return Err(err);
+        }
+    };
     if body.input.is_null() {
         return Err(ApiError::invalid_field(
             "input",
@@ -128,17 +141,22 @@ async fn submit(
         stream: body.stream,
         callback_url: body.callback_url,
     };
-    match state.service.submit(&principal, feature, request).await? {
+    let (submitted, admission) = state.service.submit(&principal, feature, request).await?;
+    let mut response = match submitted {
         Submitted::Done(completion) => {
             let mut body = serde_json::to_value(&completion).expect("a completion serializes");
             body["status"] = "succeeded".into();
-            Ok(Json(body).into_response())
+            Json(body).into_response()
         }
-        Submitted::Accepted(record) => Ok(accepted(&record)),
+        Submitted::Accepted(record) => accepted(&record),
         Submitted::Streaming(record) => {
-            super::events::stream_response(&state, &principal, &record.id, "0-0").await
+            super::events::stream_response(&state, &principal, &record.id, "0-0").await?
         }
+    };
+    if let Some(figures) = admission.figures {
+        figures.write_headers(response.headers_mut(), None);
     }
+    Ok(response)
 }
 
 /// 202 with the task's record and where to follow it.

@@ -7,6 +7,7 @@ mod demo;
 mod events;
 mod health;
 mod json;
+mod limits;
 mod problem;
 mod request_context;
 mod tasks;
@@ -28,6 +29,7 @@ pub fn router(state: AppState) -> Router {
     let authenticated = Router::new()
         .merge(ai::router())
         .merge(admin::router())
+        .merge(limits::router())
         .merge(tasks::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -45,6 +47,10 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(DefaultBodyLimit::max(
             state.settings.server.body_limit_bytes,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::ip::limit_ip,
         ))
         .layer(middleware::from_fn(request_context::request_context))
         .with_state(state)

@@ -136,6 +136,48 @@ const KINDS: &[(&str, &str, u16, &str)] = &[
         "Every AI provider in the feature's chain failed; try again later.",
     ),
     (
+        "rate-limited",
+        "Too Many Requests",
+        429,
+        "Too many requests in a short time; `layer` says which limit (`ip`: per client address, `user`: per user, with a cooldown after a breach). `Retry-After` says when to try again.",
+    ),
+    (
+        "blocked",
+        "Blocked",
+        403,
+        "Repeated violations (rate-limit breaches, forbidden topics, oversized or invalid requests) blocked this user until `blocked_until`.",
+    ),
+    (
+        "daily-requests",
+        "Daily Request Quota Used Up",
+        429,
+        "The user's daily request quota is used up; it resets at local midnight (`resets_at`).",
+    ),
+    (
+        "daily-tokens",
+        "Daily Token Quota Used Up",
+        429,
+        "This request's estimated tokens would pass the user's daily token quota; it resets at local midnight (`resets_at`).",
+    ),
+    (
+        "monthly-requests",
+        "Monthly Request Quota Used Up",
+        429,
+        "The user's monthly request quota is used up; it resets on the 1st (`resets_at`).",
+    ),
+    (
+        "monthly-tokens",
+        "Monthly Token Quota Used Up",
+        429,
+        "This request's estimated tokens would pass the user's monthly token quota; it resets on the 1st (`resets_at`).",
+    ),
+    (
+        "feature-tokens",
+        "Feature Token Bucket Empty",
+        429,
+        "The user's token bucket for this feature is empty; it refills over time (`Retry-After`).",
+    ),
+    (
         "not-ready",
         "Not Ready",
         503,
@@ -184,6 +226,10 @@ pub enum ApiError {
     StoreUnavailable(String),
     #[error("not ready: {}", failing.keys().cloned().collect::<Vec<_>>().join(", "))]
     NotReady { failing: BTreeMap<String, String> },
+    #[error("{0}")]
+    IpRateLimited(crate::limits::IpVerdict),
+    #[error("{0}")]
+    Limited(Box<crate::limits::Refusal>),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -217,6 +263,16 @@ impl ApiError {
             Self::TaskFinal(_) => "task-final",
             Self::IdempotencyKeyReused => "idempotency-key-reused",
             Self::StoreUnavailable(_) => "store-unavailable",
+            Self::IpRateLimited(_) => "rate-limited",
+            Self::Limited(refusal) => match refusal.limit.as_str() {
+                "blocked" => "blocked",
+                "daily-requests" => "daily-requests",
+                "daily-tokens" => "daily-tokens",
+                "monthly-requests" => "monthly-requests",
+                "monthly-tokens" => "monthly-tokens",
+                "feature-tokens" => "feature-tokens",
+                _ => "rate-limited",
+            },
             Self::Internal(_) => "internal",
         }
     }
@@ -265,6 +321,31 @@ impl ApiError {
                     .collect();
                 extra.insert("providers_tried".into(), tried.into());
             }
+            Self::IpRateLimited(verdict) => {
+                extra.insert("layer".into(), "ip".into());
+                extra.insert("retry_after".into(), verdict.retry_after_secs().into());
+            }
+            Self::Limited(refusal) => {
+                let layer = match refusal.limit.as_str() {
+                    "user-rate" | "blocked" => "user",
+                    _ => "quota",
+                };
+                extra.insert("layer".into(), layer.into());
+                extra.insert("retry_after".into(), refusal.retry_after_secs().into());
+                if let Some(until) = refusal.blocked_until() {
+                    extra.insert("blocked_until".into(), until.into());
+                }
+                if let Some(figures) = refusal.figures {
+                    let resets = match refusal.limit.as_str() {
+                        "daily-requests" | "daily-tokens" => Some(figures.daily_reset_at),
+                        "monthly-requests" | "monthly-tokens" => Some(figures.monthly_reset_at),
+                        _ => None,
+                    };
+                    if let Some(at) = resets {
+                        extra.insert("resets_at".into(), crate::limits::iso(at).into());
+                    }
+                }
+            }
             _ => {}
         }
         extra
@@ -297,6 +378,13 @@ impl From<ServiceError> for ApiError {
             ServiceError::IdempotencyMismatch => Self::IdempotencyKeyReused,
             ServiceError::TaskNotFound => Self::NotFound("there is no task with this id".into()),
             ServiceError::TaskFinal(state) => Self::TaskFinal(state),
+            ServiceError::Limited(crate::limits::LimitError::Refused(refusal)) => {
+                Self::Limited(refusal)
+            }
+            ServiceError::Limited(crate::limits::LimitError::Unavailable(err)) => {
+                tracing::warn!(%err, "Redis unavailable for admission");
+                Self::StoreUnavailable(err.to_string())
+            }
             ServiceError::CallbackUrl(reason) => Self::InvalidInput {
                 detail: format!("`callback_url` is refused: {reason}"),
                 errors: BTreeMap::from([("callback_url".to_owned(), reason)]),
@@ -358,8 +446,31 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
-        if let Self::Unauthorized(reason) = &self {
-            headers.insert(header::WWW_AUTHENTICATE, www_authenticate(reason));
+        match &self {
+            Self::Unauthorized(reason) => {
+                headers.insert(header::WWW_AUTHENTICATE, www_authenticate(reason));
+            }
+            Self::IpRateLimited(verdict) => {
+                headers.insert(header::RETRY_AFTER, verdict.retry_after_secs().into());
+                headers.insert("ratelimit-limit", verdict.limit.into());
+                headers.insert("ratelimit-remaining", 0.into());
+                headers.insert(
+                    "ratelimit-reset",
+                    (verdict.reset.as_millis() as u64).div_ceil(1000).into(),
+                );
+                if let Ok(policy) =
+                    HeaderValue::from_str(&format!("\"ip\";q={};w=60", verdict.limit))
+                {
+                    headers.insert("ratelimit-policy", policy);
+                }
+            }
+            Self::Limited(refusal) => {
+                headers.insert(header::RETRY_AFTER, refusal.retry_after_secs().into());
+                if let Some(figures) = refusal.figures {
+                    figures.write_headers(headers, refusal.policy());
+                }
+            }
+            _ => {}
         }
         response
     }

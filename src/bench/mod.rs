@@ -173,6 +173,7 @@ fn new_task(user: &str, index: usize) -> NewTask {
         feature: "hint".into(),
         request_id: format!("bench-{index}"),
         callback_url: None,
+        quota: None,
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod duration;
 mod layers;
+mod limits;
 mod secret;
 
 use std::collections::BTreeMap;
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use limits::{AbuseSettings, CacheSettings, FailOpen, IpLimits, LimitSettings, RoleLimits};
 pub use secret::Secret;
 
 /// Publicly known signing secret for development and tests only (see `auth.allow_insecure_dev_secret`).
@@ -39,6 +41,8 @@ pub struct Settings {
     pub intake: IntakeSettings,
     pub prompts: PromptSettings,
     pub providers: ProviderSettings,
+    pub limits: LimitSettings,
+    pub cache: CacheSettings,
     pub log: LogSettings,
 }
 
@@ -260,6 +264,24 @@ impl Settings {
                 "auth.allow_insecure_dev_secret",
                 "must be false in production".into(),
             ));
+        }
+        if jiff::tz::TimeZone::get(&self.limits.timezone).is_err() {
+            return Err(invalid(
+                "limits.timezone",
+                format!(
+                    "`{}` is not an IANA time zone name (e.g. Europe/Istanbul)",
+                    self.limits.timezone
+                ),
+            ));
+        }
+        for feature in self.cache.ttl_secs.keys() {
+            if feature.parse::<crate::feature::Feature>().is_err() {
+                return Err(invalid(
+                    &format!("cache.ttl_secs.{feature}"),
+                    "is not a feature (hint, explanation, study_plan, evaluation, question_gen)"
+                        .into(),
+                ));
+            }
         }
         let mock = &self.providers.mock;
         if !(0.0..=1.0).contains(&mock.failure_rate) {

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{AiProvider, AiResponse, CompletionOptions, MockProvider, ProviderError};
 use crate::config::ProviderSettings;
@@ -38,6 +39,8 @@ impl ChainError {
 #[derive(Clone)]
 pub struct ProviderChains {
     chains: BTreeMap<Feature, Vec<Arc<dyn AiProvider>>>,
+    /// Calls made to each provider by this process (`GET /v1/admin/providers`).
+    calls: Arc<BTreeMap<String, AtomicU64>>,
 }
 
 impl ProviderChains {
@@ -54,7 +57,7 @@ impl ProviderChains {
                 })
                 .clone()
         };
-        let chains = Feature::ALL
+        let chains: BTreeMap<Feature, Vec<Arc<dyn AiProvider>>> = Feature::ALL
             .into_iter()
             .map(|feature| {
                 let names = settings
@@ -64,7 +67,28 @@ impl ProviderChains {
                 (feature, names.iter().map(|n| provider(n)).collect())
             })
             .collect();
-        Self { chains }
+        let calls = built
+            .keys()
+            .map(|name| (name.clone(), AtomicU64::new(0)))
+            .collect();
+        Self {
+            chains,
+            calls: Arc::new(calls),
+        }
+    }
+
+    /// `(provider, calls)` of every provider some chain uses.
+    pub fn calls(&self) -> Vec<(String, u64)> {
+        self.calls
+            .iter()
+            .map(|(name, count)| (name.clone(), count.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    fn count_call(&self, provider: &str) {
+        if let Some(count) = self.calls.get(provider) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub fn chain(&self, feature: Feature) -> &[Arc<dyn AiProvider>] {
@@ -92,6 +116,7 @@ impl ProviderChains {
         let mut attempts = Vec::new();
         for provider in self.chain(feature) {
             let started = std::time::Instant::now();
+            self.count_call(provider.name());
             let mut chunks = match provider.stream(prompt, options).await {
                 Ok(chunks) => chunks,
                 Err(error) => {
@@ -155,6 +180,7 @@ impl ProviderChains {
     ) -> Result<AiResponse, ChainError> {
         let mut attempts = Vec::new();
         for provider in self.chain(feature) {
+            self.count_call(provider.name());
             match provider.complete(prompt, options).await {
                 Ok(response) => return Ok(response),
                 Err(error) => {

@@ -16,13 +16,18 @@ use serde_json::Value as Json;
 use uuid::Uuid;
 
 use crate::auth::Principal;
+use crate::cache::{CachedAnswer, Lookup, ResponseCache};
 use crate::config::Settings;
 use crate::feature::Feature;
+use crate::limits::{Admission, LimitError, Limits, Violation};
 use crate::prompts::{InputError, LookupError, PromptRegistry};
 use crate::providers::{ChainError, CompletionOptions, FinishReason, ProviderChains, Usage};
 use crate::tasks::{Engine, NewTask, TaskRecord};
 
 pub use tasks::TaskQuery;
+
+/// The `provider` of an answer that came from the response cache.
+pub const CACHE: &str = "cache";
 
 /// How the caller wants the request run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -70,6 +75,8 @@ pub struct Completion {
     pub prompt: PromptRef,
     /// Time spent producing the answer (prompt rendering and provider calls).
     pub latency_ms: u64,
+    /// Answered from the response cache: no provider call, no tokens charged.
+    pub cached: bool,
 }
 
 /// What `submit` did with a request.
@@ -108,6 +115,8 @@ pub enum ServiceError {
     TaskFinal(String),
     #[error("callback_url is refused: {0}")]
     CallbackUrl(String),
+    #[error(transparent)]
+    Limited(#[from] LimitError),
 }
 
 #[derive(Clone)]
@@ -117,6 +126,8 @@ pub struct AiService {
     engine: Engine,
     settings: Arc<Settings>,
     webhooks: crate::webhooks::Webhooks,
+    limits: Limits,
+    cache: ResponseCache,
 }
 
 impl AiService {
@@ -126,6 +137,8 @@ impl AiService {
         engine: Engine,
         settings: Arc<Settings>,
         webhooks: crate::webhooks::Webhooks,
+        limits: Limits,
+        cache: ResponseCache,
     ) -> Self {
         Self {
             prompts,
@@ -133,7 +146,17 @@ impl AiService {
             engine,
             settings,
             webhooks,
+            limits,
+            cache,
         }
+    }
+
+    pub fn providers(&self) -> &ProviderChains {
+        &self.providers
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     pub fn webhooks(&self) -> &crate::webhooks::Webhooks {
@@ -148,6 +171,18 @@ impl AiService {
         &self.engine
     }
 
+    /// Counts a violation against the user; a failure to record it is logged, not raised (the
+    /// request is refused for its own reason anyway).
+    pub async fn note_violation(&self, principal: &Principal, violation: Violation) {
+        match self.limits.violation(&principal.user_id, violation).await {
+            Ok(Some(until)) => {
+                tracing::warn!(user_id = %principal.user_id, %until, "user blocked after repeated violations");
+            }
+            Ok(None) => {}
+            Err(err) => tracing::warn!(%err, "could not record a violation"),
+        }
+    }
+
     /// Checks the input against the feature's prompt, then answers inline or queues it.
     #[tracing::instrument(skip_all, fields(feature = %feature, user_id = %principal.user_id))]
     pub async fn submit(
@@ -155,13 +190,24 @@ impl AiService {
         principal: &Principal,
         feature: Feature,
         request: SubmitRequest,
-    ) -> Result<Submitted, ServiceError> {
+    ) -> Result<(Submitted, Admission), ServiceError> {
         let prompts = self.prompts.snapshot();
         let prompt = prompts.get(feature, request.prompt_version.as_deref())?;
-        let data = crate::prompts::validate(&prompt, &request.input)?;
-        prompts
+        let data = match crate::prompts::validate(&prompt, &request.input) {
+            Ok(data) => data,
+            Err(err) => {
+                let violation = match err {
+                    InputError::ForbiddenTopic { .. } => Violation::ForbiddenTopic,
+                    InputError::Invalid(_) => Violation::Invalid,
+                };
+                self.note_violation(principal, violation).await;
+                return Err(err.into());
+            }
+        };
+        let rendered = prompts
             .render(&prompt, &data)
             .map_err(ServiceError::Render)?;
+        let estimate = estimate_tokens(&rendered) + u64::from(prompt.parameters.max_tokens);
 
         let callback_url = match &request.callback_url {
             Some(url) => Some(
@@ -179,8 +225,49 @@ impl AiService {
                 .claim_idempotency_key(principal, key, feature, &request, &task_id)
                 .await?
         {
-            return Ok(Submitted::Accepted(existing));
+            return Ok((Submitted::Accepted(existing), Admission::default()));
         }
+        let admission = match self
+            .limits
+            .admit(principal, feature, estimate, &task_id)
+            .await
+        {
+            Ok(admission) => admission,
+            Err(err) => {
+                if let Some(key) = &request.idempotency_key {
+                    self.release_idempotency_key(principal, key, &task_id).await;
+                }
+                return Err(err.into());
+            }
+        };
+        let submitted = self
+            .run_admitted(
+                principal,
+                feature,
+                request,
+                &prompt,
+                data,
+                task_id,
+                callback_url,
+                &admission,
+            )
+            .await?;
+        Ok((submitted, admission))
+    }
+
+    /// Creates the admitted request's task and runs it inline or queues it.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_admitted(
+        &self,
+        principal: &Principal,
+        feature: Feature,
+        request: SubmitRequest,
+        prompt: &crate::prompts::Prompt,
+        data: serde_json::Map<String, Json>,
+        task_id: String,
+        callback_url: Option<reqwest::Url>,
+        admission: &Admission,
+    ) -> Result<Submitted, ServiceError> {
         let job = job::AiRequestJob {
             task_id: task_id.clone(),
             feature,
@@ -200,6 +287,7 @@ impl AiService {
             feature: feature.to_string(),
             request_id: request.request_id.clone(),
             callback_url: callback_url.map(|url| url.to_string()),
+            quota: admission.reservation.map(|r| r.encode()),
         };
         let (threshold, seed) = self.settings.intake.for_feature(feature.as_str());
         let inline_within = match request.mode {
@@ -254,10 +342,10 @@ impl AiService {
             self.stream_deltas(task_id, feature, &rendered, &options)
                 .await?
         } else {
-            self.providers
-                .complete(feature, &rendered, &options)
+            self.complete_cached(feature, &prompt, &rendered, &options)
                 .await?
         };
+        let cached = response.provider == CACHE;
         let result = match prompt.output_schema {
             Some(_) => output::structured(&prompt, &response.text).map_err(|problems| {
                 ServiceError::InvalidOutput {
@@ -280,6 +368,56 @@ impl AiService {
                 version: prompt.version.clone(),
             },
             latency_ms: started.elapsed().as_millis() as u64,
+            cached,
         })
     }
+
+    /// A completion through the response cache when the feature has one: a hit answers with
+    /// provider `cache` and no usage; identical misses running at once make one provider call.
+    async fn complete_cached(
+        &self,
+        feature: Feature,
+        prompt: &crate::prompts::Prompt,
+        rendered: &crate::prompts::RenderedPrompt,
+        options: &CompletionOptions,
+    ) -> Result<crate::providers::AiResponse, ServiceError> {
+        let Some((hash, ttl)) =
+            self.cache
+                .key(feature, (&prompt.name, &prompt.version), rendered, options)
+        else {
+            return Ok(self.providers.complete(feature, rendered, options).await?);
+        };
+        let entry = match self.cache.lookup(&hash, ttl).await {
+            Ok(Lookup::Hit(answer)) => {
+                return Ok(crate::providers::AiResponse {
+                    text: answer.text,
+                    usage: Usage::default(),
+                    model: answer.model,
+                    provider: CACHE,
+                    finish_reason: answer.finish_reason,
+                    latency: std::time::Duration::ZERO,
+                });
+            }
+            Ok(Lookup::Miss(entry)) => entry,
+            Err(err) => {
+                tracing::warn!(%err, "response cache unavailable; calling the provider");
+                return Ok(self.providers.complete(feature, rendered, options).await?);
+            }
+        };
+        let result = self.providers.complete(feature, rendered, options).await;
+        let answer = result.as_ref().ok().map(|response| CachedAnswer {
+            text: response.text.clone(),
+            model: response.model.clone(),
+            finish_reason: response.finish_reason,
+        });
+        self.cache.store(entry, answer.as_ref()).await;
+        Ok(result?)
+    }
+}
+
+/// Tokens a rendered prompt is assumed to cost at admission: one per three bytes, which
+/// over-counts English and Turkish alike (UTF-8 letters such as `ş` take two bytes), so a
+/// reservation covers the real prompt. Settling corrects it to the provider's count.
+fn estimate_tokens(rendered: &crate::prompts::RenderedPrompt) -> u64 {
+    ((rendered.system.len() + rendered.user.len()) as u64).div_ceil(3)
 }

@@ -196,6 +196,25 @@ impl AiService {
 
     /// Remembers `key` for this caller; returns the earlier task when the same request was sent
     /// with it before, and refuses a different request under the same key.
+    /// Frees a key this request claimed but did not use (its admission was refused), so the
+    /// same key can be sent again once the limit allows.
+    pub(super) async fn release_idempotency_key(
+        &self,
+        principal: &Principal,
+        key: &str,
+        task_id: &str,
+    ) {
+        let slot = keys::idempotency(&principal.user_id, key);
+        if let Err(err) = self
+            .engine
+            .store
+            .release_key(&slot, &format!("{task_id} "))
+            .await
+        {
+            tracing::warn!(%err, "could not release an unused Idempotency-Key");
+        }
+    }
+
     pub(super) async fn claim_idempotency_key(
         &self,
         principal: &Principal,

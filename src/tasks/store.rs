@@ -73,6 +73,8 @@ pub struct NewTask {
     pub request_id: String,
     /// Where the final event is POSTed (a Standard Webhooks callback), if anywhere.
     pub callback_url: Option<String>,
+    /// Tokens reserved at admission (`limits::Reservation::encode`), settled when the task ends.
+    pub quota: Option<String>,
 }
 
 /// How one attempt ended, as the engine records it.
@@ -112,6 +114,15 @@ pub struct Finish {
 }
 
 impl Finish {
+    /// Tokens the attempt used (its payload's `usage`), which a quota reservation settles to.
+    pub fn tokens_used(&self) -> u64 {
+        let usage = &self.payload["usage"];
+        let count = |field: &str| usage[field].as_u64().unwrap_or(0);
+        usage["total_tokens"]
+            .as_u64()
+            .unwrap_or_else(|| count("prompt_tokens") + count("completion_tokens"))
+    }
+
     /// A finish that holds no worker slot (inline runs, undecodable jobs).
     pub fn new(entry_id: Option<String>, task_id: String, outcome: Outcome, payload: Json) -> Self {
         Self {
@@ -220,7 +231,7 @@ impl TaskStore {
     }
 
     /// KEYS and ARGV of `create.lua` for `task`, queued or (with a lease) inline.
-    fn create_call(&self, task: &NewTask, inline: Option<Duration>) -> ([String; 5], [String; 13]) {
+    fn create_call(&self, task: &NewTask, inline: Option<Duration>) -> ([String; 5], [String; 14]) {
         let kind = self.kinds.kind(&task.kind);
         let keys = [
             keys::task(&task.id),
@@ -248,6 +259,7 @@ impl TaskStore {
                 .map_or(0, |lease| lease.as_millis() as u64)
                 .to_string(),
             task.callback_url.clone().unwrap_or_default(),
+            task.quota.clone().unwrap_or_default(),
         ];
         (keys, args)
     }
@@ -391,7 +403,8 @@ impl TaskStore {
                 .arg(&finish.task_id)
                 .arg(finish.outcome.name())
                 .arg(finish.payload.to_string())
-                .arg(delay);
+                .arg(delay)
+                .arg(finish.tokens_used());
         }
         let rows: Vec<FinishRow> = invocation.invoke_async(&mut self.conn.clone()).await?;
         Ok(rows
@@ -702,6 +715,17 @@ impl TaskStore {
         }
         let held: Option<String> = conn.get(key).await?;
         Ok((false, held.unwrap_or_default()))
+    }
+
+    /// Gives up a key taken with [`claim_key`](Self::claim_key), if it still holds `prefix...`.
+    pub async fn release_key(&self, key: &str, prefix: &str) -> redis::RedisResult<()> {
+        const RELEASE: &str = "local v = redis.call('GET', KEYS[1]) if v and string.sub(v, 1, #ARGV[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end return 1";
+        let _: i64 = Script::new(RELEASE)
+            .key(key)
+            .arg(prefix)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
     }
 
     /// Entries waiting in a kind's queue (not yet fetched) and fetched but unacknowledged.

@@ -52,6 +52,7 @@ impl WebhookJob {
             feature: String::new(),
             request_id: request_id.to_owned(),
             callback_url: None,
+            quota: None,
         }
     }
 }

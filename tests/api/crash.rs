@@ -81,6 +81,7 @@ fn tasks(count: usize) -> Vec<NewTask> {
                 feature: "hint".into(),
                 request_id: format!("drill-{i}"),
                 callback_url: None,
+                quota: None,
             }
         })
         .collect()

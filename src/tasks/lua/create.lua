@@ -4,7 +4,8 @@
 -- KEYS: 1 task hash, 2 events stream, 3 user index, 4 queue stream (queue) | delayed zset (inline),
 --       5 the user's feed (a stream of new task ids, for "subscribe to all my tasks")
 -- ARGV: 1 task id, 2 job json, 3 ttl secs, 4 max attempts, 5 kind, 6 user id, 7 feature,
---       8 request id, 9 role, 10 events maxlen, 11 mode, 12 lease ms (inline), 13 callback url ('' = none)
+--       8 request id, 9 role, 10 events maxlen, 11 mode, 12 lease ms (inline), 13 callback url ('' = none),
+--       14 quota reservation ('' = none; settled when the task ends)
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
@@ -18,6 +19,9 @@ redis.call('HSET', KEYS[1], 'id', ARGV[1], 'state', inline and 'running' or 'que
   'user_id', ARGV[6], 'feature', ARGV[7], 'request_id', ARGV[8], 'role', ARGV[9])
 if inline then
   redis.call('HSET', KEYS[1], 'started_us', now)
+end
+if ARGV[14] ~= '' then
+  redis.call('HSET', KEYS[1], 'quota', ARGV[14])
 end
 if ARGV[13] ~= '' then
   redis.call('HSET', KEYS[1], 'callback_url', ARGV[13], 'webhook', 'pending')

@@ -3,7 +3,7 @@
 -- entry is acknowledged and deleted either way; a retry goes to the delayed set.
 -- KEYS: 1 queue stream, 2 dead zset, 3 delayed zset (also holds inline leases), then per job: task hash, events
 -- ARGV: 1 group, 2 events maxlen, 3 ttl secs, then per job: entry id ('' when inline), task id,
---       outcome (succeeded | failed | dead | retrying), payload json, retry delay ms
+--       outcome (succeeded | failed | dead | retrying), payload json, retry delay ms, tokens used
 -- Returns per job: {applied (1/0), user_id, role, feature, request_id, created_us, started_us, attempts, callback_url}
 local final = {succeeded = true, failed = true, cancelled = true, dead = true}
 local t = redis.call('TIME')
@@ -15,7 +15,7 @@ local acked = {}
 local n = (#KEYS - 3) / 2
 for i = 1, n do
   local task, events = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
-  local base = 3 + 5 * (i - 1)
+  local base = 3 + 6 * (i - 1)
   local entry, id, outcome, payload, delay = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4], ARGV[base + 5]
   if entry == '' then
     redis.call('ZREM', KEYS[3], id)
@@ -23,7 +23,7 @@ for i = 1, n do
     acked[#acked + 1] = entry
   end
   local f = redis.call('HMGET', task, 'state', 'user_id', 'role', 'feature', 'request_id',
-    'created_us', 'started_us', 'attempts', 'callback_url')
+    'created_us', 'started_us', 'attempts', 'callback_url', 'quota')
   local state = f[1]
   local applied = 0
   if state and not final[state] then
@@ -37,6 +37,7 @@ for i = 1, n do
     else
       head = '"task_id":"' .. id .. '","state":"' .. outcome .. '"'
       redis.call('HSET', task, 'state', outcome, 'outcome', payload, 'finished_us', now)
+      settle(task, f[2], f[4], f[10], outcome == 'succeeded' and ARGV[base + 6] or 0)
       if outcome == 'dead' then
         redis.call('ZADD', KEYS[2], now_us, id)
         -- Dead tasks are listed for a week (their records expire with the kind's result TTL).

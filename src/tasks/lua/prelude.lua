@@ -38,3 +38,34 @@ local function announce()
   end
 end
 
+-- Settles a task's token reservation (limits/mod.rs) when it ends: the user's daily and monthly
+-- token counts keep `used` of the reserved estimate (never more; 0 refunds it all), in the periods
+-- it was reserved in, and the feature's token bucket gets the rest back. Once per task.
+local function settle(task, user, feature, quota, used)
+  if not quota then
+    return
+  end
+  redis.call('HDEL', task, 'quota')
+  local reserved, day, month = string.match(quota, '^(%d+):(%d+):(%d+)$')
+  if not reserved then
+    return
+  end
+  reserved = tonumber(reserved)
+  local back = reserved - math.max(0, math.min(tonumber(used) or 0, reserved))
+  if back == 0 then
+    return
+  end
+  local base = 'ai:quota:user:{' .. user .. '}:'
+  if redis.call('HGET', base .. 'daily', 'reset_at') == day then
+    redis.call('HINCRBY', base .. 'daily', 'tokens', -back)
+  end
+  if redis.call('HGET', base .. 'monthly', 'reset_at') == month then
+    redis.call('HINCRBY', base .. 'monthly', 'tokens', -back)
+  end
+  local bucket = base .. 'bucket:' .. feature
+  local b = redis.call('HMGET', bucket, 'tokens', 'capacity')
+  if b[1] then
+    redis.call('HSET', bucket, 'tokens', math.min(tonumber(b[2]) or 0, tonumber(b[1]) + back))
+  end
+end
+

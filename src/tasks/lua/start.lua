@@ -56,6 +56,8 @@ for _, job in ipairs(jobs) do
         ' times without finishing (its worker stopped each time)'}
       redis.call('HSET', task, 'state', 'dead', 'finished_us', now, 'attempts', max,
         'outcome', cjson.encode({error = err}))
+      local q = redis.call('HMGET', task, 'user_id', 'feature', 'quota')
+      settle(task, q[1], q[2], q[3], 0)
       redis.call('XADD', events, 'MAXLEN', '~', ARGV[2], '*', 'event', 'dead',
         'data', stamp({task_id = id, state = 'dead', attempt = max, error = err}, now))
       changed(events)

@@ -1,0 +1,133 @@
+//! `GET /v1/quota` (the caller's own limits and usage) and the admin side of the limits:
+//! blocks, unblocking and per-user overrides.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Map, Value, json};
+
+use super::auth::require_role;
+use super::json::ApiJson;
+use super::problem::ApiError;
+use crate::app::AppState;
+use crate::auth::{Principal, Role};
+use crate::limits::OVERRIDABLE;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/quota", get(quota))
+        .route("/v1/admin/blocks", get(blocks))
+        .route("/v1/admin/users/{id}/unblock", post(unblock))
+        .route(
+            "/v1/admin/users/{id}/limits",
+            get(overrides).put(set_overrides).delete(clear_overrides),
+        )
+}
+
+fn unavailable(err: redis::RedisError) -> ApiError {
+    ApiError::StoreUnavailable(err.to_string())
+}
+
+async fn quota(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Value>, ApiError> {
+    let status = state.limits.status(&principal).await.map_err(unavailable)?;
+    Ok(Json(
+        serde_json::to_value(status).expect("a quota status serializes"),
+    ))
+}
+
+async fn blocks(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Value>, ApiError> {
+    require_role(&principal, &[Role::Admin])?;
+    let blocked: Vec<Value> = state
+        .limits
+        .blocks()
+        .await
+        .map_err(unavailable)?
+        .into_iter()
+        .map(|(user, until)| json!({ "user_id": user, "blocked_until": until.to_string() }))
+        .collect();
+    Ok(Json(json!({ "blocks": blocked })))
+}
+
+async fn unblock(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(user): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    require_role(&principal, &[Role::Admin])?;
+    let was_blocked = state.limits.unblock(&user).await.map_err(unavailable)?;
+    tracing::info!(by = %principal.user_id, user_id = %user, was_blocked, "user unblocked");
+    Ok(Json(json!({ "user_id": user, "was_blocked": was_blocked })))
+}
+
+async fn overrides(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(user): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    require_role(&principal, &[Role::Admin])?;
+    let overrides = state.limits.overrides(&user).await.map_err(unavailable)?;
+    Ok(Json(json!({ "user_id": user, "overrides": overrides })))
+}
+
+/// Replaces the user's overrides: `{"daily_tokens": 500000, ...}`; figures not named follow
+/// the user's role.
+async fn set_overrides(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(user): Path<String>,
+    ApiJson(body): ApiJson<Map<String, Value>>,
+) -> Result<Json<Value>, ApiError> {
+    require_role(&principal, &[Role::Admin])?;
+    let mut errors = std::collections::BTreeMap::new();
+    let mut values = Vec::new();
+    for (name, value) in &body {
+        let Some(known) = OVERRIDABLE.iter().find(|k| **k == name.as_str()) else {
+            errors.insert(
+                name.clone(),
+                format!("is not a limit; use one of: {}", OVERRIDABLE.join(", ")),
+            );
+            continue;
+        };
+        match value.as_f64() {
+            Some(v) if v >= 0.0 && v.is_finite() => values.push((*known, v)),
+            _ => {
+                errors.insert(name.clone(), "must be a number, 0 or more".into());
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::InvalidInput {
+            detail: format!("{} override(s) are invalid", errors.len()),
+            errors,
+        });
+    }
+    state
+        .limits
+        .set_overrides(&user, &values)
+        .await
+        .map_err(unavailable)?;
+    tracing::info!(by = %principal.user_id, user_id = %user, "limits overridden");
+    let overrides = state.limits.overrides(&user).await.map_err(unavailable)?;
+    Ok(Json(json!({ "user_id": user, "overrides": overrides })))
+}
+
+async fn clear_overrides(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(user): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    require_role(&principal, &[Role::Admin])?;
+    state
+        .limits
+        .set_overrides(&user, &[])
+        .await
+        .map_err(unavailable)?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,412 @@
+//! Admission limits (DESIGN.md §8): per-IP rate, per-user sliding window with a cooldown, daily
+//! and monthly caps on requests and tokens, a token bucket per user and feature, and abuse
+//! blocks. Every check-and-update is one Lua script (loaded once, called by SHA), so admitting a
+//! request costs one Redis round trip and any number of web processes share the limits exactly.
+//!
+//! Tokens are reserved at admission (the estimate: prompt tokens plus `max_tokens`) and settled
+//! to the real usage when the task ends, in the same Lua step that records the end
+//! (`tasks/lua/prelude.lua`, `settle`); a failure or cancellation refunds them.
+
+mod figures;
+pub mod ip;
+mod periods;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::Script;
+use redis::aio::ConnectionManager;
+use serde::Serialize;
+
+use crate::auth::{Principal, Role};
+use crate::config::{LimitSettings, RoleLimits};
+use crate::feature::Feature;
+
+pub use figures::{Figures, OVERRIDABLE, Refusal, iso};
+pub use ip::IpVerdict;
+
+/// Sorted set of blocked users (score: block end, ms), for `GET /v1/admin/blocks`.
+const BLOCKED_INDEX: &str = "ai:abuse:blocked";
+
+/// Keys of one user: the braces are a Redis Cluster hash tag, so they share a slot.
+fn user_key(user: &str, suffix: &str) -> String {
+    format!("ai:{suffix}:user:{{{user}}}")
+}
+
+fn quota_key(user: &str, part: &str) -> String {
+    format!("{}:{part}", user_key(user, "quota"))
+}
+
+/// The tokens a request reserved and the periods it reserved them in: stored on the task as
+/// `tokens:daily_reset_at:monthly_reset_at`, read back by the settling Lua.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation {
+    pub tokens: u64,
+    pub daily_reset_at: i64,
+    pub monthly_reset_at: i64,
+}
+
+impl Reservation {
+    pub fn encode(&self) -> String {
+        format!(
+            "{}:{}:{}",
+            self.tokens, self.daily_reset_at, self.monthly_reset_at
+        )
+    }
+}
+
+/// An admitted request: what it reserved, and the figures for the `RateLimit-*` headers.
+#[derive(Debug, Clone, Default)]
+pub struct Admission {
+    pub reservation: Option<Reservation>,
+    pub figures: Option<Figures>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LimitError {
+    #[error("{0}")]
+    Refused(Box<Refusal>),
+    #[error("the limit store (Redis) is unavailable: {0}")]
+    Unavailable(#[from] redis::RedisError),
+}
+
+/// Why a request counts as a violation (besides breaching the rate limit, which the admission
+/// script records itself).
+#[derive(Debug, Clone, Copy)]
+pub enum Violation {
+    ForbiddenTopic,
+    Oversized,
+    Invalid,
+}
+
+impl Violation {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::ForbiddenTopic => "forbidden_topic",
+            Self::Oversized => "oversized",
+            Self::Invalid => "invalid_request",
+        }
+    }
+}
+
+struct Scripts {
+    admit: Script,
+    violation: Script,
+    ip: Script,
+}
+
+/// A limit script with the shared helpers (`lua/violations.lua`) in front.
+macro_rules! limit_script {
+    ($name:literal) => {
+        Script::new(concat!(
+            include_str!("lua/violations.lua"),
+            include_str!(concat!("lua/", $name, ".lua"))
+        ))
+    };
+}
+
+#[derive(Clone)]
+pub struct Limits {
+    conn: ConnectionManager,
+    settings: Arc<LimitSettings>,
+    scripts: Arc<Scripts>,
+    timezone: jiff::tz::TimeZone,
+}
+
+/// One user's limits, usage and reset times: `GET /v1/quota`.
+#[derive(Debug, Serialize)]
+pub struct QuotaStatus {
+    pub user_id: String,
+    pub role: Role,
+    pub enabled: bool,
+    pub limits: RoleLimits,
+    pub overrides: serde_json::Map<String, serde_json::Value>,
+    pub window: serde_json::Value,
+    pub daily: serde_json::Value,
+    pub monthly: serde_json::Value,
+    pub blocked_until: Option<String>,
+}
+
+impl Limits {
+    pub fn new(conn: ConnectionManager, settings: &LimitSettings) -> Self {
+        Self {
+            conn,
+            timezone: jiff::tz::TimeZone::get(&settings.timezone)
+                .expect("the time zone was checked when the settings loaded"),
+            settings: Arc::new(settings.clone()),
+            scripts: Arc::new(Scripts {
+                admit: limit_script!("admit"),
+                violation: limit_script!("violation"),
+                ip: limit_script!("ip"),
+            }),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.settings.enabled
+    }
+
+    pub fn settings(&self) -> &LimitSettings {
+        &self.settings
+    }
+
+    /// Admits one request of `principal` for `feature`, reserving `estimate` tokens, or says
+    /// which limit refuses it. `member` must be unique per request (the task id).
+    pub async fn admit(
+        &self,
+        principal: &Principal,
+        feature: Feature,
+        estimate: u64,
+        member: &str,
+    ) -> Result<Admission, LimitError> {
+        if !self.settings.enabled {
+            return Ok(Admission::default());
+        }
+        let user = principal.user_id.as_str();
+        let role = self.settings.roles.get(principal.role);
+        let (daily_reset_at, monthly_reset_at) =
+            periods::next_resets(jiff::Timestamp::now(), &self.timezone);
+        let abuse = &self.settings.abuse;
+        let mut invocation = self.scripts.admit.prepare_invoke();
+        invocation
+            .key(user_key(user, "abuse") + ":blocked")
+            .key(user_key(user, "rate"))
+            .key(user_key(user, "rate") + ":cooldown")
+            .key(quota_key(user, "daily"))
+            .key(quota_key(user, "monthly"))
+            .key(quota_key(user, &format!("bucket:{feature}")))
+            .key(user_key(user, "limits"))
+            .key(user_key(user, "abuse") + ":violations")
+            .key(BLOCKED_INDEX)
+            .arg(user)
+            .arg(member)
+            .arg(estimate)
+            .arg(daily_reset_at)
+            .arg(monthly_reset_at)
+            .arg(abuse.violations)
+            .arg(abuse.window_secs * 1000)
+            .arg(abuse.block_secs * 1000)
+            .arg(role.per_minute)
+            .arg(role.cooldown_secs)
+            .arg(role.daily_requests)
+            .arg(role.daily_tokens)
+            .arg(role.monthly_requests)
+            .arg(role.monthly_tokens)
+            .arg(role.bucket_tokens)
+            .arg(role.bucket_refill_per_sec);
+        let reply: Result<(String, i64, Vec<i64>), redis::RedisError> = async {
+            let values: Vec<redis::Value> = invocation.invoke_async(&mut self.conn.clone()).await?;
+            let verdict: String = redis::from_redis_value_ref(&values[0])?;
+            let retry: i64 = redis::from_redis_value_ref(&values[1])?;
+            let rest: Vec<i64> = values[2..]
+                .iter()
+                .map(redis::from_redis_value_ref)
+                .collect::<Result<_, _>>()?;
+            Ok((verdict, retry, rest))
+        }
+        .await;
+        let (verdict, retry_ms, numbers) = match reply {
+            Ok(reply) => reply,
+            Err(err) if self.settings.fail_open.user => {
+                tracing::warn!(%err, "limit store unavailable; admitting (limits.fail_open.user)");
+                return Ok(Admission::default());
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let figures = Figures::from_script(&numbers);
+        if verdict != "ok" {
+            return Err(LimitError::Refused(Box::new(Refusal::new(
+                &verdict,
+                Duration::from_millis(retry_ms.max(0) as u64),
+                figures,
+            ))));
+        }
+        Ok(Admission {
+            reservation: Some(Reservation {
+                tokens: estimate,
+                daily_reset_at: figures.daily_reset_at,
+                monthly_reset_at: figures.monthly_reset_at,
+            }),
+            figures: Some(figures),
+        })
+    }
+
+    /// Records a violation; `Some(end)` when it blocked the user.
+    pub async fn violation(
+        &self,
+        user: &str,
+        violation: Violation,
+    ) -> Result<Option<jiff::Timestamp>, redis::RedisError> {
+        if !self.settings.enabled {
+            return Ok(None);
+        }
+        let abuse = &self.settings.abuse;
+        let until: i64 = self
+            .scripts
+            .violation
+            .key(user_key(user, "abuse") + ":violations")
+            .key(user_key(user, "abuse") + ":blocked")
+            .key(BLOCKED_INDEX)
+            .arg(user)
+            .arg(violation.as_str())
+            .arg(abuse.violations)
+            .arg(abuse.window_secs * 1000)
+            .arg(abuse.block_secs * 1000)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok((until > 0)
+            .then(|| jiff::Timestamp::from_millisecond(until).ok())
+            .flatten())
+    }
+
+    /// The per-IP layer.
+    pub async fn ip(&self, ip: std::net::IpAddr) -> Result<IpVerdict, redis::RedisError> {
+        let limit = self.settings.ip.per_minute;
+        let (admitted, remaining, retry_ms, reset_ms): (i64, i64, i64, i64) = self
+            .scripts
+            .ip
+            .key(format!("ai:rate:ip:{{{ip}}}"))
+            .arg(limit)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(IpVerdict {
+            admitted: admitted == 1,
+            limit,
+            remaining: remaining.max(0) as u64,
+            retry_after: Duration::from_millis(retry_ms.max(0) as u64),
+            reset: Duration::from_millis(reset_ms.max(0) as u64),
+        })
+    }
+
+    /// Lifts a user's block and forgets their violations.
+    pub async fn unblock(&self, user: &str) -> Result<bool, redis::RedisError> {
+        let (removed, _, _): (i64, i64, i64) = redis::pipe()
+            .atomic()
+            .del(user_key(user, "abuse") + ":blocked")
+            .del(user_key(user, "abuse") + ":violations")
+            .zrem(BLOCKED_INDEX, user)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(removed > 0)
+    }
+
+    /// Users blocked now, with the end of their block.
+    pub async fn blocks(&self) -> Result<Vec<(String, jiff::Timestamp)>, redis::RedisError> {
+        let now = jiff::Timestamp::now().as_millisecond();
+        let (_, blocked): (i64, Vec<(String, i64)>) = redis::pipe()
+            .atomic()
+            .cmd("ZREMRANGEBYSCORE")
+            .arg(BLOCKED_INDEX)
+            .arg("-inf")
+            .arg(now)
+            .cmd("ZRANGE")
+            .arg(BLOCKED_INDEX)
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(blocked
+            .into_iter()
+            .filter_map(|(user, until)| {
+                Some((user, jiff::Timestamp::from_millisecond(until).ok()?))
+            })
+            .collect())
+    }
+
+    /// Per-user overrides of the role's limits (only the figures given change).
+    pub async fn set_overrides(
+        &self,
+        user: &str,
+        overrides: &[(&'static str, f64)],
+    ) -> Result<(), redis::RedisError> {
+        let key = user_key(user, "limits");
+        let mut pipe = redis::pipe();
+        pipe.atomic().del(&key).ignore();
+        for (name, value) in overrides {
+            pipe.hset(&key, *name, *value).ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn.clone()).await
+    }
+
+    pub async fn overrides(
+        &self,
+        user: &str,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, redis::RedisError> {
+        let fields: Vec<(String, f64)> = redis::cmd("HGETALL")
+            .arg(user_key(user, "limits"))
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(fields
+            .into_iter()
+            .map(|(name, value)| (name, figures::number(value)))
+            .collect())
+    }
+
+    /// The caller's limits (role, then overrides), usage in the current periods and resets.
+    pub async fn status(&self, principal: &Principal) -> Result<QuotaStatus, redis::RedisError> {
+        let user = principal.user_id.as_str();
+        let overrides = self.overrides(user).await?;
+        let mut limits = *self.settings.roles.get(principal.role);
+        figures::apply_overrides(&mut limits, &overrides);
+        let now = jiff::Timestamp::now();
+        let (daily_next, monthly_next) = periods::next_resets(now, &self.timezone);
+        type Period = (Option<u64>, Option<u64>, Option<i64>);
+        let (window, daily, monthly, blocked): (u64, Period, Period, i64) = redis::pipe()
+            .cmd("ZCOUNT")
+            .arg(user_key(user, "rate"))
+            .arg(now.as_millisecond() - 60_000)
+            .arg("+inf")
+            .cmd("HMGET")
+            .arg(quota_key(user, "daily"))
+            .arg(&["requests", "tokens", "reset_at"])
+            .cmd("HMGET")
+            .arg(quota_key(user, "monthly"))
+            .arg(&["requests", "tokens", "reset_at"])
+            .cmd("PTTL")
+            .arg(user_key(user, "abuse") + ":blocked")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        let period = |(requests, tokens, reset_at): Period,
+                      next: i64,
+                      max_requests: u64,
+                      max_tokens: u64| {
+            let current = reset_at.filter(|r| *r > now.as_millisecond());
+            let (requests, tokens) = match current {
+                Some(_) => (requests.unwrap_or(0), tokens.unwrap_or(0)),
+                None => (0, 0),
+            };
+            serde_json::json!({
+                "requests": { "limit": max_requests, "used": requests, "remaining": max_requests.saturating_sub(requests) },
+                "tokens": { "limit": max_tokens, "used": tokens, "remaining": max_tokens.saturating_sub(tokens) },
+                "resets_at": figures::iso(current.unwrap_or(next)),
+            })
+        };
+        Ok(QuotaStatus {
+            user_id: user.to_owned(),
+            role: principal.role,
+            enabled: self.settings.enabled,
+            window: serde_json::json!({
+                "seconds": 60,
+                "limit": limits.per_minute,
+                "used": window,
+                "remaining": limits.per_minute.saturating_sub(window),
+            }),
+            daily: period(
+                daily,
+                daily_next,
+                limits.daily_requests,
+                limits.daily_tokens,
+            ),
+            monthly: period(
+                monthly,
+                monthly_next,
+                limits.monthly_requests,
+                limits.monthly_tokens,
+            ),
+            limits,
+            overrides,
+            blocked_until: (blocked > 0).then(|| figures::iso(now.as_millisecond() + blocked)),
+        })
+    }
+}
