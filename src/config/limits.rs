@@ -15,6 +15,8 @@ pub struct LimitSettings {
     pub timezone: String,
     /// When Redis cannot be asked, admit (true) or answer 503 (false), per layer.
     pub fail_open: FailOpen,
+    /// Length of the per-user sliding window (`per_minute` counts within it); 60 in production.
+    pub window_secs: u64,
     pub ip: IpLimits,
     pub roles: RoleTable,
     pub abuse: AbuseSettings,
@@ -60,7 +62,7 @@ impl RoleTable {
 #[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RoleLimits {
-    /// Requests in any 60-second window (sliding).
+    /// Requests in any window of `limits.window_secs` (sliding; 60 s by default).
     pub per_minute: u64,
     /// After a breach of `per_minute`, every request is refused for this long.
     pub cooldown_secs: u64,

@@ -265,6 +265,9 @@ impl Settings {
                 "must be false in production".into(),
             ));
         }
+        if self.limits.window_secs == 0 {
+            return Err(invalid("limits.window_secs", "must be at least 1".into()));
+        }
         if jiff::tz::TimeZone::get(&self.limits.timezone).is_err() {
             return Err(invalid(
                 "limits.timezone",

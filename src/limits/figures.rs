@@ -11,6 +11,8 @@ use crate::config::RoleLimits;
 /// The caller's limits and usage after an admission (one user, one moment).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Figures {
+    /// The per-user window's length.
+    pub window_secs: u64,
     pub per_minute: u64,
     pub window_used: u64,
     pub window_reset_ms: i64,
@@ -29,10 +31,11 @@ pub struct Figures {
 
 impl Figures {
     /// The admission script's numbers, in its order.
-    pub(super) fn from_script(n: &[i64]) -> Self {
+    pub(super) fn from_script(n: &[i64], window_secs: u64) -> Self {
         let at = |i: usize| n.get(i).copied().unwrap_or(0);
         let count = |i: usize| at(i).max(0) as u64;
         Self {
+            window_secs,
             per_minute: count(0),
             window_used: count(1),
             window_reset_ms: at(2),
@@ -62,7 +65,7 @@ impl Figures {
                 self.per_minute,
                 self.per_minute.saturating_sub(self.window_used),
                 secs(self.window_reset_ms),
-                60,
+                self.window_secs,
             ),
             (
                 "daily-requests",
@@ -175,8 +178,8 @@ impl std::fmt::Display for Refusal {
             ),
             "user-rate" => write!(
                 f,
-                "more than {} requests within 60 seconds; try again in {wait} s",
-                figures.per_minute
+                "more than {} requests within {} seconds; try again in {wait} s",
+                figures.per_minute, figures.window_secs
             ),
             "daily-requests" => write!(
                 f,

@@ -186,6 +186,7 @@ impl Limits {
             .arg(abuse.violations)
             .arg(abuse.window_secs * 1000)
             .arg(abuse.block_secs * 1000)
+            .arg(self.settings.window_secs * 1000)
             .arg(role.per_minute)
             .arg(role.cooldown_secs)
             .arg(role.daily_requests)
@@ -213,7 +214,7 @@ impl Limits {
             }
             Err(err) => return Err(err.into()),
         };
-        let figures = Figures::from_script(&numbers);
+        let figures = Figures::from_script(&numbers, self.settings.window_secs);
         if verdict != "ok" {
             return Err(LimitError::Refused(Box::new(Refusal::new(
                 &verdict,
@@ -355,7 +356,7 @@ impl Limits {
         let (window, daily, monthly, blocked): (u64, Period, Period, i64) = redis::pipe()
             .cmd("ZCOUNT")
             .arg(user_key(user, "rate"))
-            .arg(now.as_millisecond() - 60_000)
+            .arg(now.as_millisecond() - self.settings.window_secs as i64 * 1000)
             .arg("+inf")
             .cmd("HMGET")
             .arg(quota_key(user, "daily"))
@@ -387,7 +388,7 @@ impl Limits {
             role: principal.role,
             enabled: self.settings.enabled,
             window: serde_json::json!({
-                "seconds": 60,
+                "seconds": self.settings.window_secs,
                 "limit": limits.per_minute,
                 "used": window,
                 "remaining": limits.per_minute.saturating_sub(window),

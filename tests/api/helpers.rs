@@ -60,9 +60,18 @@ pub async fn spawn_app_with_workers(customize: impl FnOnce(&mut Settings)) -> Te
     spawn(customize, true).await
 }
 
+/// Another web process on the same Redis and PostgreSQL as `app`, with the same settings.
+pub async fn spawn_sibling(app: &TestApp) -> TestApp {
+    spawn_from(app.settings.clone(), false).await
+}
+
 async fn spawn(customize: impl FnOnce(&mut Settings), workers: bool) -> TestApp {
     let mut settings = test_settings().await;
     customize(&mut settings);
+    spawn_from(settings, workers).await
+}
+
+async fn spawn_from(settings: Settings, workers: bool) -> TestApp {
     let application = Application::build(settings.clone())
         .await
         .expect("the app builds");
@@ -96,6 +105,11 @@ impl TestApp {
 
     pub fn token(&self, role: Role) -> String {
         self.auth.mint("user-1", role, Duration::from_secs(600))
+    }
+
+    /// A token for `user` with `role`.
+    pub fn auth_token(&self, user: &str, role: Role) -> String {
+        self.auth.mint(user, role, Duration::from_secs(600))
     }
 
     pub fn token_with(&self, claims: &Claims) -> String {

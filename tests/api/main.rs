@@ -10,6 +10,7 @@ mod events;
 mod features;
 mod health;
 mod helpers;
+mod limits;
 mod prompts;
 mod servers;
 mod webhooks;

@@ -1,5 +1,5 @@
 -- Admits one request of one user, or says which limit refuses it: the abuse block, the
--- cooldown after a breach, the sliding 60 s window, the daily and monthly caps on requests and
+-- cooldown after a breach, the sliding window (60 s by default), the daily and monthly caps on requests and
 -- tokens, and the feature's token bucket. All checks first, then all updates: a refused request
 -- changes nothing (a window breach records a violation and starts the cooldown). One atomic step,
 -- so any number of web processes together never let a user past a limit.
@@ -7,9 +7,9 @@
 --   5 monthly hash, 6 bucket hash (this feature), 7 overrides hash, 8 violations list,
 --   then 9 the blocked index (global zset)
 -- ARGV: 1 user id, 2 request member (unique), 3 estimated tokens, 4 daily reset_at ms,
---   5 monthly reset_at ms, 6 violation threshold, 7 violation window ms, 8 block ms,
---   then the role's limits by name: 9 per_minute, 10 cooldown_secs, 11 daily_requests,
---   12 daily_tokens, 13 monthly_requests, 14 monthly_tokens, 15 bucket_tokens, 16 bucket_refill_per_sec
+--   5 monthly reset_at ms, 6 violation threshold, 7 violation window ms, 8 block ms, 9 window ms,
+--   then the role's limits by name: 10 per_minute, 11 cooldown_secs, 12 daily_requests,
+--   13 daily_tokens, 14 monthly_requests, 15 monthly_tokens, 16 bucket_tokens, 17 bucket_refill_per_sec
 -- Returns {verdict, retry_after_ms, per_minute, window_used, window_reset_ms,
 --   daily_requests, daily_requests_used, daily_tokens, daily_tokens_used, daily_reset_at,
 --   monthly_requests, monthly_requests_used, monthly_tokens, monthly_tokens_used, monthly_reset_at,
@@ -19,7 +19,7 @@ local names = {'per_minute', 'cooldown_secs', 'daily_requests', 'daily_tokens', 
   'monthly_tokens', 'bucket_tokens', 'bucket_refill_per_sec'}
 local lim = {}
 for i, name in ipairs(names) do
-  lim[name] = tonumber(ARGV[8 + i])
+  lim[name] = tonumber(ARGV[9 + i])
 end
 local overrides = redis.call('HGETALL', KEYS[7])
 for i = 1, #overrides, 2 do
@@ -28,6 +28,7 @@ for i = 1, #overrides, 2 do
   end
 end
 local estimate = tonumber(ARGV[3])
+local window = tonumber(ARGV[9])
 
 -- A period's counters and reset time. Once the stored period has ended the counters start
 -- again at 0 until `reset_at`, the next reset as the calling process computed it.
@@ -42,12 +43,12 @@ end
 local d_req, d_tok, d_reset = period(KEYS[4], tonumber(ARGV[4]))
 local m_req, m_tok, m_reset = period(KEYS[5], tonumber(ARGV[5]))
 
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 60000)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
 local used = redis.call('ZCARD', KEYS[2])
 local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-local window_reset = 60000
+local window_reset = window
 if oldest[2] then
-  window_reset = tonumber(oldest[2]) + 60000 - now
+  window_reset = tonumber(oldest[2]) + window - now
 end
 
 local function answer(verdict, retry, blocked_until)
@@ -105,7 +106,7 @@ end
 
 -- Admitted: count it everywhere.
 redis.call('ZADD', KEYS[2], now, ARGV[2])
-redis.call('PEXPIRE', KEYS[2], 60000)
+redis.call('PEXPIRE', KEYS[2], window)
 used = used + 1
 d_req, d_tok, m_req, m_tok = d_req + 1, d_tok + estimate, m_req + 1, m_tok + estimate
 redis.call('HSET', KEYS[4], 'requests', d_req, 'tokens', d_tok, 'reset_at', d_reset)
