@@ -74,6 +74,9 @@ enum BenchCommand {
     /// Server-Sent Events: RSS and delivery delay with many subscribers on one web process, and
     /// submit → succeeded round trips. Also FLUSHES the configured Redis database.
     Sse(crate::bench::SseBench),
+    /// Admission: the limit scripts' cost per request, and inline requests/s with limits on and
+    /// off. Also FLUSHES the configured Redis database.
+    Limits(crate::bench::LimitsBench),
 }
 
 #[derive(Debug, Subcommand)]
@@ -186,6 +189,9 @@ async fn serve(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Sse(options),
         } => crate::bench::sse(settings, options).await,
+        Command::Bench {
+            command: BenchCommand::Limits(options),
+        } => crate::bench::limits(settings, options).await,
         Command::Token { .. } | Command::Prompts { .. } => {
             unreachable!("handled without a runtime")
         }

@@ -1,6 +1,8 @@
 //! `tutorq bench`: figures printed, never asserted. The engine under test runs in a child
 //! process (as in production), so its RSS is its own; the bench process produces and observes.
 
+mod http;
+mod limits;
 mod queue;
 mod sse;
 
@@ -12,6 +14,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde_json::json;
 
+pub use limits::{LimitsBench, limits};
 pub use queue::{QueueBench, queue};
 pub use sse::{SseBench, sse};
 
@@ -20,6 +23,37 @@ use crate::config::Settings;
 use crate::service::job::{AI_REQUEST, AiRequestJob};
 use crate::tasks::NewTask;
 
+/// Limits stay on in the engine under test, high enough that the load never meets them (the
+/// limits bench compares with them off).
+const HIGH_LIMITS: &[(&str, &str)] = &[
+    ("TUTORQ__LIMITS__IP__PER_MINUTE", "1000000000"),
+    ("TUTORQ__LIMITS__ROLES__SERVICE__PER_MINUTE", "1000000000"),
+    (
+        "TUTORQ__LIMITS__ROLES__SERVICE__DAILY_REQUESTS",
+        "1000000000",
+    ),
+    (
+        "TUTORQ__LIMITS__ROLES__SERVICE__MONTHLY_REQUESTS",
+        "1000000000",
+    ),
+    (
+        "TUTORQ__LIMITS__ROLES__SERVICE__DAILY_TOKENS",
+        "1000000000000",
+    ),
+    (
+        "TUTORQ__LIMITS__ROLES__SERVICE__MONTHLY_TOKENS",
+        "1000000000000",
+    ),
+    (
+        "TUTORQ__LIMITS__ROLES__SERVICE__BUCKET_TOKENS",
+        "1000000000000",
+    ),
+    (
+        "TUTORQ__LIMITS__ROLES__SERVICE__BUCKET_REFILL_PER_SEC",
+        "1000000000",
+    ),
+];
+
 /// A child `tutorq <command>` (`all` or `serve`) with the mock at 0 ms and quiet logs.
 struct Engine {
     child: Child,
@@ -27,6 +61,16 @@ struct Engine {
 
 impl Engine {
     fn spawn(settings: &Settings, port: u16, command: &str) -> anyhow::Result<Self> {
+        Self::spawn_with(settings, port, command, &[])
+    }
+
+    /// Like [`spawn`](Self::spawn), with more environment (applied last).
+    fn spawn_with(
+        settings: &Settings,
+        port: u16,
+        command: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("locating the tutorq binary")?;
         let child = Command::new(exe)
             .arg(command)
@@ -35,6 +79,8 @@ impl Engine {
             .env("TUTORQ__DATABASE__URL", settings.database.url.expose())
             .env("TUTORQ__PROVIDERS__MOCK__LATENCY_MS", "0")
             .env("TUTORQ__LOG__LEVEL", "warn")
+            .envs(HIGH_LIMITS.iter().copied())
+            .envs(env.iter().copied())
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .spawn()

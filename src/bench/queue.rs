@@ -14,8 +14,6 @@
 //! (e) RSS of `tutorq all`: idle, and peak during (a).
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -278,48 +276,18 @@ async fn http_intake(state: &AppState, port: u16, options: &QueueBench) -> anyho
     let token = state
         .auth
         .mint("bench-http", Role::Service, Duration::from_secs(3600));
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(options.concurrency)
-        .build()?;
     let url = format!("http://127.0.0.1:{port}/v1/ai/hint?mode=async");
     let body = json!({"input": {"question": "2x + 3 = 11 ise x kaçtır?", "subject": "Matematik", "hint_level": 1}});
-    let next = Arc::new(AtomicUsize::new(0));
-    let failures = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut clients = tokio::task::JoinSet::new();
-    for _ in 0..options.concurrency {
-        let (client, url, body, token, next, failures) = (
-            client.clone(),
-            url.clone(),
-            body.clone(),
-            token.clone(),
-            next.clone(),
-            failures.clone(),
-        );
-        let total = options.http_requests;
-        clients.spawn(async move {
-            while next.fetch_add(1, Ordering::Relaxed) < total {
-                let ok = client
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .json(&body)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 202);
-                if !ok {
-                    failures.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        });
-    }
-    while clients.join_next().await.is_some() {}
-    let elapsed = started.elapsed().as_secs_f64();
-    let failed = failures.load(Ordering::Relaxed);
-    anyhow::ensure!(
-        failed == 0,
-        "{failed} HTTP submissions were not answered 202"
-    );
-    Ok(options.http_requests as f64 / elapsed)
+    let load = super::http::post_load(
+        &url,
+        &token,
+        &body,
+        202,
+        options.concurrency,
+        options.http_requests,
+    )
+    .await?;
+    Ok(load.req_per_s)
 }
 
 fn print_table(options: &QueueBench, runs: &[Figures]) {

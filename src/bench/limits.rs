@@ -1,0 +1,178 @@
+//! `tutorq bench limits`: what admission costs, printed, never asserted.
+//!
+//! (1) In-process, sequential: the per-IP script and the admission script (window, cooldown,
+//!     daily/monthly caps with reservation, token bucket, abuse block) for each request, as one
+//!     request pays them: p50/p99 per request, spread over 1,000 users.
+//! (2) Inline `POST /v1/ai/hint?mode=sync` (mock 0 ms, response cache off, so every request runs
+//!     the whole path) at concurrency C against a child `tutorq serve`, with limits on (high
+//!     enough never to refuse) and off: requests/s and latency p50/p99, side by side.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::{Engine, flush, free_port, percentile};
+use crate::app::AppState;
+use crate::auth::{Principal, Role};
+use crate::config::Settings;
+use crate::feature::Feature;
+use crate::limits::Limits;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitsBench {
+    /// Admissions timed in-process (1).
+    #[arg(long, default_value_t = 20_000)]
+    pub admissions: usize,
+    /// Inline HTTP requests per configuration (2).
+    #[arg(long, default_value_t = 20_000)]
+    pub http_requests: usize,
+    /// Concurrent HTTP clients (2).
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Repetitions; the table shows the median and the range.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Figures {
+    admit_p50_ms: f64,
+    admit_p99_ms: f64,
+    on_req_per_s: f64,
+    on_p50_ms: f64,
+    on_p99_ms: f64,
+    off_req_per_s: f64,
+    off_p50_ms: f64,
+    off_p99_ms: f64,
+}
+
+pub async fn limits(settings: Settings, options: LimitsBench) -> anyhow::Result<()> {
+    let state = AppState::build(settings.clone()).await?;
+    let mut all = Vec::new();
+    for run in 1..=options.runs {
+        eprintln!("bench: run {run} of {}", options.runs);
+        let figures = one_run(&state, &settings, &options).await?;
+        eprintln!("bench: {figures:?}");
+        all.push(figures);
+    }
+    print_table(&options, &all);
+    Ok(())
+}
+
+async fn one_run(
+    state: &AppState,
+    settings: &Settings,
+    options: &LimitsBench,
+) -> anyhow::Result<Figures> {
+    let mut redis = state.stores.redis.clone();
+    flush(&mut redis).await?;
+    let mut figures = Figures::default();
+
+    // (1) The scripts one request runs, with limits that never refuse.
+    let mut high = settings.limits.clone();
+    high.enabled = true;
+    high.ip.per_minute = u64::MAX / 2;
+    let roles = &mut high.roles.student;
+    roles.per_minute = 1_000_000;
+    roles.daily_requests = 1_000_000_000;
+    roles.monthly_requests = 1_000_000_000;
+    roles.daily_tokens = 1_000_000_000_000;
+    roles.monthly_tokens = 1_000_000_000_000;
+    roles.bucket_tokens = 1_000_000_000_000;
+    roles.bucket_refill_per_sec = 1e9;
+    let limits = Limits::new(redis.clone(), &high);
+    let mut samples = Vec::with_capacity(options.admissions);
+    for i in 0..options.admissions {
+        let principal = Principal {
+            user_id: format!("bench-{}", i % 1000),
+            role: Role::Student,
+        };
+        let ip = std::net::IpAddr::from([10, 0, (i / 250 % 250) as u8, (i % 250) as u8]);
+        let started = Instant::now();
+        limits.ip(ip).await?;
+        limits
+            .admit(&principal, Feature::Hint, 600, &format!("bench-{i}"))
+            .await?;
+        samples.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    figures.admit_p50_ms = percentile(&samples, 50.0);
+    figures.admit_p99_ms = percentile(&samples, 99.0);
+
+    // (2) Inline requests through a web process, limits on then off.
+    let token = state
+        .auth
+        .mint("bench-inline", Role::Service, Duration::from_secs(3600));
+    let body = json!({"input": {"question": "2x + 3 = 11 ise x kaçtır?", "subject": "Matematik", "hint_level": 1}});
+    for enabled in ["true", "false"] {
+        flush(&mut redis).await?;
+        let port = free_port()?;
+        let mut web = Engine::spawn_with(
+            settings,
+            port,
+            "serve",
+            &[
+                ("TUTORQ__LIMITS__ENABLED", enabled),
+                ("TUTORQ__CACHE__TTL_SECS__HINT", "0"),
+            ],
+        )?;
+        web.wait_ready(port).await?;
+        let url = format!("http://127.0.0.1:{port}/v1/ai/hint?mode=sync");
+        let load = super::http::post_load(
+            &url,
+            &token,
+            &body,
+            200,
+            options.concurrency,
+            options.http_requests,
+        )
+        .await?;
+        web.stop();
+        let (rate, p50, p99) = (
+            load.req_per_s,
+            percentile(&load.latencies_ms, 50.0),
+            percentile(&load.latencies_ms, 99.0),
+        );
+        if enabled == "true" {
+            (figures.on_req_per_s, figures.on_p50_ms, figures.on_p99_ms) = (rate, p50, p99);
+        } else {
+            (
+                figures.off_req_per_s,
+                figures.off_p50_ms,
+                figures.off_p99_ms,
+            ) = (rate, p50, p99);
+        }
+    }
+    Ok(figures)
+}
+
+fn print_table(options: &LimitsBench, runs: &[Figures]) {
+    let row = |name: &str, unit: &str, get: fn(&Figures) -> f64| {
+        let mut values: Vec<f64> = runs.iter().map(get).collect();
+        values.sort_by(f64::total_cmp);
+        let median = values[values.len() / 2];
+        println!(
+            "| {name} | {median:.3} {unit} | {:.3} – {:.3} |",
+            values[0],
+            values[values.len() - 1]
+        );
+    };
+    println!();
+    println!(
+        "tutorq bench limits: {} runs; {} admissions in-process, {} inline requests at c={} per configuration",
+        runs.len(),
+        options.admissions,
+        options.http_requests,
+        options.concurrency
+    );
+    println!();
+    println!("| figure | median | range |");
+    println!("| --- | --- | --- |");
+    row("(1) admission, all layers, p50", "ms", |f| f.admit_p50_ms);
+    row("(1) admission, all layers, p99", "ms", |f| f.admit_p99_ms);
+    row("(2) inline hint, limits on", "req/s", |f| f.on_req_per_s);
+    row("(2) inline hint, limits off", "req/s", |f| f.off_req_per_s);
+    row("(2) latency p50, limits on", "ms", |f| f.on_p50_ms);
+    row("(2) latency p50, limits off", "ms", |f| f.off_p50_ms);
+    row("(2) latency p99, limits on", "ms", |f| f.on_p99_ms);
+    row("(2) latency p99, limits off", "ms", |f| f.off_p99_ms);
+}
