@@ -19,9 +19,22 @@ use crate::service::AiService;
 use crate::storage::{self, Stores};
 use crate::tasks::{Engine, JobKinds};
 
-/// Everything a handler or worker needs, cheap to clone.
+/// Everything a handler or worker needs. Cloning is one reference count: axum clones the state
+/// for every extractor and middleware of every request, and a field-by-field clone of the
+/// services (with their maps and connections) was a tenth of a web process's CPU.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The state behind [`AppState`].
+pub struct Shared {
     pub settings: Arc<Settings>,
     pub stores: Stores,
     pub service: AiService,
@@ -60,7 +73,7 @@ impl AppState {
         let providers = ProviderChains::from_settings(&settings.providers);
         let limits = Limits::new(stores.redis.clone(), &settings.limits);
         let settings = Arc::new(settings);
-        Ok(Self {
+        Ok(Self(Arc::new(Shared {
             auth: Authenticator::new(&settings.auth),
             service: AiService::new(
                 Arc::new(prompts),
@@ -74,7 +87,7 @@ impl AppState {
             limits,
             stores,
             settings,
-        })
+        })))
     }
 }
 

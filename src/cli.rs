@@ -166,7 +166,7 @@ async fn serve(command: Command, settings: Settings) -> anyhow::Result<()> {
             let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
             let state = AppState::build(settings).await?;
             shutdown::reload_prompts_on_sighup(Arc::clone(state.service.prompts()))?;
-            crate::service::workers::run(state.service, queues, shutdown, grace).await
+            crate::service::workers::run(state.service.clone(), queues, shutdown, grace).await
         }
         Command::All => {
             let shutdown = Shutdown::on_signals()?;

@@ -111,6 +111,8 @@ pub struct Limits {
     settings: Arc<LimitSettings>,
     scripts: Arc<Scripts>,
     timezone: jiff::tz::TimeZone,
+    /// The current periods' reset times (Unix ms), recomputed once the day is over.
+    resets: Arc<std::sync::Mutex<(i64, i64)>>,
 }
 
 /// One user's limits, usage and reset times: `GET /v1/quota`.
@@ -134,6 +136,7 @@ impl Limits {
             timezone: jiff::tz::TimeZone::get(&settings.timezone)
                 .expect("the time zone was checked when the settings loaded"),
             settings: Arc::new(settings.clone()),
+            resets: Arc::default(),
             scripts: Arc::new(Scripts {
                 admit: limit_script!("admit"),
                 violation: limit_script!("violation"),
@@ -164,8 +167,7 @@ impl Limits {
         }
         let user = principal.user_id.as_str();
         let role = self.settings.roles.get(principal.role);
-        let (daily_reset_at, monthly_reset_at) =
-            periods::next_resets(jiff::Timestamp::now(), &self.timezone);
+        let (daily_reset_at, monthly_reset_at) = self.next_resets();
         let abuse = &self.settings.abuse;
         let mut invocation = self.scripts.admit.prepare_invoke();
         invocation
@@ -230,6 +232,16 @@ impl Limits {
             }),
             figures: Some(figures),
         })
+    }
+
+    /// `(next daily reset, next monthly reset)`; the time zone arithmetic runs once a day.
+    fn next_resets(&self) -> (i64, i64) {
+        let now = jiff::Timestamp::now();
+        let mut resets = self.resets.lock().unwrap_or_else(|e| e.into_inner());
+        if now.as_millisecond() >= resets.0 {
+            *resets = periods::next_resets(now, &self.timezone);
+        }
+        *resets
     }
 
     /// Records a violation; `Some(end)` when it blocked the user.
@@ -351,7 +363,7 @@ impl Limits {
         let mut limits = *self.settings.roles.get(principal.role);
         figures::apply_overrides(&mut limits, &overrides);
         let now = jiff::Timestamp::now();
-        let (daily_next, monthly_next) = periods::next_resets(now, &self.timezone);
+        let (daily_next, monthly_next) = self.next_resets();
         type Period = (Option<u64>, Option<u64>, Option<i64>);
         let (window, daily, monthly, blocked): (u64, Period, Period, i64) = redis::pipe()
             .cmd("ZCOUNT")

@@ -119,8 +119,20 @@ pub enum ServiceError {
     Limited(#[from] LimitError),
 }
 
+/// The service handle: one reference count to clone (it travels into every spawned run).
 #[derive(Clone)]
-pub struct AiService {
+pub struct AiService(Arc<Parts>);
+
+impl std::ops::Deref for AiService {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
+/// What [`AiService`] holds.
+pub struct Parts {
     prompts: Arc<PromptRegistry>,
     providers: ProviderChains,
     engine: Engine,
@@ -140,7 +152,7 @@ impl AiService {
         limits: Limits,
         cache: ResponseCache,
     ) -> Self {
-        Self {
+        Self(Arc::new(Parts {
             prompts,
             providers,
             engine,
@@ -148,7 +160,7 @@ impl AiService {
             webhooks,
             limits,
             cache,
-        }
+        }))
     }
 
     pub fn providers(&self) -> &ProviderChains {

@@ -173,22 +173,34 @@ type FinishRow = (
     String,
 );
 
+/// The engine's Redis operations; cloning is one reference count.
 #[derive(Clone)]
-pub struct TaskStore {
+pub struct TaskStore(std::sync::Arc<StoreParts>);
+
+impl std::ops::Deref for TaskStore {
+    type Target = StoreParts;
+
+    fn deref(&self) -> &StoreParts {
+        &self.0
+    }
+}
+
+/// What [`TaskStore`] holds.
+pub struct StoreParts {
     conn: ConnectionManager,
     client: redis::Client,
     kinds: JobKinds,
-    scripts: std::sync::Arc<Scripts>,
+    scripts: Scripts,
 }
 
 impl TaskStore {
     pub fn new(conn: ConnectionManager, client: redis::Client, kinds: JobKinds) -> Self {
-        Self {
+        Self(std::sync::Arc::new(StoreParts {
             conn,
             client,
             kinds,
-            scripts: std::sync::Arc::new(Scripts::new()),
-        }
+            scripts: Scripts::new(),
+        }))
     }
 
     pub fn kinds(&self) -> &JobKinds {

@@ -307,7 +307,8 @@ async fn a_queued_task_cancelled_never_runs() {
     let service = tutorq::app::AppState::build(app.settings.clone())
         .await
         .unwrap()
-        .service;
+        .service
+        .clone();
     tokio::spawn(tutorq::service::workers::run(
         service,
         vec![],
@@ -575,7 +576,8 @@ async fn the_ai_request_job_runs_without_a_worker() {
     let service = tutorq::app::AppState::build(settings.clone())
         .await
         .unwrap()
-        .service;
+        .service
+        .clone();
     let payload = service
         .run_job(job(sample_input("evaluation")))
         .await
@@ -593,7 +595,11 @@ async fn the_ai_request_job_runs_without_a_worker() {
     // A failing provider is transient: retry with backoff (a plain error, neither abort nor retry-after).
     let mut failing = settings;
     failing.providers.mock.failure_rate = 1.0;
-    let service = tutorq::app::AppState::build(failing).await.unwrap().service;
+    let service = tutorq::app::AppState::build(failing)
+        .await
+        .unwrap()
+        .service
+        .clone();
     let error = service
         .run_job(job(sample_input("evaluation")))
         .await
