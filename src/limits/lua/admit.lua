@@ -36,12 +36,12 @@ local function period(key, reset_at)
   local f = redis.call('HMGET', key, 'requests', 'tokens', 'reset_at')
   local stored = tonumber(f[3])
   if stored == nil or stored <= now then
-    return 0, 0, reset_at
+    return 0, 0, reset_at, true
   end
-  return tonumber(f[1]) or 0, tonumber(f[2]) or 0, stored
+  return tonumber(f[1]) or 0, tonumber(f[2]) or 0, stored, false
 end
-local d_req, d_tok, d_reset = period(KEYS[4], tonumber(ARGV[4]))
-local m_req, m_tok, m_reset = period(KEYS[5], tonumber(ARGV[5]))
+local d_req, d_tok, d_reset, d_new = period(KEYS[4], tonumber(ARGV[4]))
+local m_req, m_tok, m_reset, m_new = period(KEYS[5], tonumber(ARGV[5]))
 
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
 local used = redis.call('ZCARD', KEYS[2])
@@ -109,10 +109,18 @@ redis.call('ZADD', KEYS[2], now, ARGV[2])
 redis.call('PEXPIRE', KEYS[2], window)
 used = used + 1
 d_req, d_tok, m_req, m_tok = d_req + 1, d_tok + estimate, m_req + 1, m_tok + estimate
+-- A period's hash lives a day past its reset (settling finds it), set once per period.
 redis.call('HSET', KEYS[4], 'requests', d_req, 'tokens', d_tok, 'reset_at', d_reset)
-redis.call('PEXPIREAT', KEYS[4], d_reset + 86400000)
+if d_new then
+  redis.call('PEXPIREAT', KEYS[4], d_reset + 86400000)
+end
 redis.call('HSET', KEYS[5], 'requests', m_req, 'tokens', m_tok, 'reset_at', m_reset)
-redis.call('PEXPIREAT', KEYS[5], m_reset + 86400000)
+if m_new then
+  redis.call('PEXPIREAT', KEYS[5], m_reset + 86400000)
+end
 redis.call('HSET', KEYS[6], 'tokens', tokens - estimate, 'at', now, 'capacity', capacity)
-redis.call('PEXPIRE', KEYS[6], 86400000)
+if not b[1] then
+  -- A new bucket; an idle one expires after a day and comes back full.
+  redis.call('PEXPIRE', KEYS[6], 86400000)
+end
 return answer('ok', 0)
