@@ -413,6 +413,24 @@ async fn a_cache_hit_costs_no_tokens_and_no_provider_call_and_misses_coalesce() 
         used_after["daily"]["requests"]["used"], 1,
         "a hit costs one request"
     );
+    // The hit is on the record as one (task history in PostgreSQL, written off the request path).
+    let pool = sqlx::PgPool::connect(app.settings.database.url.expose())
+        .await
+        .unwrap();
+    let mut hits = 0i64;
+    for _ in 0..100 {
+        hits = sqlx::query_scalar(
+            "SELECT count(*) FROM task_history WHERE cached AND user_id = 'c2' AND provider = 'cache'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if hits > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(hits, 1, "the cache hit is recorded as one");
 
     // Twenty identical misses at once: one provider call, one answer for all.
     body["input"]["question"] = "Yeni bir soru: 3x = 12 ise x kaçtır?".into();
