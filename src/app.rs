@@ -71,6 +71,7 @@ impl AppState {
             kinds,
         );
         let providers = ProviderChains::from_settings(&settings.providers);
+        providers.spawn_health_checks(Duration::from_secs(settings.providers.health_interval_secs));
         let limits = Limits::new(stores.redis.clone(), &settings.limits);
         let settings = Arc::new(settings);
         Ok(Self(Arc::new(Shared {

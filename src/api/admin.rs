@@ -19,19 +19,13 @@ pub fn router() -> Router<AppState> {
         .route("/v1/admin/providers", get(providers))
 }
 
-/// The providers the chains use, with the calls this process made to each.
+/// The providers the chains use: calls this process made, breaker state, last health check.
 async fn providers(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<Json_>, ApiError> {
     require_role(&principal, &[Role::Admin])?;
-    let providers: Vec<Json_> = state
-        .service
-        .providers()
-        .calls()
-        .into_iter()
-        .map(|(name, calls)| json!({ "name": name, "calls": calls }))
-        .collect();
+    let providers = state.service.providers().status();
     Ok(Json(json!({ "providers": providers })))
 }
 

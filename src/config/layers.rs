@@ -12,6 +12,10 @@ pub const ENV_ONLY_KEYS: &[&[&str]] = &[
     &["auth", "jwt_secret"],
     &["webhooks", "secret"],
     &["webhooks", "client_secrets"],
+    &["providers", "openai", "api_key"],
+    &["providers", "azure", "api_key"],
+    &["providers", "azure", "bearer_token"],
+    &["providers", "anthropic", "api_key"],
 ];
 
 const ENV_PREFIX: &str = "TUTORQ__";

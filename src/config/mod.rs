@@ -4,6 +4,7 @@
 pub mod duration;
 mod layers;
 mod limits;
+mod providers;
 mod secret;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use limits::{AbuseSettings, CacheSettings, FailOpen, IpLimits, LimitSettings, RoleLimits};
+pub use providers::{
+    AnthropicSettings, AzureSettings, BreakerSettings, LatencySetting, MockSettings,
+    OpenAiSettings, ProviderSettings, RetrySettings,
+};
 pub use secret::Secret;
 
 /// Publicly known signing secret for development and tests only (see `auth.allow_insecure_dev_secret`).
@@ -150,41 +155,6 @@ pub struct PromptSettings {
     pub ignore_diacritics: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProviderSettings {
-    pub default_chain: Vec<String>,
-    #[serde(default)]
-    pub chains: BTreeMap<String, Vec<String>>,
-    pub mock: MockSettings,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MockSettings {
-    pub model: String,
-    pub latency_ms: LatencySetting,
-    pub failure_rate: f64,
-    pub stream_chunk_chars: usize,
-}
-
-/// A fixed latency (`latency_ms: 50`) or a uniform range (`latency_ms: {min: 20, max: 120}`).
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(untagged)]
-pub enum LatencySetting {
-    Fixed(u64),
-    Range { min: u64, max: u64 },
-}
-
-impl LatencySetting {
-    pub fn bounds(self) -> (Duration, Duration) {
-        match self {
-            Self::Fixed(ms) => (Duration::from_millis(ms), Duration::from_millis(ms)),
-            Self::Range { min, max } => (Duration::from_millis(min), Duration::from_millis(max)),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -231,6 +201,71 @@ impl Settings {
         settings.environment = environment.to_owned();
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// The resilience figures make sense, and every provider a chain names is configured.
+    fn validate_providers(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: &str| ConfigError::Invalid {
+            key: key.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let p = &self.providers;
+        if p.retry.max_attempts == 0 {
+            return Err(invalid(
+                "providers.retry.max_attempts",
+                "must be at least 1",
+            ));
+        }
+        if p.retry.multiplier < 1.0 {
+            return Err(invalid("providers.retry.multiplier", "must be 1 or more"));
+        }
+        if p.deadline_ms == 0 {
+            return Err(invalid("providers.deadline_ms", "must be greater than 0"));
+        }
+        let b = &p.breaker;
+        if b.consecutive_failures == 0 || b.half_open_probes == 0 {
+            return Err(invalid(
+                "providers.breaker",
+                "consecutive_failures and half_open_probes must be at least 1",
+            ));
+        }
+        if !(b.failure_ratio > 0.0 && b.failure_ratio <= 1.0) {
+            return Err(invalid(
+                "providers.breaker.failure_ratio",
+                "must be in (0, 1]",
+            ));
+        }
+        let used: std::collections::BTreeSet<&str> = p
+            .chains
+            .values()
+            .chain(std::iter::once(&p.default_chain))
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        if used.contains("azure") {
+            if p.azure.endpoint.is_empty() || p.azure.deployment.is_empty() {
+                return Err(invalid(
+                    "providers.azure.endpoint",
+                    "azure is in a provider chain: set providers.azure.endpoint and providers.azure.deployment",
+                ));
+            }
+            if p.azure.api_key.is_none() && p.azure.bearer_token.is_none() {
+                return Err(invalid(
+                    "providers.azure.api_key",
+                    "azure is in a provider chain: set TUTORQ__PROVIDERS__AZURE__API_KEY (or __BEARER_TOKEN)",
+                ));
+            }
+        }
+        if used.contains("anthropic") && p.anthropic.api_key.is_none() {
+            return Err(invalid(
+                "providers.anthropic.api_key",
+                "anthropic is in a provider chain: set TUTORQ__PROVIDERS__ANTHROPIC__API_KEY",
+            ));
+        }
+        if used.contains("openai") && p.openai.base_url.is_empty() {
+            return Err(invalid("providers.openai.base_url", "must not be empty"));
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -334,6 +369,7 @@ impl Settings {
                 ));
             }
         }
+        self.validate_providers()?;
         for feature in self.intake.features.keys() {
             if feature.parse::<crate::feature::Feature>().is_err() {
                 return Err(invalid(

@@ -71,7 +71,7 @@ impl Prompt {
 }
 
 /// A rendered prompt, ready for a provider.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RenderedPrompt {
     pub system: String,
     pub user: String,

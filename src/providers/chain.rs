@@ -1,14 +1,30 @@
-//! Builds each feature's provider chain from config and runs a completion along it.
+//! Each feature's provider chain, and the resilience around it (DESIGN.md §7):
 //!
-//! A transient failure moves on to the next provider; any other failure stops the chain.
-//! Circuit breakers, retries and the degraded answer wrap this in a later step.
+//! - every provider has a circuit breaker ([`Breaker`]); an open one is skipped at once;
+//! - a retryable failure (rate limit, overload, timeout, 5xx) is retried on the same provider
+//!   with exponential backoff and jitter (backon), never sooner than its `Retry-After`;
+//! - then the chain fails over to the next provider; a failure the request caused (bad request,
+//!   content filter) ends the chain, since another provider would refuse it too;
+//! - one deadline bounds the whole request, so retries never multiply down the chain;
+//! - when every provider has failed, the mock answers with `degraded: true` and the failures.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use super::{AiProvider, AiResponse, CompletionOptions, MockProvider, ProviderError};
-use crate::config::ProviderSettings;
+use backon::BackoffBuilder as _;
+use futures_util::StreamExt as _;
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::breaker::{Breaker, Snapshot};
+use super::{
+    AiProvider, AiResponse, Anthropic, Chunk, ChunkStream, CompletionOptions, Health, MockProvider,
+    OpenAiCompatible, ProviderError,
+};
+use crate::config::{MockSettings, ProviderSettings, RetrySettings};
 use crate::feature::Feature;
 use crate::prompts::RenderedPrompt;
 
@@ -36,140 +52,216 @@ impl ChainError {
     }
 }
 
+/// One provider with its breaker and counters.
+struct Slot {
+    provider: Arc<dyn AiProvider>,
+    breaker: Arc<Breaker>,
+    calls: AtomicU64,
+    health: std::sync::Mutex<Option<(Health, jiff::Timestamp)>>,
+}
+
+/// What `GET /v1/admin/providers` shows of one provider.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderStatus {
+    pub name: &'static str,
+    /// Calls this process made to it.
+    pub calls: u64,
+    pub breaker: Snapshot,
+    pub health: Option<Health>,
+    pub health_checked_at: Option<String>,
+}
+
+/// How running a chain ended without an answer.
+enum Failed {
+    /// Every provider failed (or was skipped): a degraded answer may stand in.
+    Exhausted(Vec<(&'static str, ProviderError)>),
+    /// The request itself was refused: the error goes back to the caller.
+    Refused(Vec<(&'static str, ProviderError)>),
+}
+
 #[derive(Clone)]
 pub struct ProviderChains {
-    chains: BTreeMap<Feature, Vec<Arc<dyn AiProvider>>>,
-    /// Calls made to each provider by this process (`GET /v1/admin/providers`).
-    calls: Arc<BTreeMap<String, AtomicU64>>,
+    chains: Arc<BTreeMap<Feature, Vec<&'static str>>>,
+    slots: Arc<BTreeMap<&'static str, Slot>>,
+    /// The mock that answers, flagged degraded, when a whole chain failed.
+    fallback: Option<Arc<dyn AiProvider>>,
+    retry: RetrySettings,
+    deadline: Duration,
 }
 
 impl ProviderChains {
     pub fn from_settings(settings: &ProviderSettings) -> Self {
-        let mut built: BTreeMap<String, Arc<dyn AiProvider>> = BTreeMap::new();
-        let mut provider = |name: &str| -> Arc<dyn AiProvider> {
-            built
-                .entry(name.to_owned())
-                .or_insert_with(|| match name {
-                    "mock" => Arc::new(MockProvider::new(settings.mock.clone())),
-                    other => {
-                        unreachable!("config validation admits only known providers, got {other}")
-                    }
-                })
-                .clone()
-        };
-        let chains: BTreeMap<Feature, Vec<Arc<dyn AiProvider>>> = Feature::ALL
-            .into_iter()
-            .map(|feature| {
-                let names = settings
-                    .chains
-                    .get(feature.as_str())
-                    .unwrap_or(&settings.default_chain);
-                (feature, names.iter().map(|n| provider(n)).collect())
-            })
-            .collect();
-        let calls = built
-            .keys()
-            .map(|name| (name.clone(), AtomicU64::new(0)))
-            .collect();
+        let mut slots: BTreeMap<&'static str, Slot> = BTreeMap::new();
+        let mut chains = BTreeMap::new();
+        for feature in Feature::ALL {
+            let names = settings
+                .chains
+                .get(feature.as_str())
+                .unwrap_or(&settings.default_chain);
+            let mut chain = Vec::new();
+            for name in names {
+                let provider = build(name, settings);
+                let name = provider.name();
+                slots.entry(name).or_insert_with(|| Slot {
+                    provider,
+                    breaker: Breaker::new(&settings.breaker),
+                    calls: AtomicU64::new(0),
+                    health: std::sync::Mutex::new(None),
+                });
+                chain.push(name);
+            }
+            chains.insert(feature, chain);
+        }
+        let fallback = settings.degraded_fallback.then(|| {
+            // Always answers, at once: it stands in for providers that are down.
+            let steady = MockSettings {
+                latency_ms: crate::config::LatencySetting::Fixed(0),
+                failure_rate: 0.0,
+                ..settings.mock.clone()
+            };
+            Arc::new(MockProvider::new(steady)) as Arc<dyn AiProvider>
+        });
         Self {
-            chains,
-            calls: Arc::new(calls),
+            chains: Arc::new(chains),
+            slots: Arc::new(slots),
+            fallback,
+            retry: settings.retry.clone(),
+            deadline: settings.deadline(),
         }
     }
 
-    /// `(provider, calls)` of every provider some chain uses.
-    pub fn calls(&self) -> Vec<(String, u64)> {
-        self.calls
-            .iter()
-            .map(|(name, count)| (name.clone(), count.load(Ordering::Relaxed)))
-            .collect()
-    }
-
-    fn count_call(&self, provider: &str) {
-        if let Some(count) = self.calls.get(provider) {
-            count.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    pub fn chain(&self, feature: Feature) -> &[Arc<dyn AiProvider>] {
+    fn chain(&self, feature: Feature) -> impl Iterator<Item = &Slot> {
         self.chains
             .get(&feature)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .filter_map(|name| self.slots.get(name))
     }
 
     /// The first provider of the feature's chain, for token counting before a call.
     pub fn primary(&self, feature: Feature) -> &Arc<dyn AiProvider> {
-        &self.chain(feature)[0]
+        &self
+            .chain(feature)
+            .next()
+            .expect("every chain has a provider")
+            .provider
     }
 
-    /// Streams the answer of the first provider that starts one, calling `on_text` per chunk.
-    /// A provider that fails before its first chunk hands over to the next; one that fails
-    /// after it ends the call (its partial text was already shown).
-    pub async fn stream(
-        &self,
-        feature: Feature,
-        prompt: &RenderedPrompt,
-        options: &CompletionOptions,
-        mut on_text: impl FnMut(&str),
-    ) -> Result<AiResponse, ChainError> {
-        let mut attempts = Vec::new();
-        for provider in self.chain(feature) {
-            let started = std::time::Instant::now();
-            self.count_call(provider.name());
-            let mut chunks = match provider.stream(prompt, options).await {
-                Ok(chunks) => chunks,
-                Err(error) => {
-                    let transient = error.is_transient();
-                    attempts.push((provider.name(), error));
-                    if transient {
+    /// Every provider some chain uses: calls, breaker, last health check.
+    pub fn status(&self) -> Vec<ProviderStatus> {
+        self.slots
+            .values()
+            .map(|slot| {
+                let health = slot
+                    .health
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                ProviderStatus {
+                    name: slot.provider.name(),
+                    calls: slot.calls.load(Ordering::Relaxed),
+                    breaker: slot.breaker.snapshot(),
+                    health_checked_at: health.as_ref().map(|(_, at)| at.to_string()),
+                    health: health.map(|(h, _)| h),
+                }
+            })
+            .collect()
+    }
+
+    /// Checks every provider but the mock every `interval`; the results feed the breakers.
+    pub fn spawn_health_checks(&self, interval: Duration) {
+        if interval.is_zero() {
+            return;
+        }
+        let chains = self.clone();
+        tokio::spawn(async move {
+            let mut timer = tokio::time::interval(interval);
+            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                timer.tick().await;
+                for slot in chains.slots.values() {
+                    if slot.provider.name() == "mock" {
                         continue;
                     }
+                    let health = slot.provider.health_check().await;
+                    if let Ok(ticket) = slot.breaker.admit() {
+                        let failure = ProviderError::Server(health.detail.clone());
+                        ticket.record((!health.healthy).then_some(&failure));
+                    }
+                    *slot.health.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some((health, jiff::Timestamp::now()));
+                }
+            }
+        });
+    }
+
+    fn backoff(&self) -> impl Iterator<Item = Duration> {
+        let retry = &self.retry;
+        let builder = backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(retry.initial_ms))
+            .with_factor(retry.multiplier)
+            .with_max_delay(Duration::from_millis(retry.max_ms))
+            .with_max_times(retry.max_attempts.saturating_sub(1) as usize);
+        if retry.jitter {
+            builder.with_jitter().build()
+        } else {
+            builder.build()
+        }
+    }
+
+    /// Runs `call` down the feature's chain with breakers, retries, failover and the deadline.
+    async fn run<'a, T>(
+        &'a self,
+        feature: Feature,
+        call: impl Fn(&'a dyn AiProvider) -> BoxFuture<'a, Result<T, ProviderError>>,
+    ) -> Result<(T, Vec<(&'static str, ProviderError)>), Failed> {
+        let deadline = Instant::now() + self.deadline;
+        let mut failures = Vec::new();
+        for slot in self.chain(feature) {
+            let name = slot.provider.name();
+            let mut delays = self.backoff();
+            loop {
+                let Ok(ticket) = slot.breaker.admit() else {
+                    failures.push((name, ProviderError::CircuitOpen));
+                    break;
+                };
+                slot.calls.fetch_add(1, Ordering::Relaxed);
+                let result = tokio::time::timeout_at(deadline, call(slot.provider.as_ref()))
+                    .await
+                    .unwrap_or(Err(ProviderError::Timeout));
+                let error = match result {
+                    Ok(value) => {
+                        ticket.record(None);
+                        return Ok((value, failures));
+                    }
+                    Err(error) => error,
+                };
+                ticket.record(Some(&error));
+                tracing::warn!(provider = name, %error, "provider call failed");
+                let wait_at_least = match &error {
+                    ProviderError::RateLimited { retry_after } => retry_after.unwrap_or_default(),
+                    _ => Duration::ZERO,
+                };
+                let retryable = error.is_transient();
+                let refused = error.is_refusal();
+                failures.push((name, error));
+                if refused {
+                    return Err(Failed::Refused(failures));
+                }
+                let Some(delay) = delays.next().filter(|_| retryable) else {
+                    break;
+                };
+                let delay = delay.max(wait_at_least);
+                if Instant::now() + delay >= deadline {
                     break;
                 }
-            };
-            let mut text = String::new();
-            let mut end = None;
-            let mut failure = None;
-            while let Some(chunk) = futures_util::StreamExt::next(&mut chunks).await {
-                match chunk {
-                    Ok(chunk) => {
-                        on_text(&chunk.text);
-                        text.push_str(&chunk.text);
-                        if chunk.done.is_some() {
-                            end = chunk.done;
-                        }
-                    }
-                    Err(error) => {
-                        failure = Some(error);
-                        break;
-                    }
-                }
+                tokio::time::sleep(delay).await;
             }
-            match (failure, end) {
-                (None, Some(end)) => {
-                    return Ok(AiResponse {
-                        text,
-                        usage: end.usage,
-                        model: end.model,
-                        provider: provider.name(),
-                        finish_reason: end.finish_reason,
-                        latency: started.elapsed(),
-                    });
-                }
-                (failure, _) => {
-                    let error = failure.unwrap_or_else(|| {
-                        ProviderError::Server("the stream ended without its final chunk".into())
-                    });
-                    let retry_next = text.is_empty() && error.is_transient();
-                    attempts.push((provider.name(), error));
-                    if !retry_next {
-                        break;
-                    }
-                }
+            if Instant::now() >= deadline {
+                break;
             }
         }
-        Err(ChainError::from_attempts(attempts))
+        Err(Failed::Exhausted(failures))
     }
 
     pub async fn complete(
@@ -178,21 +270,131 @@ impl ProviderChains {
         prompt: &RenderedPrompt,
         options: &CompletionOptions,
     ) -> Result<AiResponse, ChainError> {
-        let mut attempts = Vec::new();
-        for provider in self.chain(feature) {
-            self.count_call(provider.name());
-            match provider.complete(prompt, options).await {
-                Ok(response) => return Ok(response),
-                Err(error) => {
-                    tracing::warn!(provider = provider.name(), %error, "provider call failed");
-                    let transient = error.is_transient();
-                    attempts.push((provider.name(), error));
-                    if !transient {
-                        break;
-                    }
-                }
+        match self
+            .run(feature, |provider| provider.complete(prompt, options))
+            .await
+        {
+            Ok((mut response, failures)) => {
+                response.failed = describe(&failures);
+                Ok(response)
+            }
+            Err(Failed::Exhausted(failures)) if self.fallback.is_some() => {
+                let fallback = self.fallback.as_ref().expect("checked above");
+                let mut response = fallback
+                    .complete(prompt, options)
+                    .await
+                    .map_err(|error| ChainError::from_attempts(vec![("mock", error)]))?;
+                response.degraded = true;
+                response.failed = describe(&failures);
+                tracing::warn!(feature = %feature, failed = ?response.failed, "every provider failed; answering degraded");
+                Ok(response)
+            }
+            Err(Failed::Exhausted(failures) | Failed::Refused(failures)) => {
+                Err(ChainError::from_attempts(failures))
             }
         }
-        Err(ChainError::from_attempts(attempts))
+    }
+
+    /// Streams the answer, calling `on_text` per chunk. Retries and failover apply until the
+    /// first chunk arrives; a stream that breaks after it ends the call (its text was shown).
+    pub async fn stream(
+        &self,
+        feature: Feature,
+        prompt: &RenderedPrompt,
+        options: &CompletionOptions,
+        mut on_text: impl FnMut(&str),
+    ) -> Result<AiResponse, ChainError> {
+        let started = std::time::Instant::now();
+        let begun = self
+            .run(feature, |provider| {
+                Box::pin(async move {
+                    let mut chunks = provider.stream(prompt, options).await?;
+                    let first = chunks
+                        .next()
+                        .await
+                        .unwrap_or_else(|| Err(super::stream::cut()))?;
+                    Ok((provider.name(), first, chunks))
+                })
+            })
+            .await;
+        let (provider, first, rest, failures, degraded) = match begun {
+            Ok(((provider, first, rest), failures)) => (provider, first, rest, failures, false),
+            Err(Failed::Exhausted(failures)) if self.fallback.is_some() => {
+                let fallback = self.fallback.as_ref().expect("checked above");
+                let started = fallback.stream(prompt, options).await;
+                let mut rest =
+                    started.map_err(|error| ChainError::from_attempts(vec![("mock", error)]))?;
+                let first = rest
+                    .next()
+                    .await
+                    .unwrap_or_else(|| Err(super::stream::cut()))
+                    .map_err(|error| ChainError::from_attempts(vec![("mock", error)]))?;
+                ("mock", first, rest, failures, true)
+            }
+            Err(Failed::Exhausted(failures) | Failed::Refused(failures)) => {
+                return Err(ChainError::from_attempts(failures));
+            }
+        };
+        let mut response = drain(provider, first, rest, &mut on_text)
+            .await
+            .map_err(|error| {
+                let mut attempts = failures.clone();
+                attempts.push((provider, error));
+                ChainError::from_attempts(attempts)
+            })?;
+        response.latency = started.elapsed();
+        response.degraded = degraded;
+        response.failed = describe(&failures);
+        Ok(response)
+    }
+}
+
+/// Reads a started stream to its end.
+async fn drain(
+    provider: &'static str,
+    first: Chunk,
+    mut rest: ChunkStream,
+    on_text: &mut impl FnMut(&str),
+) -> Result<AiResponse, ProviderError> {
+    let mut text = String::new();
+    let mut next = Some(Ok(first));
+    while let Some(chunk) = next {
+        let chunk = chunk?;
+        if !chunk.text.is_empty() {
+            on_text(&chunk.text);
+            text.push_str(&chunk.text);
+        }
+        if let Some(end) = chunk.done {
+            return Ok(AiResponse {
+                text,
+                usage: end.usage,
+                model: end.model,
+                provider,
+                finish_reason: end.finish_reason,
+                latency: Duration::ZERO,
+                degraded: false,
+                failed: Vec::new(),
+            });
+        }
+        next = rest.next().await;
+    }
+    Err(super::stream::cut())
+}
+
+/// "openai: HTTP 500: …" per failed attempt.
+fn describe(failures: &[(&'static str, ProviderError)]) -> Vec<String> {
+    failures
+        .iter()
+        .map(|(provider, error)| format!("{provider}: {error}"))
+        .collect()
+}
+
+/// The adapter for a configured provider name (config validation admits only known names).
+fn build(name: &str, settings: &ProviderSettings) -> Arc<dyn AiProvider> {
+    match name {
+        "openai" => Arc::new(OpenAiCompatible::openai(&settings.openai)),
+        "azure" => Arc::new(OpenAiCompatible::azure(&settings.azure)),
+        "anthropic" => Arc::new(Anthropic::new(&settings.anthropic)),
+        _ => Arc::new(MockProvider::new(settings.mock.clone())),
     }
 }

@@ -3,8 +3,14 @@
 //! Providers know nothing of quotas, tasks or HTTP routes: they take a rendered prompt and
 //! options and answer text, usage and timing.
 
+mod anthropic;
+mod breaker;
 mod chain;
+mod http;
 mod mock;
+mod openai;
+mod stream;
+pub mod tokens;
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -13,13 +19,17 @@ use futures_util::Stream;
 use futures_util::future::BoxFuture;
 use serde::Serialize;
 
-pub use chain::{ChainError, ProviderChains};
+pub use anthropic::Anthropic;
+pub use breaker::Snapshot as BreakerSnapshot;
+pub use chain::{ChainError, ProviderChains, ProviderStatus};
+pub use http::SseDecoder;
 pub use mock::MockProvider;
+pub use openai::OpenAiCompatible;
 
 use crate::prompts::RenderedPrompt;
 
 /// Provider names a chain may use.
-pub const KNOWN: &[&str] = &["mock"];
+pub const KNOWN: &[&str] = &["mock", "openai", "azure", "anthropic"];
 
 /// What a caller asks of one completion.
 #[derive(Debug, Clone, Default)]
@@ -65,6 +75,10 @@ pub struct AiResponse {
     pub provider: &'static str,
     pub finish_reason: FinishReason,
     pub latency: Duration,
+    /// Every provider of the chain failed and the mock stood in.
+    pub degraded: bool,
+    /// "provider: error" for each failed attempt before this answer.
+    pub failed: Vec<String>,
 }
 
 /// One piece of a streamed answer; the last one carries how the answer ended.
@@ -106,6 +120,8 @@ pub enum ProviderError {
     Server(String),
     #[error("not supported by this provider: {0}")]
     Unsupported(&'static str),
+    #[error("the provider's circuit breaker is open (it failed repeatedly); skipped")]
+    CircuitOpen,
 }
 
 impl ProviderError {
@@ -113,7 +129,19 @@ impl ProviderError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::RateLimited { .. } | Self::Overloaded(_) | Self::Timeout | Self::Server(_)
+            Self::RateLimited { .. }
+                | Self::Overloaded(_)
+                | Self::Timeout
+                | Self::Server(_)
+                | Self::CircuitOpen
+        )
+    }
+
+    /// Whether the request itself was refused, so another provider would refuse it too.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Self::BadRequest(_) | Self::ContentFilter | Self::Unsupported(_)
         )
     }
 }

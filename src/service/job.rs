@@ -117,5 +117,6 @@ fn provider_kind(error: &ProviderError) -> &'static str {
         ProviderError::ContentFilter => "content_filter",
         ProviderError::Server(_) => "provider_error",
         ProviderError::Unsupported(_) => "provider_unsupported",
+        ProviderError::CircuitOpen => "provider_circuit_open",
     }
 }

@@ -77,6 +77,11 @@ pub struct Completion {
     pub latency_ms: u64,
     /// Answered from the response cache: no provider call, no tokens charged.
     pub cached: bool,
+    /// Every provider failed and the mock answered instead (the answer is a placeholder).
+    pub degraded: bool,
+    /// "provider: error" for each provider attempt that failed before this answer.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed_providers: Vec<String>,
 }
 
 /// What `submit` did with a request.
@@ -358,14 +363,22 @@ impl AiService {
                 .await?
         };
         let cached = response.provider == CACHE;
-        let result = match prompt.output_schema {
-            Some(_) => output::structured(&prompt, &response.text).map_err(|problems| {
-                ServiceError::InvalidOutput {
-                    provider: response.provider,
-                    problems,
+        let (result, response) = match prompt.output_schema {
+            Some(_) => match output::structured(&prompt, &response.text) {
+                Ok(result) => (result, response),
+                // A streamed answer was already shown: it cannot be taken back and redone.
+                Err(problems) if stream || cached => {
+                    return Err(ServiceError::InvalidOutput {
+                        provider: response.provider,
+                        problems,
+                    });
                 }
-            })?,
-            None => Json::String(response.text),
+                Err(problems) => {
+                    self.repair(feature, &prompt, &rendered, &options, response, problems)
+                        .await?
+                }
+            },
+            None => (Json::String(response.text.clone()), response),
         };
         Ok(Completion {
             task_id: task_id.to_owned(),
@@ -381,7 +394,44 @@ impl AiService {
             },
             latency_ms: started.elapsed().as_millis() as u64,
             cached,
+            degraded: response.degraded,
+            failed_providers: response.failed,
         })
+    }
+
+    /// One more try for a structured answer that did not match the schema: the model sees its
+    /// answer and what was wrong with it. Usage adds up over both calls.
+    async fn repair(
+        &self,
+        feature: Feature,
+        prompt: &crate::prompts::Prompt,
+        rendered: &crate::prompts::RenderedPrompt,
+        options: &CompletionOptions,
+        first: crate::providers::AiResponse,
+        problems: Vec<String>,
+    ) -> Result<(Json, crate::providers::AiResponse), ServiceError> {
+        tracing::info!(feature = %feature, provider = first.provider, ?problems, "answer does not match the schema; asking once more");
+        let retry = crate::prompts::RenderedPrompt {
+            system: rendered.system.clone(),
+            user: format!(
+                "{}\n\nYour previous answer was:\n{}\n\nIt is not valid: {}. Answer again with only one JSON object that matches the schema, no other text.",
+                rendered.user,
+                first.text,
+                problems.join("; ")
+            ),
+        };
+        let mut second = self.providers.complete(feature, &retry, options).await?;
+        second.usage = Usage::new(
+            first.usage.prompt_tokens + second.usage.prompt_tokens,
+            first.usage.completion_tokens + second.usage.completion_tokens,
+        );
+        match output::structured(prompt, &second.text) {
+            Ok(result) => Ok((result, second)),
+            Err(problems) => Err(ServiceError::InvalidOutput {
+                provider: second.provider,
+                problems,
+            }),
+        }
     }
 
     /// A completion through the response cache when the feature has one: a hit answers with
@@ -408,6 +458,8 @@ impl AiService {
                     provider: CACHE,
                     finish_reason: answer.finish_reason,
                     latency: std::time::Duration::ZERO,
+                    degraded: false,
+                    failed: Vec::new(),
                 });
             }
             Ok(Lookup::Miss(entry)) => entry,
@@ -417,11 +469,22 @@ impl AiService {
             }
         };
         let result = self.providers.complete(feature, rendered, options).await;
-        let answer = result.as_ref().ok().map(|response| CachedAnswer {
-            text: response.text.clone(),
-            model: response.model.clone(),
-            finish_reason: response.finish_reason,
-        });
+        // Only answers that are usable are kept: a structured one must match its schema, and a
+        // degraded one is a stand-in.
+        let usable = |response: &crate::providers::AiResponse| {
+            !response.degraded
+                && (prompt.output_schema.is_none()
+                    || output::structured(prompt, &response.text).is_ok())
+        };
+        let answer = result
+            .as_ref()
+            .ok()
+            .filter(|r| usable(r))
+            .map(|response| CachedAnswer {
+                text: response.text.clone(),
+                model: response.model.clone(),
+                finish_reason: response.finish_reason,
+            });
         self.cache.store(entry, answer.as_ref()).await;
         Ok(result?)
     }

@@ -149,6 +149,8 @@ impl AiProvider for MockProvider {
                 provider: self.name(),
                 finish_reason: FinishReason::Stop,
                 latency: started.elapsed(),
+                degraded: false,
+                failed: Vec::new(),
             })
         })
     }

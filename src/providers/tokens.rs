@@ -1,0 +1,43 @@
+//! Token counts. OpenAI and Azure model families get exact BPE counts (tiktoken; the encodings
+//! are built into the binary, nothing is downloaded). Other models (Anthropic's tokenizer is not
+//! public; local models have their own) get an estimate: one token per three characters,
+//! rounded up, which over-counts Turkish and English prose slightly (safe for quotas).
+
+/// Tokens of `text` for `model`: exact when tiktoken knows the model, else the estimate.
+pub fn count(model: &str, text: &str) -> usize {
+    match exact(model) {
+        Some(bpe) => bpe.encode_ordinary(text).len(),
+        None => estimate(text),
+    }
+}
+
+/// Whether [`count`] is exact for `model`.
+pub fn is_exact(model: &str) -> bool {
+    exact(model).is_some()
+}
+
+fn exact(model: &str) -> Option<&'static tiktoken_rs::CoreBPE> {
+    tiktoken_rs::bpe_for_model(model).ok()
+}
+
+pub fn estimate(text: &str) -> usize {
+    text.chars().count().div_ceil(3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openai_models_count_exactly_and_others_estimate() {
+        // "hello world" is two tokens in every OpenAI encoding.
+        assert_eq!(count("gpt-4o-mini", "hello world"), 2);
+        assert_eq!(count("gpt-4", "hello world"), 2);
+        assert!(is_exact("gpt-4o"));
+        assert!(!is_exact("claude-3-5-haiku-latest"));
+        assert_eq!(count("claude-3-5-haiku-latest", "merhaba dünya"), 5);
+        // Turkish costs more tokens than characters / 4 in o200k.
+        let turkish = "Öğrencinin çözümündeki hatayı açıkla.";
+        assert!(count("gpt-4o-mini", turkish) > turkish.chars().count() / 4);
+    }
+}
