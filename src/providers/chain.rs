@@ -91,6 +91,14 @@ pub struct ProviderChains {
 
 impl ProviderChains {
     pub fn from_settings(settings: &ProviderSettings) -> Self {
+        Self::with_builder(settings, |name| build(name, settings))
+    }
+
+    /// Chains from the settings, each provider name made by `build` (tests pass fakes).
+    pub fn with_builder(
+        settings: &ProviderSettings,
+        mut build: impl FnMut(&str) -> Arc<dyn AiProvider>,
+    ) -> Self {
         let mut slots: BTreeMap<&'static str, Slot> = BTreeMap::new();
         let mut chains = BTreeMap::new();
         for feature in Feature::ALL {
@@ -100,7 +108,11 @@ impl ProviderChains {
                 .unwrap_or(&settings.default_chain);
             let mut chain = Vec::new();
             for name in names {
-                let provider = build(name, settings);
+                if let Some(existing) = slots.keys().find(|k| **k == name.as_str()) {
+                    chain.push(*existing);
+                    continue;
+                }
+                let provider = build(name);
                 let name = provider.name();
                 slots.entry(name).or_insert_with(|| Slot {
                     provider,
@@ -398,3 +410,7 @@ fn build(name: &str, settings: &ProviderSettings) -> Arc<dyn AiProvider> {
         _ => Arc::new(MockProvider::new(settings.mock.clone())),
     }
 }
+
+#[cfg(test)]
+#[path = "chain_tests.rs"]
+mod tests;

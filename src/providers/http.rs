@@ -39,6 +39,18 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
 }
 
+/// "… Please retry after 2 seconds …": some Azure deployments say it only in words.
+fn retry_after_in(message: &str) -> Option<Duration> {
+    let lower = message.to_ascii_lowercase();
+    let rest = &lower[lower.find("retry after ")? + "retry after ".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let secs: u64 = digits.parse().ok()?;
+    rest[digits.len()..]
+        .trim_start()
+        .starts_with("second")
+        .then(|| Duration::from_secs(secs))
+}
+
 /// The vendor's own message from an error body (`{"error": {"message": …}}` for OpenAI, Azure
 /// and Anthropic alike), else the start of the body.
 fn message(body: &str) -> String {
@@ -72,7 +84,7 @@ pub fn error_from_status(status: u16, headers: &HeaderMap, body: &str) -> Provid
         // OpenAI answers 429 `insufficient_quota` when billing runs out: waiting will not help.
         429 if code == "insufficient_quota" => ProviderError::Auth(message),
         429 => ProviderError::RateLimited {
-            retry_after: retry_after(headers),
+            retry_after: retry_after(headers).or_else(|| retry_after_in(&message)),
         },
         408 => ProviderError::Timeout,
         400 | 404 | 409 | 413 | 422
@@ -257,6 +269,13 @@ mod tests {
             error_from_status(429, &with_retry, "{}"),
             ProviderError::RateLimited {
                 retry_after: Some(Duration::from_secs(2))
+            }
+        );
+        let azure = r#"{"error":{"code":"429","message":"Requests to the ChatCompletions_Create Operation have exceeded call rate limit. Please retry after 7 seconds."}}"#;
+        assert_eq!(
+            error_from_status(429, &headers, azure),
+            ProviderError::RateLimited {
+                retry_after: Some(Duration::from_secs(7))
             }
         );
         with_retry.insert("retry-after-ms", "1500".parse().unwrap());

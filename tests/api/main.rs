@@ -12,6 +12,7 @@ mod health;
 mod helpers;
 mod limits;
 mod prompts;
+mod providers;
 mod servers;
 mod webhooks;
 mod ws;

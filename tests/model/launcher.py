@@ -6,10 +6,18 @@ Takes exactly the arguments of `python -m llama_cpp.server`. The server never pa
 LLAMA_POOLING_TYPE_MEAN instead, so /v1/embeddings answers one vector per input. Chat and
 completions are unaffected. /v1/embeddings also needs `--embedding true`.
 
+It also sets OMP_WAIT_POLICY=passive (unless set): llama.cpp's OpenMP threads otherwise spin while
+waiting, and on a busy 2-core machine 2 spinning threads make generation 3-10x slower and erratic.
+
 Used by script/lib/model_server.sh (model_server_start).
 """
 
-import llama_cpp
+import os
+
+# Read by libgomp when llama_cpp loads libggml, so before the import.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
+import llama_cpp  # noqa: E402
 
 
 class MeanPoolingLlama(llama_cpp.Llama):
