@@ -13,6 +13,7 @@ mod helpers;
 mod limits;
 mod prompts;
 mod providers;
+mod real_model;
 mod servers;
 mod webhooks;
 mod ws;

@@ -68,14 +68,14 @@ fn start() -> Servers {
     }
 }
 
-fn fastrand_suffix() -> u32 {
+pub fn fastrand_suffix() -> u32 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .subsec_nanos()
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -126,7 +126,7 @@ fn postgres_bin_dirs() -> Vec<PathBuf> {
     clippy::zombie_processes,
     reason = "the watchdog outlives this process by design; init reaps it"
 )]
-fn spawn_watched(command: &[&str], signal: &str, dir: &Path, log: &Path) {
+pub fn spawn_watched(command: &[&str], signal: &str, dir: &Path, log: &Path) {
     const WATCHDOG: &str = r#"parent=$1; sig=$2; dir=$3; shift 3
 "$@" &
 child=$!
@@ -152,7 +152,7 @@ exit 0"#;
         .expect("start a server under its watchdog");
 }
 
-fn wait_until(what: &str, log: &Path, mut ready: impl FnMut() -> bool) {
+pub fn wait_until(what: &str, log: &Path, mut ready: impl FnMut() -> bool) {
     let started = Instant::now();
     while !ready() {
         if started.elapsed() > Duration::from_secs(60) {
