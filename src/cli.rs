@@ -77,6 +77,9 @@ enum BenchCommand {
     /// Admission: the limit scripts' cost per request, and inline requests/s with limits on and
     /// off. Also FLUSHES the configured Redis database.
     Limits(crate::bench::LimitsBench),
+    /// Provider resilience: the latency one failover hop and one open breaker add (a local
+    /// HTTP server plays the vendors; no Redis or PostgreSQL needed).
+    Providers(crate::bench::ProvidersBench),
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,6 +195,9 @@ async fn serve(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Limits(options),
         } => crate::bench::limits(settings, options).await,
+        Command::Bench {
+            command: BenchCommand::Providers(options),
+        } => crate::bench::providers(settings, options).await,
         Command::Token { .. } | Command::Prompts { .. } => {
             unreachable!("handled without a runtime")
         }

@@ -3,6 +3,7 @@
 
 mod http;
 mod limits;
+mod providers;
 mod queue;
 mod sse;
 
@@ -15,6 +16,7 @@ use anyhow::Context as _;
 use serde_json::json;
 
 pub use limits::{LimitsBench, limits};
+pub use providers::{ProvidersBench, providers};
 pub use queue::{QueueBench, queue};
 pub use sse::{SseBench, sse};
 
