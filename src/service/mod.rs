@@ -224,7 +224,12 @@ impl AiService {
         let rendered = prompts
             .render(&prompt, &data)
             .map_err(ServiceError::Render)?;
-        let estimate = estimate_tokens(&rendered) + u64::from(prompt.parameters.max_tokens);
+        // Reserved until the task ends: the prompt as the feature's first provider counts it
+        // (exact for OpenAI models), plus the most the answer may take.
+        let primary = self.providers.primary(feature);
+        let estimate = (primary.count_tokens(&rendered.system)
+            + primary.count_tokens(&rendered.user)) as u64
+            + u64::from(prompt.parameters.max_tokens);
 
         let callback_url = match &request.callback_url {
             Some(url) => Some(
@@ -488,11 +493,4 @@ impl AiService {
         self.cache.store(entry, answer.as_ref()).await;
         Ok(result?)
     }
-}
-
-/// Tokens a rendered prompt is assumed to cost at admission: one per three bytes, which
-/// over-counts English and Turkish alike (UTF-8 letters such as `ş` take two bytes), so a
-/// reservation covers the real prompt. Settling corrects it to the provider's count.
-fn estimate_tokens(rendered: &crate::prompts::RenderedPrompt) -> u64 {
-    ((rendered.system.len() + rendered.user.len()) as u64).div_ceil(3)
 }
