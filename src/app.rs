@@ -64,11 +64,14 @@ impl AppState {
         }
         let kinds = JobKinds::load(&settings.jobs.dir)
             .map_err(|err| anyhow::anyhow!("the job kind files are invalid: {err}"))?;
+        let audit =
+            crate::audit::AuditLog::start(&settings.audit, stores.db.clone(), stores.redis.clone());
         let engine = Engine::start(
             stores.redis.clone(),
             stores.redis_client.clone(),
             stores.db.clone(),
             kinds,
+            audit,
         );
         let providers = ProviderChains::from_settings(&settings.providers);
         providers.spawn_health_checks(Duration::from_secs(settings.providers.health_interval_secs));
@@ -130,6 +133,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         let grace = Duration::from_secs(self.state.settings.server.shutdown_grace_secs);
         let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+        let engine = self.state.service.engine().clone();
         let router = crate::api::router(self.state);
         // Small writes (SSE events, short JSON) go out at once instead of waiting on Nagle.
         let listener = self.listener.tap_io(|tcp| {
@@ -153,6 +157,9 @@ impl Application {
             result = server => result.context("serving HTTP")?,
             () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing the remaining connections"),
         }
+        // What answered requests wrote goes out before the process ends.
+        engine.history.flush(Duration::from_secs(5)).await;
+        engine.audit.flush(Duration::from_secs(5)).await;
         Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! `POST /v1/ai/{feature}`: one AI request, answered inline (200) or queued (202).
 
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -112,6 +112,7 @@ async fn submit(
     FeaturePath(feature): FeaturePath,
     Query(query): Query<SubmitQuery>,
     headers: HeaderMap,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     body: Result<ApiJson<SubmitBody>, ApiError>,
 ) -> Result<Response, ApiError> {
     let body = match body {
@@ -140,6 +141,14 @@ async fn submit(
         request_id: current_request_id().unwrap_or_default(),
         stream: body.stream,
         callback_url: body.callback_url,
+        client_ip: Some(
+            crate::limits::ip::client_ip(
+                peer.ip(),
+                &headers,
+                &state.limits.settings().ip.trusted_proxies,
+            )
+            .to_string(),
+        ),
     };
     let (submitted, admission) = state.service.submit(&principal, feature, request).await?;
     let mut response = match submitted {

@@ -1,6 +1,7 @@
 //! Settings: typed, layered (`config/default.yaml` → `config/{TUTORQ_ENV}.yaml` → `TUTORQ__*`
 //! env vars) and checked once at start, so a bad value stops the process with its key.
 
+mod audit;
 pub mod duration;
 mod layers;
 mod limits;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use audit::{AuditSettings, Price};
 pub use limits::{AbuseSettings, CacheSettings, FailOpen, IpLimits, LimitSettings, RoleLimits};
 pub use providers::{
     AnthropicSettings, AzureSettings, BreakerSettings, LatencySetting, MockSettings,
@@ -48,6 +50,7 @@ pub struct Settings {
     pub providers: ProviderSettings,
     pub limits: LimitSettings,
     pub cache: CacheSettings,
+    pub audit: AuditSettings,
     pub log: LogSettings,
 }
 

@@ -53,6 +53,8 @@ pub struct SubmitRequest {
     pub stream: bool,
     /// POST the final event here (checked against the SSRF guard first).
     pub callback_url: Option<String>,
+    /// The client's address, for the audit trail.
+    pub client_ip: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -249,6 +251,17 @@ impl AiService {
         {
             return Ok((Submitted::Accepted(existing), Admission::default()));
         }
+        let facts = crate::audit::RequestFacts {
+            task_id: task_id.clone(),
+            request_id: request.request_id.clone(),
+            user_id: principal.user_id.clone(),
+            role: principal.role.to_string(),
+            feature: feature.to_string(),
+            prompt_name: Some(prompt.name.clone()),
+            prompt_version: Some(prompt.version.clone()),
+            client_ip: request.client_ip.clone(),
+        };
+        self.engine.audit.pre_request(&facts, &request.input);
         let admission = match self
             .limits
             .admit(principal, feature, estimate, &task_id)
@@ -259,6 +272,11 @@ impl AiService {
                 if let Some(key) = &request.idempotency_key {
                     self.release_idempotency_key(principal, key, &task_id).await;
                 }
+                let kind = match &err {
+                    LimitError::Refused(refusal) => refusal.limit.clone(),
+                    LimitError::Unavailable(_) => "store_unavailable".to_owned(),
+                };
+                self.engine.audit.refused(&facts, &kind, &err.to_string());
                 return Err(err.into());
             }
         };

@@ -117,6 +117,11 @@ impl AiService {
                 if let Some(row) = HistoryRow::from_record(&record) {
                     self.engine.history.record(row);
                 }
+                self.engine.audit.refused(
+                    &record.audit_facts(),
+                    "cancelled",
+                    &format!("cancelled by {}", principal.user_id),
+                );
                 if let Some(url) = &record.callback_url {
                     let payload = serde_json::json!({ "task_id": task_id, "state": "cancelled" });
                     let job = crate::tasks::WebhookJob::for_final(

@@ -82,5 +82,6 @@ pub async fn run(
         joined??;
     }
     service.engine().history.flush(Duration::from_secs(5)).await;
+    service.engine().audit.flush(Duration::from_secs(5)).await;
     Ok(())
 }

@@ -13,6 +13,7 @@ use super::kinds::JobKind;
 use super::latency::LatencyBook;
 use super::store::{Finish, Outcome, TaskStore};
 use super::webhook_job::WebhookJob;
+use crate::audit::{AuditLog, RequestFacts};
 
 const BATCH: usize = 512;
 
@@ -22,6 +23,7 @@ pub struct Completer {
     pub inflight: InFlight,
     pub history: HistorySink,
     pub latency: LatencyBook,
+    pub audit: AuditLog,
 }
 
 impl Completer {
@@ -87,6 +89,21 @@ impl Completer {
             {
                 self.history.record(row);
             }
+            let facts = RequestFacts {
+                task_id: finish.task_id.clone(),
+                request_id: result.request_id.clone(),
+                user_id: result.user_id.clone(),
+                role: result.role.clone(),
+                feature: result.feature.clone(),
+                prompt_name: None,
+                prompt_version: None,
+                client_ip: None,
+            };
+            let duration_ms = result
+                .created_us
+                .map(|created| (jiff::Timestamp::now().as_microsecond() - created) / 1000);
+            self.audit
+                .finished(&facts, state, &finish.payload, duration_ms, result.attempts);
         }
         if let Err(err) = self.store.enqueue_many(&webhooks).await {
             tracing::error!(%err, count = webhooks.len(), "could not queue webhook deliveries");

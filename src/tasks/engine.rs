@@ -10,6 +10,7 @@ use super::kinds::JobKinds;
 use super::latency::LatencyBook;
 use super::store::Finish;
 use super::store::TaskStore;
+use crate::audit::AuditLog;
 
 #[derive(Clone)]
 pub struct Engine {
@@ -18,6 +19,7 @@ pub struct Engine {
     pub history: HistorySink,
     pub latency: LatencyBook,
     pub hub: Hub,
+    pub audit: AuditLog,
 }
 
 impl Engine {
@@ -27,6 +29,7 @@ impl Engine {
         client: redis::Client,
         db: sqlx::PgPool,
         kinds: JobKinds,
+        audit: AuditLog,
     ) -> Self {
         let (history, _writer) = history::spawn(db);
         let inflight = InFlight::default();
@@ -38,6 +41,7 @@ impl Engine {
             store: TaskStore::new(conn, client, kinds),
             inflight,
             history,
+            audit,
         }
     }
 
@@ -49,6 +53,7 @@ impl Engine {
             inflight: self.inflight.clone(),
             history: self.history.clone(),
             latency: self.latency.clone(),
+            audit: self.audit.clone(),
         }
         .record(batch)
         .await;

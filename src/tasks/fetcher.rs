@@ -39,6 +39,7 @@ pub struct Fetcher<J> {
     pub jobs: mpsc::Sender<Task<J>>,
     pub finished: mpsc::UnboundedSender<Finish>,
     pub history: HistorySink,
+    pub audit: crate::audit::AuditLog,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -162,13 +163,22 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
         for entry in started {
             if entry.attempt < 0 {
                 // Dead at start: its worker kept dying. Its history row comes from the record.
-                let (store, history) = (self.store.clone(), self.history.clone());
+                let (store, history, audit) =
+                    (self.store.clone(), self.history.clone(), self.audit.clone());
                 tokio::spawn(async move {
-                    if let Ok(Some(record)) = store.get(&entry.task_id).await
-                        && let Some(row) = HistoryRow::from_record(&record)
-                    {
+                    let Ok(Some(record)) = store.get(&entry.task_id).await else {
+                        return;
+                    };
+                    if let Some(row) = HistoryRow::from_record(&record) {
                         history.record(row);
                     }
+                    audit.finished(
+                        &record.audit_facts(),
+                        "dead",
+                        record.outcome.as_ref().unwrap_or(&serde_json::Value::Null),
+                        record.finished_us.map(|f| (f - record.created_us) / 1000),
+                        record.attempts,
+                    );
                 });
                 continue;
             }

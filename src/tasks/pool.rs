@@ -72,6 +72,7 @@ where
             inflight: engine.inflight.clone(),
             history: engine.history.clone(),
             latency: engine.latency.clone(),
+            audit: engine.audit.clone(),
         }
         .run(finished_rx),
     );
@@ -96,6 +97,7 @@ where
                     jobs: jobs_tx.clone(),
                     finished: finished_tx.clone(),
                     history: engine.history.clone(),
+                    audit: engine.audit.clone(),
                     shutdown: shutdown.clone(),
                 }
                 .run(),

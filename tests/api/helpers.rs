@@ -60,6 +60,11 @@ pub async fn spawn_app_with_workers(customize: impl FnOnce(&mut Settings)) -> Te
     spawn(customize, true).await
 }
 
+/// An app with exactly these settings (from [`test_settings`], changed by the test).
+pub async fn spawn_app_from_settings(settings: Settings) -> TestApp {
+    spawn_from(settings, false).await
+}
+
 /// Another web process on the same Redis and PostgreSQL as `app`, with the same settings.
 pub async fn spawn_sibling(app: &TestApp) -> TestApp {
     spawn_from(app.settings.clone(), false).await

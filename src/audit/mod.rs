@@ -1,0 +1,246 @@
+//! The audit trail (DESIGN.md §9): every AI request leaves a `pre_request` event and a
+//! `success` or `error` event in PostgreSQL (`audit_events`), written off the request path.
+//!
+//! `record` never blocks and never drops: events go into a bounded channel; when it is full
+//! (or the writer is gone) they go straight to the Redis spool. The writer inserts in batches;
+//! a batch PostgreSQL refuses goes to the spool too, and a drainer moves the spool back in order
+//! once PostgreSQL answers. Event ids are derived from task ids and inserts skip existing ids, so
+//! retries and re-runs never duplicate a row. Secrets never reach an event: configured keys are
+//! redacted and long strings cut (`audit.redact_fields`, `audit.max_field_bytes`).
+
+pub mod event;
+mod spool;
+mod writer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use serde_json::{Value as Json, json};
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+
+use crate::config::AuditSettings;
+pub use event::{AuditEvent, Kind, event_id, input_hash};
+pub use spool::KEY as SPOOL_KEY;
+use spool::Spool;
+use writer::Message;
+
+/// Who asked for what: the facts every event of a request carries.
+#[derive(Debug, Clone)]
+pub struct RequestFacts {
+    pub task_id: String,
+    pub request_id: String,
+    pub user_id: String,
+    pub role: String,
+    pub feature: String,
+    pub prompt_name: Option<String>,
+    pub prompt_version: Option<String>,
+    pub client_ip: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct AuditLog(Option<Arc<Inner>>);
+
+struct Inner {
+    tx: mpsc::Sender<Message>,
+    spool: Spool,
+    settings: AuditSettings,
+}
+
+impl AuditLog {
+    /// Starts the writer and the spool drainer (when auditing is on).
+    pub fn start(settings: &AuditSettings, pool: PgPool, redis: ConnectionManager) -> Self {
+        if !settings.enabled {
+            return Self(None);
+        }
+        let (tx, rx) = mpsc::channel(settings.channel_capacity.max(1));
+        let spool = Spool::new(redis);
+        tokio::spawn(writer::run(
+            pool.clone(),
+            spool.clone(),
+            rx,
+            settings.batch_size.max(1),
+            Duration::from_millis(settings.flush_ms),
+        ));
+        spool.spawn_drainer(pool, Duration::from_secs(1));
+        Self(Some(Arc::new(Inner {
+            tx,
+            spool,
+            settings: settings.clone(),
+        })))
+    }
+
+    /// An audit log that records nothing.
+    pub fn disabled() -> Self {
+        Self(None)
+    }
+
+    /// Hands the event to the writer, or (channel full) straight to the spool. Never waits.
+    pub fn record(&self, event: AuditEvent) {
+        let Some(inner) = &self.0 else { return };
+        match inner.tx.try_send(Message::Event(Box::new(event))) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(Message::Event(event)))
+            | Err(mpsc::error::TrySendError::Closed(Message::Event(event))) => {
+                let spool = inner.spool.clone();
+                tokio::spawn(async move {
+                    let mut pause = Duration::from_millis(100);
+                    while let Err(err) = spool.push(std::slice::from_ref(&event)).await {
+                        tracing::error!(%err, "could not spool an audit event; retrying");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(5));
+                    }
+                });
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Waits (at most `limit`) until everything recorded so far is in PostgreSQL or the spool.
+    pub async fn flush(&self, limit: Duration) {
+        let Some(inner) = &self.0 else { return };
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if inner.tx.send(Message::Flush(done)).await.is_ok()
+            && tokio::time::timeout(limit, wait).await.is_err()
+        {
+            tracing::warn!("audit events not all written before shutdown");
+        }
+    }
+
+    /// Events waiting in the Redis spool (for health and metrics).
+    pub async fn spooled(&self) -> redis::RedisResult<u64> {
+        match &self.0 {
+            Some(inner) => inner.spool.len().await,
+            None => Ok(0),
+        }
+    }
+
+    fn clean(&self, value: &Json) -> Json {
+        match &self.0 {
+            Some(inner) => event::redact(
+                value,
+                &inner.settings.redact_fields,
+                inner.settings.max_field_bytes,
+            ),
+            None => Json::Null,
+        }
+    }
+
+    /// `pre_request`: the validated input, its hash and who sent it, before anything runs.
+    pub fn pre_request(&self, facts: &RequestFacts, input: &Json) {
+        if self.0.is_none() {
+            return;
+        }
+        let payload = json!({ "input": self.clean(input), "input_hash": input_hash(input) });
+        self.record(base(facts, Kind::PreRequest, payload));
+    }
+
+    /// `error` for a request refused before it ran (a limit, a cancellation).
+    pub fn refused(&self, facts: &RequestFacts, kind: &str, message: &str) {
+        if self.0.is_none() {
+            return;
+        }
+        let mut event = base(
+            facts,
+            Kind::Error,
+            json!({ "error": { "kind": kind, "message": message } }),
+        );
+        event.error_kind = Some(kind.to_owned());
+        self.record(event);
+    }
+
+    /// `success` or `error` for a task that reached a final state, from its stored outcome
+    /// (`result`, `usage`, `provider`, … or `error`).
+    pub fn finished(
+        &self,
+        facts: &RequestFacts,
+        state: &str,
+        outcome: &Json,
+        duration_ms: Option<i64>,
+        attempts: u32,
+    ) {
+        let Some(inner) = &self.0 else { return };
+        let usage = &outcome["usage"];
+        let tokens = |field: &str| usage[field].as_u64().unwrap_or(0);
+        let text = |field: &str| outcome[field].as_str().map(str::to_owned);
+        let mut facts = facts.clone();
+        facts.prompt_name = facts
+            .prompt_name
+            .or_else(|| outcome["prompt"]["name"].as_str().map(str::to_owned));
+        facts.prompt_version = facts
+            .prompt_version
+            .or_else(|| outcome["prompt"]["version"].as_str().map(str::to_owned));
+        let success = state == "succeeded";
+        let payload = if success {
+            json!({
+                "response": self.clean(&outcome["result"]),
+                "usage": usage,
+                "finish_reason": outcome["finish_reason"],
+                "attempts": attempts,
+                "failed_providers": outcome["failed_providers"],
+            })
+        } else {
+            json!({
+                "state": state,
+                "error": self.clean(&outcome["error"]),
+                "attempts": attempts,
+                "failed_providers": outcome["failed_providers"],
+            })
+        };
+        let mut event = base(
+            &facts,
+            if success { Kind::Success } else { Kind::Error },
+            payload,
+        );
+        event.provider = text("provider");
+        event.model = text("model");
+        event.prompt_tokens = tokens("prompt_tokens") as i32;
+        event.completion_tokens = tokens("completion_tokens") as i32;
+        event.cost_usd = match (&event.provider, &event.model) {
+            (Some(provider), Some(model)) => inner.settings.cost(
+                provider,
+                model,
+                tokens("prompt_tokens"),
+                tokens("completion_tokens"),
+            ),
+            _ => 0.0,
+        };
+        event.duration_ms = duration_ms.map(|ms| ms.clamp(0, i32::MAX as i64) as i32);
+        event.cached = outcome["cached"].as_bool().unwrap_or(false);
+        event.degraded = outcome["degraded"].as_bool().unwrap_or(false);
+        event.error_kind = (!success).then(|| {
+            outcome["error"]["kind"]
+                .as_str()
+                .unwrap_or(state)
+                .to_owned()
+        });
+        self.record(event);
+    }
+}
+
+fn base(facts: &RequestFacts, kind: Kind, payload: Json) -> AuditEvent {
+    AuditEvent {
+        id: event_id(&facts.task_id, kind),
+        kind,
+        request_id: facts.request_id.clone(),
+        task_id: facts.task_id.parse().ok(),
+        user_id: facts.user_id.clone(),
+        role: facts.role.clone(),
+        feature: facts.feature.clone(),
+        prompt_name: facts.prompt_name.clone(),
+        prompt_version: facts.prompt_version.clone(),
+        at_us: jiff::Timestamp::now().as_microsecond(),
+        provider: None,
+        model: None,
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        cost_usd: 0.0,
+        duration_ms: None,
+        cached: false,
+        degraded: false,
+        error_kind: None,
+        client_ip: facts.client_ip.clone(),
+        payload,
+    }
+}

@@ -1,0 +1,280 @@
+//! The audit trail against real PostgreSQL and Redis, including a PostgreSQL outage (a TCP
+//! proxy in front of the real server drops every connection while "down").
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::helpers::{TestApp, sample_input, spawn_app_with, test_settings};
+
+async fn pool(app: &TestApp) -> PgPool {
+    PgPool::connect(app.settings.database.url.expose())
+        .await
+        .unwrap()
+}
+
+/// `(kind, payload, provider, prompt_tokens, error_kind, client_ip)` of one audit event.
+type EventRow = (
+    String,
+    Value,
+    Option<String>,
+    i32,
+    Option<String>,
+    Option<String>,
+);
+
+/// A task's audit events, oldest first, once there are `expected` of them.
+async fn events_of(
+    pool: &PgPool,
+    task_id: &str,
+    expected: usize,
+) -> Vec<(
+    String,
+    Value,
+    Option<String>,
+    i32,
+    Option<String>,
+    Option<String>,
+)> {
+    for _ in 0..200 {
+        let rows: Vec<EventRow> =
+            sqlx::query_as(
+                "SELECT kind, payload, provider, prompt_tokens, error_kind, client_ip FROM audit_events \
+                 WHERE task_id = $1::uuid ORDER BY created_at",
+            )
+            .bind(task_id)
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        if rows.len() >= expected {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("task {task_id} did not get {expected} audit events");
+}
+
+#[tokio::test]
+async fn an_answered_request_leaves_a_pre_request_and_a_success_event() {
+    let app = spawn_app_with(|_| {}).await;
+    let body = json!({ "input": sample_input("hint"), "mode": "sync" });
+    let answer: Value = app
+        .post_ai_as("u-audit", "hint", &body, &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let task_id = answer["task_id"].as_str().unwrap();
+    let pool = pool(&app).await;
+    let events = events_of(&pool, task_id, 2).await;
+    assert_eq!(events.len(), 2, "{events:#?}");
+    let (kind, payload, _, _, _, ip) = &events[0];
+    assert_eq!(kind, "pre_request");
+    assert_eq!(payload["input"], sample_input("hint"));
+    assert_eq!(payload["input_hash"].as_str().unwrap().len(), 64);
+    assert_eq!(ip.as_deref(), Some("127.0.0.1"));
+    let (kind, payload, provider, prompt_tokens, error_kind, _) = &events[1];
+    assert_eq!(kind, "success");
+    assert_eq!(provider.as_deref(), Some("mock"));
+    assert_eq!(
+        *prompt_tokens as u64,
+        answer["usage"]["prompt_tokens"].as_u64().unwrap()
+    );
+    assert_eq!(payload["response"], answer["result"]);
+    assert_eq!(*error_kind, None);
+    let (user, duration, cost): (String, Option<i32>, f64) = sqlx::query_as(
+        "SELECT user_id, duration_ms, cost_usd FROM audit_events WHERE task_id = $1::uuid AND kind = 'success'",
+    )
+    .bind(task_id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(user, "u-audit");
+    assert!(duration.is_some());
+    assert_eq!(cost, 0.0, "the mock is free");
+}
+
+#[tokio::test]
+async fn failures_cancellations_and_refusals_leave_error_events() {
+    // A request whose provider fails ends `error` with the failure's kind.
+    let app = spawn_app_with(|s| {
+        s.providers.mock.failure_rate = 1.0;
+        s.limits.roles.student.daily_requests = 2;
+    })
+    .await;
+    let pool = pool(&app).await;
+    let body = json!({ "input": sample_input("hint"), "mode": "sync" });
+    let failed = app.post_ai_as("u-err", "hint", &body, &[]).await;
+    assert!(failed.status().is_server_error());
+    assert_eq!(error_event(&pool, "provider_error").await, "error");
+
+    // Refused by the daily cap (2 requests; the third is refused).
+    let queued = json!({ "input": sample_input("hint"), "mode": "async" });
+    let accepted: Value = app
+        .post_ai_as("u-err", "hint", &queued, &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    // Cancelled before any worker took it.
+    let cancel = app
+        .client
+        .delete(app.url(&format!(
+            "/v1/tasks/{}",
+            accepted["task_id"].as_str().unwrap()
+        )))
+        .bearer_auth(app.auth_token("u-err", tutorq::auth::Role::Student))
+        .send()
+        .await
+        .unwrap();
+    assert!(cancel.status().is_success(), "{}", cancel.status());
+    assert_eq!(error_event(&pool, "cancelled").await, "error");
+    let refused = app.post_ai_as("u-err", "hint", &queued, &[]).await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(error_event(&pool, "daily-requests").await, "error");
+}
+
+/// The kind of u-err's event with this error kind, once it is written.
+async fn error_event(pool: &PgPool, error_kind: &str) -> String {
+    for _ in 0..200 {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT kind FROM audit_events WHERE user_id = 'u-err' AND error_kind = $1",
+        )
+        .bind(error_kind)
+        .fetch_optional(pool)
+        .await
+        .unwrap();
+        if let Some((kind,)) = row {
+            return kind;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no `{error_kind}` event for u-err");
+}
+
+/// A TCP proxy to PostgreSQL that can be switched off: while off it cuts every connection.
+struct Outage {
+    up: Arc<AtomicBool>,
+    port: u16,
+}
+
+impl Outage {
+    async fn start(target: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(AtomicBool::new(true));
+        let flag = up.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    continue;
+                };
+                if !flag.load(Ordering::SeqCst) {
+                    continue; // dropped: connection refused in effect
+                }
+                let flag = flag.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(("127.0.0.1", target)).await else {
+                        return;
+                    };
+                    let copy = tokio::io::copy_bidirectional(&mut client, &mut server);
+                    let down = async {
+                        while flag.load(Ordering::SeqCst) {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = copy => {}
+                        () = down => {}
+                    }
+                });
+            }
+        });
+        Self { up, port }
+    }
+
+    fn set(&self, up: bool) {
+        self.up.store(up, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_postgres_outage_loses_no_audit_event_and_duplicates_none() {
+    let mut settings = test_settings().await;
+    let direct = settings.database.url.expose().to_owned();
+    let target: u16 = direct
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .expect("the test cluster listens on 127.0.0.1");
+    let outage = Outage::start(target).await;
+    let proxied = direct.replace(
+        &format!("127.0.0.1:{target}/"),
+        &format!("127.0.0.1:{}/", outage.port),
+    );
+    settings.database.url = tutorq::config::Secret::new(proxied);
+    settings.database.acquire_timeout_ms = 500;
+    let app = crate::helpers::spawn_app_from_settings(settings).await;
+
+    let send = |range: std::ops::Range<usize>| {
+        let app = &app;
+        futures_util::stream::iter(range)
+            .map(move |i| async move {
+                let body = json!({
+                    "input": { "question": format!("Soru {i}: 2x + 3 = 11 ise x kaçtır?"), "subject": "Matematik", "hint_level": 1 },
+                    "mode": "sync",
+                });
+                let response = app.post_ai_as(&format!("outage-{}", i % 7), "hint", &body, &[]).await;
+                assert_eq!(response.status(), 200, "request {i}");
+            })
+            .buffer_unordered(32)
+            .collect::<Vec<()>>()
+    };
+    send(0..300).await;
+    outage.set(false);
+    send(300..700).await;
+    let spooled: u64 = redis::cmd("LLEN")
+        .arg(tutorq::audit::SPOOL_KEY)
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap();
+    assert!(spooled > 0, "events waited in Redis during the outage");
+    outage.set(true);
+    send(700..1000).await;
+
+    let pool = PgPool::connect(&direct).await.unwrap();
+    let mut counts = (0i64, 0i64);
+    for _ in 0..600 {
+        counts = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE kind = 'pre_request'), count(*) FILTER (WHERE kind <> 'pre_request') \
+             FROM audit_events WHERE user_id LIKE 'outage-%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if counts == (1000, 1000) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        counts,
+        (1000, 1000),
+        "every request has exactly one pre_request and one final event"
+    );
+    let (tasks, out_of_order): (i64, i64) = sqlx::query_as(
+        "SELECT count(DISTINCT task_id), count(*) FILTER (WHERE pre.created_at > fin.created_at) \
+         FROM audit_events pre JOIN audit_events fin USING (task_id) \
+         WHERE pre.kind = 'pre_request' AND fin.kind <> 'pre_request' AND pre.user_id LIKE 'outage-%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((tasks, out_of_order), (1000, 0));
+}
