@@ -278,3 +278,105 @@ async fn a_postgres_outage_loses_no_audit_event_and_duplicates_none() {
     .unwrap();
     assert_eq!((tasks, out_of_order), (1000, 0));
 }
+
+#[tokio::test]
+async fn sigterm_under_load_loses_no_event_of_an_answered_request() {
+    let settings = test_settings().await;
+    let port = crate::servers::free_port();
+    let mut web = std::process::Command::new(env!("CARGO_BIN_EXE_tutorq"))
+        .current_dir(crate::helpers::repo_path(""))
+        .arg("serve")
+        .env("TUTORQ_ENV", "test")
+        .env("TUTORQ__SERVER__PORT", port.to_string())
+        .env("TUTORQ__REDIS__URL", settings.redis.url.expose())
+        .env("TUTORQ__DATABASE__URL", settings.database.url.expose())
+        .env("TUTORQ__PROVIDERS__MOCK__LATENCY_MS", "30")
+        .env("TUTORQ__LOG__LEVEL", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start tutorq serve");
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..200 {
+        if client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let token = tutorq::auth::Authenticator::new(&settings.auth).mint(
+        "sigterm",
+        tutorq::auth::Role::Service,
+        Duration::from_secs(600),
+    );
+    let answered = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut load = tokio::task::JoinSet::new();
+    for worker in 0..16 {
+        let (client, base, token, answered) = (
+            client.clone(),
+            base.clone(),
+            token.clone(),
+            answered.clone(),
+        );
+        load.spawn(async move {
+            for i in 0.. {
+                let body = json!({
+                    "input": { "question": format!("Soru {worker}-{i}: 2x + 3 = 11 ise x kaçtır?"), "subject": "Matematik", "hint_level": 1 },
+                    "mode": "sync",
+                });
+                let Ok(response) = client.post(format!("{base}/v1/ai/hint")).bearer_auth(&token).json(&body).send().await else {
+                    break;
+                };
+                if response.status() != 200 {
+                    break;
+                }
+                let answer: Value = response.json().await.unwrap();
+                answered.lock().unwrap().push(answer["task_id"].as_str().unwrap().to_owned());
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    std::process::Command::new("kill")
+        .args(["-TERM", &web.id().to_string()])
+        .status()
+        .unwrap();
+    let status = web.wait().unwrap();
+    assert!(status.success(), "{status}");
+    while load.join_next().await.is_some() {}
+    let answered = answered.lock().unwrap().clone();
+    assert!(answered.len() > 20, "only {} answered", answered.len());
+
+    // Whatever was spooled is drained by any process of the deployment; this one drains.
+    let _drainer = crate::helpers::spawn_app_from_settings(settings.clone()).await;
+    let pool = PgPool::connect(settings.database.url.expose())
+        .await
+        .unwrap();
+    let mut missing = answered.len() as i64;
+    for _ in 0..200 {
+        let complete: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT task_id FROM audit_events WHERE task_id::text = ANY($1) \
+             GROUP BY task_id HAVING count(*) FILTER (WHERE kind = 'pre_request') = 1 \
+             AND count(*) FILTER (WHERE kind = 'success') = 1) AS t",
+        )
+        .bind(&answered)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        missing = answered.len() as i64 - complete;
+        if missing == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        missing,
+        0,
+        "answered requests without both events, of {}",
+        answered.len()
+    );
+}
