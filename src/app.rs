@@ -39,6 +39,7 @@ pub struct Shared {
     pub stores: Stores,
     pub service: AiService,
     pub auth: Authenticator,
+    pub api_keys: crate::auth::ApiKeys,
     pub limits: Limits,
 }
 
@@ -79,6 +80,7 @@ impl AppState {
         let settings = Arc::new(settings);
         Ok(Self(Arc::new(Shared {
             auth: Authenticator::new(&settings.auth),
+            api_keys: crate::auth::ApiKeys::new(stores.db.clone()),
             service: AiService::new(
                 Arc::new(prompts),
                 providers,

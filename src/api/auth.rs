@@ -21,9 +21,19 @@ pub async fn require_auth(
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().map_err(|_| AuthError::Malformed))
         .transpose()?;
-    let principal = state.auth.authenticate(header)?;
+    let principal = match bearer_api_key(header) {
+        Some(key) => state.api_keys.authenticate(key).await?,
+        None => state.auth.authenticate(header)?,
+    };
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
+}
+
+/// The API key of a `Bearer tq_…` header.
+fn bearer_api_key(header: Option<&str>) -> Option<&str> {
+    let (scheme, token) = header?.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && crate::auth::is_api_key(token)).then_some(token)
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Principal {

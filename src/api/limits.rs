@@ -12,7 +12,7 @@ use super::json::ApiJson;
 use super::problem::ApiError;
 use crate::app::AppState;
 use crate::auth::{Principal, Role};
-use crate::limits::OVERRIDABLE;
+use crate::limits::parse_overrides;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -85,29 +85,10 @@ async fn set_overrides(
     ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> Result<Json<Value>, ApiError> {
     require_role(&principal, &[Role::Admin])?;
-    let mut errors = std::collections::BTreeMap::new();
-    let mut values = Vec::new();
-    for (name, value) in &body {
-        let Some(known) = OVERRIDABLE.iter().find(|k| **k == name.as_str()) else {
-            errors.insert(
-                name.clone(),
-                format!("is not a limit; use one of: {}", OVERRIDABLE.join(", ")),
-            );
-            continue;
-        };
-        match value.as_f64() {
-            Some(v) if v >= 0.0 && v.is_finite() => values.push((*known, v)),
-            _ => {
-                errors.insert(name.clone(), "must be a number, 0 or more".into());
-            }
-        }
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::InvalidInput {
-            detail: format!("{} override(s) are invalid", errors.len()),
-            errors,
-        });
-    }
+    let values = parse_overrides(&body).map_err(|errors| ApiError::InvalidInput {
+        detail: format!("{} override(s) are invalid", errors.len()),
+        errors,
+    })?;
     state
         .limits
         .set_overrides(&user, &values)

@@ -2,6 +2,7 @@
 
 mod admin;
 mod ai;
+mod api_keys;
 mod auth;
 mod demo;
 mod events;
@@ -30,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ai::router())
         .merge(admin::router())
         .merge(limits::router())
+        .merge(api_keys::router())
         .merge(tasks::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -1,7 +1,7 @@
-//! Who is calling: verifies `Authorization: Bearer <JWT>` and yields a [`Principal`].
-//!
-//! API keys for services arrive in a later step; they will resolve to the same `Principal`.
+//! Who is calling: verifies `Authorization: Bearer <JWT>` or `Bearer tq_…` (an API key) and
+//! yields a [`Principal`].
 
+mod api_keys;
 mod jwt;
 
 use std::fmt;
@@ -9,6 +9,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub use api_keys::{ApiKeys, KeyInfo, is_api_key};
 pub use jwt::{Authenticator, Claims};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

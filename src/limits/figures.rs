@@ -254,6 +254,35 @@ pub fn apply_overrides(
     }
 }
 
+/// Checks overrides as a client sent them: known figures, numbers of 0 or more. The error maps
+/// each bad field to what is wrong with it.
+pub fn parse_overrides(
+    body: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Vec<(&'static str, f64)>, std::collections::BTreeMap<String, String>> {
+    let mut errors = std::collections::BTreeMap::new();
+    let mut values = Vec::new();
+    for (name, value) in body {
+        let Some(known) = OVERRIDABLE.iter().find(|k| **k == name.as_str()) else {
+            errors.insert(
+                name.clone(),
+                format!("is not a limit; use one of: {}", OVERRIDABLE.join(", ")),
+            );
+            continue;
+        };
+        match value.as_f64() {
+            Some(v) if v >= 0.0 && v.is_finite() => values.push((*known, v)),
+            _ => {
+                errors.insert(name.clone(), "must be a number, 0 or more".into());
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(values)
+    } else {
+        Err(errors)
+    }
+}
+
 /// The figures a per-user override may set.
 pub const OVERRIDABLE: [&str; 8] = [
     "per_minute",

@@ -22,7 +22,7 @@ use crate::auth::{Principal, Role};
 use crate::config::{LimitSettings, RoleLimits};
 use crate::feature::Feature;
 
-pub use figures::{Figures, OVERRIDABLE, Refusal, iso};
+pub use figures::{Figures, OVERRIDABLE, Refusal, iso, parse_overrides};
 pub use ip::IpVerdict;
 
 /// Sorted set of blocked users (score: block end, ms), for `GET /v1/admin/blocks`.

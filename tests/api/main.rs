@@ -1,5 +1,6 @@
 //! Integration tests: the whole app over HTTP against real Redis and PostgreSQL servers.
 
+mod api_keys;
 mod audit;
 mod auth;
 mod browser;

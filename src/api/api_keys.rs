@@ -1,0 +1,126 @@
+//! `/v1/admin/api-keys` (admin): create (the key is shown once), list, revoke.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::require_role;
+use super::json::ApiJson;
+use super::problem::ApiError;
+use crate::app::AppState;
+use crate::auth::{Principal, Role};
+use crate::limits::parse_overrides;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/admin/api-keys", post(create).get(list))
+        .route("/v1/admin/api-keys/{id}", delete(revoke))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKey {
+    /// What the key is for ("batch scheduler").
+    name: String,
+    /// The user id the key acts as; its tasks, quotas and audit events are this owner's.
+    owner: String,
+    /// `service` or `teacher`.
+    role: Role,
+    /// Limits for the owner, overriding the role's (`daily_tokens`, `per_minute`, …).
+    #[serde(default)]
+    quota: Option<serde_json::Map<String, Value>>,
+}
+
+fn database(err: sqlx::Error) -> ApiError {
+    ApiError::NotReady {
+        failing: [("postgres".to_owned(), err.to_string())].into(),
+    }
+}
+
+async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(body): ApiJson<NewKey>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_role(&principal, &[Role::Admin])?;
+    let name = body.name.trim();
+    let owner = body.owner.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(ApiError::invalid_field(
+            "name",
+            "must be 1 to 200 characters",
+        ));
+    }
+    if owner.is_empty() || owner.len() > 200 || owner.contains(['{', '}']) {
+        return Err(ApiError::invalid_field(
+            "owner",
+            "must be 1 to 200 characters, without braces",
+        ));
+    }
+    if !matches!(body.role, Role::Service | Role::Teacher) {
+        return Err(ApiError::invalid_field(
+            "role",
+            "must be `service` or `teacher`",
+        ));
+    }
+    let overrides = match &body.quota {
+        Some(quota) => Some(parse_overrides(quota).map_err(|errors| {
+            ApiError::InvalidInput {
+                detail: "`quota` has invalid limits".into(),
+                errors: errors
+                    .into_iter()
+                    .map(|(k, v)| (format!("quota.{k}"), v))
+                    .collect(),
+            }
+        })?),
+        None => None,
+    };
+    let quota = body.quota.clone().map(Value::Object);
+    let (key, info) = state
+        .api_keys
+        .create(name, owner, body.role, quota.as_ref())
+        .await
+        .map_err(database)?;
+    if let Some(overrides) = overrides {
+        state
+            .limits
+            .set_overrides(owner, &overrides)
+            .await
+            .map_err(|err| ApiError::StoreUnavailable(err.to_string()))?;
+    }
+    tracing::info!(by = %principal.user_id, prefix = %info.prefix, owner, "API key created");
+    let mut body = serde_json::to_value(&info).expect("key info serializes");
+    body["key"] = key.into();
+    body["note"] = "the key is shown only now; store it safely".into();
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Value>, ApiError> {
+    require_role(&principal, &[Role::Admin])?;
+    let keys = state.api_keys.list().await.map_err(database)?;
+    Ok(Json(json!({ "api_keys": keys })))
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    require_role(&principal, &[Role::Admin])?;
+    let id = uuid::Uuid::parse_str(&id)
+        .map_err(|_| ApiError::NotFound(format!("there is no API key `{id}`")))?;
+    if state.api_keys.revoke(id).await.map_err(database)? {
+        tracing::info!(by = %principal.user_id, %id, "API key revoked");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!(
+            "there is no active API key `{id}`"
+        )))
+    }
+}
