@@ -10,6 +10,7 @@ mod health;
 mod json;
 mod limits;
 mod problem;
+mod reports;
 mod request_context;
 mod tasks;
 mod ws;
@@ -32,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(limits::router())
         .merge(api_keys::router())
+        .merge(reports::router())
         .merge(tasks::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

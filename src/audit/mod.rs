@@ -9,6 +9,7 @@
 //! redacted and long strings cut (`audit.redact_fields`, `audit.max_field_bytes`).
 
 pub mod event;
+pub mod reports;
 mod spool;
 mod writer;
 
@@ -63,7 +64,21 @@ impl AuditLog {
             settings.batch_size.max(1),
             Duration::from_millis(settings.flush_ms),
         ));
-        spool.spawn_drainer(pool, Duration::from_secs(1));
+        spool.spawn_drainer(pool.clone(), Duration::from_secs(1));
+        if settings.retention_days > 0 {
+            let days = settings.retention_days;
+            tokio::spawn(async move {
+                let mut timer = tokio::time::interval(Duration::from_secs(3600));
+                loop {
+                    timer.tick().await;
+                    match reports::delete_older_than(&pool, days).await {
+                        Ok(0) => {}
+                        Ok(deleted) => tracing::info!(deleted, days, "old audit events deleted"),
+                        Err(err) => tracing::debug!(%err, "deleting old audit events failed"),
+                    }
+                }
+            });
+        }
         Self(Some(Arc::new(Inner {
             tx,
             spool,

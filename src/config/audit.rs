@@ -18,6 +18,8 @@ pub struct AuditSettings {
     pub redact_fields: Vec<String>,
     /// Longer strings are cut to this many bytes (with a marker).
     pub max_field_bytes: usize,
+    /// Events older than this many days are deleted (in small batches, hourly); 0 keeps all.
+    pub retention_days: u32,
     /// Price per million tokens, by `provider/model` (or `provider/*`).
     pub prices: BTreeMap<String, Price>,
 }

@@ -380,3 +380,202 @@ async fn sigterm_under_load_loses_no_event_of_an_answered_request() {
         answered.len()
     );
 }
+
+/// Some traffic: three users, two features, one failure.
+async fn traffic(app: &TestApp) {
+    for (user, feature) in [
+        ("r1", "hint"),
+        ("r1", "explanation"),
+        ("r2", "hint"),
+        ("r3", "explanation"),
+    ] {
+        let body = json!({ "input": sample_input(feature), "mode": "sync" });
+        assert_eq!(
+            app.post_ai_as(user, feature, &body, &[]).await.status(),
+            200
+        );
+    }
+}
+
+async fn wait_for_events(pool: &PgPool, count: i64) {
+    for _ in 0..200 {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        if n >= count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("fewer than {count} audit events");
+}
+
+#[tokio::test]
+async fn usage_and_latency_reports_match_a_recount_of_the_rows() {
+    let app = spawn_app_with(|_| {}).await;
+    traffic(&app).await;
+    let pool = pool(&app).await;
+    wait_for_events(&pool, 8).await;
+    let admin = app.auth_token("root", tutorq::auth::Role::Admin);
+    for group_by in ["user", "feature", "provider", "model", "day"] {
+        let report = app
+            .get_json(
+                &format!("/v1/admin/usage?group_by={group_by}"),
+                Some(&admin),
+            )
+            .await;
+        let column = match group_by {
+            "user" => "user_id",
+            "day" => "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+            "provider" => "coalesce(provider, '')",
+            "model" => "coalesce(model, '')",
+            _ => group_by,
+        };
+        let recount: Vec<(String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {column}, count(*), sum(prompt_tokens + completion_tokens)::int8 FROM audit_events \
+             WHERE kind <> 'pre_request' GROUP BY 1 ORDER BY 1"
+        )))
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let rows: Vec<(String, i64, i64)> = report["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["group"].as_str().unwrap().to_owned(),
+                    r["requests"].as_i64().unwrap(),
+                    r["prompt_tokens"].as_i64().unwrap() + r["completion_tokens"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(rows, recount, "group_by={group_by}");
+    }
+    let latency = app
+        .get_json("/v1/admin/latency?feature=hint", Some(&admin))
+        .await;
+    assert_eq!(latency["rows"][0]["feature"], "hint");
+    assert_eq!(latency["rows"][0]["requests"], 2);
+    assert!(latency["rows"][0]["p99_ms"].as_f64().is_some());
+
+    // Bad parameters are named.
+    for (path, field) in [
+        ("/v1/admin/usage?group_by=week", "group_by"),
+        ("/v1/admin/usage?from=yesterday", "from"),
+        ("/v1/admin/audit?limit=0", "limit"),
+        ("/v1/admin/audit?cursor=abc", "cursor"),
+    ] {
+        let response = app
+            .client
+            .get(app.url(path))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        let body = crate::helpers::assert_problem(response, 422, "invalid-input").await;
+        assert!(body["errors"][field].is_string(), "{path}: {body:#}");
+    }
+}
+
+#[tokio::test]
+async fn the_audit_listing_pages_by_keyset_and_exports_csv_a_parser_reads() {
+    let app = spawn_app_with(|_| {}).await;
+    traffic(&app).await;
+    let pool = pool(&app).await;
+    wait_for_events(&pool, 8).await;
+    let admin = app.auth_token("root", tutorq::auth::Role::Admin);
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/admin/audit?limit=3&cursor={c}"),
+            None => "/v1/admin/audit?limit=3".to_owned(),
+        };
+        let page = app.get_json(&path, Some(&admin)).await;
+        for event in page["events"].as_array().unwrap() {
+            seen.push((
+                event["created_at"].as_str().unwrap().to_owned(),
+                event["id"].as_str().unwrap().to_owned(),
+            ));
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 8, "{seen:#?}");
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.reverse();
+    assert_eq!(seen, sorted, "newest first, no repeats");
+    let filtered = app
+        .get_json("/v1/admin/audit?user_id=r1&status=success", Some(&admin))
+        .await;
+    assert_eq!(filtered["events"].as_array().unwrap().len(), 2);
+
+    // CSV, read by Python's csv module.
+    let csv = app
+        .client
+        .get(app.url("/v1/admin/audit"))
+        .bearer_auth(&admin)
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        csv.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let text = csv.text().await.unwrap();
+    let parsed = std::process::Command::new(crate::helpers::repo_path("target/pyenv/bin/python"))
+        .args(["-c", "import csv, json, sys; rows = list(csv.DictReader(sys.stdin)); print(json.dumps([len(rows), sorted({r['kind'] for r in rows}), json.loads(rows[0]['payload']) is not None]))"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child.stdin.take().unwrap().write_all(text.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("run python's csv module");
+    let summary: Value = serde_json::from_slice(&parsed.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&parsed.stderr)));
+    assert_eq!(summary, json!([8, ["pre_request", "success"], true]));
+}
+
+#[tokio::test]
+async fn report_queries_use_the_indexes() {
+    let app = spawn_app_with(|_| {}).await;
+    let pool = pool(&app).await;
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("SET enable_seqscan = off")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let plan: Vec<String> = sqlx::query_scalar(
+        "EXPLAIN SELECT id FROM audit_events WHERE user_id = 'u' AND created_at >= now() - interval '30 days' \
+         ORDER BY created_at DESC LIMIT 100",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    let plan = plan.join("\n");
+    println!("{plan}");
+    assert!(plan.contains("audit_events_user_created"), "{plan}");
+    let plan: Vec<String> = sqlx::query_scalar(
+        "EXPLAIN SELECT feature, count(*) FROM audit_events WHERE created_at >= now() - interval '1 day' GROUP BY 1",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    let plan = plan.join("\n");
+    println!("{plan}");
+    assert!(
+        plan.contains("audit_events_created") || plan.contains("audit_events_feature_created"),
+        "{plan}"
+    );
+}

@@ -1,0 +1,301 @@
+//! Admin reports: `GET /v1/admin/usage`, `/v1/admin/latency`, `/v1/admin/audit`. JSON by
+//! default; `Accept: text/csv` gives the same rows as CSV (RFC 4180).
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::require_role;
+use super::problem::ApiError;
+use crate::app::AppState;
+use crate::audit::reports::{self, AuditFilter, GroupBy, Range};
+use crate::auth::{Principal, Role};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/admin/usage", get(usage))
+        .route("/v1/admin/latency", get(latency))
+        .route("/v1/admin/audit", get(audit))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ReportQuery {
+    from: Option<String>,
+    to: Option<String>,
+    group_by: Option<String>,
+    feature: Option<String>,
+    user_id: Option<String>,
+    status: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+fn database(err: sqlx::Error) -> ApiError {
+    ApiError::NotReady {
+        failing: [("postgres".to_owned(), err.to_string())].into(),
+    }
+}
+
+/// `[from, to)`: both RFC 3339; `to` defaults to now and `from` to 30 days before `to`.
+fn range(query: &ReportQuery) -> Result<Range, ApiError> {
+    let parse = |field: &str, text: &str| {
+        text.parse::<jiff::Timestamp>().map_err(|err| {
+            ApiError::invalid_field(
+                field,
+                format!("must be an RFC 3339 time such as 2026-11-01T00:00:00Z ({err})"),
+            )
+        })
+    };
+    let to = match &query.to {
+        Some(text) => parse("to", text)?,
+        None => jiff::Timestamp::now(),
+    };
+    let from = match &query.from {
+        Some(text) => parse("from", text)?,
+        None => to - jiff::SignedDuration::from_hours(24 * 30),
+    };
+    if from >= to {
+        return Err(ApiError::invalid_field("from", "must be before `to`"));
+    }
+    Ok(Range {
+        from: from.to_string(),
+        to: to.to_string(),
+    })
+}
+
+fn feature(query: &ReportQuery) -> Result<Option<String>, ApiError> {
+    match &query.feature {
+        Some(name) => name
+            .parse::<crate::feature::Feature>()
+            .map(|f| Some(f.to_string()))
+            .map_err(|_| ApiError::UnknownFeature(name.clone())),
+        None => Ok(None),
+    }
+}
+
+fn wants_csv(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/csv"))
+}
+
+/// RFC 4180: every field quoted when it holds a comma, quote or line break.
+fn csv(columns: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Response {
+    let field = |text: &str| {
+        if text.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", text.replace('"', "\"\""))
+        } else {
+            text.to_owned()
+        }
+    };
+    let mut out = columns.join(",") + "\r\n";
+    for row in rows {
+        out.push_str(&row.iter().map(|f| field(f)).collect::<Vec<_>>().join(","));
+        out.push_str("\r\n");
+    }
+    let mut response = out.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    response
+}
+
+async fn usage(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    Query(query): Query<ReportQuery>,
+) -> Result<Response, ApiError> {
+    require_role(&principal, &[Role::Admin])?;
+    let range = range(&query)?;
+    let group_by = query.group_by.as_deref().unwrap_or("feature");
+    let group: GroupBy = group_by.parse().map_err(|()| {
+        ApiError::invalid_field(
+            "group_by",
+            "must be one of user, feature, provider, model, day",
+        )
+    })?;
+    let rows = reports::usage(&state.stores.db, &range, group)
+        .await
+        .map_err(database)?;
+    if wants_csv(&headers) {
+        return Ok(csv(
+            &[
+                group_by,
+                "requests",
+                "prompt_tokens",
+                "completion_tokens",
+                "cost_usd",
+                "cache_hits",
+                "degraded",
+                "errors",
+            ],
+            rows.iter().map(|r| {
+                vec![
+                    r.group.clone(),
+                    r.requests.to_string(),
+                    r.prompt_tokens.to_string(),
+                    r.completion_tokens.to_string(),
+                    format!("{:.6}", r.cost_usd),
+                    r.cache_hits.to_string(),
+                    r.degraded.to_string(),
+                    r.errors.to_string(),
+                ]
+            }),
+        ));
+    }
+    Ok(
+        Json(json!({ "from": range.from, "to": range.to, "group_by": group_by, "rows": rows }))
+            .into_response(),
+    )
+}
+
+async fn latency(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    Query(query): Query<ReportQuery>,
+) -> Result<Response, ApiError> {
+    require_role(&principal, &[Role::Admin])?;
+    let range = range(&query)?;
+    let feature = feature(&query)?;
+    let rows = reports::latency(&state.stores.db, &range, feature.as_deref())
+        .await
+        .map_err(database)?;
+    if wants_csv(&headers) {
+        let ms = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_default();
+        return Ok(csv(
+            &["feature", "requests", "p50_ms", "p95_ms", "p99_ms"],
+            rows.iter().map(|r| {
+                vec![
+                    r.feature.clone(),
+                    r.requests.to_string(),
+                    ms(r.p50_ms),
+                    ms(r.p95_ms),
+                    ms(r.p99_ms),
+                ]
+            }),
+        ));
+    }
+    Ok(Json(json!({ "from": range.from, "to": range.to, "rows": rows })).into_response())
+}
+
+async fn audit(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    Query(query): Query<ReportQuery>,
+) -> Result<Response, ApiError> {
+    require_role(&principal, &[Role::Admin])?;
+    let range = range(&query)?;
+    if let Some(status) = &query.status
+        && !["pre_request", "success", "error"].contains(&status.as_str())
+    {
+        return Err(ApiError::invalid_field(
+            "status",
+            "must be pre_request, success or error",
+        ));
+    }
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid_field(
+            "limit",
+            "must be between 1 and 500",
+        ));
+    }
+    let before = match &query.cursor {
+        Some(cursor) => Some(decode_cursor(cursor).ok_or_else(|| {
+            ApiError::invalid_field("cursor", "is not a cursor this endpoint gave out")
+        })?),
+        None => None,
+    };
+    let filter = AuditFilter {
+        user_id: query.user_id.clone(),
+        feature: feature(&query)?,
+        status: query.status.clone(),
+        before,
+        limit,
+    };
+    let rows = reports::audit_page(&state.stores.db, &range, &filter)
+        .await
+        .map_err(database)?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| encode_cursor(&r.created_at, r.id)))
+        .flatten();
+    if wants_csv(&headers) {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let mut response = csv(
+            &[
+                "id",
+                "kind",
+                "created_at",
+                "request_id",
+                "task_id",
+                "user_id",
+                "role",
+                "feature",
+                "prompt_version",
+                "provider",
+                "model",
+                "prompt_tokens",
+                "completion_tokens",
+                "cost_usd",
+                "duration_ms",
+                "cached",
+                "degraded",
+                "error_kind",
+                "payload",
+            ],
+            rows.iter().map(|r| {
+                vec![
+                    r.id.to_string(),
+                    r.kind.clone(),
+                    r.created_at.clone(),
+                    r.request_id.clone(),
+                    r.task_id.map(|t| t.to_string()).unwrap_or_default(),
+                    r.user_id.clone(),
+                    r.role.clone(),
+                    r.feature.clone(),
+                    text(&r.prompt_version),
+                    text(&r.provider),
+                    text(&r.model),
+                    r.prompt_tokens.to_string(),
+                    r.completion_tokens.to_string(),
+                    format!("{:.6}", r.cost_usd),
+                    r.duration_ms.map(|d| d.to_string()).unwrap_or_default(),
+                    r.cached.to_string(),
+                    r.degraded.to_string(),
+                    text(&r.error_kind),
+                    r.payload.to_string(),
+                ]
+            }),
+        );
+        if let Some(next) = next.as_deref().and_then(|n| HeaderValue::from_str(n).ok()) {
+            response.headers_mut().insert("x-next-cursor", next);
+        }
+        return Ok(response);
+    }
+    Ok(Json(json!({ "events": rows, "next_cursor": next })).into_response())
+}
+
+fn encode_cursor(created_at: &str, id: uuid::Uuid) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{created_at}|{id}"))
+}
+
+fn decode_cursor(cursor: &str) -> Option<(String, uuid::Uuid)> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (at, id) = text.split_once('|')?;
+    at.parse::<jiff::Timestamp>().ok()?;
+    Some((at.to_owned(), id.parse().ok()?))
+}
