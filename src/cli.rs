@@ -80,6 +80,9 @@ enum BenchCommand {
     /// Provider resilience: the latency one failover hop and one open breaker add (a local
     /// HTTP server plays the vendors; no Redis or PostgreSQL needed).
     Providers(crate::bench::ProvidersBench),
+    /// The audit trail: events/s its writer puts into PostgreSQL, and inline req/s with auditing
+    /// on and off. FLUSHES the configured Redis database and empties audit_events.
+    Audit(crate::bench::AuditBench),
 }
 
 #[derive(Debug, Subcommand)]
@@ -198,6 +201,9 @@ async fn serve(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Providers(options),
         } => crate::bench::providers(settings, options).await,
+        Command::Bench {
+            command: BenchCommand::Audit(options),
+        } => crate::bench::audit(settings, options).await,
         Command::Token { .. } | Command::Prompts { .. } => {
             unreachable!("handled without a runtime")
         }

@@ -112,6 +112,17 @@ impl AuditLog {
         }
     }
 
+    /// Hands the event to the writer, waiting while its channel is full (for bulk writers such
+    /// as the benchmark; requests use [`record`](Self::record), which never waits).
+    pub async fn send(&self, event: AuditEvent) {
+        if let Some(inner) = &self.0
+            && let Err(err) = inner.tx.send(Message::Event(Box::new(event))).await
+            && let Message::Event(event) = err.0
+        {
+            self.record(*event);
+        }
+    }
+
     /// Waits (at most `limit`) until everything recorded so far is in PostgreSQL or the spool.
     pub async fn flush(&self, limit: Duration) {
         let Some(inner) = &self.0 else { return };

@@ -7,11 +7,9 @@
 //!     the whole path) at concurrency C against a child `tutorq serve`, with limits on (high
 //!     enough never to refuse) and off: requests/s and latency p50/p99, side by side.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use serde_json::json;
-
-use super::{Engine, flush, free_port, percentile};
+use super::{flush, inline_load, percentile};
 use crate::app::AppState;
 use crate::auth::{Principal, Role};
 use crate::config::Settings;
@@ -99,39 +97,16 @@ async fn one_run(
     figures.admit_p99_ms = percentile(&samples, 99.0);
 
     // (2) Inline requests through a web process, limits on then off.
-    let token = state
-        .auth
-        .mint("bench-inline", Role::Service, Duration::from_secs(3600));
-    let body = json!({"input": {"question": "2x + 3 = 11 ise x kaçtır?", "subject": "Matematik", "hint_level": 1}});
     for enabled in ["true", "false"] {
         flush(&mut redis).await?;
-        let port = free_port()?;
-        let mut web = Engine::spawn_with(
+        let (rate, p50, p99) = inline_load(
+            state,
             settings,
-            port,
-            "serve",
-            &[
-                ("TUTORQ__LIMITS__ENABLED", enabled),
-                ("TUTORQ__CACHE__TTL_SECS__HINT", "0"),
-            ],
-        )?;
-        web.wait_ready(port).await?;
-        let url = format!("http://127.0.0.1:{port}/v1/ai/hint?mode=sync");
-        let load = super::http::post_load(
-            &url,
-            &token,
-            &body,
-            200,
+            &[("TUTORQ__LIMITS__ENABLED", enabled)],
             options.concurrency,
             options.http_requests,
         )
         .await?;
-        web.stop();
-        let (rate, p50, p99) = (
-            load.req_per_s,
-            percentile(&load.latencies_ms, 50.0),
-            percentile(&load.latencies_ms, 99.0),
-        );
         if enabled == "true" {
             (figures.on_req_per_s, figures.on_p50_ms, figures.on_p99_ms) = (rate, p50, p99);
         } else {

@@ -1,6 +1,7 @@
 //! `tutorq bench`: figures printed, never asserted. The engine under test runs in a child
 //! process (as in production), so its RSS is its own; the bench process produces and observes.
 
+mod audit;
 mod http;
 mod limits;
 mod providers;
@@ -15,6 +16,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde_json::json;
 
+pub use audit::{AuditBench, audit};
 pub use limits::{LimitsBench, limits};
 pub use providers::{ProvidersBench, providers};
 pub use queue::{QueueBench, queue};
@@ -249,4 +251,34 @@ fn percentile(values: &[f64], p: f64) -> f64 {
     sorted.sort_by(f64::total_cmp);
     let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
     sorted[rank]
+}
+
+/// Inline `POST /v1/ai/hint?mode=sync` (mock 0 ms, response cache off, so every request runs
+/// the whole path) against a child `tutorq serve` with `env`: `(req/s, p50 ms, p99 ms)`.
+async fn inline_load(
+    state: &AppState,
+    settings: &Settings,
+    env: &[(&str, &str)],
+    concurrency: usize,
+    requests: usize,
+) -> anyhow::Result<(f64, f64, f64)> {
+    let token = state.auth.mint(
+        "bench-inline",
+        crate::auth::Role::Service,
+        Duration::from_secs(3600),
+    );
+    let body = json!({"input": {"question": "2x + 3 = 11 ise x kaçtır?", "subject": "Matematik", "hint_level": 1}});
+    let port = free_port()?;
+    let mut env = env.to_vec();
+    env.push(("TUTORQ__CACHE__TTL_SECS__HINT", "0"));
+    let mut web = Engine::spawn_with(settings, port, "serve", &env)?;
+    web.wait_ready(port).await?;
+    let url = format!("http://127.0.0.1:{port}/v1/ai/hint?mode=sync");
+    let load = http::post_load(&url, &token, &body, 200, concurrency, requests).await?;
+    web.stop();
+    Ok((
+        load.req_per_s,
+        percentile(&load.latencies_ms, 50.0),
+        percentile(&load.latencies_ms, 99.0),
+    ))
 }

@@ -1,0 +1,172 @@
+//! `tutorq bench audit`: what the audit trail costs, printed, never asserted.
+//!
+//! (1) The writer alone: N events recorded as fast as possible, until every one is a row in
+//!     PostgreSQL: events/s.
+//! (2) Inline `POST /v1/ai/hint` (mock 0 ms, cache off) at concurrency C against a web process
+//!     with auditing on and off: requests/s and latency p50/p99, side by side.
+
+use std::time::{Duration, Instant};
+
+use super::{flush, inline_load};
+use crate::app::AppState;
+use crate::audit::{AuditEvent, AuditLog, Kind, event_id};
+use crate::config::Settings;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct AuditBench {
+    /// Events written in (1).
+    #[arg(long, default_value_t = 100_000)]
+    pub events: usize,
+    /// Inline HTTP requests per configuration (2).
+    #[arg(long, default_value_t = 20_000)]
+    pub http_requests: usize,
+    /// Concurrent HTTP clients (2).
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Repetitions; the table shows the median and the range.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Figures {
+    events_per_s: f64,
+    on_req_per_s: f64,
+    off_req_per_s: f64,
+    on_p99_ms: f64,
+    off_p99_ms: f64,
+}
+
+pub async fn audit(settings: Settings, options: AuditBench) -> anyhow::Result<()> {
+    let state = AppState::build(settings.clone()).await?;
+    let mut runs = Vec::new();
+    for run in 1..=options.runs {
+        eprintln!("bench: run {run} of {}", options.runs);
+        let figures = one_run(&state, &settings, &options).await?;
+        eprintln!("bench: {figures:?}");
+        runs.push(figures);
+    }
+    let row = |name: &str, unit: &str, get: fn(&Figures) -> f64| {
+        let mut values: Vec<f64> = runs.iter().map(get).collect();
+        values.sort_by(f64::total_cmp);
+        println!(
+            "| {name} | {:.1} {unit} | {:.1} – {:.1} |",
+            values[values.len() / 2],
+            values[0],
+            values[values.len() - 1]
+        );
+    };
+    println!();
+    println!(
+        "tutorq bench audit: {} runs; {} events written, {} inline requests at c={} per configuration",
+        runs.len(),
+        options.events,
+        options.http_requests,
+        options.concurrency
+    );
+    println!();
+    println!("| figure | median | range |");
+    println!("| --- | --- | --- |");
+    row("(1) audit writer into PostgreSQL", "events/s", |f| {
+        f.events_per_s
+    });
+    row("(2) inline hint, auditing on", "req/s", |f| f.on_req_per_s);
+    row("(2) inline hint, auditing off", "req/s", |f| {
+        f.off_req_per_s
+    });
+    row("(2) latency p99, auditing on", "ms", |f| f.on_p99_ms);
+    row("(2) latency p99, auditing off", "ms", |f| f.off_p99_ms);
+    Ok(())
+}
+
+async fn one_run(
+    state: &AppState,
+    settings: &Settings,
+    options: &AuditBench,
+) -> anyhow::Result<Figures> {
+    let mut figures = Figures::default();
+    let mut redis = state.stores.redis.clone();
+    flush(&mut redis).await?;
+    let db = &state.stores.db;
+    sqlx::query("TRUNCATE audit_events").execute(db).await?;
+
+    // (1) The writer alone, fed as fast as it takes events.
+    let mut audit = settings.audit.clone();
+    audit.enabled = true;
+    let log = AuditLog::start(&audit, db.clone(), redis.clone());
+    let started = Instant::now();
+    for i in 0..options.events {
+        log.send(event(i)).await;
+    }
+    log.flush(Duration::from_secs(120)).await;
+    loop {
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events")
+            .fetch_one(db)
+            .await?;
+        if rows as usize >= options.events {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "only {rows} of {} audit events were written",
+            options.events
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    figures.events_per_s = options.events as f64 / started.elapsed().as_secs_f64();
+    sqlx::query("TRUNCATE audit_events, task_history")
+        .execute(db)
+        .await?;
+
+    // (2) Inline requests, auditing on then off.
+    for enabled in ["true", "false"] {
+        flush(&mut redis).await?;
+        let (rate, _, p99) = inline_load(
+            state,
+            settings,
+            &[("TUTORQ__AUDIT__ENABLED", enabled)],
+            options.concurrency,
+            options.http_requests,
+        )
+        .await?;
+        if enabled == "true" {
+            (figures.on_req_per_s, figures.on_p99_ms) = (rate, p99);
+        } else {
+            (figures.off_req_per_s, figures.off_p99_ms) = (rate, p99);
+        }
+    }
+    Ok(figures)
+}
+
+/// A success event as an answered hint leaves it.
+fn event(i: usize) -> AuditEvent {
+    let task = uuid::Uuid::now_v7();
+    AuditEvent {
+        id: event_id(&task.to_string(), Kind::Success),
+        kind: Kind::Success,
+        request_id: format!("bench-{i}"),
+        task_id: Some(task),
+        user_id: format!("bench-{}", i % 1000),
+        role: "student".into(),
+        feature: "hint".into(),
+        prompt_name: Some("question_hint".into()),
+        prompt_version: Some("1.0".into()),
+        at_us: jiff::Timestamp::now().as_microsecond(),
+        provider: Some("mock".into()),
+        model: Some("mock-1".into()),
+        prompt_tokens: 71,
+        completion_tokens: 38,
+        cost_usd: 0.0,
+        duration_ms: Some(12),
+        cached: false,
+        degraded: false,
+        error_kind: None,
+        client_ip: Some("10.0.0.1".into()),
+        payload: serde_json::json!({
+            "response": "Önce sorunun senden ne istediğini kendi cümlelerinle yaz. Küçük bir sayıyla deneyip örüntüyü görmeye çalış.",
+            "usage": { "prompt_tokens": 71, "completion_tokens": 38, "total_tokens": 109 },
+            "finish_reason": "stop",
+            "attempts": 1,
+        }),
+    }
+}
