@@ -7,6 +7,8 @@ CREATE TABLE api_keys (
     owner          text        NOT NULL,
     role           text        NOT NULL CHECK (role IN ('service', 'teacher')),
     quota          jsonb,
+    -- The key's own webhook signing secret (whsec_…), if it has one; never shown after creation.
+    webhook_secret text,
     created_at     timestamptz NOT NULL DEFAULT now(),
     last_used_at   timestamptz,
     revoked_at     timestamptz

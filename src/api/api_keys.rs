@@ -32,6 +32,10 @@ struct NewKey {
     /// Limits for the owner, overriding the role's (`daily_tokens`, `per_minute`, …).
     #[serde(default)]
     quota: Option<serde_json::Map<String, Value>>,
+    /// Give the key its own webhook signing secret (returned once), used for the owner's
+    /// callbacks instead of the server's.
+    #[serde(default)]
+    webhook_secret: bool,
 }
 
 fn database(err: sqlx::Error) -> ApiError {
@@ -79,9 +83,16 @@ async fn create(
         None => None,
     };
     let quota = body.quota.clone().map(Value::Object);
+    let webhook_secret = body.webhook_secret.then(crate::auth::new_webhook_secret);
     let (key, info) = state
         .api_keys
-        .create(name, owner, body.role, quota.as_ref())
+        .create(
+            name,
+            owner,
+            body.role,
+            quota.as_ref(),
+            webhook_secret.as_deref(),
+        )
         .await
         .map_err(database)?;
     if let Some(overrides) = overrides {
@@ -94,6 +105,9 @@ async fn create(
     tracing::info!(by = %principal.user_id, prefix = %info.prefix, owner, "API key created");
     let mut body = serde_json::to_value(&info).expect("key info serializes");
     body["key"] = key.into();
+    if let Some(secret) = webhook_secret {
+        body["webhook_secret"] = secret.into();
+    }
     body["note"] = "the key is shown only now; store it safely".into();
     Ok((StatusCode::CREATED, Json(body)))
 }

@@ -53,6 +53,22 @@ pub struct KeyInfo {
     pub revoked_at: Option<String>,
 }
 
+/// 32 bytes from the operating system's CSPRNG (two v4 UUIDs' random bits).
+fn random_bytes() -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(32);
+    bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    bytes
+}
+
+/// A new Standard Webhooks signing secret: `whsec_` and 32 random bytes in base64.
+pub fn new_webhook_secret() -> String {
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(random_bytes())
+    )
+}
+
 pub fn is_api_key(token: &str) -> bool {
     token.starts_with(KEY_PREFIX)
 }
@@ -142,17 +158,15 @@ impl ApiKeys {
         owner: &str,
         role: Role,
         quota: Option<&serde_json::Value>,
+        webhook_secret: Option<&str>,
     ) -> sqlx::Result<(String, KeyInfo)> {
-        let mut bytes = Vec::with_capacity(32);
-        bytes.extend_from_slice(Uuid::new_v4().as_bytes());
-        bytes.extend_from_slice(Uuid::new_v4().as_bytes());
         let key = format!(
             "{KEY_PREFIX}{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes)
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes())
         );
         let prefix: String = key.chars().take(KEY_PREFIX.len() + 8).collect();
         let info: KeyInfo = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO api_keys (id, prefix, hash, name, owner, role, quota) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+            "INSERT INTO api_keys (id, prefix, hash, name, owner, role, quota, webhook_secret) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              RETURNING {COLUMNS}"
         )))
         .bind(Uuid::now_v7())
@@ -162,6 +176,7 @@ impl ApiKeys {
         .bind(owner)
         .bind(role.as_str())
         .bind(quota)
+        .bind(webhook_secret)
         .fetch_one(&self.db)
         .await?;
         Ok((key, info))

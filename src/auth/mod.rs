@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-pub use api_keys::{ApiKeys, KeyInfo, is_api_key};
+pub use api_keys::{ApiKeys, KeyInfo, is_api_key, new_webhook_secret};
 pub use jwt::{Authenticator, Claims};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

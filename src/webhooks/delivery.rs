@@ -76,7 +76,7 @@ fn failed(kind: &'static str, message: impl Into<String>, is_final: bool) -> Fai
 
 /// The HTTP status on success, or the status (if any) and why it failed.
 async fn attempt(webhooks: &Webhooks, job: &WebhookJob) -> Result<u16, (Option<u16>, Failed)> {
-    let secret = webhooks.secret_for(&job.user_id).ok_or((
+    let secret = webhooks.secret_for(&job.user_id).await.ok_or((
         None,
         failed(
             "webhook_unconfigured",

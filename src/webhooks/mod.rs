@@ -39,14 +39,32 @@ impl Webhooks {
         }
     }
 
-    /// The signing secret of a client: its own, else the server's.
-    pub fn secret_for(&self, user_id: &str) -> Option<&Secret> {
-        self.client_secrets.get(user_id).or(self.secret.as_ref())
+    /// The signing secret of a client: its own from the environment, else the newest secret
+    /// of its active API keys, else the server's.
+    pub async fn secret_for(&self, user_id: &str) -> Option<Secret> {
+        if let Some(secret) = self.client_secrets.get(user_id) {
+            return Some(secret.clone());
+        }
+        if let Some(db) = &self.db {
+            let own: Result<Option<String>, sqlx::Error> = sqlx::query_scalar(
+                "SELECT webhook_secret FROM api_keys WHERE owner = $1 AND revoked_at IS NULL \
+                 AND webhook_secret IS NOT NULL ORDER BY created_at DESC LIMIT 1",
+            )
+            .bind(user_id)
+            .fetch_optional(db)
+            .await;
+            match own {
+                Ok(Some(secret)) => return Some(Secret::new(secret)),
+                Ok(None) => {}
+                Err(err) => tracing::warn!(%err, "could not look up a client's webhook secret"),
+            }
+        }
+        self.secret.clone()
     }
 
     /// Checks a callback URL at submit time (422 when refused).
     pub async fn check_url(&self, user_id: &str, url: &str) -> Result<guard::Checked, String> {
-        if self.secret_for(user_id).is_none() {
+        if self.secret_for(user_id).await.is_none() {
             return Err(
                 "webhooks are not configured on this server (TUTORQ__WEBHOOKS__SECRET)".into(),
             );
@@ -61,8 +79,8 @@ pub use delivery::deliver;
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_client_secret_wins_over_the_server_secret() {
+    #[tokio::test]
+    async fn a_client_secret_wins_over_the_server_secret() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
         let env = [
             (
@@ -77,11 +95,11 @@ mod tests {
         let settings = Settings::load_from(&dir, "test", env).unwrap();
         let webhooks = Webhooks::new(&settings, None);
         assert_eq!(
-            webhooks.secret_for("platform").unwrap().expose(),
+            webhooks.secret_for("platform").await.unwrap().expose(),
             "whsec_Y2xpZW50"
         );
         assert_eq!(
-            webhooks.secret_for("someone").unwrap().expose(),
+            webhooks.secret_for("someone").await.unwrap().expose(),
             "whsec_c2VydmVy"
         );
     }

@@ -183,3 +183,62 @@ async fn bad_key_requests_are_refused_precisely() {
         .unwrap();
     assert_eq!(missing.status(), 404);
 }
+
+#[tokio::test]
+async fn a_key_with_its_own_webhook_secret_gets_callbacks_signed_with_it() {
+    use std::io::{BufRead as _, BufReader};
+    let app = crate::helpers::spawn_app_with_workers(|_| {}).await;
+    let created: Value = create(
+        &app,
+        json!({ "name": "hooks", "owner": "svc-hooks", "role": "service", "webhook_secret": true }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let secret = created["webhook_secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    let listed = app
+        .get_json(
+            "/v1/admin/api-keys",
+            Some(&app.auth_token("root", Role::Admin)),
+        )
+        .await;
+    assert!(!listed.to_string().contains(&secret), "never listed");
+
+    let port = crate::servers::free_port();
+    let mut receiver =
+        std::process::Command::new(crate::helpers::repo_path("target/pyenv/bin/python"))
+            .arg(crate::helpers::repo_path("tests/webhooks/receiver.py"))
+            .arg(port.to_string())
+            .arg(&secret)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+    let mut lines = BufReader::new(receiver.stdout.take().unwrap()).lines();
+    assert!(lines.next().unwrap().unwrap().contains("listening"));
+    let accepted = app
+        .client
+        .post(app.url("/v1/ai/hint"))
+        .bearer_auth(created["key"].as_str().unwrap())
+        .json(&json!({
+            "input": sample_input("hint"),
+            "mode": "async",
+            "callback_url": format!("http://127.0.0.1:{port}/hook"),
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 202);
+    let report: Value = tokio::task::spawn_blocking(move || {
+        serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap()
+    })
+    .await
+    .unwrap();
+    let _ = receiver.kill();
+    let _ = receiver.wait();
+    assert_eq!(
+        report["verified"], true,
+        "signed with the key's own secret: {report}"
+    );
+}
