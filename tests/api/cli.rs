@@ -234,6 +234,7 @@ async fn migrate_creates_the_tables_and_is_idempotent() {
         tables,
         [
             "_sqlx_migrations",
+            "api_keys",
             "audit_events",
             "task_history",
             "webhook_deliveries"
