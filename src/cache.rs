@@ -3,13 +3,13 @@
 //! prompt or input never hits an old answer. Each feature has its own TTL (0: never cached).
 //!
 //! Identical misses are coalesced across processes: the first takes
-//! `ai:cache:lock:{hash}` (`SET NX PX`) and calls the provider; the others wait for its answer
+//! `ai:cache:lock:{hash}` (`SET NX PX`, in the same Lua step that found no answer) and calls the
+//! provider; the others wait for its answer
 //! to appear (polling the key every few milliseconds) instead of calling the provider too. If
 //! the leader fails, its lock goes and the next waiter takes over.
 
 use std::time::Duration;
 
-use redis::AsyncCommands as _;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -38,17 +38,36 @@ pub enum Lookup {
     Miss(Entry),
 }
 
-/// A cacheable request's key, and whether this caller holds its lock.
+/// A cacheable request's key, and the lock token when this caller holds its lock.
 pub struct Entry {
     key: String,
-    lock: Option<String>,
+    lock: String,
+    token: Option<String>,
     ttl: u64,
+}
+
+/// KEYS: 1 answer, 2 lock; ARGV: 1 token, 2 lock ms. Returns {1, answer} on a hit, {2, ''} when
+/// this caller took the lock, {0, ''} when another caller holds it.
+const LOOKUP: &str = "local v = redis.call('GET', KEYS[1]) \
+    if v then return {1, v} end \
+    if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2, ''} end \
+    return {0, ''}";
+
+/// KEYS: 1 answer, 2 lock; ARGV: 1 answer json ('' = none), 2 ttl secs, 3 lock token ('' = none).
+const STORE: &str = "if ARGV[1] ~= '' then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end \
+    if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end \
+    return 1";
+
+struct Scripts {
+    lookup: redis::Script,
+    store: redis::Script,
 }
 
 #[derive(Clone)]
 pub struct ResponseCache {
     conn: ConnectionManager,
     settings: CacheSettings,
+    scripts: std::sync::Arc<Scripts>,
 }
 
 impl ResponseCache {
@@ -56,6 +75,10 @@ impl ResponseCache {
         Self {
             conn,
             settings: settings.clone(),
+            scripts: std::sync::Arc::new(Scripts {
+                lookup: redis::Script::new(LOOKUP),
+                store: redis::Script::new(STORE),
+            }),
         }
     }
 
@@ -94,31 +117,35 @@ impl ResponseCache {
     }
 
     /// Looks `hash` up; on a miss, waits for an identical request already running (up to
-    /// `cache.coalesce_wait_ms`) or becomes the one that runs.
+    /// `cache.coalesce_wait_ms`) or becomes the one that runs. One round trip per look.
     pub async fn lookup(&self, hash: &str, ttl: u64) -> redis::RedisResult<Lookup> {
-        let key = format!("ai:cache:response:{hash}");
-        let lock_key = format!("ai:cache:lock:{hash}");
+        // One hash tag: the answer and its lock share a slot, so one script handles both.
+        let key = format!("ai:cache:response:{{{hash}}}");
+        let lock = format!("ai:cache:lock:{{{hash}}}");
         let wait = Duration::from_millis(self.settings.coalesce_wait_ms);
         let deadline = tokio::time::Instant::now() + wait;
         let token = uuid::Uuid::now_v7().to_string();
         let mut conn = self.conn.clone();
         loop {
-            let cached: Option<String> = conn.get(&key).await?;
-            if let Some(answer) = cached.and_then(|c| serde_json::from_str(&c).ok()) {
+            let (state, cached): (i64, String) = self
+                .scripts
+                .lookup
+                .key(&key)
+                .key(&lock)
+                .arg(&token)
+                .arg(wait.as_millis() as u64)
+                .invoke_async(&mut conn)
+                .await?;
+            if state == 1
+                && let Ok(answer) = serde_json::from_str(&cached)
+            {
                 return Ok(Lookup::Hit(answer));
             }
-            let taken: Option<String> = redis::cmd("SET")
-                .arg(&lock_key)
-                .arg(&token)
-                .arg("NX")
-                .arg("PX")
-                .arg(wait.as_millis() as u64)
-                .query_async(&mut conn)
-                .await?;
-            if taken.is_some() {
+            if state == 2 {
                 return Ok(Lookup::Miss(Entry {
                     key,
-                    lock: Some(token),
+                    lock,
+                    token: Some(token),
                     ttl,
                 }));
             }
@@ -126,7 +153,8 @@ impl ResponseCache {
                 // Waited long enough: run without the lock (and still store the answer).
                 return Ok(Lookup::Miss(Entry {
                     key,
-                    lock: None,
+                    lock,
+                    token: None,
                     ttl,
                 }));
             }
@@ -135,28 +163,23 @@ impl ResponseCache {
     }
 
     /// Stores the answer (when there is one) and releases the lock, so waiters find the answer
-    /// or take over.
+    /// or take over; one round trip.
     pub async fn store(&self, entry: Entry, answer: Option<&CachedAnswer>) {
-        let mut conn = self.conn.clone();
-        if let Some(answer) = answer {
-            let json = serde_json::to_string(answer).expect("an answer serializes");
-            if let Err(err) = conn.set_ex::<_, _, ()>(&entry.key, json, entry.ttl).await {
-                tracing::warn!(%err, "could not store a response in the cache");
-            }
-        }
-        if let Some(token) = entry.lock {
-            const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end return 1";
-            let lock_key = entry
-                .key
-                .replacen("ai:cache:response:", "ai:cache:lock:", 1);
-            let released: redis::RedisResult<i64> = redis::Script::new(RELEASE)
-                .key(lock_key)
-                .arg(token)
-                .invoke_async(&mut conn)
-                .await;
-            if let Err(err) = released {
-                tracing::debug!(%err, "could not release a cache lock (it expires by itself)");
-            }
+        let json = answer
+            .map(|a| serde_json::to_string(a).expect("an answer serializes"))
+            .unwrap_or_default();
+        let stored: redis::RedisResult<i64> = self
+            .scripts
+            .store
+            .key(&entry.key)
+            .key(&entry.lock)
+            .arg(json)
+            .arg(entry.ttl)
+            .arg(entry.token.unwrap_or_default())
+            .invoke_async(&mut self.conn.clone())
+            .await;
+        if let Err(err) = stored {
+            tracing::warn!(%err, "could not store a response in the cache (its lock expires by itself)");
         }
     }
 }

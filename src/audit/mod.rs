@@ -47,6 +47,9 @@ struct Inner {
     tx: mpsc::Sender<Message>,
     spool: Spool,
     settings: AuditSettings,
+    /// Events that found the channel full, waiting for the one task that spools them (in
+    /// batches: one RPUSH for everything that piled up meanwhile).
+    overflow: std::sync::Mutex<Vec<AuditEvent>>,
 }
 
 impl AuditLog {
@@ -83,6 +86,7 @@ impl AuditLog {
             tx,
             spool,
             settings: settings.clone(),
+            overflow: std::sync::Mutex::default(),
         })))
     }
 
@@ -94,21 +98,45 @@ impl AuditLog {
     /// Hands the event to the writer, or (channel full) straight to the spool. Never waits.
     pub fn record(&self, event: AuditEvent) {
         let Some(inner) = &self.0 else { return };
-        match inner.tx.try_send(Message::Event(Box::new(event))) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(Message::Event(event)))
-            | Err(mpsc::error::TrySendError::Closed(Message::Event(event))) => {
-                let spool = inner.spool.clone();
-                tokio::spawn(async move {
-                    let mut pause = Duration::from_millis(100);
-                    while let Err(err) = spool.push(std::slice::from_ref(&event)).await {
-                        tracing::error!(%err, "could not spool an audit event; retrying");
+        let event = match inner.tx.try_send(Message::Event(Box::new(event))) {
+            Ok(()) => return,
+            Err(
+                mpsc::error::TrySendError::Full(Message::Event(event))
+                | mpsc::error::TrySendError::Closed(Message::Event(event)),
+            ) => *event,
+            Err(_) => return,
+        };
+        let first = {
+            let mut overflow = inner.overflow.lock().unwrap_or_else(|e| e.into_inner());
+            overflow.push(event);
+            overflow.len() == 1
+        };
+        if first {
+            // The first overflowing event starts the spooler; later ones join its next batch.
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                let mut pause = Duration::from_millis(100);
+                loop {
+                    let batch = std::mem::take(
+                        &mut *inner.overflow.lock().unwrap_or_else(|e| e.into_inner()),
+                    );
+                    if batch.is_empty() {
+                        return;
+                    }
+                    if let Err(err) = inner.spool.push(&batch).await {
+                        tracing::error!(%err, events = batch.len(), "could not spool audit events; retrying");
+                        {
+                            // Back in front of what arrived meanwhile, keeping the order.
+                            let mut overflow =
+                                inner.overflow.lock().unwrap_or_else(|e| e.into_inner());
+                            let newer = std::mem::replace(&mut *overflow, batch);
+                            overflow.extend(newer);
+                        }
                         tokio::time::sleep(pause).await;
                         pause = (pause * 2).min(Duration::from_secs(5));
                     }
-                });
-            }
-            Err(_) => {}
+                }
+            });
         }
     }
 
