@@ -67,6 +67,31 @@ pub fn input_hash(input: &Json) -> String {
     format!("{:x}", Sha256::digest(input.to_string().as_bytes()))
 }
 
+/// [`redact`] in place, for values the caller hands over.
+pub fn redact_in_place(value: &mut Json, fields: &[String], max_bytes: usize) {
+    match value {
+        Json::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                if fields.iter().any(|f| f.eq_ignore_ascii_case(key)) {
+                    *value = json!("[redacted]");
+                } else {
+                    redact_in_place(value, fields, max_bytes);
+                }
+            }
+        }
+        Json::Array(items) => {
+            for item in items {
+                redact_in_place(item, fields, max_bytes);
+            }
+        }
+        Json::String(text) if text.len() > max_bytes => {
+            let cut = redact(&Json::String(std::mem::take(text)), fields, max_bytes);
+            *value = cut;
+        }
+        _ => {}
+    }
+}
+
 /// `value` with the named keys' values replaced and long strings cut (on a char boundary).
 pub fn redact(value: &Json, fields: &[String], max_bytes: usize) -> Json {
     match value {

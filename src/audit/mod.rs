@@ -64,8 +64,7 @@ impl AuditLog {
             pool.clone(),
             spool.clone(),
             rx,
-            settings.batch_size.max(1),
-            Duration::from_millis(settings.flush_ms),
+            settings.clone(),
         ));
         spool.spawn_drainer(pool.clone(), Duration::from_secs(1));
         if settings.retention_days > 0 {
@@ -205,72 +204,118 @@ impl AuditLog {
     }
 
     /// `success` or `error` for a task that reached a final state, from its stored outcome
-    /// (`result`, `usage`, `provider`, … or `error`).
+    /// (`result`, `usage`, `provider`, … or `error`). The event is built by the writer, off the
+    /// caller's path (the completer records whole batches of jobs at once).
     pub fn finished(
         &self,
-        facts: &RequestFacts,
+        facts: RequestFacts,
         state: &str,
-        outcome: &Json,
+        outcome: Json,
         duration_ms: Option<i64>,
         attempts: u32,
     ) {
         let Some(inner) = &self.0 else { return };
-        let usage = &outcome["usage"];
-        let tokens = |field: &str| usage[field].as_u64().unwrap_or(0);
-        let text = |field: &str| outcome[field].as_str().map(str::to_owned);
-        let mut facts = facts.clone();
-        facts.prompt_name = facts
-            .prompt_name
-            .or_else(|| outcome["prompt"]["name"].as_str().map(str::to_owned));
-        facts.prompt_version = facts
-            .prompt_version
-            .or_else(|| outcome["prompt"]["version"].as_str().map(str::to_owned));
-        let success = state == "succeeded";
-        let payload = if success {
-            json!({
-                "response": self.clean(&outcome["result"]),
-                "usage": usage,
-                "finish_reason": outcome["finish_reason"],
-                "attempts": attempts,
-                "failed_providers": outcome["failed_providers"],
-            })
-        } else {
-            json!({
-                "state": state,
-                "error": self.clean(&outcome["error"]),
-                "attempts": attempts,
-                "failed_providers": outcome["failed_providers"],
-            })
+        let done = Final {
+            facts,
+            state: state.to_owned(),
+            outcome,
+            duration_ms,
+            attempts,
         };
-        let mut event = base(
-            &facts,
-            if success { Kind::Success } else { Kind::Error },
-            payload,
-        );
-        event.provider = text("provider");
-        event.model = text("model");
-        event.prompt_tokens = tokens("prompt_tokens") as i32;
-        event.completion_tokens = tokens("completion_tokens") as i32;
-        event.cost_usd = match (&event.provider, &event.model) {
-            (Some(provider), Some(model)) => inner.settings.cost(
-                provider,
-                model,
-                tokens("prompt_tokens"),
-                tokens("completion_tokens"),
-            ),
-            _ => 0.0,
-        };
-        event.duration_ms = duration_ms.map(|ms| ms.clamp(0, i32::MAX as i64) as i32);
-        event.cached = outcome["cached"].as_bool().unwrap_or(false);
-        event.degraded = outcome["degraded"].as_bool().unwrap_or(false);
-        event.error_kind = (!success).then(|| {
-            outcome["error"]["kind"]
-                .as_str()
-                .unwrap_or(state)
-                .to_owned()
-        });
-        self.record(event);
+        match inner.tx.try_send(Message::Final(Box::new(done))) {
+            Ok(()) => {}
+            Err(
+                mpsc::error::TrySendError::Full(Message::Final(done))
+                | mpsc::error::TrySendError::Closed(Message::Final(done)),
+            ) => self.record(final_event(&inner.settings, *done)),
+            Err(_) => {}
+        }
     }
+}
+
+/// A final outcome on its way to becoming an event.
+pub struct Final {
+    facts: RequestFacts,
+    state: String,
+    outcome: Json,
+    duration_ms: Option<i64>,
+    attempts: u32,
+}
+
+/// The `success` or `error` event of a final outcome.
+fn final_event(settings: &AuditSettings, done: Final) -> AuditEvent {
+    let Final {
+        mut facts,
+        state,
+        mut outcome,
+        duration_ms,
+        attempts,
+    } = done;
+    let clean = |mut value: Json| {
+        event::redact_in_place(
+            &mut value,
+            &settings.redact_fields,
+            settings.max_field_bytes,
+        );
+        value
+    };
+    let usage = outcome["usage"].take();
+    let tokens = |field: &str| usage[field].as_u64().unwrap_or(0);
+    let text = |value: &Json| value.as_str().map(str::to_owned);
+    facts.prompt_name = facts
+        .prompt_name
+        .or_else(|| text(&outcome["prompt"]["name"]));
+    facts.prompt_version = facts
+        .prompt_version
+        .or_else(|| text(&outcome["prompt"]["version"]));
+    let success = state == "succeeded";
+    let provider = text(&outcome["provider"]);
+    let model = text(&outcome["model"]);
+    let cached = outcome["cached"].as_bool().unwrap_or(false);
+    let degraded = outcome["degraded"].as_bool().unwrap_or(false);
+    let error_kind = (!success).then(|| {
+        outcome["error"]["kind"]
+            .as_str()
+            .unwrap_or(&state)
+            .to_owned()
+    });
+    let (prompt_tokens, completion_tokens) = (tokens("prompt_tokens"), tokens("completion_tokens"));
+    let payload = if success {
+        json!({
+            "response": clean(outcome["result"].take()),
+            "usage": usage,
+            "finish_reason": outcome["finish_reason"].take(),
+            "attempts": attempts,
+            "failed_providers": outcome["failed_providers"].take(),
+        })
+    } else {
+        json!({
+            "state": state,
+            "error": clean(outcome["error"].take()),
+            "attempts": attempts,
+            "failed_providers": outcome["failed_providers"].take(),
+        })
+    };
+    let mut event = base(
+        &facts,
+        if success { Kind::Success } else { Kind::Error },
+        payload,
+    );
+    event.cost_usd = match (&provider, &model) {
+        (Some(provider), Some(model)) => {
+            settings.cost(provider, model, prompt_tokens, completion_tokens)
+        }
+        _ => 0.0,
+    };
+    event.provider = provider;
+    event.model = model;
+    event.prompt_tokens = prompt_tokens as i32;
+    event.completion_tokens = completion_tokens as i32;
+    event.duration_ms = duration_ms.map(|ms| ms.clamp(0, i32::MAX as i64) as i32);
+    event.cached = cached;
+    event.degraded = degraded;
+    event.error_kind = error_kind;
+    event
 }
 
 fn base(facts: &RequestFacts, kind: Kind, payload: Json) -> AuditEvent {

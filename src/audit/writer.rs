@@ -13,6 +13,8 @@ use super::spool::Spool;
 
 pub enum Message {
     Event(Box<AuditEvent>),
+    /// A final outcome the writer turns into its event.
+    Final(Box<super::Final>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -20,9 +22,10 @@ pub async fn run(
     pool: PgPool,
     spool: Spool,
     mut rx: mpsc::Receiver<Message>,
-    batch_size: usize,
-    flush: Duration,
+    settings: crate::config::AuditSettings,
 ) {
+    let batch_size = settings.batch_size.max(1);
+    let flush = Duration::from_millis(settings.flush_ms);
     let mut batch: Vec<AuditEvent> = Vec::new();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     let mut open = true;
@@ -30,6 +33,7 @@ pub async fn run(
         if batch.is_empty() {
             match rx.recv().await {
                 Some(Message::Event(event)) => batch.push(*event),
+                Some(Message::Final(done)) => batch.push(super::final_event(&settings, *done)),
                 Some(Message::Flush(done)) => {
                     let _ = done.send(());
                     continue;
@@ -41,6 +45,9 @@ pub async fn run(
             while batch.len() < batch_size {
                 match tokio::time::timeout_at(deadline, rx.recv()).await {
                     Ok(Some(Message::Event(event))) => batch.push(*event),
+                    Ok(Some(Message::Final(done))) => {
+                        batch.push(super::final_event(&settings, *done));
+                    }
                     Ok(Some(Message::Flush(done))) => {
                         waiting.push(done);
                         break;

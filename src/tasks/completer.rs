@@ -56,7 +56,7 @@ impl Completer {
         };
         let mut samples: HashMap<String, Vec<f64>> = HashMap::new();
         let mut webhooks = Vec::new();
-        for (finish, result) in batch.iter().zip(results) {
+        for (mut finish, result) in batch.into_iter().zip(results) {
             self.inflight
                 .end(finish.entry_id.as_deref(), &finish.task_id);
             if !result.applied {
@@ -102,8 +102,9 @@ impl Completer {
             let duration_ms = result
                 .created_us
                 .map(|created| (jiff::Timestamp::now().as_microsecond() - created) / 1000);
+            let outcome = std::mem::take(&mut finish.payload);
             self.audit
-                .finished(&facts, state, &finish.payload, duration_ms, result.attempts);
+                .finished(facts, state, outcome, duration_ms, result.attempts);
         }
         if let Err(err) = self.store.enqueue_many(&webhooks).await {
             tracing::error!(%err, count = webhooks.len(), "could not queue webhook deliveries");

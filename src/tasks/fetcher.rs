@@ -173,9 +173,9 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
                         history.record(row);
                     }
                     audit.finished(
-                        &record.audit_facts(),
+                        record.audit_facts(),
                         "dead",
-                        record.outcome.as_ref().unwrap_or(&serde_json::Value::Null),
+                        record.outcome.clone().unwrap_or_default(),
                         record.finished_us.map(|f| (f - record.created_us) / 1000),
                         record.attempts,
                     );
