@@ -39,34 +39,20 @@ struct Figures {
 
 pub async fn audit(settings: Settings, options: AuditBench) -> anyhow::Result<()> {
     let state = AppState::build(settings.clone()).await?;
-    let mut runs = Vec::new();
-    for run in 1..=options.runs {
-        eprintln!("bench: run {run} of {}", options.runs);
-        let figures = one_run(&state, &settings, &options).await?;
-        eprintln!("bench: {figures:?}");
-        runs.push(figures);
-    }
-    let row = |name: &str, unit: &str, get: fn(&Figures) -> f64| {
-        let mut values: Vec<f64> = runs.iter().map(get).collect();
-        values.sort_by(f64::total_cmp);
-        println!(
-            "| {name} | {:.1} {unit} | {:.1} – {:.1} |",
-            values[values.len() / 2],
-            values[0],
-            values[values.len() - 1]
-        );
-    };
-    println!();
-    println!(
+    let runs = super::repeat(options.runs, async || {
+        one_run(&state, &settings, &options).await
+    })
+    .await?;
+    super::table_head(&format!(
         "tutorq bench audit: {} runs; {} events written, {} inline requests at c={} per configuration",
         runs.len(),
         options.events,
         options.http_requests,
         options.concurrency
-    );
-    println!();
-    println!("| figure | median | range |");
-    println!("| --- | --- | --- |");
+    ));
+    let row = |name: &str, unit: &str, get: fn(&Figures) -> f64| {
+        super::table_row(&runs, name, unit, 1, get);
+    };
     row("(1) audit writer into PostgreSQL", "events/s", |f| {
         f.events_per_s
     });

@@ -46,13 +46,10 @@ struct Figures {
 
 pub async fn limits(settings: Settings, options: LimitsBench) -> anyhow::Result<()> {
     let state = AppState::build(settings.clone()).await?;
-    let mut all = Vec::new();
-    for run in 1..=options.runs {
-        eprintln!("bench: run {run} of {}", options.runs);
-        let figures = one_run(&state, &settings, &options).await?;
-        eprintln!("bench: {figures:?}");
-        all.push(figures);
-    }
+    let all = super::repeat(options.runs, async || {
+        one_run(&state, &settings, &options).await
+    })
+    .await?;
     print_table(&options, &all);
     Ok(())
 }
@@ -121,33 +118,31 @@ async fn one_run(
 }
 
 fn print_table(options: &LimitsBench, runs: &[Figures]) {
-    let row = |name: &str, unit: &str, get: fn(&Figures) -> f64| {
-        let mut values: Vec<f64> = runs.iter().map(get).collect();
-        values.sort_by(f64::total_cmp);
-        let median = values[values.len() / 2];
-        println!(
-            "| {name} | {median:.3} {unit} | {:.3} – {:.3} |",
-            values[0],
-            values[values.len() - 1]
-        );
-    };
-    println!();
-    println!(
+    super::table_head(&format!(
         "tutorq bench limits: {} runs; {} admissions in-process, {} inline requests at c={} per configuration",
         runs.len(),
         options.admissions,
         options.http_requests,
         options.concurrency
-    );
-    println!();
-    println!("| figure | median | range |");
-    println!("| --- | --- | --- |");
-    row("(1) admission, all layers, p50", "ms", |f| f.admit_p50_ms);
-    row("(1) admission, all layers, p99", "ms", |f| f.admit_p99_ms);
-    row("(2) inline hint, limits on", "req/s", |f| f.on_req_per_s);
-    row("(2) inline hint, limits off", "req/s", |f| f.off_req_per_s);
-    row("(2) latency p50, limits on", "ms", |f| f.on_p50_ms);
-    row("(2) latency p50, limits off", "ms", |f| f.off_p50_ms);
-    row("(2) latency p99, limits on", "ms", |f| f.on_p99_ms);
-    row("(2) latency p99, limits off", "ms", |f| f.off_p99_ms);
+    ));
+    super::table_row(runs, "(1) admission, all layers, p50", "ms", 3, |f| {
+        f.admit_p50_ms
+    });
+    super::table_row(runs, "(1) admission, all layers, p99", "ms", 3, |f| {
+        f.admit_p99_ms
+    });
+    super::table_row(runs, "(2) inline hint, limits on", "req/s", 3, |f| {
+        f.on_req_per_s
+    });
+    super::table_row(runs, "(2) inline hint, limits off", "req/s", 3, |f| {
+        f.off_req_per_s
+    });
+    super::table_row(runs, "(2) latency p50, limits on", "ms", 3, |f| f.on_p50_ms);
+    super::table_row(runs, "(2) latency p50, limits off", "ms", 3, |f| {
+        f.off_p50_ms
+    });
+    super::table_row(runs, "(2) latency p99, limits on", "ms", 3, |f| f.on_p99_ms);
+    super::table_row(runs, "(2) latency p99, limits off", "ms", 3, |f| {
+        f.off_p99_ms
+    });
 }

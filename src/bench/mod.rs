@@ -283,3 +283,36 @@ async fn inline_load(
         percentile(&load.latencies_ms, 99.0),
     ))
 }
+
+/// Runs `one` `runs` times, logging each run's figures to stderr.
+async fn repeat<T: std::fmt::Debug>(
+    runs: usize,
+    mut one: impl AsyncFnMut() -> anyhow::Result<T>,
+) -> anyhow::Result<Vec<T>> {
+    let mut all = Vec::with_capacity(runs);
+    for run in 1..=runs {
+        eprintln!("bench: run {run} of {runs}");
+        let figures = one().await?;
+        eprintln!("bench: {figures:?}");
+        all.push(figures);
+    }
+    Ok(all)
+}
+
+/// The head of a results table: its title line, then the column names.
+fn table_head(title: &str) {
+    println!();
+    println!("{title}");
+    println!();
+    println!("| figure | median | range |");
+    println!("| --- | --- | --- |");
+}
+
+/// One row of a results table: the median and the range of `get` over the runs.
+fn table_row<T>(runs: &[T], name: &str, unit: &str, decimals: usize, get: impl Fn(&T) -> f64) {
+    let mut values: Vec<f64> = runs.iter().map(get).collect();
+    values.sort_by(f64::total_cmp);
+    let median = values[values.len() / 2];
+    let (low, high) = (values[0], values[values.len() - 1]);
+    println!("| {name} | {median:.decimals$} {unit} | {low:.decimals$} – {high:.decimals$} |");
+}

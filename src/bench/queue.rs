@@ -64,13 +64,10 @@ struct Figures {
 
 pub async fn queue(settings: Settings, options: QueueBench) -> anyhow::Result<()> {
     let state = AppState::build(settings.clone()).await?;
-    let mut all = Vec::new();
-    for run in 1..=options.runs {
-        eprintln!("bench: run {run} of {}", options.runs);
-        let figures = one_run(&state, &settings, &options).await?;
-        eprintln!("bench: {figures:?}");
-        all.push(figures);
-    }
+    let all = super::repeat(options.runs, async || {
+        one_run(&state, &settings, &options).await
+    })
+    .await?;
     print_table(&options, &all);
     Ok(())
 }
@@ -291,18 +288,7 @@ async fn http_intake(state: &AppState, port: u16, options: &QueueBench) -> anyho
 }
 
 fn print_table(options: &QueueBench, runs: &[Figures]) {
-    let row = |name: &str, unit: &str, get: fn(&Figures) -> f64| {
-        let mut values: Vec<f64> = runs.iter().map(get).collect();
-        values.sort_by(f64::total_cmp);
-        let median = values[values.len() / 2];
-        println!(
-            "| {name} | {median:.2} {unit} | {:.2} – {:.2} |",
-            values[0],
-            values[values.len() - 1]
-        );
-    };
-    println!();
-    println!(
+    super::table_head(&format!(
         "tutorq bench queue: {} runs; drain {} jobs, steady {} jobs, latency {} jobs, HTTP {} requests at c={}",
         runs.len(),
         options.jobs,
@@ -310,32 +296,51 @@ fn print_table(options: &QueueBench, runs: &[Figures]) {
         options.latency_jobs,
         options.http_requests,
         options.concurrency
-    );
-    println!();
-    println!("| figure | median | range |");
-    println!("| --- | --- | --- |");
-    row("(a) drain of the backlog", "jobs/s", |f| f.drain_jobs_per_s);
-    row("(a) drain, worker start → last job", "s", |f| {
+    ));
+    super::table_row(runs, "(a) drain of the backlog", "jobs/s", 2, |f| {
+        f.drain_jobs_per_s
+    });
+    super::table_row(runs, "(a) drain, worker start → last job", "s", 2, |f| {
         f.drain_wall_s
     });
-    row("(b) steady state, producer + workers", "jobs/s", |f| {
-        f.steady_jobs_per_s
-    });
-    row("(c) pickup p50, created → started", "ms", |f| {
+    super::table_row(
+        runs,
+        "(b) steady state, producer + workers",
+        "jobs/s",
+        2,
+        |f| f.steady_jobs_per_s,
+    );
+    super::table_row(runs, "(c) pickup p50, created → started", "ms", 2, |f| {
         f.pickup_p50_ms
     });
-    row("(c) pickup p99, created → started", "ms", |f| {
+    super::table_row(runs, "(c) pickup p99, created → started", "ms", 2, |f| {
         f.pickup_p99_ms
     });
-    row("(c) round trip p50, created → succeeded", "ms", |f| {
-        f.done_p50_ms
+    super::table_row(
+        runs,
+        "(c) round trip p50, created → succeeded",
+        "ms",
+        2,
+        |f| f.done_p50_ms,
+    );
+    super::table_row(
+        runs,
+        "(c) round trip p99, created → succeeded",
+        "ms",
+        2,
+        |f| f.done_p99_ms,
+    );
+    super::table_row(runs, "(d) HTTP async intake", "req/s", 2, |f| {
+        f.http_req_per_s
     });
-    row("(c) round trip p99, created → succeeded", "ms", |f| {
-        f.done_p99_ms
+    super::table_row(runs, "(e) RSS of tutorq all, idle", "MB", 2, |f| {
+        f.rss_idle_mb
     });
-    row("(d) HTTP async intake", "req/s", |f| f.http_req_per_s);
-    row("(e) RSS of tutorq all, idle", "MB", |f| f.rss_idle_mb);
-    row("(e) RSS of tutorq all, peak during (a)", "MB", |f| {
-        f.rss_drain_peak_mb
-    });
+    super::table_row(
+        runs,
+        "(e) RSS of tutorq all, peak during (a)",
+        "MB",
+        2,
+        |f| f.rss_drain_peak_mb,
+    );
 }

@@ -167,18 +167,7 @@ impl AiProvider for Anthropic {
     }
 
     fn health_check(&self) -> BoxFuture<'_, Health> {
-        Box::pin(async move {
-            match http::send(self.request(reqwest::Method::GET, "models")).await {
-                Ok(_) => Health {
-                    healthy: true,
-                    detail: "the models endpoint answered".into(),
-                },
-                Err(err) => Health {
-                    healthy: false,
-                    detail: err.to_string(),
-                },
-            }
-        })
+        Box::pin(async move { http::health(self.request(reqwest::Method::GET, "models")).await })
     }
 }
 

@@ -122,6 +122,20 @@ pub async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response,
     Err(error_from_status(status, &headers, &body))
 }
 
+/// A health check: healthy when the request (a models listing) answers 2xx.
+pub async fn health(request: reqwest::RequestBuilder) -> super::Health {
+    match send(request).await {
+        Ok(_) => super::Health {
+            healthy: true,
+            detail: "the models endpoint answered".into(),
+        },
+        Err(err) => super::Health {
+            healthy: false,
+            detail: err.to_string(),
+        },
+    }
+}
+
 /// A JSON answer; a body that does not parse is a server error (the vendor broke its format).
 pub async fn json(response: reqwest::Response) -> Result<serde_json::Value, ProviderError> {
     let bytes = response.bytes().await.map_err(|e| send_error(&e))?;

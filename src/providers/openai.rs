@@ -279,16 +279,7 @@ impl AiProvider for OpenAiCompatible {
                     ..
                 } => format!("{endpoint}/openai/models?api-version={api_version}"),
             };
-            match http::send(self.authorized(self.client.get(url))).await {
-                Ok(_) => Health {
-                    healthy: true,
-                    detail: "the models endpoint answered".into(),
-                },
-                Err(err) => Health {
-                    healthy: false,
-                    detail: err.to_string(),
-                },
-            }
+            http::health(self.authorized(self.client.get(url))).await
         })
     }
 }
