@@ -4,6 +4,7 @@ mod admin;
 mod ai;
 mod api_keys;
 mod auth;
+mod batches;
 mod demo;
 mod events;
 mod health;
@@ -34,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .merge(limits::router())
         .merge(api_keys::router())
         .merge(reports::router())
+        .merge(batches::router(state.settings.server.batch_body_limit_bytes))
         .merge(tasks::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

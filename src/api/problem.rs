@@ -385,6 +385,26 @@ impl From<ServiceError> for ApiError {
                 tracing::warn!(%err, "Redis unavailable for admission");
                 Self::StoreUnavailable(err.to_string())
             }
+            ServiceError::InvalidBatch(items) => Self::InvalidInput {
+                detail: format!(
+                    "{} item(s) are invalid: indices {}; nothing was queued (send `allow_partial: true` to run the valid ones)",
+                    items.len(),
+                    items
+                        .iter()
+                        .map(|(i, _)| i.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                errors: items
+                    .into_iter()
+                    .flat_map(|(index, errors)| {
+                        errors
+                            .into_iter()
+                            .map(move |(field, why)| (format!("items[{index}].{field}"), why))
+                    })
+                    .collect(),
+            },
+            ServiceError::BatchNotFound => Self::NotFound("there is no batch with this id".into()),
             ServiceError::CallbackUrl(reason) => Self::InvalidInput {
                 detail: format!("`callback_url` is refused: {reason}"),
                 errors: BTreeMap::from([("callback_url".to_owned(), reason)]),

@@ -60,6 +60,8 @@ pub struct ServerSettings {
     pub host: String,
     pub port: u16,
     pub body_limit_bytes: usize,
+    /// Largest `POST /v1/batches` body (10,000 items).
+    pub batch_body_limit_bytes: usize,
     pub shutdown_grace_secs: u64,
     /// Serve the development pages under `/demo/`.
     pub demo_pages: bool,

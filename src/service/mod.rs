@@ -2,6 +2,7 @@
 //! or queues it; workers call `run_job`. Handlers stay thin and never talk to Redis or a
 //! provider themselves.
 
+pub mod batches;
 mod inline;
 pub mod job;
 mod output;
@@ -124,6 +125,10 @@ pub enum ServiceError {
     CallbackUrl(String),
     #[error(transparent)]
     Limited(#[from] LimitError),
+    #[error("{} item(s) of the batch are invalid", .0.len())]
+    InvalidBatch(Vec<(usize, crate::prompts::FieldErrors)>),
+    #[error("no batch with this id")]
+    BatchNotFound,
 }
 
 /// The service handle: one reference count to clone (it travels into every spawned run).

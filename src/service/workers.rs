@@ -37,7 +37,8 @@ pub async fn run(
             continue;
         }
         match kind.name.as_str() {
-            AI_REQUEST => {
+            // A batch item is an AI request on its own queue and pool.
+            AI_REQUEST | crate::tasks::BATCH_ITEM => {
                 let runner = service.clone();
                 let handler: JobFn<AiRequestJob> = Arc::new(move |job, _delivery| {
                     let runner = runner.clone();

@@ -2,6 +2,7 @@
 //! retries with backoff, dead tasks, crash recovery and task history.
 
 mod backend;
+mod batches;
 mod completer;
 mod delivery;
 mod engine;
@@ -17,6 +18,7 @@ mod record;
 mod store;
 mod webhook_job;
 
+pub use batches::BATCH_ITEM;
 pub use delivery::{Delivery, JobFailure, classify};
 pub use engine::Engine;
 pub use history::{HistoryRow, HistorySink};

@@ -187,7 +187,7 @@ impl std::ops::Deref for TaskStore {
 
 /// What [`TaskStore`] holds.
 pub struct StoreParts {
-    conn: ConnectionManager,
+    pub(super) conn: ConnectionManager,
     client: redis::Client,
     kinds: JobKinds,
     scripts: Scripts,

@@ -3,6 +3,7 @@
 mod api_keys;
 mod audit;
 mod auth;
+mod batches;
 mod browser;
 mod cli;
 mod crash;

@@ -1,0 +1,125 @@
+//! `/v1/batches`: bulk requests (teachers, services and admins). Submit, follow, read the
+//! results as JSON lines, cancel.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::require_role;
+use super::json::ApiJson;
+use super::problem::ApiError;
+use super::request_context::current_request_id;
+use crate::app::AppState;
+use crate::auth::{Principal, Role};
+use crate::feature::Feature;
+use crate::service::batches::{MAX_ITEMS, NewBatch};
+
+const ROLES: &[Role] = &[Role::Teacher, Role::Service, Role::Admin];
+
+pub fn router(body_limit: usize) -> Router<AppState> {
+    Router::new()
+        .route("/v1/batches", post(create).get(list))
+        .route("/v1/batches/{id}", get(show).delete(cancel))
+        .route("/v1/batches/{id}/results", get(results))
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchBody {
+    feature: String,
+    /// `[{"input": {...}}, ...]`
+    items: Vec<Value>,
+    /// Run the valid items even when some are invalid (those are reported as failed).
+    #[serde(default)]
+    allow_partial: bool,
+    #[serde(default)]
+    metadata: Option<Value>,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(body): ApiJson<BatchBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_role(&principal, ROLES)?;
+    let feature: Feature = body
+        .feature
+        .parse()
+        .map_err(|_| ApiError::UnknownFeature(body.feature.clone()))?;
+    if body.items.is_empty() || body.items.len() > MAX_ITEMS {
+        return Err(ApiError::invalid_field(
+            "items",
+            format!("must hold 1 to {MAX_ITEMS} items, got {}", body.items.len()),
+        ));
+    }
+    let batch = NewBatch {
+        feature,
+        items: body.items,
+        allow_partial: body.allow_partial,
+        metadata: body.metadata,
+        request_id: current_request_id().unwrap_or_default(),
+    };
+    let view = state.service.create_batch(&principal, batch).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::to_value(view).expect("a batch serializes")),
+    ))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Value>, ApiError> {
+    require_role(&principal, ROLES)?;
+    let batches = state.service.list_batches(&principal).await?;
+    Ok(Json(json!({ "batches": batches })))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    require_role(&principal, ROLES)?;
+    let view = state.service.batch(&principal, &id).await?;
+    Ok(Json(
+        serde_json::to_value(view).expect("a batch serializes"),
+    ))
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    require_role(&principal, ROLES)?;
+    let view = state.service.cancel_batch(&principal, &id).await?;
+    Ok(Json(
+        serde_json::to_value(view).expect("a batch serializes"),
+    ))
+}
+
+/// `application/x-ndjson`: one line per finished (or refused) item, in item order.
+async fn results(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_role(&principal, ROLES)?;
+    let lines = state.service.batch_results(&principal, &id).await?;
+    let mut body = lines.join("\n");
+    if !body.is_empty() {
+        body.push('\n');
+    }
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    Ok(response)
+}
