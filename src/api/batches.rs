@@ -3,6 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -25,6 +26,7 @@ pub fn router(body_limit: usize) -> Router<AppState> {
         .route("/v1/batches", post(create).get(list))
         .route("/v1/batches/{id}", get(show).delete(cancel))
         .route("/v1/batches/{id}/results", get(results))
+        .route("/v1/batches/{id}/events", get(events))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
 }
 
@@ -102,6 +104,59 @@ async fn cancel(
     Ok(Json(
         serde_json::to_value(view).expect("a batch serializes"),
     ))
+}
+
+/// Server-Sent Events: `progress` (the batch's counts) whenever they changed, at most every
+/// 500 ms, then one event named for the final state, and the stream ends.
+async fn events(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_role(&principal, ROLES)?;
+    let first = state.service.batch(&principal, &id).await?;
+    let stream = futures_util::stream::unfold(
+        (state, principal, id, Some(first), None::<String>, false),
+        |(state, principal, id, mut next, mut last, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                let view = match next.take() {
+                    Some(view) => view,
+                    None => {
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                        match state.service.batch(&principal, &id).await {
+                            Ok(view) => view,
+                            Err(err) => {
+                                let event = Event::default()
+                                    .event("error")
+                                    .data(json!({ "message": err.to_string() }).to_string());
+                                return Some((
+                                    Ok::<_, std::convert::Infallible>(event),
+                                    (state, principal, id, None, last, true),
+                                ));
+                            }
+                        }
+                    }
+                };
+                let data = serde_json::to_string(&view).expect("a batch serializes");
+                let finished = !matches!(view.state, "queued" | "running");
+                if finished {
+                    let event = Event::default().event(view.state).data(data);
+                    return Some((Ok(event), (state, principal, id, None, last, true)));
+                }
+                if last.as_deref() != Some(data.as_str()) {
+                    last = Some(data.clone());
+                    let event = Event::default().event("progress").data(data);
+                    return Some((Ok(event), (state, principal, id, None, last, false)));
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+        .into_response())
 }
 
 /// `application/x-ndjson`: one line per finished (or refused) item, in item order.

@@ -35,7 +35,9 @@ pub fn router(state: AppState) -> Router {
         .merge(limits::router())
         .merge(api_keys::router())
         .merge(reports::router())
-        .merge(batches::router(state.settings.server.batch_body_limit_bytes))
+        .merge(batches::router(
+            state.settings.server.batch_body_limit_bytes,
+        ))
         .merge(tasks::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

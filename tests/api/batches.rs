@@ -268,3 +268,48 @@ async fn students_cannot_batch_and_others_batches_are_not_found() {
     .await;
     crate::helpers::assert_problem(unknown, 404, "unknown-feature").await;
 }
+
+#[tokio::test]
+async fn progress_streams_as_server_sent_events_until_the_final_state() {
+    use futures_util::StreamExt as _;
+    let app = spawn_app_with_workers(|s| {
+        s.providers.mock.latency_ms = tutorq::config::LatencySetting::Fixed(50);
+    })
+    .await;
+    let created: Value = submit(
+        &app,
+        Role::Teacher,
+        &json!({ "feature": "question_gen", "items": items(64) }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let response = app
+        .client
+        .get(app.url(&format!("/v1/batches/{id}/events")))
+        .bearer_auth(app.auth_token("teacher-1", Role::Teacher))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = String::new();
+    let mut chunks = response.bytes_stream();
+    while let Some(chunk) = chunks.next().await {
+        body.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+    }
+    let names: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert!(names.first() == Some(&"progress"), "{body}");
+    assert_eq!(names.last(), Some(&"completed"), "{body}");
+    let last_data = body
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("data: "))
+        .unwrap();
+    let last: Value = serde_json::from_str(last_data).unwrap();
+    assert_eq!(last["succeeded"], 64);
+}
