@@ -170,6 +170,7 @@ impl AiService {
         let by_task: std::collections::HashMap<&str, &TaskRecord> =
             records.iter().map(|r| (r.id.as_str(), r)).collect();
         let mut lines: Vec<(usize, String)> = Vec::new();
+        let mut stems = std::collections::HashSet::new();
         for (index, task) in &items {
             let Some(record) = by_task.get(task.as_str()) else {
                 continue;
@@ -179,9 +180,17 @@ impl AiService {
             }
             let outcome = record.outcome.clone().unwrap_or(Json::Null);
             let line = match record.state {
-                TaskState::Succeeded => json!({
-                    "index": index, "status": "succeeded", "task_id": task, "result": outcome["result"],
-                }),
+                TaskState::Succeeded => {
+                    let mut result = outcome["result"].clone();
+                    let removed = dedupe_questions(&mut result, &mut stems);
+                    let mut line = json!({
+                        "index": index, "status": "succeeded", "task_id": task, "result": result,
+                    });
+                    if removed > 0 {
+                        line["duplicates_removed"] = removed.into();
+                    }
+                    line
+                }
                 state => json!({
                     "index": index, "status": state.as_str(), "task_id": task,
                     "error": if outcome["error"].is_null() { json!({ "kind": state.as_str() }) } else { outcome["error"].clone() },
@@ -236,6 +245,21 @@ impl AiService {
         }
         Ok(views)
     }
+}
+
+/// Drops generated questions whose stem (folded Turkish-aware, punctuation and spacing
+/// ignored) an earlier item of the batch already has; returns how many were dropped.
+fn dedupe_questions(result: &mut Json, seen: &mut std::collections::HashSet<String>) -> usize {
+    let Some(questions) = result.get_mut("questions").and_then(Json::as_array_mut) else {
+        return 0;
+    };
+    let before = questions.len();
+    questions.retain(|question| {
+        let stem = question["stem"].as_str().unwrap_or_default();
+        let key = crate::prompts::words(stem, true).join(" ");
+        key.is_empty() || seen.insert(key)
+    });
+    before - questions.len()
 }
 
 fn view(

@@ -313,3 +313,32 @@ async fn progress_streams_as_server_sent_events_until_the_final_state() {
     let last: Value = serde_json::from_str(last_data).unwrap();
     assert_eq!(last["succeeded"], 64);
 }
+
+#[tokio::test]
+async fn generated_questions_are_deduplicated_within_a_batch() {
+    let app = spawn_app_with_workers(|_| {}).await;
+    // The mock answers the same input with the same questions.
+    let same = json!({ "input": sample_input("question_gen") });
+    let created: Value = submit(
+        &app,
+        Role::Teacher,
+        &json!({ "feature": "question_gen", "items": [same.clone(), same] }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let id = created["id"].as_str().unwrap();
+    wait_state(&app, id, &["completed"]).await;
+    let lines = results(&app, id).await;
+    // The mock repeats its stems, so even one answer loses its repeats; the second answer
+    // repeats the first entirely.
+    let kept = lines[0]["result"]["questions"].as_array().unwrap().len();
+    assert!(kept > 0, "{:#}", lines[0]);
+    assert!(
+        lines[1]["duplicates_removed"].as_u64().unwrap() > 0,
+        "{:#}",
+        lines[1]
+    );
+    assert_eq!(lines[1]["result"]["questions"], json!([]));
+}
