@@ -1,7 +1,7 @@
 //! `/v1/batches`: bulk requests (teachers, services and admins). Submit, follow, read the
 //! results as JSON lines, cancel.
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest as _, Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -11,7 +11,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::require_role;
-use super::json::ApiJson;
 use super::problem::ApiError;
 use super::request_context::current_request_id;
 use crate::app::AppState;
@@ -43,12 +42,79 @@ struct BatchBody {
     metadata: Option<Value>,
 }
 
+/// For `application/x-ndjson` bodies (one `{"input": …}` per line) the rest comes as query
+/// parameters.
+#[derive(Debug, Default, Deserialize)]
+struct BatchQuery {
+    feature: Option<String>,
+    #[serde(default)]
+    allow_partial: bool,
+}
+
+/// The batch from a JSON body or an NDJSON one (one item per line).
+async fn read_body(
+    state: &AppState,
+    query: BatchQuery,
+    request: axum::extract::Request,
+) -> Result<BatchBody, ApiError> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let limit = state.settings.server.batch_body_limit_bytes;
+    let bytes = axum::body::Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge { limit }
+            } else {
+                ApiError::MalformedJson(rejection.body_text())
+            }
+        })?;
+    match content_type.as_str() {
+        "application/json" => super::json::parse(&bytes),
+        "application/x-ndjson" | "application/jsonl" => {
+            let text = std::str::from_utf8(&bytes)
+                .map_err(|err| ApiError::MalformedJson(format!("the body is not UTF-8: {err}")))?;
+            let mut items = Vec::new();
+            for (number, line) in text.lines().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let item: Value = serde_json::from_str(line).map_err(|err| {
+                    ApiError::MalformedJson(format!("line {}: {err}", number + 1))
+                })?;
+                items.push(item);
+            }
+            Ok(BatchBody {
+                feature: query.feature.ok_or_else(|| {
+                    ApiError::invalid_field("feature", "is required as a query parameter with an NDJSON body (?feature=question_gen)")
+                })?,
+                items,
+                allow_partial: query.allow_partial,
+                metadata: None,
+            })
+        }
+        other => Err(ApiError::UnsupportedMediaType(format!(
+            "send the batch as `application/json` or `application/x-ndjson`, not `{other}`"
+        ))),
+    }
+}
+
 async fn create(
     State(state): State<AppState>,
     principal: Principal,
-    ApiJson(body): ApiJson<BatchBody>,
+    Query(query): Query<BatchQuery>,
+    request: axum::extract::Request,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     require_role(&principal, ROLES)?;
+    let body = read_body(&state, query, request).await?;
     let feature: Feature = body
         .feature
         .parse()

@@ -342,3 +342,40 @@ async fn generated_questions_are_deduplicated_within_a_batch() {
     );
     assert_eq!(lines[1]["result"]["questions"], json!([]));
 }
+
+#[tokio::test]
+async fn a_batch_may_come_as_json_lines() {
+    let app = spawn_app_with_workers(|_| {}).await;
+    let body: String = items(5).iter().map(|i| format!("{i}\n")).collect();
+    let response = app
+        .client
+        .post(app.url("/v1/batches?feature=question_gen"))
+        .bearer_auth(app.auth_token("teacher-1", Role::Teacher))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(wait_state(&app, &id, &["completed"]).await["succeeded"], 5);
+
+    // A broken line is named.
+    let broken = app
+        .client
+        .post(app.url("/v1/batches?feature=question_gen"))
+        .bearer_auth(app.auth_token("teacher-1", Role::Teacher))
+        .header("content-type", "application/x-ndjson")
+        .body("{\"input\": {}}\n{oops\n")
+        .send()
+        .await
+        .unwrap();
+    let problem = crate::helpers::assert_problem(broken, 400, "malformed-json").await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("line 2"),
+        "{problem:#}"
+    );
+}
