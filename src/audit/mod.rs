@@ -161,14 +161,6 @@ impl AuditLog {
         }
     }
 
-    /// Events waiting in the Redis spool (for health and metrics).
-    pub async fn spooled(&self) -> redis::RedisResult<u64> {
-        match &self.0 {
-            Some(inner) => inner.spool.len().await,
-            None => Ok(0),
-        }
-    }
-
     fn clean(&self, value: &Json) -> Json {
         match &self.0 {
             Some(inner) => event::redact(

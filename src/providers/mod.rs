@@ -20,9 +20,7 @@ use futures_util::future::BoxFuture;
 use serde::Serialize;
 
 pub use anthropic::Anthropic;
-pub use breaker::Snapshot as BreakerSnapshot;
 pub use chain::{ChainError, ProviderChains, ProviderStatus};
-pub use http::SseDecoder;
 pub use mock::MockProvider;
 pub use openai::OpenAiCompatible;
 

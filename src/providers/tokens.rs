@@ -11,11 +11,6 @@ pub fn count(model: &str, text: &str) -> usize {
     }
 }
 
-/// Whether [`count`] is exact for `model`.
-pub fn is_exact(model: &str) -> bool {
-    exact(model).is_some()
-}
-
 fn exact(model: &str) -> Option<&'static tiktoken_rs::CoreBPE> {
     tiktoken_rs::bpe_for_model(model).ok()
 }
@@ -33,8 +28,8 @@ mod tests {
         // "hello world" is two tokens in every OpenAI encoding.
         assert_eq!(count("gpt-4o-mini", "hello world"), 2);
         assert_eq!(count("gpt-4", "hello world"), 2);
-        assert!(is_exact("gpt-4o"));
-        assert!(!is_exact("claude-3-5-haiku-latest"));
+        assert!(exact("gpt-4o").is_some());
+        assert!(exact("claude-3-5-haiku-latest").is_none());
         assert_eq!(count("claude-3-5-haiku-latest", "merhaba dünya"), 5);
         // Turkish costs more tokens than characters / 4 in o200k.
         let turkish = "Öğrencinin çözümündeki hatayı açıkla.";
