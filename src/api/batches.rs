@@ -1,7 +1,7 @@
 //! `/v1/batches`: bulk requests (teachers, services and admins). Submit, follow, read the
 //! results as JSON lines, cancel.
 
-use axum::extract::{FromRequest as _, Path, Query, State};
+use axum::extract::{ConnectInfo, FromRequest as _, Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -40,6 +40,12 @@ struct BatchBody {
     allow_partial: bool,
     #[serde(default)]
     metadata: Option<Value>,
+    /// Gets one signed webhook when the batch ends (`batch.completed`, ...).
+    #[serde(default)]
+    callback_url: Option<String>,
+    /// Items that may run at once (at most the server's `jobs.batch_concurrency`).
+    #[serde(default)]
+    concurrency: Option<usize>,
 }
 
 /// For `application/x-ndjson` bodies (one `{"input": …}` per line) the rest comes as query
@@ -49,6 +55,8 @@ struct BatchQuery {
     feature: Option<String>,
     #[serde(default)]
     allow_partial: bool,
+    callback_url: Option<String>,
+    concurrency: Option<usize>,
 }
 
 /// The batch from a JSON body or an NDJSON one (one item per line).
@@ -99,6 +107,8 @@ async fn read_body(
                 items,
                 allow_partial: query.allow_partial,
                 metadata: None,
+                callback_url: query.callback_url,
+                concurrency: query.concurrency,
             })
         }
         other => Err(ApiError::UnsupportedMediaType(format!(
@@ -109,11 +119,13 @@ async fn read_body(
 
 async fn create(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     principal: Principal,
     Query(query): Query<BatchQuery>,
     request: axum::extract::Request,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     require_role(&principal, ROLES)?;
+    let request_headers = request.headers().clone();
     let body = read_body(&state, query, request).await?;
     let feature: Feature = body
         .feature
@@ -125,12 +137,23 @@ async fn create(
             format!("must hold 1 to {MAX_ITEMS} items, got {}", body.items.len()),
         ));
     }
+    if body.concurrency == Some(0) {
+        return Err(ApiError::invalid_field("concurrency", "must be at least 1"));
+    }
+    let client_ip = crate::limits::ip::client_ip(
+        peer.ip(),
+        &request_headers,
+        &state.limits.settings().ip.trusted_proxies,
+    );
     let batch = NewBatch {
         feature,
         items: body.items,
         allow_partial: body.allow_partial,
         metadata: body.metadata,
+        callback_url: body.callback_url,
+        concurrency: body.concurrency,
         request_id: current_request_id().unwrap_or_default(),
+        client_ip: Some(client_ip.to_string()),
     };
     let view = state.service.create_batch(&principal, batch).await?;
     Ok((

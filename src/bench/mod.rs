@@ -227,6 +227,7 @@ fn new_task(user: &str, index: usize) -> NewTask {
         request_id: format!("bench-{index}"),
         callback_url: None,
         quota: None,
+        batch: None,
     }
 }
 

@@ -120,6 +120,9 @@ pub struct WebhookSettings {
 #[serde(deny_unknown_fields)]
 pub struct JobSettings {
     pub dir: PathBuf,
+    /// Items of one batch that run at once (a batch may ask for fewer): several batches share
+    /// the `batch_item` pool instead of the first one taking it all.
+    pub batch_concurrency: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -162,6 +162,21 @@ impl Limits {
         estimate: u64,
         member: &str,
     ) -> Result<Admission, LimitError> {
+        self.admit_many(principal, feature, 1, estimate, member)
+            .await
+    }
+
+    /// Admits a batch of `requests` items as one step: one entry in the user's window, all of
+    /// them against the daily and monthly request caps, and `estimate` (all items' tokens)
+    /// reserved at once; the items settle their shares as they end.
+    pub async fn admit_many(
+        &self,
+        principal: &Principal,
+        feature: Feature,
+        requests: u64,
+        estimate: u64,
+        member: &str,
+    ) -> Result<Admission, LimitError> {
         if !self.settings.enabled {
             return Ok(Admission::default());
         }
@@ -196,7 +211,8 @@ impl Limits {
             .arg(role.monthly_requests)
             .arg(role.monthly_tokens)
             .arg(role.bucket_tokens)
-            .arg(role.bucket_refill_per_sec);
+            .arg(role.bucket_refill_per_sec)
+            .arg(requests);
         let reply: Result<(String, i64, Vec<i64>), redis::RedisError> = async {
             let values: Vec<redis::Value> = invocation.invoke_async(&mut self.conn.clone()).await?;
             let verdict: String = redis::from_redis_value_ref(&values[0])?;

@@ -3,7 +3,8 @@
 //! queue and pool (so bulk work never takes interactive slots). Progress, results and
 //! cancellation read or act on the item tasks.
 
-use serde::Serialize;
+use std::collections::HashMap;
+
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
@@ -12,36 +13,23 @@ use super::{AiService, ServiceError};
 use crate::auth::Principal;
 use crate::feature::Feature;
 use crate::prompts::{FieldErrors, InputError};
-use crate::tasks::{BATCH_ITEM, NewTask, TaskRecord, TaskState};
+use crate::tasks::{
+    BATCH_ITEM, BatchRecord, BatchView, HistoryRow, NewTask, TaskRecord, TaskState,
+};
 
 /// Largest batch accepted.
 pub const MAX_ITEMS: usize = 10_000;
-
-/// A batch as its owner sees it.
-#[derive(Debug, Clone, Serialize)]
-pub struct BatchView {
-    pub id: String,
-    pub feature: String,
-    /// `queued`, `running`, `completed`, `completed_with_errors`, `cancelled` or `failed`.
-    pub state: &'static str,
-    pub total: usize,
-    pub queued: usize,
-    pub running: usize,
-    pub succeeded: usize,
-    pub failed: usize,
-    pub cancelled: usize,
-    /// Items refused at submission (`allow_partial`); they count as failed.
-    pub invalid: usize,
-    pub created_at: String,
-    pub metadata: Json,
-}
 
 pub struct NewBatch {
     pub feature: Feature,
     pub items: Vec<Json>,
     pub allow_partial: bool,
     pub metadata: Option<Json>,
+    pub callback_url: Option<String>,
+    /// Items that may run at once (capped by `jobs.batch_concurrency`).
+    pub concurrency: Option<usize>,
     pub request_id: String,
+    pub client_ip: Option<String>,
 }
 
 impl AiService {
@@ -54,12 +42,26 @@ impl AiService {
     ) -> Result<BatchView, ServiceError> {
         let prompts = self.prompts.snapshot();
         let prompt = prompts.get(batch.feature, None)?;
+        let primary = self.providers.primary(batch.feature);
         let mut valid = Vec::new();
         let mut invalid: Vec<(usize, FieldErrors)> = Vec::new();
+        let mut estimate = 0u64;
         for (index, item) in batch.items.iter().enumerate() {
             let input = item.get("input").unwrap_or(&Json::Null);
             match crate::prompts::validate(&prompt, input) {
-                Ok(data) => valid.push((index, data)),
+                Ok(data) => {
+                    // Reserved like a single request: the prompt's tokens plus the most the
+                    // answer may take.
+                    let rendered = prompts
+                        .render(&prompt, &data)
+                        .map_err(ServiceError::Render)?;
+                    let tokens = (primary.count_tokens(&rendered.system)
+                        + primary.count_tokens(&rendered.user))
+                        as u64
+                        + u64::from(prompt.parameters.max_tokens);
+                    estimate += tokens;
+                    valid.push((index, data, input.clone(), tokens));
+                }
                 Err(InputError::Invalid(errors)) => invalid.push((index, errors)),
                 Err(InputError::ForbiddenTopic { field, topic }) => invalid.push((
                     index,
@@ -70,11 +72,32 @@ impl AiService {
         if !invalid.is_empty() && (!batch.allow_partial || valid.is_empty()) {
             return Err(ServiceError::InvalidBatch(invalid));
         }
+        let callback_url = match &batch.callback_url {
+            Some(url) => Some(
+                self.webhooks
+                    .check_url(&principal.user_id, url)
+                    .await
+                    .map_err(ServiceError::CallbackUrl)?
+                    .url,
+            ),
+            None => None,
+        };
         let id = Uuid::now_v7().to_string();
+        // The whole batch against the caller's caps at once; each item settles its share.
+        let admission = self
+            .limits
+            .admit_many(
+                principal,
+                batch.feature,
+                valid.len() as u64,
+                estimate,
+                &format!("batch:{id}"),
+            )
+            .await?;
         let created_us = jiff::Timestamp::now().as_microsecond();
         let tasks: Vec<(usize, NewTask)> = valid
             .into_iter()
-            .map(|(index, data)| {
+            .map(|(index, data, input, tokens)| {
                 let task_id = Uuid::now_v7().to_string();
                 let job = AiRequestJob {
                     task_id: task_id.clone(),
@@ -86,6 +109,22 @@ impl AiService {
                     request_id: format!("{}#{index}", batch.request_id),
                     stream: false,
                 };
+                self.engine.audit.pre_request(
+                    &crate::audit::RequestFacts {
+                        task_id: task_id.clone(),
+                        request_id: job.request_id.clone(),
+                        user_id: principal.user_id.clone(),
+                        role: principal.role.to_string(),
+                        feature: batch.feature.to_string(),
+                        prompt_name: Some(prompt.name.clone()),
+                        prompt_version: Some(prompt.version.clone()),
+                        client_ip: batch.client_ip.clone(),
+                    },
+                    &input,
+                );
+                let quota = admission
+                    .reservation
+                    .map(|r| crate::limits::Reservation { tokens, ..r }.encode());
                 let task = NewTask {
                     id: task_id,
                     kind: BATCH_ITEM.to_owned(),
@@ -95,7 +134,8 @@ impl AiService {
                     feature: batch.feature.to_string(),
                     request_id: job.request_id.clone(),
                     callback_url: None,
-                    quota: None,
+                    quota,
+                    batch: Some(id.clone()),
                 };
                 (index, task)
             })
@@ -104,55 +144,79 @@ impl AiService {
             .iter()
             .map(|(index, errors)| json!({ "index": index, "errors": errors }))
             .collect();
-        let ttl = self
-            .engine
-            .store
-            .kinds()
-            .kind(BATCH_ITEM)
-            .result_ttl
-            .as_secs();
-        let fields = [
+        let store = &self.engine.store;
+        let ttl = store.kinds().kind(BATCH_ITEM).result_ttl.as_secs();
+        let limit = self.settings.jobs.batch_concurrency.max(1);
+        let concurrency = batch.concurrency.map_or(limit, |c| c.clamp(1, limit));
+        let mut fields = vec![
             ("user_id", principal.user_id.clone()),
+            ("role", principal.role.to_string()),
+            ("request_id", batch.request_id.clone()),
             ("feature", batch.feature.to_string()),
             ("total", batch.items.len().to_string()),
             ("created_us", created_us.to_string()),
             ("invalid", Json::Array(invalid_json).to_string()),
             ("metadata", batch.metadata.unwrap_or(Json::Null).to_string()),
         ];
-        let items: Vec<(usize, String)> = tasks.iter().map(|(i, t)| (*i, t.id.clone())).collect();
-        self.engine
-            .store
-            .save_batch(&id, &principal.user_id, &fields, &items, created_us, ttl)
-            .await?;
-        for chunk in tasks.chunks(1000) {
-            let chunk: Vec<NewTask> = chunk.iter().map(|(_, t)| t.clone()).collect();
-            self.engine.store.enqueue_many(&chunk).await?;
+        if let Some(url) = callback_url {
+            fields.push(("callback_url", url.to_string()));
+            fields.push(("webhook", "pending".to_owned()));
         }
+        // The held items' records first, then the batch, then the first `concurrency` items
+        // queued: an item can only end once the batch counts it, and a slot it frees always
+        // finds the held items recorded.
+        let (first, held) = tasks.split_at(concurrency.min(tasks.len()));
+        for chunk in held.chunks(1000) {
+            let chunk: Vec<NewTask> = chunk.iter().map(|(_, t)| t.clone()).collect();
+            store.hold_many(&chunk).await?;
+        }
+        store
+            .save_batch(&BatchRecord {
+                id: &id,
+                user_id: &principal.user_id,
+                fields,
+                items: tasks.iter().map(|(i, t)| (*i, t.id.clone())).collect(),
+                concurrency,
+                created_us,
+                ttl_secs: ttl,
+            })
+            .await?;
+        let first: Vec<NewTask> = first.iter().map(|(_, t)| t.clone()).collect();
+        store.enqueue_many(&first).await?;
         self.batch(principal, &id).await
     }
 
     /// The caller's batch with its progress (another user's answers 404).
     pub async fn batch(&self, principal: &Principal, id: &str) -> Result<BatchView, ServiceError> {
-        let (fields, records, _) = self.batch_parts(principal, id).await?;
-        Ok(view(id, &fields, &records))
+        let fields = self.own_batch(principal, id).await?;
+        Ok(BatchView::from_fields(id, &fields))
     }
 
+    async fn own_batch(
+        &self,
+        principal: &Principal,
+        id: &str,
+    ) -> Result<HashMap<String, String>, ServiceError> {
+        match self.engine.store.batch(id).await? {
+            Some(fields) if fields.get("user_id") == Some(&principal.user_id) => Ok(fields),
+            _ => Err(ServiceError::BatchNotFound),
+        }
+    }
+
+    /// The batch's fields, its items' records and `(index, task id)` of its items.
     async fn batch_parts(
         &self,
         principal: &Principal,
         id: &str,
     ) -> Result<
         (
-            std::collections::HashMap<String, String>,
+            HashMap<String, String>,
             Vec<TaskRecord>,
             Vec<(usize, String)>,
         ),
         ServiceError,
     > {
-        let fields = match self.engine.store.batch(id).await? {
-            Some(fields) if fields.get("user_id") == Some(&principal.user_id) => fields,
-            _ => return Err(ServiceError::BatchNotFound),
-        };
+        let fields = self.own_batch(principal, id).await?;
         let items = self.engine.store.batch_items(id).await?;
         let ids: Vec<String> = items.iter().map(|(_, t)| t.clone()).collect();
         let records = self.engine.store.get_many(&ids).await?;
@@ -167,7 +231,7 @@ impl AiService {
         id: &str,
     ) -> Result<Vec<String>, ServiceError> {
         let (fields, records, items) = self.batch_parts(principal, id).await?;
-        let by_task: std::collections::HashMap<&str, &TaskRecord> =
+        let by_task: HashMap<&str, &TaskRecord> =
             records.iter().map(|r| (r.id.as_str(), r)).collect();
         let mut lines: Vec<(usize, String)> = Vec::new();
         let mut stems = std::collections::HashSet::new();
@@ -209,18 +273,38 @@ impl AiService {
         Ok(lines.into_iter().map(|(_, line)| line).collect())
     }
 
-    /// Cancels every item not finished yet (queued ones never start; running ones stop).
+    /// Cancels the batch: no held item starts any more (at once), then every item not
+    /// finished yet is cancelled (queued ones never start, running ones are told to stop).
     pub async fn cancel_batch(
         &self,
         principal: &Principal,
         id: &str,
     ) -> Result<BatchView, ServiceError> {
-        let (_, records, _) = self.batch_parts(principal, id).await?;
-        for record in records.iter().filter(|r| !r.state.is_final()) {
-            self.engine
-                .store
-                .cancel(&record.id, Some(&principal.user_id))
-                .await?;
+        self.own_batch(principal, id).await?;
+        let store = &self.engine.store;
+        store.stop_batch(id).await?;
+        let ids: Vec<String> = store
+            .batch_items(id)
+            .await?
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        let kind = store.kinds().kind(BATCH_ITEM).clone();
+        let cancelled = store
+            .cancel_many(&kind, &ids, Some(&principal.user_id))
+            .await?;
+        // Each cancelled item's final audit event and history row, as for a single task.
+        for chunk in cancelled.chunks(1000) {
+            for record in store.get_many(chunk).await? {
+                if let Some(row) = HistoryRow::from_record(&record) {
+                    self.engine.history.record(row);
+                }
+                self.engine.audit.refused(
+                    &record.audit_facts(),
+                    "cancelled",
+                    &format!("batch cancelled by {}", principal.user_id),
+                );
+            }
         }
         self.batch(principal, id).await
     }
@@ -260,61 +344,4 @@ fn dedupe_questions(result: &mut Json, seen: &mut std::collections::HashSet<Stri
         key.is_empty() || seen.insert(key)
     });
     before - questions.len()
-}
-
-fn view(
-    id: &str,
-    fields: &std::collections::HashMap<String, String>,
-    records: &[TaskRecord],
-) -> BatchView {
-    let count = |wanted: &[TaskState]| records.iter().filter(|r| wanted.contains(&r.state)).count();
-    let invalid = serde_json::from_str::<Vec<Json>>(fields.get("invalid").map_or("[]", |s| s))
-        .map_or(0, |v| v.len());
-    let total = fields
-        .get("total")
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(0);
-    let queued = count(&[TaskState::Queued, TaskState::Retrying]);
-    let running = count(&[TaskState::Running]);
-    let succeeded = count(&[TaskState::Succeeded]);
-    let failed = count(&[TaskState::Failed, TaskState::Dead]) + invalid;
-    let cancelled = count(&[TaskState::Cancelled]);
-    let finished = succeeded + failed + cancelled;
-    let state = if finished < total {
-        if running + succeeded + failed - invalid + cancelled == 0 {
-            "queued"
-        } else {
-            "running"
-        }
-    } else if cancelled > 0 {
-        "cancelled"
-    } else if failed == 0 {
-        "completed"
-    } else if succeeded == 0 {
-        "failed"
-    } else {
-        "completed_with_errors"
-    };
-    BatchView {
-        id: id.to_owned(),
-        feature: fields.get("feature").cloned().unwrap_or_default(),
-        state,
-        total,
-        queued,
-        running,
-        succeeded,
-        failed,
-        cancelled,
-        invalid,
-        created_at: fields
-            .get("created_us")
-            .and_then(|us| us.parse().ok())
-            .and_then(|us| jiff::Timestamp::from_microsecond(us).ok())
-            .map(|t| t.to_string())
-            .unwrap_or_default(),
-        metadata: fields
-            .get("metadata")
-            .and_then(|m| serde_json::from_str(m).ok())
-            .unwrap_or(Json::Null),
-    }
 }

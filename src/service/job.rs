@@ -82,9 +82,11 @@ pub fn failure_of(error: &ServiceError) -> (JobFailure, Retry) {
             };
             (failure, retry)
         }
+        // The answer was already asked for once more with its problems (`AiService::repair`):
+        // a second invalid answer fails the job with the reason.
         ServiceError::InvalidOutput { problems, .. } => (
             JobFailure::new("invalid_model_output", problems.join("; ")),
-            Retry::Backoff,
+            Retry::Never,
         ),
         ServiceError::Store(err) => (
             JobFailure::new("store_unavailable", err.to_string()),

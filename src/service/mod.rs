@@ -333,6 +333,7 @@ impl AiService {
             request_id: request.request_id.clone(),
             callback_url: callback_url.map(|url| url.to_string()),
             quota: admission.reservation.map(|r| r.encode()),
+            batch: None,
         };
         let (threshold, seed) = self.settings.intake.for_feature(feature.as_str());
         let inline_within = match request.mode {

@@ -276,6 +276,11 @@ pub async fn upkeep(
     loop {
         tokio::select! {
             _ = promote.tick() => {
+                if kind.name == super::batches::BATCH_ITEM
+                    && let Err(err) = store.announce_ended_batches().await
+                {
+                    tracing::warn!(%err, "queueing the webhooks of ended batches failed");
+                }
                 loop {
                     match store.promote(&kind, FETCH_BATCH).await {
                         Ok((moved, _)) if moved as usize == FETCH_BATCH => continue,

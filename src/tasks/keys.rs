@@ -32,6 +32,11 @@ pub fn delayed(queue: &str) -> String {
     format!("ai:delayed:{queue}")
 }
 
+/// A batch's hash (`tasks/batches.rs` has its other keys).
+pub fn batch(id: &str) -> String {
+    format!("ai:batch:{{{id}}}")
+}
+
 pub fn user_tasks(user_id: &str) -> String {
     format!("ai:tasks:user:{{{user_id}}}")
 }

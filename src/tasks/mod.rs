@@ -18,7 +18,7 @@ mod record;
 mod store;
 mod webhook_job;
 
-pub use batches::BATCH_ITEM;
+pub use batches::{BATCH_ITEM, BatchRecord, BatchView};
 pub use delivery::{Delivery, JobFailure, classify};
 pub use engine::Engine;
 pub use history::{HistoryRow, HistorySink};

@@ -75,6 +75,17 @@ pub struct NewTask {
     pub callback_url: Option<String>,
     /// Tokens reserved at admission (`limits::Reservation::encode`), settled when the task ends.
     pub quota: Option<String>,
+    /// The batch this task is an item of (`tasks/batches.rs`).
+    pub batch: Option<String>,
+}
+
+/// Where a new task goes: the queue, an inline run under a lease, or held back (batch items
+/// over their batch's concurrency cap).
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    Queue,
+    Inline(Duration),
+    Hold,
 }
 
 /// How one attempt ended, as the engine records it.
@@ -243,15 +254,15 @@ impl TaskStore {
     }
 
     /// KEYS and ARGV of `create.lua` for `task`, queued or (with a lease) inline.
-    fn create_call(&self, task: &NewTask, inline: Option<Duration>) -> ([String; 5], [String; 14]) {
+    fn create_call(&self, task: &NewTask, mode: Mode) -> ([String; 5], [String; 15]) {
         let kind = self.kinds.kind(&task.kind);
         let keys = [
             keys::task(&task.id),
             keys::events(&task.id),
             keys::user_tasks(&task.user_id),
-            match inline {
-                Some(_) => keys::delayed(&kind.queue),
-                None => keys::queue(&kind.queue),
+            match mode {
+                Mode::Inline(_) => keys::delayed(&kind.queue),
+                Mode::Queue | Mode::Hold => keys::queue(&kind.queue),
             },
             keys::user_feed(&task.user_id),
         ];
@@ -266,18 +277,26 @@ impl TaskStore {
             task.request_id.clone(),
             task.role.clone(),
             keys::EVENTS_MAXLEN.to_string(),
-            if inline.is_some() { "inline" } else { "queue" }.to_owned(),
-            inline
-                .map_or(0, |lease| lease.as_millis() as u64)
-                .to_string(),
+            match mode {
+                Mode::Queue => "queue",
+                Mode::Inline(_) => "inline",
+                Mode::Hold => "hold",
+            }
+            .to_owned(),
+            match mode {
+                Mode::Inline(lease) => lease.as_millis() as u64,
+                _ => 0,
+            }
+            .to_string(),
             task.callback_url.clone().unwrap_or_default(),
             task.quota.clone().unwrap_or_default(),
+            task.batch.clone().unwrap_or_default(),
         ];
         (keys, args)
     }
 
-    async fn create(&self, task: &NewTask, inline: Option<Duration>) -> redis::RedisResult<bool> {
-        let (keys, args) = self.create_call(task, inline);
+    async fn create(&self, task: &NewTask, mode: Mode) -> redis::RedisResult<bool> {
+        let (keys, args) = self.create_call(task, mode);
         let mut invocation = self.scripts.create.prepare_invoke();
         invocation.key(&keys[..]).arg(&args[..]);
         let created: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
@@ -286,13 +305,13 @@ impl TaskStore {
 
     /// Records a task and queues its job; false if the id exists already.
     pub async fn enqueue(&self, task: &NewTask) -> redis::RedisResult<bool> {
-        self.create(task, None).await
+        self.create(task, Mode::Queue).await
     }
 
     /// Records a task that runs inline now, with a lease: if this process dies before finishing
     /// it, the job is queued once `lease` passes without [`TaskStore::extend_lease`].
     pub async fn begin_inline(&self, task: &NewTask, lease: Duration) -> redis::RedisResult<bool> {
-        self.create(task, Some(lease)).await
+        self.create(task, Mode::Inline(lease)).await
     }
 
     pub async fn extend_lease(
@@ -314,6 +333,16 @@ impl TaskStore {
 
     /// Queues many tasks in one pipeline (bulk producers and benchmarks).
     pub async fn enqueue_many(&self, tasks: &[NewTask]) -> redis::RedisResult<()> {
+        self.create_many(tasks, Mode::Queue).await
+    }
+
+    /// Records many batch items as queued but keeps them out of the queue: the batch queues
+    /// each one when a slot frees (`lua/prelude.lua`, `batch_step`).
+    pub async fn hold_many(&self, tasks: &[NewTask]) -> redis::RedisResult<()> {
+        self.create_many(tasks, Mode::Hold).await
+    }
+
+    async fn create_many(&self, tasks: &[NewTask], mode: Mode) -> redis::RedisResult<()> {
         if tasks.is_empty() {
             return Ok(());
         }
@@ -326,7 +355,7 @@ impl TaskStore {
             .await?;
         let mut pipe = redis::pipe();
         for task in tasks {
-            let (keys, args) = self.create_call(task, None);
+            let (keys, args) = self.create_call(task, mode);
             pipe.cmd("EVALSHA")
                 .arg(&hash)
                 .arg(keys.len())
@@ -512,6 +541,53 @@ impl TaskStore {
     }
 
     /// Cancels a task of `owner` (any owner when `None`).
+    /// Cancels many tasks of one kind in pipelines of 1,000 (a batch's items); tasks already
+    /// final are left as they are. Returns the ids of the tasks it cancelled.
+    pub async fn cancel_many(
+        &self,
+        kind: &JobKind,
+        task_ids: &[String],
+        owner: Option<&str>,
+    ) -> redis::RedisResult<Vec<String>> {
+        let mut conn = self.conn.clone();
+        let hash = self
+            .scripts
+            .cancel
+            .prepare_invoke()
+            .load_async(&mut conn)
+            .await?;
+        let mut cancelled = Vec::new();
+        for chunk in task_ids.chunks(1000) {
+            let mut pipe = redis::pipe();
+            for id in chunk {
+                pipe.cmd("EVALSHA")
+                    .arg(&hash)
+                    .arg(3)
+                    .arg(keys::task(id))
+                    .arg(keys::events(id))
+                    .arg(keys::delayed(&kind.queue))
+                    .arg(id)
+                    .arg(owner.unwrap_or(""))
+                    .arg(keys::EVENTS_MAXLEN)
+                    .arg(keys::CANCEL_CHANNEL);
+            }
+            let before: Vec<String> = pipe.query_async(&mut conn).await?;
+            cancelled.extend(
+                chunk
+                    .iter()
+                    .zip(before)
+                    .filter(|(_, state)| {
+                        !matches!(
+                            state.as_str(),
+                            "missing" | "succeeded" | "failed" | "cancelled" | "dead"
+                        )
+                    })
+                    .map(|(id, _)| id.clone()),
+            );
+        }
+        Ok(cancelled)
+    }
+
     pub async fn cancel(
         &self,
         task_id: &str,

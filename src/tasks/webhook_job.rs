@@ -1,10 +1,11 @@
 //! The `webhook_delivery` job: one signed POST of a finished task's final event to its
 //! callback URL. Queued by the completer (and by cancellation) when a task with a
-//! `callback_url` ends.
+//! `callback_url` ends, and by the `batch_item` pool's upkeep when a batch with one ends.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
+use super::batches::BatchView;
 use super::store::NewTask;
 
 /// The stable job name in `jobs/webhook_delivery.yaml`.
@@ -23,6 +24,9 @@ pub struct WebhookJob {
     /// Whose task it is: picks the client's signing secret.
     #[serde(default)]
     pub user_id: String,
+    /// Set when the webhook announces a batch's end (`task_id` is then the batch id).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub batch: bool,
 }
 
 impl WebhookJob {
@@ -39,6 +43,26 @@ impl WebhookJob {
             url: url.to_owned(),
             body: body.to_string(),
             user_id: user_id.to_owned(),
+            batch: false,
+        }
+    }
+
+    /// The webhook announcing that a batch ended (`batch.completed`, `batch.cancelled`, ...),
+    /// with its final counts. The message id comes from the batch id: every attempt and any
+    /// second queueing carry the same `webhook-id`.
+    pub fn for_batch(batch_id: &str, user_id: &str, url: &str, view: &BatchView) -> Self {
+        let body = json!({
+            "type": format!("batch.{}", view.state),
+            "timestamp": jiff::Timestamp::now().to_string(),
+            "data": view,
+        });
+        Self {
+            message_id: format!("msg_batch_{}", batch_id.replace('-', "")),
+            task_id: batch_id.to_owned(),
+            url: url.to_owned(),
+            body: body.to_string(),
+            user_id: user_id.to_owned(),
+            batch: true,
         }
     }
 
@@ -53,6 +77,7 @@ impl WebhookJob {
             request_id: request_id.to_owned(),
             callback_url: None,
             quota: None,
+            batch: None,
         }
     }
 }

@@ -36,13 +36,13 @@ pub async fn deliver(
     .await;
     let outcome = match result {
         Ok(status) => {
-            set_status(store, &job.task_id, "delivered").await;
+            set_status(store, &job, "delivered").await;
             return Ok(json!({ "delivered": true, "status": status, "url": job.url }));
         }
         Err((_, failure)) => failure,
     };
     if outcome.is_final || last_attempt {
-        set_status(store, &job.task_id, "failed").await;
+        set_status(store, &job, "failed").await;
     }
     Err(match (outcome.is_final, outcome.retry_after) {
         (true, _) => JobFailure::new(outcome.kind, outcome.message).give_up(),
@@ -207,8 +207,12 @@ async fn record(
 }
 
 /// `webhook: delivered | failed` on the announced task (while its record lives).
-async fn set_status(store: &TaskStore, task_id: &str, status: &str) {
-    let _ = store
-        .set_field_if_exists(&keys::task(task_id), "webhook", status)
-        .await;
+/// The delivery state on the task (or batch) the webhook announces: `webhook` in its record.
+async fn set_status(store: &TaskStore, job: &WebhookJob, status: &str) {
+    let key = if job.batch {
+        keys::batch(&job.task_id)
+    } else {
+        keys::task(&job.task_id)
+    };
+    let _ = store.set_field_if_exists(&key, "webhook", status).await;
 }

@@ -379,3 +379,250 @@ async fn a_batch_may_come_as_json_lines() {
         "{problem:#}"
     );
 }
+
+/// A webhook receiver that keeps every body it gets.
+async fn body_receiver() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, Value)>>>,
+) {
+    let calls: std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, Value)>>> =
+        Default::default();
+    let seen = calls.clone();
+    let router = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, axum::Json(body): axum::Json<Value>| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock().unwrap().push((headers, body));
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/hook",
+        listener.local_addr().unwrap().port()
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (url, calls)
+}
+
+/// The most items whose `[started_us, finished_us]` overlap at one instant.
+fn most_at_once(spans: &[(i64, i64)]) -> usize {
+    let mut edges: Vec<(i64, i32)> = spans
+        .iter()
+        .flat_map(|&(start, end)| [(start, 1), (end, -1)])
+        .collect();
+    // An end before a start at the same microsecond: a freed slot is taken after it freed.
+    edges.sort();
+    let (mut now, mut most) = (0i32, 0i32);
+    for (_, step) in edges {
+        now += step;
+        most = most.max(now);
+    }
+    most as usize
+}
+
+#[tokio::test]
+async fn items_never_exceed_the_batch_concurrency_and_its_end_sends_one_webhook() {
+    let (url, calls) = body_receiver().await;
+    let app = spawn_app_with_workers(|s| {
+        s.providers.mock.latency_ms = tutorq::config::LatencySetting::Fixed(60);
+    })
+    .await;
+    let created: Value = submit(
+        &app,
+        Role::Teacher,
+        &json!({ "feature": "question_gen", "items": items(15), "concurrency": 3, "callback_url": url }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(created["concurrency"], 3, "{created:#}");
+    let id = created["id"].as_str().unwrap();
+    let done = wait_state(&app, id, &["completed", "completed_with_errors", "failed"]).await;
+    assert_eq!(done["state"], "completed", "{done:#}");
+    assert_eq!(
+        (done["queued"].as_u64(), done["running"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert!(done["ended_at"].is_string(), "{done:#}");
+    // From the items' own records: when each ran.
+    let mut redis = app.redis().await;
+    let mut spans = Vec::new();
+    for line in results(&app, id).await {
+        let (started, finished): (i64, i64) = redis::cmd("HMGET")
+            .arg(tutorq::tasks::keys::task(line["task_id"].as_str().unwrap()))
+            .arg("started_us")
+            .arg("finished_us")
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        spans.push((started, finished));
+    }
+    let most = most_at_once(&spans);
+    // The pool has 32 slots; the batch may use 3 of them, and does.
+    assert_eq!(most, 3, "{spans:?}");
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while calls.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the batch webhook never came");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let later = wait_webhook_state(&app, id).await;
+    assert_eq!(later["webhook"], "delivered", "{later:#}");
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1, "one webhook per batch");
+    let (headers, body) = &calls[0];
+    assert_eq!(body["type"], "batch.completed", "{body:#}");
+    assert_eq!(body["data"]["id"], id);
+    assert_eq!(body["data"]["succeeded"], 15);
+    for header in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        assert!(
+            headers.contains_key(header),
+            "{header} missing: {headers:?}"
+        );
+    }
+}
+
+async fn wait_webhook_state(app: &TestApp, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let view = batch(app, id).await;
+        if view["webhook"] != "pending" {
+            return view;
+        }
+        assert!(Instant::now() < deadline, "webhook still pending: {view:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_batch_reserves_its_requests_and_tokens_up_front_and_items_settle_them() {
+    let app = spawn_app_with_workers(|s| {
+        let roles = &mut s.limits.roles;
+        for role in [&mut roles.teacher, &mut roles.service] {
+            role.daily_requests = 10;
+        }
+        s.providers.mock.latency_ms = tutorq::config::LatencySetting::Fixed(100);
+    })
+    .await;
+    let token = app.auth_token("teacher-1", Role::Teacher);
+    let too_many = submit(
+        &app,
+        Role::Teacher,
+        &json!({ "feature": "question_gen", "items": items(11) }),
+    )
+    .await;
+    crate::helpers::assert_problem(too_many, 429, "daily-requests").await;
+    let quota = app.get_json("/v1/quota", Some(&token)).await;
+    assert_eq!(quota["daily"]["requests"]["used"], 0, "{quota:#}");
+
+    let created: Value = submit(
+        &app,
+        Role::Teacher,
+        &json!({ "feature": "question_gen", "items": items(8), "concurrency": 1 }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let reserved = app.get_json("/v1/quota", Some(&token)).await;
+    assert_eq!(reserved["daily"]["requests"]["used"], 8, "{reserved:#}");
+    let reserved_tokens = reserved["daily"]["tokens"]["used"].as_u64().unwrap();
+    // Two requests left today: a third is refused.
+    for (i, expected) in [(0, 202), (1, 202), (2, 429)] {
+        let mut input = sample_input("question_gen");
+        input["topic"] = format!("Ek konu {i}").into();
+        let response = app
+            .client
+            .post(app.url("/v1/ai/question_gen"))
+            .bearer_auth(&token)
+            .json(&json!({ "input": input, "mode": "async" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), expected, "request {i}");
+    }
+    wait_state(&app, id, &["completed"]).await;
+    let mut used = 0;
+    for line in results(&app, id).await {
+        let task: Value = app
+            .get_json(
+                &format!("/v1/tasks/{}", line["task_id"].as_str().unwrap()),
+                Some(&token),
+            )
+            .await;
+        used += task["usage"]["total_tokens"].as_u64().unwrap();
+    }
+    assert!(
+        used < reserved_tokens,
+        "reserved {reserved_tokens}, used {used}"
+    );
+    // The two single requests settle too; wait for them, then compare with the items alone.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let quota = app.get_json("/v1/quota", Some(&token)).await;
+        let now_used = quota["daily"]["tokens"]["used"].as_u64().unwrap();
+        if now_used < reserved_tokens {
+            assert!(now_used >= used, "{quota:#}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never settled: {quota:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_invalid_model_answer_is_asked_for_once_more_then_the_item_fails_with_the_reason() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    let prose = std::fs::read_to_string(crate::helpers::repo_path(
+        "tests/fixtures/providers/openai/chat_completion.json",
+    ))
+    .unwrap();
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(prose, "application/json"))
+        .mount(&server)
+        .await;
+    let uri = server.uri();
+    let app = spawn_app_with_workers(move |s| {
+        s.providers
+            .chains
+            .insert("question_gen".into(), vec!["openai".into()]);
+        s.providers.openai.base_url = format!("{uri}/v1");
+        s.providers.openai.api_key = Some(tutorq::config::Secret::new("sk-test"));
+    })
+    .await;
+    let created: Value = submit(
+        &app,
+        Role::Teacher,
+        &json!({ "feature": "question_gen", "items": items(1) }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let done = wait_state(&app, id, &["failed", "completed"]).await;
+    assert_eq!(done["state"], "failed", "{done:#}");
+    let line = &results(&app, id).await[0];
+    assert_eq!(line["status"], "failed", "{line:#}");
+    assert_eq!(line["error"]["kind"], "invalid_model_output", "{line:#}");
+    assert!(!line["error"]["message"].as_str().unwrap().is_empty());
+    // The first answer and one repair request; no job retry after that.
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+    let task: Value = app
+        .get_json(
+            &format!("/v1/tasks/{}", line["task_id"].as_str().unwrap()),
+            Some(&app.auth_token("teacher-1", Role::Teacher)),
+        )
+        .await;
+    assert_eq!(task["attempts"], 1, "{task:#}");
+}

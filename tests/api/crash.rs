@@ -82,6 +82,7 @@ fn tasks(count: usize) -> Vec<NewTask> {
                 request_id: format!("drill-{i}"),
                 callback_url: None,
                 quota: None,
+                batch: None,
             }
         })
         .collect()

@@ -9,7 +9,9 @@
 -- ARGV: 1 user id, 2 request member (unique), 3 estimated tokens, 4 daily reset_at ms,
 --   5 monthly reset_at ms, 6 violation threshold, 7 violation window ms, 8 block ms, 9 window ms,
 --   then the role's limits by name: 10 per_minute, 11 cooldown_secs, 12 daily_requests,
---   13 daily_tokens, 14 monthly_requests, 15 monthly_tokens, 16 bucket_tokens, 17 bucket_refill_per_sec
+--   13 daily_tokens, 14 monthly_requests, 15 monthly_tokens, 16 bucket_tokens, 17 bucket_refill_per_sec,
+--   18 requests (1, or a batch's item count: one entry in the window, that many against the
+--   daily and monthly caps, and no token bucket: a batch is paced by its concurrency cap)
 -- Returns {verdict, retry_after_ms, per_minute, window_used, window_reset_ms,
 --   daily_requests, daily_requests_used, daily_tokens, daily_tokens_used, daily_reset_at,
 --   monthly_requests, monthly_requests_used, monthly_tokens, monthly_tokens_used, monthly_reset_at,
@@ -28,6 +30,7 @@ for i = 1, #overrides, 2 do
   end
 end
 local estimate = tonumber(ARGV[3])
+local count = tonumber(ARGV[18]) or 1
 local window = tonumber(ARGV[9])
 
 -- A period's counters and reset time. Once the stored period has ended the counters start
@@ -77,10 +80,10 @@ if used >= lim.per_minute then
   end
   return answer('user-rate', math.max(cool, window_reset))
 end
-if d_req + 1 > lim.daily_requests then
+if d_req + count > lim.daily_requests then
   return answer('daily-requests', d_reset - now)
 end
-if m_req + 1 > lim.monthly_requests then
+if m_req + count > lim.monthly_requests then
   return answer('monthly-requests', m_reset - now)
 end
 if d_tok + estimate > lim.daily_tokens then
@@ -96,6 +99,9 @@ local at = tonumber(b[2]) or now
 tokens = math.min(capacity, tokens + (now - at) * rate / 1000)
 -- A request larger than the whole bucket passes when the bucket is full (and empties it).
 local need = math.min(estimate, capacity)
+if count > 1 then
+  need = 0
+end
 if tokens < need then
   local wait = 60000
   if rate > 0 then
@@ -108,7 +114,7 @@ end
 redis.call('ZADD', KEYS[2], now, ARGV[2])
 redis.call('PEXPIRE', KEYS[2], window)
 used = used + 1
-d_req, d_tok, m_req, m_tok = d_req + 1, d_tok + estimate, m_req + 1, m_tok + estimate
+d_req, d_tok, m_req, m_tok = d_req + count, d_tok + estimate, m_req + count, m_tok + estimate
 -- A period's hash lives a day past its reset (settling finds it), set once per period.
 redis.call('HSET', KEYS[4], 'requests', d_req, 'tokens', d_tok, 'reset_at', d_reset)
 if d_new then
@@ -118,7 +124,7 @@ redis.call('HSET', KEYS[5], 'requests', m_req, 'tokens', m_tok, 'reset_at', m_re
 if m_new then
   redis.call('PEXPIREAT', KEYS[5], m_reset + 86400000)
 end
-redis.call('HSET', KEYS[6], 'tokens', tokens - estimate, 'at', now, 'capacity', capacity)
+redis.call('HSET', KEYS[6], 'tokens', tokens - need, 'at', now, 'capacity', capacity)
 if not b[1] then
   -- A new bucket; an idle one expires after a day and comes back full.
   redis.call('PEXPIRE', KEYS[6], 86400000)

@@ -4,7 +4,7 @@
 -- ARGV: 1 task id, 2 owner user id ('' = any), 3 events maxlen, 4 cancel channel
 -- Returns the state before: 'missing', a final state (unchanged), or the cancelled state's predecessor.
 local final = {succeeded = true, failed = true, cancelled = true, dead = true}
-local f = redis.call('HMGET', KEYS[1], 'state', 'user_id', 'feature', 'quota')
+local f = redis.call('HMGET', KEYS[1], 'state', 'user_id', 'feature', 'quota', 'batch', 'held')
 local state = f[1]
 if not state or (ARGV[2] ~= '' and f[2] ~= ARGV[2]) then
   return 'missing'
@@ -21,6 +21,7 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'event', 'cancelled',
 changed(KEYS[2])
 announce()
 settle(KEYS[1], f[2], f[3], f[4], 0)
+batch_step(f[5], f[6], state, 'cancelled', now)
 redis.call('ZREM', KEYS[3], ARGV[1])
 if state == 'running' then
   redis.call('PUBLISH', ARGV[4], ARGV[1])

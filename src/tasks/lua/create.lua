@@ -5,7 +5,9 @@
 --       5 the user's feed (a stream of new task ids, for "subscribe to all my tasks")
 -- ARGV: 1 task id, 2 job json, 3 ttl secs, 4 max attempts, 5 kind, 6 user id, 7 feature,
 --       8 request id, 9 role, 10 events maxlen, 11 mode, 12 lease ms (inline), 13 callback url ('' = none),
---       14 quota reservation ('' = none; settled when the task ends)
+--       14 quota reservation ('' = none; settled when the task ends), 15 batch id ('' = none)
+-- Mode "hold" (batch items over the batch's concurrency cap) records the task as queued but
+-- leaves it out of the queue: `batch_step` (prelude) queues it when a slot frees.
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
@@ -23,6 +25,12 @@ end
 if ARGV[14] ~= '' then
   redis.call('HSET', KEYS[1], 'quota', ARGV[14])
 end
+if ARGV[15] ~= '' then
+  redis.call('HSET', KEYS[1], 'batch', ARGV[15])
+end
+if ARGV[11] == 'hold' then
+  redis.call('HSET', KEYS[1], 'held', '1')
+end
 if ARGV[13] ~= '' then
   redis.call('HSET', KEYS[1], 'callback_url', ARGV[13], 'webhook', 'pending')
 end
@@ -33,7 +41,7 @@ if inline then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[10], '*', 'event', 'started',
     'data', stamp({task_id = ARGV[1], state = 'running', attempt = 1}, now))
   redis.call('ZADD', KEYS[4], math.floor(now_us / 1000) + tonumber(ARGV[12]), ARGV[1])
-else
+elseif ARGV[11] == 'queue' then
   redis.call('XADD', KEYS[4], '*', 't', ARGV[1], 'j', ARGV[2])
 end
 redis.call('EXPIRE', KEYS[2], ttl)

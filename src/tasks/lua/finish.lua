@@ -23,7 +23,7 @@ for i = 1, n do
     acked[#acked + 1] = entry
   end
   local f = redis.call('HMGET', task, 'state', 'user_id', 'role', 'feature', 'request_id',
-    'created_us', 'started_us', 'attempts', 'callback_url', 'quota')
+    'created_us', 'started_us', 'attempts', 'callback_url', 'quota', 'batch', 'held')
   local state = f[1]
   local applied = 0
   if state and not final[state] then
@@ -44,6 +44,7 @@ for i = 1, n do
         redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_us - 604800000000)
       end
     end
+    batch_step(f[11], f[12], state, outcome, now)
     redis.call('XADD', events, 'MAXLEN', '~', ARGV[2], '*', 'event', outcome,
       'data', with_fields(payload, head, now))
     changed(events)

@@ -69,3 +69,46 @@ local function settle(task, user, feature, quota, used)
   end
 end
 
+
+-- Batches (tasks/batches.rs): an item is a task with a `batch` field. `batch_step` keeps the
+-- batch in step when item `id` moves from state `from` to `to`: the running count, the final
+-- counts, the per-batch concurrency cap (a dispatched item that ends queues the next held one;
+-- a `held` item never took a slot) and the batch's end (its id goes to `ai:batches:ended`,
+-- where a worker picks it up for the batch webhook). Any number of scripts may run it.
+local batch_counter = {succeeded = 'succeeded', failed = 'failed', dead = 'failed', cancelled = 'cancelled'}
+local function batch_step(b, held, from, to, now)
+  if not b then
+    return
+  end
+  local key = 'ai:batch:{' .. b .. '}'
+  if from == 'running' and to ~= 'running' then
+    redis.call('HINCRBY', key, 'running', -1)
+  elseif to == 'running' and from ~= 'running' then
+    redis.call('HINCRBY', key, 'running', 1)
+  end
+  local counter = batch_counter[to]
+  if not counter then
+    return
+  end
+  redis.call('HINCRBY', key, counter, 1)
+  if not held then
+    local queue = redis.call('HGET', key, 'queue')
+    while queue do
+      local next_id = redis.call('LPOP', key .. ':held')
+      if not next_id then
+        break
+      end
+      local task = 'ai:task:{' .. next_id .. '}'
+      local f = redis.call('HMGET', task, 'state', 'job')
+      if f[1] == 'queued' and f[2] then
+        redis.call('HDEL', task, 'held')
+        redis.call('XADD', queue, '*', 't', next_id, 'j', f[2])
+        break
+      end
+    end
+  end
+  if redis.call('HINCRBY', key, 'done', 1) == tonumber(redis.call('HGET', key, 'valid')) then
+    redis.call('HSET', key, 'ended_us', now)
+    redis.call('RPUSH', 'ai:batches:ended', b)
+  end
+end

@@ -1,7 +1,8 @@
--- Re-queues a dead task with its attempts reset.
+-- Re-queues a dead task with its attempts reset. A batch item counts as unfinished again and,
+-- while its batch still holds items back (the concurrency cap), waits first in line for a slot.
 -- KEYS: 1 task hash, 2 events stream, 3 dead zset, 4 queue stream
 -- ARGV: 1 task id, 2 events maxlen, 3 ttl secs
-local f = redis.call('HMGET', KEYS[1], 'state', 'job')
+local f = redis.call('HMGET', KEYS[1], 'state', 'job', 'batch')
 if f[1] ~= 'dead' or not f[2] then
   return 0
 end
@@ -15,7 +16,21 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'event', 'queued',
 changed(KEYS[2])
 announce()
 redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('XADD', KEYS[4], '*', 't', ARGV[1], 'j', f[2])
+local held = false
+if f[3] then
+  local batch = 'ai:batch:{' .. f[3] .. '}'
+  redis.call('HINCRBY', batch, 'failed', -1)
+  redis.call('HINCRBY', batch, 'done', -1)
+  redis.call('HDEL', batch, 'ended_us')
+  if redis.call('LLEN', batch .. ':held') > 0 then
+    redis.call('LPUSH', batch .. ':held', ARGV[1])
+    redis.call('HSET', KEYS[1], 'held', '1')
+    held = true
+  end
+end
+if not held then
+  redis.call('XADD', KEYS[4], '*', 't', ARGV[1], 'j', f[2])
+end
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
 return 1

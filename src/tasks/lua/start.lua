@@ -42,7 +42,7 @@ local done = {}
 for _, job in ipairs(jobs) do
   local entry, id = job[1], job[2]
   local task, events = 'ai:task:{' .. id .. '}', 'ai:task:{' .. id .. '}:events'
-  local f = redis.call('HMGET', task, 'state', 'attempts', 'max_attempts')
+  local f = redis.call('HMGET', task, 'state', 'attempts', 'max_attempts', 'batch', 'held')
   local state = f[1]
   local result
   if not state or final[state] then
@@ -58,6 +58,7 @@ for _, job in ipairs(jobs) do
         'outcome', cjson.encode({error = err}))
       local q = redis.call('HMGET', task, 'user_id', 'feature', 'quota')
       settle(task, q[1], q[2], q[3], 0)
+      batch_step(f[4], f[5], state, 'dead', now)
       redis.call('XADD', events, 'MAXLEN', '~', ARGV[2], '*', 'event', 'dead',
         'data', stamp({task_id = id, state = 'dead', attempt = max, error = err}, now))
       changed(events)
@@ -69,6 +70,7 @@ for _, job in ipairs(jobs) do
     else
       redis.call('HSET', task, 'state', 'running', 'attempts', attempt, 'started_us', now,
         'worker', ARGV[3])
+      batch_step(f[4], f[5], state, 'running', now)
       -- The hot path: the event's JSON by hand (ids are UUIDs, nothing to escape).
       redis.call('XADD', events, 'MAXLEN', '~', ARGV[2], '*', 'event', 'started',
         'data', '{"task_id":"' .. id .. '","state":"running","attempt":' .. attempt ..
