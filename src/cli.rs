@@ -52,6 +52,11 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Submit a batch to a running server and follow it (a client: needs no configuration).
+    Batch {
+        #[command(subcommand)]
+        command: crate::batch_cli::BatchCommand,
+    },
     /// Print a signed development JWT (not available in production).
     Token {
         /// The user id (`sub` claim).
@@ -109,6 +114,9 @@ fn parse_ttl(value: &str) -> Result<Duration, String> {
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Batch { command } = cli.command {
+        return crate::batch_cli::run(command);
+    }
     let settings = match (&cli.command, Settings::load()) {
         (_, Ok(settings)) => Some(settings),
         (
@@ -204,7 +212,7 @@ async fn serve(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Audit(options),
         } => crate::bench::audit(settings, options).await,
-        Command::Token { .. } | Command::Prompts { .. } => {
+        Command::Token { .. } | Command::Prompts { .. } | Command::Batch { .. } => {
             unreachable!("handled without a runtime")
         }
     }

@@ -7,6 +7,7 @@ pub mod api;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod batch_cli;
 pub mod bench;
 pub mod cache;
 pub mod cli;

@@ -21,6 +21,7 @@ use serde::Serialize;
 
 pub use anthropic::Anthropic;
 pub use chain::{ChainError, ProviderChains, ProviderStatus};
+pub use http::{SseDecoder, SseEvent};
 pub use mock::MockProvider;
 pub use openai::OpenAiCompatible;
 

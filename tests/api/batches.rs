@@ -626,3 +626,73 @@ async fn an_invalid_model_answer_is_asked_for_once_more_then_the_item_fails_with
         .await;
     assert_eq!(task["attempts"], 1, "{task:#}");
 }
+
+/// `tutorq batch ...` against the test server, without blocking the runtime that serves it.
+async fn tutorq_batch(app: &TestApp, args: &[&str]) -> std::process::Output {
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_tutorq"))
+        .arg("batch")
+        .args(args)
+        .args(["--server", &app.url("")])
+        .env("TUTORQ_TOKEN", app.auth_token("teacher-1", Role::Teacher))
+        .env_remove("TUTORQ_SERVER")
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("tutorq batch finished")
+        .expect("tutorq batch ran")
+}
+
+#[tokio::test]
+async fn the_cli_submits_a_file_follows_its_progress_and_writes_the_results() {
+    let app = spawn_app_with_workers(|s| {
+        s.providers.mock.latency_ms = tutorq::config::LatencySetting::Fixed(20);
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("items.jsonl");
+    let lines: String = items(40).iter().map(|i| format!("{i}\n")).collect();
+    std::fs::write(&file, lines).unwrap();
+    let out = dir.path().join("out.jsonl");
+    let submitted = tutorq_batch(
+        &app,
+        &[
+            "submit",
+            file.to_str().unwrap(),
+            "--wait",
+            "--concurrency",
+            "4",
+            "--output",
+            out.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&submitted.stderr);
+    assert!(submitted.status.success(), "{stderr}");
+    assert!(stderr.contains("40 succeeded"), "{stderr}");
+    let id = String::from_utf8_lossy(&submitted.stdout).trim().to_owned();
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(written.lines().count(), 40);
+    let first: Value = serde_json::from_str(written.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (first["index"].as_u64(), first["status"].as_str()),
+        (Some(0), Some("succeeded"))
+    );
+
+    let status = tutorq_batch(&app, &["status", &id]).await;
+    assert!(status.status.success());
+    let view: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(view["state"], "completed");
+    let results = tutorq_batch(&app, &["results", &id]).await;
+    assert_eq!(String::from_utf8_lossy(&results.stdout), written);
+
+    // A refused batch: the problem's detail, and a failing exit.
+    std::fs::write(&file, "{\"input\": {\"topic\": \"x\"}}\n").unwrap();
+    let refused = tutorq_batch(&app, &["submit", file.to_str().unwrap()]).await;
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("422") && stderr.contains("indices 0"),
+        "{stderr}"
+    );
+}
