@@ -2,6 +2,7 @@
 //! process (as in production), so its RSS is its own; the bench process produces and observes.
 
 mod audit;
+mod batch;
 mod http;
 mod limits;
 mod providers;
@@ -17,6 +18,7 @@ use anyhow::Context as _;
 use serde_json::json;
 
 pub use audit::{AuditBench, audit};
+pub use batch::{BatchBench, batch};
 pub use limits::{LimitsBench, limits};
 pub use providers::{ProvidersBench, providers};
 pub use queue::{QueueBench, queue};
@@ -245,6 +247,49 @@ async fn enqueue(state: &AppState, count: usize, user: &str) -> anyhow::Result<V
         store.enqueue_many(&chunk).await?;
     }
     Ok(ids)
+}
+
+/// One async hint on `tutorq all`: submit over HTTP, then its event stream until
+/// `succeeded`; the milliseconds it took. `index` makes each question new (no cache hit).
+async fn hint_round_trip(
+    client: &reqwest::Client,
+    port: u16,
+    token: &str,
+    index: usize,
+) -> anyhow::Result<f64> {
+    let body = json!({
+        "input": {
+            "question": format!("Soru {index}: 2x + 3 = 11 ise x kaçtır?"),
+            "subject": "Matematik",
+            "hint_level": 1,
+        },
+        "mode": "async",
+    });
+    let started = std::time::Instant::now();
+    let created: serde_json::Value = client
+        .post(format!("http://127.0.0.1:{port}/v1/ai/hint"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = created["task_id"]
+        .as_str()
+        .with_context(|| format!("the hint was not accepted: {created}"))?;
+    let mut response = client
+        .get(format!("http://127.0.0.1:{port}/v1/tasks/{id}/events"))
+        .bearer_auth(token)
+        .send()
+        .await?;
+    let mut seen = String::new();
+    while let Some(chunk) = response.chunk().await? {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+        if seen.contains("event: succeeded") {
+            return Ok(started.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    anyhow::bail!("the hint's event stream ended before it succeeded: {seen}")
 }
 
 fn percentile(values: &[f64], p: f64) -> f64 {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use super::{Engine, enqueue, flush, free_port, percentile};
+use super::{Engine, enqueue, flush, free_port, hint_round_trip, percentile};
 use crate::app::AppState;
 use crate::auth::Role;
 use crate::config::Settings;
@@ -136,33 +136,11 @@ pub async fn sse(settings: Settings, options: SseBench) -> anyhow::Result<()> {
     let mut all = Engine::spawn(&settings, port, "all")?;
     all.wait_ready(port).await?;
     let mut round_trips = Vec::with_capacity(options.round_trips);
-    let body = json!({"input": {"question": "2x + 3 = 11 ise x kaçtır?", "subject": "Matematik", "hint_level": 1}, "mode": "async"});
     let client = reqwest::Client::new();
     for index in 0..options.round_trips + 20 {
-        let started = Instant::now();
-        let created: serde_json::Value = client
-            .post(format!("http://127.0.0.1:{port}/v1/ai/hint"))
-            .bearer_auth(&token)
-            .json(&body)
-            .send()
-            .await?
-            .json()
-            .await?;
-        let id = created["task_id"].as_str().unwrap_or_default();
-        let mut response = client
-            .get(format!("http://127.0.0.1:{port}/v1/tasks/{id}/events"))
-            .bearer_auth(&token)
-            .send()
-            .await?;
-        let mut seen = String::new();
-        while let Some(chunk) = response.chunk().await? {
-            seen.push_str(&String::from_utf8_lossy(&chunk));
-            if seen.contains("event: succeeded") {
-                break;
-            }
-        }
+        let took = hint_round_trip(&client, port, &token, index).await?;
         if index >= 20 {
-            round_trips.push(started.elapsed().as_secs_f64() * 1000.0);
+            round_trips.push(took);
         }
     }
     all.stop();
