@@ -13,6 +13,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod feature;
+pub mod guard;
 pub mod limits;
 pub mod prompts;
 pub mod providers;

@@ -1,0 +1,481 @@
+//! Exact numbers: parsing Turkish and English spellings, fractions, signs and percentages.
+//!
+//! `1.000,5` (Turkish) and `1,000.5` (English) are both 2001/2. A lone separator followed by
+//! exactly three digits is ambiguous (`1.000` is 1000 in Turkish and 1 in English), so a
+//! number in a hint has every plausible reading; a solution's number has one, chosen by the
+//! solution's language (see [`Convention`]).
+
+use std::collections::HashSet;
+use std::fmt;
+
+use super::lexer::Scan;
+
+/// An exact rational number in lowest terms, with a positive denominator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Rational {
+    num: i128,
+    den: i128,
+}
+
+impl Rational {
+    /// `num / den` in lowest terms; `None` when `den` is zero.
+    pub fn new(num: i128, den: i128) -> Option<Self> {
+        if den == 0 {
+            return None;
+        }
+        let divisor = gcd(num.unsigned_abs(), den.unsigned_abs());
+        let divisor = i128::try_from(divisor).ok()?;
+        let (num, den) = (num / divisor, den / divisor);
+        if den < 0 {
+            Some(Self {
+                num: num.checked_neg()?,
+                den: den.checked_neg()?,
+            })
+        } else {
+            Some(Self { num, den })
+        }
+    }
+
+    /// The whole number `n`.
+    pub fn integer(n: i128) -> Self {
+        Self { num: n, den: 1 }
+    }
+
+    /// The numerator, in lowest terms; carries the sign.
+    pub fn numer(&self) -> i128 {
+        self.num
+    }
+
+    /// The denominator, in lowest terms; always positive.
+    pub fn denom(&self) -> i128 {
+        self.den
+    }
+
+    /// The nearest `f64`.
+    pub fn to_f64(&self) -> f64 {
+        self.num as f64 / self.den as f64
+    }
+
+    fn neg(self) -> Option<Self> {
+        Some(Self {
+            num: self.num.checked_neg()?,
+            den: self.den,
+        })
+    }
+
+    fn checked_div(self, other: Self) -> Option<Self> {
+        Self::new(
+            self.num.checked_mul(other.den)?,
+            self.den.checked_mul(other.num)?,
+        )
+    }
+}
+
+impl fmt::Display for Rational {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.den == 1 {
+            write!(f, "{}", self.num)
+        } else {
+            write!(f, "{}/{}", self.num, self.den)
+        }
+    }
+}
+
+fn gcd(mut a: u128, mut b: u128) -> u128 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a.max(1)
+}
+
+/// Which separator convention to prefer when a number could be read either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Convention {
+    /// `.` groups thousands, `,` marks decimals.
+    Turkish,
+    /// `,` groups thousands, `.` marks decimals.
+    English,
+}
+
+impl Convention {
+    /// English when the text reads as English (no Turkish letters, an English word such as
+    /// "answer" or "the"); Turkish otherwise, as the platform is Turkish.
+    pub fn of(text: &str) -> Self {
+        if text.chars().any(|c| "çğıöşüÇĞİÖŞÜ".contains(c)) {
+            return Self::Turkish;
+        }
+        let english = crate::prompts::words(text, true).iter().any(|w| {
+            matches!(
+                w.as_str(),
+                "the" | "answer" | "result" | "is" | "equals" | "solution" | "so" | "therefore"
+            )
+        });
+        if english {
+            Self::English
+        } else {
+            Self::Turkish
+        }
+    }
+}
+
+/// What the separators of a number do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Plain,
+    Grouped(char),
+    Decimal(char),
+}
+
+impl Role {
+    fn fits(self, convention: Convention) -> bool {
+        match (self, convention) {
+            (Role::Plain, _) => true,
+            (Role::Grouped(c), Convention::Turkish) | (Role::Decimal(c), Convention::English) => {
+                c == '.'
+            }
+            (Role::Grouped(c), Convention::English) | (Role::Decimal(c), Convention::Turkish) => {
+                c == ','
+            }
+        }
+    }
+}
+
+const MAX_DIGITS: usize = 30;
+
+/// Parses a run of ASCII digits; `None` for an empty or over-long run.
+pub(super) fn parse_int(digits: &str) -> Option<i128> {
+    if digits.is_empty() || digits.len() > MAX_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn decimal(int: &str, frac: &str) -> Option<Rational> {
+    let scale = 10i128.checked_pow(u32::try_from(frac.len()).ok()?)?;
+    let whole = parse_int(int)?.checked_mul(scale)?;
+    Rational::new(whole.checked_add(parse_int(frac)?)?, scale)
+}
+
+/// `1.000.000`: a first group of one to three digits (no leading zero), then groups of three.
+fn grouped(groups: &[&str]) -> Option<Rational> {
+    let (first, rest) = groups.split_first()?;
+    let ok = !rest.is_empty()
+        && (1..=3).contains(&first.len())
+        && !first.starts_with('0')
+        && rest.iter().all(|g| g.len() == 3);
+    if ok {
+        parse_int(&groups.concat()).map(Rational::integer)
+    } else {
+        None
+    }
+}
+
+/// Every plausible reading of a number token (digits with `.`/`,` between them); empty
+/// when the separators fit no convention ("12.05.2023", "3,4,5").
+fn readings(raw: &str) -> Vec<(Rational, Role)> {
+    let groups: Vec<&str> = raw.split(['.', ',']).collect();
+    let seps: Vec<char> = raw.chars().filter(|c| matches!(c, '.' | ',')).collect();
+    let mut out = Vec::new();
+    let Some(&last_sep) = seps.last() else {
+        return parse_int(raw)
+            .map(|n| vec![(Rational::integer(n), Role::Plain)])
+            .unwrap_or_default();
+    };
+    if seps.iter().all(|&c| c == last_sep) {
+        if let Some(value) = grouped(&groups) {
+            out.push((value, Role::Grouped(last_sep)));
+        }
+        if let [int, frac] = groups[..]
+            && let Some(value) = decimal(int, frac)
+        {
+            out.push((value, Role::Decimal(last_sep)));
+        }
+    } else if seps[..seps.len() - 1].iter().all(|&c| c != last_sep)
+        && let Some((frac, int_groups)) = groups.split_last()
+        && grouped(int_groups).is_some()
+        && let Some(value) = decimal(&int_groups.concat(), frac)
+    {
+        out.push((value, Role::Decimal(last_sep)));
+    }
+    out
+}
+
+/// The readings of `raw`, those that fit `convention` first.
+fn ordered(raw: &str, convention: Convention) -> Vec<Rational> {
+    let all = readings(raw);
+    let fitting = all.iter().filter(|(_, role)| role.fits(convention));
+    let others = all.iter().filter(|(_, role)| !role.fits(convention));
+    let mut values: Vec<Rational> = Vec::new();
+    for (value, _) in fitting.chain(others) {
+        if !values.contains(value) {
+            values.push(*value);
+        }
+    }
+    values
+}
+
+/// A number found in a text: its readings (preferred first) and its tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct NumberMatch {
+    pub values: Vec<Rational>,
+    pub first: usize,
+    pub last: usize,
+}
+
+/// Words after which a number is a label, not a quantity: "adım 2", "step 3".
+const LABEL_WORDS: &[&str] = &[
+    "adim", "soru", "sorunun", "madde", "sayfa", "satir", "step", "question", "page", "line",
+];
+
+/// Nouns after which `N.` is an ordinal: "2. adım", "3. soru".
+const ORDINAL_NOUNS: &[&str] = &[
+    "adim", "soru", "kisim", "basamak", "satir", "sayfa", "madde", "bolum", "asama", "sinif",
+];
+
+/// True when the number at `i` is not a quantity: a subscript ("x2", "B12"), an exponent
+/// ("x^2"), a list label ("1. ..." at the start of a line) or an ordinal ("2. adım").
+fn is_label(scan: &Scan, i: usize) -> bool {
+    if scan.glued(i) && scan.word(i - 1).is_some() {
+        return true;
+    }
+    if i > 0 && scan.sym(i - 1) == Some('^') {
+        return true;
+    }
+    if i > 0 && scan.word(i - 1).is_some_and(|w| LABEL_WORDS.contains(&w)) {
+        return true;
+    }
+    if matches!(scan.sym(i + 1), Some('.' | ')')) && scan.glued(i + 1) {
+        let next_word = scan.word(i + 2);
+        if scan.tokens[i].line_start && next_word.is_some() {
+            return true;
+        }
+        if next_word.is_some_and(|w| ORDINAL_NOUNS.iter().any(|n| w.starts_with(n))) {
+            return true;
+        }
+    }
+    false
+}
+
+/// True when a `-` right before the number at `i` is its sign: "x = -5", "cevap -5", but
+/// not "x-5" or "3-5".
+fn has_sign(scan: &Scan, i: usize) -> bool {
+    if i == 0 || scan.sym(i - 1) != Some('-') || !scan.glued(i) {
+        return false;
+    }
+    let minus = i - 1;
+    minus == 0 || scan.tokens[minus].space_before || scan.sym(minus - 1).is_some_and(|c| c != ')')
+}
+
+/// Every number in `scan`, readings ordered for `convention`.
+pub(super) fn matches(scan: &Scan, convention: Convention) -> Vec<NumberMatch> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < scan.len() {
+        if !scan.is_number(i) || is_label(scan, i) {
+            i += 1;
+            continue;
+        }
+        let mut values = ordered(scan.raw(i), convention);
+        if values.is_empty() {
+            // "12.05.2023", "3,4,5": each digit run on its own.
+            for part in scan.raw(i).split(['.', ',']) {
+                if let Some(n) = parse_int(part) {
+                    out.push(NumberMatch {
+                        values: vec![Rational::integer(n)],
+                        first: i,
+                        last: i,
+                    });
+                }
+            }
+            i += 1;
+            continue;
+        }
+        let mut first = i;
+        let mut last = i;
+        if has_sign(scan, i) {
+            first = i - 1;
+            values = values.into_iter().filter_map(Rational::neg).collect();
+        }
+        if scan.sym(i + 1) == Some('/') && scan.is_number(i + 2) && !is_label(scan, i + 2) {
+            let denominators = ordered(scan.raw(i + 2), convention);
+            let tight = scan.glued(i + 1) && scan.glued(i + 2);
+            if !tight {
+                // "12 / 4" is also two numbers.
+                out.push(NumberMatch {
+                    values: values.clone(),
+                    first,
+                    last: i,
+                });
+                out.push(NumberMatch {
+                    values: denominators.clone(),
+                    first: i + 2,
+                    last: i + 2,
+                });
+            }
+            values = values
+                .iter()
+                .flat_map(|n| denominators.iter().filter_map(|d| n.checked_div(*d)))
+                .collect();
+            last = i + 2;
+        }
+        let percent_before = first > 0 && scan.sym(first - 1) == Some('%') && scan.glued(first);
+        let percent_after = scan.sym(last + 1) == Some('%');
+        if percent_before {
+            first -= 1;
+        } else if percent_after {
+            last += 1;
+        }
+        if percent_before || percent_after {
+            let hundred = Rational::integer(100);
+            let fractions: Vec<Rational> = values
+                .iter()
+                .filter_map(|v| v.checked_div(hundred))
+                .collect();
+            values.extend(fractions);
+        }
+        let mut unique: Vec<Rational> = Vec::with_capacity(values.len());
+        for value in values {
+            if !unique.contains(&value) {
+                unique.push(value);
+            }
+        }
+        let values = unique;
+        if !values.is_empty() {
+            out.push(NumberMatch {
+                values,
+                first,
+                last,
+            });
+        }
+        i = last + 1;
+    }
+    out.extend(space_grouped(scan));
+    out
+}
+
+/// "1 000 000": a group of one to three digits, then groups of three after single spaces.
+fn space_grouped(scan: &Scan) -> Vec<NumberMatch> {
+    let plain = |i: usize| scan.is_number(i) && scan.raw(i).bytes().all(|b| b.is_ascii_digit());
+    let mut out = Vec::new();
+    for i in 0..scan.len() {
+        let raw = scan.raw(i);
+        let head = plain(i)
+            && (1..=3).contains(&raw.len())
+            && !raw.starts_with('0')
+            && !(i > 0 && scan.is_number(i - 1))
+            && !is_label(scan, i);
+        if !head {
+            continue;
+        }
+        let mut last = i;
+        let mut digits = raw.to_owned();
+        while plain(last + 1)
+            && scan.raw(last + 1).len() == 3
+            && &scan.text[scan.tokens[last].end..scan.tokens[last + 1].start] == " "
+        {
+            last += 1;
+            digits.push_str(scan.raw(last));
+        }
+        if last > i
+            && let Some(n) = parse_int(&digits)
+        {
+            out.push(NumberMatch {
+                values: vec![Rational::integer(n)],
+                first: i,
+                last,
+            });
+        }
+    }
+    out
+}
+
+/// Every value a text mentions, read as broadly as possible: all readings of every number
+/// (labels and exponents included), and both parts of every fraction. Used to excuse
+/// numbers that a hint merely repeats from the question.
+pub(super) fn all_values(scan: &Scan) -> HashSet<Rational> {
+    let mut values: HashSet<Rational> = HashSet::new();
+    for i in 0..scan.len() {
+        if !scan.is_number(i) {
+            continue;
+        }
+        let raw = scan.raw(i);
+        values.extend(readings(raw).into_iter().map(|(v, _)| v));
+        values.extend(
+            raw.split(['.', ','])
+                .filter_map(parse_int)
+                .map(Rational::integer),
+        );
+    }
+    for found in matches(scan, Convention::Turkish) {
+        values.extend(found.values);
+    }
+    values
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(num: i128, den: i128) -> Rational {
+        Rational::new(num, den).unwrap()
+    }
+
+    fn values(text: &str) -> Vec<Vec<String>> {
+        let scan = Scan::new(text);
+        matches(&scan, Convention::Turkish)
+            .into_iter()
+            .map(|m| m.values.iter().map(ToString::to_string).collect())
+            .collect()
+    }
+
+    #[test]
+    fn rationals_are_reduced() {
+        assert_eq!(r(6, 8), r(3, 4));
+        assert_eq!(r(3, -4).to_string(), "-3/4");
+        assert_eq!(r(12, 4), Rational::integer(3));
+        assert!(Rational::new(1, 0).is_none());
+    }
+
+    #[test]
+    fn separators_are_read_every_plausible_way() {
+        assert_eq!(values("1.000"), [["1000", "1"]]);
+        assert_eq!(values("1,000"), [["1", "1000"]]);
+        assert_eq!(values("1.5"), [["3/2"]]);
+        assert_eq!(values("1,5"), [["3/2"]]);
+        assert_eq!(values("1.000,5"), [["2001/2"]]);
+        assert_eq!(values("1,000.5"), [["2001/2"]]);
+        assert_eq!(values("1.000.000"), [["1000000"]]);
+        assert_eq!(values("0,750"), [["3/4"]]);
+        assert_eq!(values("12.05.2023"), [["12"], ["5"], ["2023"]]);
+    }
+
+    #[test]
+    fn fractions_signs_percentages() {
+        assert_eq!(values("3/4"), [["3/4"]]);
+        assert_eq!(values("12 / 4"), [vec!["12"], vec!["4"], vec!["3"]]);
+        assert_eq!(values("x = -5"), [["-5"]]);
+        assert_eq!(values("x-5"), [["5"]]);
+        assert_eq!(values("%25"), [["25", "1/4"]]);
+        assert_eq!(values("25 %"), [["25", "1/4"]]);
+        assert_eq!(
+            values("1 000 000"),
+            [vec!["1"], vec!["0"], vec!["0"], vec!["1000000"]]
+        );
+    }
+
+    #[test]
+    fn labels_are_not_quantities() {
+        assert!(values("x^2 ve B12 vitamini").is_empty());
+        assert!(values("1. Önce topla\n2. Sonra böl").is_empty());
+        assert!(values("2. adımda dikkat").is_empty());
+        assert_eq!(values("x = 2."), [["2"]]);
+    }
+
+    #[test]
+    fn the_convention_follows_the_language() {
+        assert_eq!(Convention::of("The answer is 1,000"), Convention::English);
+        assert_eq!(Convention::of("Cevap 1,5"), Convention::Turkish);
+        assert_eq!(Convention::of("1,000"), Convention::Turkish);
+    }
+}
