@@ -45,6 +45,9 @@ pub struct Shared {
 
 impl AppState {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        if settings.metrics.enabled {
+            crate::metrics::install();
+        }
         let prompts =
             PromptRegistry::load(&settings.prompts.dir, settings.prompts.ignore_diacritics)
                 .map_err(|err| anyhow::anyhow!("the prompt files are invalid:\n{err}"))?;
@@ -73,6 +76,7 @@ impl AppState {
             stores.db.clone(),
             kinds,
             audit,
+            crate::metrics::UsageMeter::new(&settings.audit),
         );
         let providers = ProviderChains::from_settings(&settings.providers);
         providers.spawn_health_checks(Duration::from_secs(settings.providers.health_interval_secs));
@@ -163,5 +167,41 @@ impl Application {
         engine.history.flush(Duration::from_secs(5)).await;
         engine.audit.flush(Duration::from_secs(5)).await;
         Ok(())
+    }
+}
+
+/// `tutorq worker`'s admin listener: `/healthz`, `/readyz` and `/metrics` on
+/// `server.host:worker.admin_port`.
+pub struct AdminListener {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl AdminListener {
+    /// Binds the port, or `None` when `worker.admin_port` is 0.
+    pub async fn bind(state: &AppState) -> anyhow::Result<Option<Self>> {
+        let port = state.settings.worker.admin_port;
+        if port == 0 {
+            return Ok(None);
+        }
+        let address = format!("{}:{port}", state.settings.server.host);
+        let listener = TcpListener::bind(&address).await.with_context(|| {
+            format!("binding the worker admin port {address} (worker.admin_port; 0 turns it off)")
+        })?;
+        tracing::info!(address = %format!("http://{address}"), "worker admin listener (healthz, readyz, metrics)");
+        Ok(Some(Self {
+            listener,
+            state: state.clone(),
+        }))
+    }
+
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        axum::serve(self.listener, crate::api::admin_router(self.state))
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving the worker admin port")
     }
 }

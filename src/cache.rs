@@ -29,6 +29,13 @@ pub struct CachedAnswer {
     pub finish_reason: FinishReason,
 }
 
+/// A cacheable request: its feature (for the hit/miss metrics) and the hash of everything that
+/// makes two requests identical.
+pub struct CacheKey {
+    feature: Feature,
+    hash: String,
+}
+
 /// What a cache lookup decided.
 pub enum Lookup {
     /// Answered from the cache.
@@ -89,7 +96,7 @@ impl ResponseCache {
         prompt: (&str, &str),
         rendered: &RenderedPrompt,
         options: &CompletionOptions,
-    ) -> Option<(String, u64)> {
+    ) -> Option<(CacheKey, u64)> {
         let ttl = self.settings.ttl(feature.as_str());
         if ttl == 0 {
             return None;
@@ -113,12 +120,22 @@ impl ResponseCache {
             hasher.update(part.as_bytes());
             hasher.update([0]);
         }
-        Some((format!("{:x}", hasher.finalize()), ttl))
+        let hash = format!("{:x}", hasher.finalize());
+        Some((CacheKey { feature, hash }, ttl))
     }
 
-    /// Looks `hash` up; on a miss, waits for an identical request already running (up to
+    /// Looks the request up; on a miss, waits for an identical request already running (up to
     /// `cache.coalesce_wait_ms`) or becomes the one that runs. One round trip per look.
-    pub async fn lookup(&self, hash: &str, ttl: u64) -> redis::RedisResult<Lookup> {
+    pub async fn lookup(&self, request: &CacheKey, ttl: u64) -> redis::RedisResult<Lookup> {
+        let found = self.find(&request.hash, ttl).await;
+        if let Ok(lookup) = &found {
+            let hit = matches!(lookup, Lookup::Hit(_));
+            crate::metrics::cache_lookup(request.feature.as_str(), hit);
+        }
+        found
+    }
+
+    async fn find(&self, hash: &str, ttl: u64) -> redis::RedisResult<Lookup> {
         // One hash tag: the answer and its lock share a slot, so one script handles both.
         let key = format!("ai:cache:response:{{{hash}}}");
         let lock = format!("ai:cache:lock:{{{hash}}}");

@@ -183,7 +183,15 @@ async fn serve(command: Command, settings: Settings) -> anyhow::Result<()> {
             let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
             let state = AppState::build(settings).await?;
             shutdown::reload_prompts_on_sighup(Arc::clone(state.service.prompts()))?;
-            crate::service::workers::run(state.service.clone(), queues, shutdown, grace).await
+            let admin = crate::app::AdminListener::bind(&state).await?;
+            let admin =
+                admin.map(|admin| tokio::spawn(admin.run_until_stopped(shutdown.clone().wait())));
+            let worked =
+                crate::service::workers::run(state.service.clone(), queues, shutdown, grace).await;
+            if let Some(admin) = admin {
+                admin.await??;
+            }
+            worked
         }
         Command::All => {
             let shutdown = Shutdown::on_signals()?;

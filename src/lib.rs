@@ -15,6 +15,7 @@ pub mod config;
 pub mod feature;
 pub mod guard;
 pub mod limits;
+pub mod metrics;
 pub mod prompts;
 pub mod providers;
 pub mod service;

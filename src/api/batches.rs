@@ -243,7 +243,7 @@ async fn events(
             }
         },
     );
-    Ok(Sse::new(stream)
+    Ok(Sse::new(super::metrics::counted_sse(stream))
         .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
         .into_response())
 }

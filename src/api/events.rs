@@ -87,8 +87,8 @@ pub async fn stream_response(
     cursor: &str,
 ) -> Result<Response, ApiError> {
     let subscription = state.service.subscribe(principal, task_id, cursor).await?;
-    let sse = Sse::new(event_stream(subscription, cursor.to_owned()))
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
+    let events = super::metrics::counted_sse(event_stream(subscription, cursor.to_owned()));
+    let sse = Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
     let mut response = sse.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));

@@ -1,6 +1,9 @@
-//! `GET /healthz` (the process is up) and `GET /readyz` (its dependencies answer).
+//! `GET /healthz` (the process is up) and `GET /readyz` (its dependencies answer, each with how
+//! long its check took).
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Instant;
 
 use axum::extract::State;
 use axum::routing::get;
@@ -20,18 +23,33 @@ async fn healthz() -> Json<Json_> {
     Json(json!({ "status": "ok" }))
 }
 
+/// Runs a check and says how long it took, in milliseconds (to the microsecond).
+async fn timed<T>(check: impl Future<Output = T>) -> (T, f64) {
+    let started = Instant::now();
+    let result = check.await;
+    let ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+    (result, ms)
+}
+
 async fn readyz(State(state): State<AppState>) -> Result<Json<Json_>, ApiError> {
-    let (redis, postgres) = tokio::join!(state.stores.ping_redis(), state.stores.ping_postgres());
-    let prompts = state.service.prompts().snapshot().versions();
+    let ((redis, redis_ms), (postgres, postgres_ms)) = tokio::join!(
+        timed(state.stores.ping_redis()),
+        timed(state.stores.ping_postgres())
+    );
+    let (features, prompts_ms) =
+        timed(async { state.service.prompts().snapshot().versions().len() }).await;
     let mut checks = BTreeMap::new();
     let mut failing = BTreeMap::new();
-    for (name, result) in [("redis", redis), ("postgres", postgres)] {
+    for (name, result, ms) in [
+        ("redis", redis, redis_ms),
+        ("postgres", postgres, postgres_ms),
+    ] {
         match result {
             Ok(()) => {
-                checks.insert(name.to_owned(), "ok".to_owned());
+                checks.insert(name, json!({ "status": "ok", "latency_ms": ms }));
             }
             Err(err) => {
-                failing.insert(name.to_owned(), format!("{err:#}"));
+                failing.insert(name.to_owned(), format!("{err:#} (after {ms} ms)"));
             }
         }
     }
@@ -39,8 +57,8 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Json_>, ApiError> 
         return Err(ApiError::NotReady { failing });
     }
     checks.insert(
-        "prompts".to_owned(),
-        format!("ok ({} features)", prompts.len()),
+        "prompts",
+        json!({ "status": "ok", "features": features, "latency_ms": prompts_ms }),
     );
     Ok(Json(json!({ "status": "ready", "checks": checks })))
 }

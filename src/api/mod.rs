@@ -10,6 +10,7 @@ mod events;
 mod health;
 mod json;
 mod limits;
+mod metrics;
 mod problem;
 mod reports;
 mod request_context;
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ws::router())
         .merge(demo::router(state.settings.server.demo_pages))
         .merge(health::router())
+        .merge(metrics::router())
         .route("/problems/{slug}", get(problem::describe))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -60,6 +62,18 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::limits::ip::limit_ip,
         ))
+        .layer(middleware::from_fn(metrics::track))
+        .layer(middleware::from_fn(request_context::request_context))
+        .with_state(state)
+}
+
+/// What `tutorq worker` serves on `worker.admin_port`: health, readiness and metrics.
+pub fn admin_router(state: AppState) -> Router {
+    Router::new()
+        .merge(health::router())
+        .merge(metrics::router())
+        .fallback(not_found)
+        .layer(middleware::from_fn(metrics::track))
         .layer(middleware::from_fn(request_context::request_context))
         .with_state(state)
 }

@@ -94,6 +94,7 @@ struct Connection {
 }
 
 async fn serve(socket: WebSocket, service: AiService, principal: Principal) {
+    let _open = crate::metrics::OpenConnection::ws();
     let (outbox, mut frames) = mpsc::channel::<Value>(OUTBOX);
     let mut connection = Connection {
         service,

@@ -5,6 +5,7 @@ mod audit;
 pub mod duration;
 mod layers;
 mod limits;
+mod metrics;
 mod providers;
 mod secret;
 
@@ -16,6 +17,7 @@ use serde::Deserialize;
 
 pub use audit::{AuditSettings, Price};
 pub use limits::{AbuseSettings, CacheSettings, FailOpen, IpLimits, LimitSettings, RoleLimits};
+pub use metrics::{MetricsSettings, WorkerSettings};
 pub use providers::{
     AnthropicSettings, AzureSettings, BreakerSettings, LatencySetting, MockSettings,
     OpenAiSettings, ProviderSettings, RetrySettings,
@@ -52,6 +54,8 @@ pub struct Settings {
     pub cache: CacheSettings,
     pub audit: AuditSettings,
     pub log: LogSettings,
+    pub metrics: MetricsSettings,
+    pub worker: WorkerSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -79,7 +79,10 @@ pub async fn limit_ip(State(state): State<AppState>, request: Request, next: Nex
     );
     match limits.ip(ip).await {
         Ok(verdict) if verdict.admitted => next.run(request).await,
-        Ok(verdict) => ApiError::IpRateLimited(verdict).into_response(),
+        Ok(verdict) => {
+            crate::metrics::admission_refused("ip");
+            ApiError::IpRateLimited(verdict).into_response()
+        }
         Err(err) if limits.settings().fail_open.ip => {
             tracing::warn!(%err, "limit store unavailable; admitting (limits.fail_open.ip)");
             next.run(request).await

@@ -234,6 +234,7 @@ impl Limits {
         };
         let figures = Figures::from_script(&numbers, self.settings.window_secs);
         if verdict != "ok" {
+            crate::metrics::admission_refused(&verdict);
             return Err(LimitError::Refused(Box::new(Refusal::new(
                 &verdict,
                 Duration::from_millis(retry_ms.max(0) as u64),

@@ -234,13 +234,17 @@ impl ProviderChains {
             let mut delays = self.backoff();
             loop {
                 let Ok(ticket) = slot.breaker.admit() else {
+                    crate::metrics::provider_call(name, ProviderError::CircuitOpen.kind(), None);
                     failures.push((name, ProviderError::CircuitOpen));
                     break;
                 };
                 slot.calls.fetch_add(1, Ordering::Relaxed);
+                let started = Instant::now();
                 let result = tokio::time::timeout_at(deadline, call(slot.provider.as_ref()))
                     .await
                     .unwrap_or(Err(ProviderError::Timeout));
+                let outcome = result.as_ref().map_or_else(ProviderError::kind, |_| "ok");
+                crate::metrics::provider_call(name, outcome, Some(started.elapsed()));
                 let error = match result {
                     Ok(value) => {
                         ticket.record(None);

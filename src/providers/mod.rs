@@ -136,6 +136,21 @@ impl ProviderError {
         )
     }
 
+    /// A short stable name for metrics (`tutorq_provider_requests_total{outcome}`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Auth(_) => "auth",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Overloaded(_) => "overloaded",
+            Self::Timeout => "timeout",
+            Self::BadRequest(_) => "bad_request",
+            Self::ContentFilter => "content_filter",
+            Self::Server(_) => "server_error",
+            Self::Unsupported(_) => "unsupported",
+            Self::CircuitOpen => "circuit_open",
+        }
+    }
+
     /// Whether the request itself was refused, so another provider would refuse it too.
     pub fn is_refusal(&self) -> bool {
         matches!(

@@ -14,6 +14,7 @@ use super::latency::LatencyBook;
 use super::store::{Finish, Outcome, TaskStore};
 use super::webhook_job::WebhookJob;
 use crate::audit::{AuditLog, RequestFacts};
+use crate::metrics::UsageMeter;
 
 const BATCH: usize = 512;
 
@@ -24,6 +25,7 @@ pub struct Completer {
     pub history: HistorySink,
     pub latency: LatencyBook,
     pub audit: AuditLog,
+    pub usage: UsageMeter,
 }
 
 impl Completer {
@@ -62,12 +64,23 @@ impl Completer {
             if !result.applied {
                 continue;
             }
+            let now_us = jiff::Timestamp::now().as_microsecond();
+            let ran = result
+                .started_us
+                .map(|started| Duration::from_micros(now_us.saturating_sub(started).max(0) as u64));
             let state = match finish.outcome {
                 Outcome::Succeeded => "succeeded",
                 Outcome::Failed => "failed",
                 Outcome::Dead => "dead",
-                Outcome::Retrying(_) => continue,
+                Outcome::Retrying(_) => {
+                    crate::metrics::job_finished(&self.kind.name, "retrying", ran);
+                    continue;
+                }
             };
+            crate::metrics::job_finished(&self.kind.name, state, ran);
+            if finish.outcome == Outcome::Succeeded {
+                self.usage.record(&result.feature, &finish.payload);
+            }
             if let (Outcome::Succeeded, Some(ms)) = (
                 finish.outcome,
                 finish.payload.get("latency_ms").and_then(|v| v.as_f64()),
@@ -99,9 +112,7 @@ impl Completer {
                 prompt_version: None,
                 client_ip: None,
             };
-            let duration_ms = result
-                .created_us
-                .map(|created| (jiff::Timestamp::now().as_microsecond() - created) / 1000);
+            let duration_ms = result.created_us.map(|created| (now_us - created) / 1000);
             let outcome = std::mem::take(&mut finish.payload);
             self.audit
                 .finished(facts, state, outcome, duration_ms, result.attempts);

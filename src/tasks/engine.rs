@@ -11,6 +11,7 @@ use super::latency::LatencyBook;
 use super::store::Finish;
 use super::store::TaskStore;
 use crate::audit::AuditLog;
+use crate::metrics::UsageMeter;
 
 #[derive(Clone)]
 pub struct Engine {
@@ -20,6 +21,8 @@ pub struct Engine {
     pub latency: LatencyBook,
     pub hub: Hub,
     pub audit: AuditLog,
+    /// Counts finished tasks' tokens and cost for `/metrics`.
+    pub usage: UsageMeter,
 }
 
 impl Engine {
@@ -30,6 +33,7 @@ impl Engine {
         db: sqlx::PgPool,
         kinds: JobKinds,
         audit: AuditLog,
+        usage: UsageMeter,
     ) -> Self {
         let (history, _writer) = history::spawn(db);
         let inflight = InFlight::default();
@@ -42,6 +46,7 @@ impl Engine {
             inflight,
             history,
             audit,
+            usage,
         }
     }
 
@@ -54,6 +59,7 @@ impl Engine {
             history: self.history.clone(),
             latency: self.latency.clone(),
             audit: self.audit.clone(),
+            usage: self.usage.clone(),
         }
         .record(batch)
         .await;

@@ -163,6 +163,7 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
         for entry in started {
             if entry.attempt < 0 {
                 // Dead at start: its worker kept dying. Its history row comes from the record.
+                crate::metrics::job_finished(&self.kind.name, "dead", None);
                 let (store, history, audit) =
                     (self.store.clone(), self.history.clone(), self.audit.clone());
                 tokio::spawn(async move {

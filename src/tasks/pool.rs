@@ -73,6 +73,7 @@ where
             history: engine.history.clone(),
             latency: engine.latency.clone(),
             audit: engine.audit.clone(),
+            usage: engine.usage.clone(),
         }
         .run(finished_rx),
     );

@@ -21,6 +21,10 @@ pub async fn deliver(
     let started = Instant::now();
     let result = attempt(webhooks, &job).await;
     let duration = started.elapsed();
+    crate::metrics::webhook_attempt(match &result {
+        Ok(_) => "delivered",
+        Err((_, failure)) => failure.kind,
+    });
     let (status, error) = match &result {
         Ok(status) => (Some(*status), None),
         Err((status, failure)) => (*status, Some(failure.to_string())),

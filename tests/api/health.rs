@@ -13,9 +13,13 @@ async fn healthz_and_readyz_when_everything_is_up() {
     let response = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["checks"]["redis"], "ok");
-    assert_eq!(body["checks"]["postgres"], "ok");
-    assert_eq!(body["checks"]["prompts"], "ok (5 features)");
+    assert_eq!(body["status"], "ready");
+    for check in ["redis", "postgres", "prompts"] {
+        assert_eq!(body["checks"][check]["status"], "ok", "{body}");
+        let ms = body["checks"][check]["latency_ms"].as_f64();
+        assert!(ms.is_some_and(|ms| (0.0..1000.0).contains(&ms)), "{body}");
+    }
+    assert_eq!(body["checks"]["prompts"]["features"], 5);
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ mod features;
 mod health;
 mod helpers;
 mod limits;
+mod metrics;
 mod prompts;
 mod providers;
 mod real_model;

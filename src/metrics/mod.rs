@@ -1,0 +1,265 @@
+//! Prometheus metrics: the process's recorder, every metric's name, help and buckets, and the
+//! small functions the layers record through. Labels stay bounded: routes are templates, kinds,
+//! features and providers come from closed sets, and no user or task id is ever a label.
+
+mod usage;
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub use usage::UsageMeter;
+
+use crate::providers::ProviderChains;
+use crate::tasks::TaskStore;
+
+pub const HTTP_REQUESTS: &str = "tutorq_http_requests_total";
+pub const HTTP_DURATION: &str = "tutorq_http_request_duration_seconds";
+pub const ADMISSIONS_REFUSED: &str = "tutorq_admissions_refused_total";
+pub const TOKENS: &str = "tutorq_tokens_total";
+pub const COST: &str = "tutorq_cost_usd_total";
+pub const CACHE_REQUESTS: &str = "tutorq_cache_requests_total";
+pub const QUEUE_DEPTH: &str = "tutorq_queue_depth";
+pub const QUEUE_IN_FLIGHT: &str = "tutorq_queue_in_flight";
+pub const QUEUE_RETRYING: &str = "tutorq_queue_retrying";
+pub const DEAD_TASKS: &str = "tutorq_dead_tasks";
+pub const AUDIT_SPOOL: &str = "tutorq_audit_spool_length";
+pub const JOBS_FINISHED: &str = "tutorq_jobs_finished_total";
+pub const JOB_DURATION: &str = "tutorq_job_duration_seconds";
+pub const PROVIDER_REQUESTS: &str = "tutorq_provider_requests_total";
+pub const PROVIDER_DURATION: &str = "tutorq_provider_duration_seconds";
+pub const BREAKER_STATE: &str = "tutorq_provider_breaker_state";
+pub const WEBHOOK_ATTEMPTS: &str = "tutorq_webhook_attempts_total";
+pub const SSE_CONNECTIONS: &str = "tutorq_sse_connections";
+pub const WS_CONNECTIONS: &str = "tutorq_ws_connections";
+
+const HTTP_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+const JOB_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+const PROVIDER_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0];
+/// How often histogram samples are folded into their buckets when nobody scrapes.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process's recorder, installed by the first call. The recorder is global (the `metrics`
+/// macros write to it from every layer), so tests that build many apps in one process share
+/// it: later calls return the same handle.
+pub fn install() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let mut builder = PrometheusBuilder::new();
+        for (name, buckets) in [
+            (HTTP_DURATION, HTTP_BUCKETS),
+            (JOB_DURATION, JOB_BUCKETS),
+            (PROVIDER_DURATION, PROVIDER_BUCKETS),
+        ] {
+            builder = builder
+                .set_buckets_for_metric(Matcher::Full(name.to_owned()), buckets)
+                .expect("the bucket lists are not empty");
+        }
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("another metrics recorder is installed; /metrics will be empty");
+        }
+        describe();
+        let upkeep = handle.clone();
+        let spawned = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                }
+            });
+        if let Err(err) = spawned {
+            tracing::warn!(%err, "no metrics upkeep thread; histograms fold in at scrape time only");
+        }
+        handle
+    })
+}
+
+fn describe() {
+    describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP requests answered, by method, route template and status"
+    );
+    describe_histogram!(
+        HTTP_DURATION,
+        Unit::Seconds,
+        "Time to answer an HTTP request (to the first byte of a streamed answer)"
+    );
+    describe_counter!(
+        ADMISSIONS_REFUSED,
+        "Requests refused by the admission limits, by the layer that refused"
+    );
+    describe_counter!(
+        TOKENS,
+        "Tokens of finished tasks, by feature, provider and kind (prompt or completion)"
+    );
+    describe_counter!(
+        CACHE_REQUESTS,
+        "Response cache lookups, by feature and result (hit or miss)"
+    );
+    describe_gauge!(
+        QUEUE_DEPTH,
+        "Entries in a job kind's queue stream (waiting or taken), at scrape time"
+    );
+    describe_gauge!(
+        QUEUE_IN_FLIGHT,
+        "Entries of a job kind's queue held by a worker, at scrape time"
+    );
+    describe_gauge!(
+        QUEUE_RETRYING,
+        "Tasks of a job kind waiting for a retry (and inline runs' leases), at scrape time"
+    );
+    describe_gauge!(DEAD_TASKS, "Dead tasks listed in ai:dead, at scrape time");
+    describe_gauge!(
+        AUDIT_SPOOL,
+        "Audit events waiting in the Redis spool for PostgreSQL, at scrape time"
+    );
+    describe_counter!(
+        JOBS_FINISHED,
+        "Job attempts recorded, by kind and outcome (succeeded, failed, dead, retrying)"
+    );
+    describe_histogram!(
+        JOB_DURATION,
+        Unit::Seconds,
+        "Time from an attempt's start to its recorded outcome, by job kind"
+    );
+    describe_counter!(
+        PROVIDER_REQUESTS,
+        "Provider calls, by provider and outcome (ok or the error kind; circuit_open: skipped)"
+    );
+    describe_histogram!(
+        PROVIDER_DURATION,
+        Unit::Seconds,
+        "Time of one provider call (to the first chunk when streaming), by provider"
+    );
+    describe_gauge!(
+        BREAKER_STATE,
+        "Circuit breaker of a provider in this process: 0 closed, 1 half-open, 2 open"
+    );
+    describe_counter!(
+        WEBHOOK_ATTEMPTS,
+        "Webhook delivery attempts, by outcome (delivered or the failure kind)"
+    );
+    describe_gauge!(SSE_CONNECTIONS, "Open Server-Sent Events streams");
+    describe_gauge!(WS_CONNECTIONS, "Open WebSocket connections");
+}
+
+/// Samples what lives in Redis and in the breakers (queue gauges, dead tasks, the audit
+/// spool, breaker states), then renders every metric in the Prometheus text format.
+pub async fn render(store: &TaskStore, providers: &ProviderChains) -> String {
+    match store.figures().await {
+        Ok(figures) => {
+            for queue in &figures.queues {
+                let kind = queue.kind.clone();
+                gauge!(QUEUE_DEPTH, "kind" => kind.clone()).set(queue.depth as f64);
+                gauge!(QUEUE_IN_FLIGHT, "kind" => kind.clone()).set(queue.in_flight as f64);
+                gauge!(QUEUE_RETRYING, "kind" => kind).set(queue.retrying as f64);
+            }
+            gauge!(DEAD_TASKS).set(figures.dead as f64);
+            gauge!(AUDIT_SPOOL).set(figures.audit_spool as f64);
+        }
+        // The gauges keep their last values; the scrape still answers.
+        Err(err) => tracing::warn!(%err, "could not read the queue figures for /metrics"),
+    }
+    for status in providers.status() {
+        let state = match status.breaker.state {
+            "closed" => 0.0,
+            "half_open" => 1.0,
+            _ => 2.0,
+        };
+        gauge!(BREAKER_STATE, "provider" => status.name).set(state);
+    }
+    let mut text = install().render();
+    usage::render_costs(&mut text);
+    text
+}
+
+/// One answered HTTP request. `route` is the matched route template or `unmatched`.
+pub fn http_request(method: &'static str, route: String, status: u16, elapsed: Duration) {
+    counter!(HTTP_REQUESTS, "method" => method, "route" => route.clone(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!(HTTP_DURATION, "method" => method, "route" => route)
+        .record(elapsed.as_secs_f64());
+}
+
+/// A request refused by an admission layer: `ip`, or the refusing limit's name.
+pub fn admission_refused(layer: &str) {
+    const LAYERS: &[&str] = &[
+        "ip",
+        "blocked",
+        "user-rate",
+        "daily-requests",
+        "daily-tokens",
+        "monthly-requests",
+        "monthly-tokens",
+        "feature-tokens",
+    ];
+    let layer = LAYERS
+        .iter()
+        .find(|l| **l == layer)
+        .copied()
+        .unwrap_or("other");
+    counter!(ADMISSIONS_REFUSED, "layer" => layer).increment(1);
+}
+
+/// A response cache lookup that found an answer (`hit`) or not.
+pub fn cache_lookup(feature: &'static str, hit: bool) {
+    let result = if hit { "hit" } else { "miss" };
+    counter!(CACHE_REQUESTS, "feature" => feature, "result" => result).increment(1);
+}
+
+/// One provider call: `ok` or the error's kind; `elapsed` is `None` for a call the breaker
+/// refused without trying.
+pub fn provider_call(provider: &'static str, outcome: &'static str, elapsed: Option<Duration>) {
+    counter!(PROVIDER_REQUESTS, "provider" => provider, "outcome" => outcome).increment(1);
+    if let Some(elapsed) = elapsed {
+        metrics::histogram!(PROVIDER_DURATION, "provider" => provider)
+            .record(elapsed.as_secs_f64());
+    }
+}
+
+/// One webhook delivery attempt: `delivered` or the failure's kind.
+pub fn webhook_attempt(outcome: &'static str) {
+    counter!(WEBHOOK_ATTEMPTS, "outcome" => outcome).increment(1);
+}
+
+/// One recorded job attempt, with how long it ran when known.
+pub fn job_finished(kind: &str, outcome: &'static str, ran: Option<Duration>) {
+    counter!(JOBS_FINISHED, "kind" => kind.to_owned(), "outcome" => outcome).increment(1);
+    if let Some(ran) = ran {
+        metrics::histogram!(JOB_DURATION, "kind" => kind.to_owned()).record(ran.as_secs_f64());
+    }
+}
+
+/// Counts one open SSE stream or WebSocket while it lives.
+pub struct OpenConnection(&'static str);
+
+impl OpenConnection {
+    pub fn sse() -> Self {
+        Self::open(SSE_CONNECTIONS)
+    }
+
+    pub fn ws() -> Self {
+        Self::open(WS_CONNECTIONS)
+    }
+
+    fn open(name: &'static str) -> Self {
+        gauge!(name).increment(1.0);
+        Self(name)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        gauge!(self.0).decrement(1.0);
+    }
+}
