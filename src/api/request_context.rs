@@ -39,7 +39,9 @@ pub async fn request_context(mut request: Request, next: Next) -> Response {
     request
         .headers_mut()
         .insert(REQUEST_ID_HEADER, header.clone());
-    let span = tracing::info_span!(
+    // At ERROR level so the span is recorded whatever `log.level` says: a span below the
+    // filter is dropped, and the warnings inside it would lose the request id.
+    let span = tracing::error_span!(
         "request",
         request_id = %id,
         method = %request.method(),

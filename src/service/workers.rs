@@ -8,6 +8,12 @@ use super::job::{AI_REQUEST, AiRequestJob};
 use crate::shutdown::Shutdown;
 use crate::tasks::{JobFn, run_pool};
 
+impl crate::tasks::JobOrigin for AiRequestJob {
+    fn request_id(&self) -> &str {
+        &self.request_id
+    }
+}
+
 /// Runs the pools for `queues` (every kind when empty) until shutdown.
 pub async fn run(
     service: AiService,

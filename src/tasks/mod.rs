@@ -27,7 +27,7 @@ pub use history::{HistoryRow, HistorySink};
 pub use hub::{Hub, Subscription, TaskEvent};
 pub use kinds::{JobKind, JobKinds};
 pub use latency::LatencyBook;
-pub use pool::{JobFn, consumer_name, run_pool};
+pub use pool::{JobFn, JobOrigin, consumer_name, run_pool};
 pub use record::{TaskRecord, TaskState, timestamp};
 pub use store::{Cancelled, Finish, Finished, NewTask, Outcome, TaskStore};
 pub use webhook_job::{WEBHOOK_DELIVERY, WebhookJob};

@@ -9,6 +9,7 @@ use futures_util::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 use tokio::sync::{Semaphore, mpsc, watch};
+use tracing::Instrument as _;
 
 use super::backend::StreamBackend;
 use super::completer::Completer;
@@ -24,6 +25,12 @@ const FETCHERS: usize = 2;
 /// whether to retry (see [`JobFailure`]).
 pub type JobFn<J> =
     Arc<dyn Fn(J, Delivery) -> BoxFuture<'static, Result<Json, BoxDynError>> + Send + Sync>;
+
+/// Where a job came from: every log line of its run carries the request that created it.
+pub trait JobOrigin {
+    /// The id of the HTTP request that created the task (empty when unknown).
+    fn request_id(&self) -> &str;
+}
 
 /// A unique consumer name per pool and process: `<kind>@<host>:<pid>:<random>`.
 pub fn consumer_name(kind: &JobKind) -> String {
@@ -49,7 +56,7 @@ pub async fn run_pool<J>(
     grace: Duration,
 ) -> anyhow::Result<()>
 where
-    J: DeserializeOwned + Send + Sync + 'static,
+    J: DeserializeOwned + JobOrigin + Send + Sync + 'static,
 {
     let mut pause = Duration::from_millis(100);
     while let Err(err) = engine.store.ensure_group(&kind).await {
@@ -108,6 +115,7 @@ where
     drop(jobs_tx);
 
     let context = WorkerContext::new(consumer.as_str());
+    let kind_name = kind.name.clone();
     let worker = WorkerBuilder::new(&context)
         .backend(StreamBackend::<J>::new(jobs_rx, finished_tx, kind.clone()))
         .concurrency(kind.concurrency)
@@ -115,6 +123,14 @@ where
         .catch_panic()
         .build(move |job: J, delivery: Data<Delivery>| {
             let handler = handler.clone();
+            // ERROR level: recorded under any `log.level` (see `api/request_context.rs`).
+            let span = tracing::error_span!(
+                "job",
+                kind = %kind_name,
+                task_id = %delivery.0.task_id,
+                request_id = %job.request_id(),
+                attempt = delivery.0.attempt,
+            );
             async move {
                 let delivery = delivery.0;
                 let cancel = delivery.cancel.clone();
@@ -123,6 +139,7 @@ where
                     () = cancel.notified() => Err(JobFailure::new("cancelled", "the task was cancelled").give_up()),
                 }
             }
+            .instrument(span)
         });
     tracing::info!(%consumer, concurrency = kind.concurrency, "worker pool started");
     let running = tokio::spawn(worker.run());

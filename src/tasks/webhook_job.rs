@@ -27,6 +27,15 @@ pub struct WebhookJob {
     /// Set when the webhook announces a batch's end (`task_id` is then the batch id).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub batch: bool,
+    /// The request that created the announced task, for the delivery's logs.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub request_id: String,
+}
+
+impl super::pool::JobOrigin for WebhookJob {
+    fn request_id(&self) -> &str {
+        &self.request_id
+    }
 }
 
 impl WebhookJob {
@@ -44,6 +53,7 @@ impl WebhookJob {
             body: body.to_string(),
             user_id: user_id.to_owned(),
             batch: false,
+            request_id: String::new(),
         }
     }
 
@@ -63,10 +73,12 @@ impl WebhookJob {
             body: body.to_string(),
             user_id: user_id.to_owned(),
             batch: true,
+            request_id: String::new(),
         }
     }
 
-    pub fn into_task(self, user_id: &str, role: &str, request_id: &str) -> NewTask {
+    pub fn into_task(mut self, user_id: &str, role: &str, request_id: &str) -> NewTask {
+        request_id.clone_into(&mut self.request_id);
         NewTask {
             id: uuid::Uuid::now_v7().to_string(),
             kind: WEBHOOK_DELIVERY.to_owned(),

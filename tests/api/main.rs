@@ -14,6 +14,7 @@ mod features;
 mod health;
 mod helpers;
 mod limits;
+mod logs;
 mod metrics;
 mod prompts;
 mod providers;
