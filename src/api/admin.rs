@@ -20,7 +20,12 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The providers the chains use: calls this process made, breaker state, last health check.
-async fn providers(
+#[utoipa::path(
+    get, path = "/v1/admin/providers", operation_id = "listProviders", tag = "admin",
+    responses((status = 200, description = "Providers: calls, circuit breaker state, last health check", body = super::openapi::JsonObject), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn providers(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<Json_>, ApiError> {
@@ -38,7 +43,12 @@ fn versions_json(set: &crate::prompts::PromptSet) -> Json_ {
     Json_::Object(map)
 }
 
-async fn list_prompts(
+#[utoipa::path(
+    get, path = "/v1/admin/prompts", operation_id = "listPrompts", tag = "admin",
+    responses((status = 200, description = "Loaded prompt versions per feature", body = super::openapi::JsonObject), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn list_prompts(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<Json_>, ApiError> {
@@ -49,7 +59,13 @@ async fn list_prompts(
 }
 
 /// Loads `prompts/` again; a bad file answers 422 and leaves the running prompts in place.
-async fn reload_prompts(
+#[utoipa::path(
+    post, path = "/v1/admin/prompts/reload", operation_id = "reloadPrompts", tag = "admin",
+    responses((status = 200, description = "Reloaded", body = super::openapi::JsonObject), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input: `errors` names each field", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn reload_prompts(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<Json_>, ApiError> {
@@ -66,7 +82,13 @@ async fn reload_prompts(
 }
 
 /// Dead tasks, newest first (at most 100).
-async fn dead(
+#[utoipa::path(
+    get, path = "/v1/admin/dead", operation_id = "listDeadTasks", tag = "admin",
+    responses((status = 200, description = "Dead tasks of the last week", body = super::openapi::JsonObject), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn dead(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<Json_>, ApiError> {
@@ -84,7 +106,16 @@ async fn dead(
 }
 
 /// Queues a dead task again with fresh attempts.
-async fn retry_dead(
+#[utoipa::path(
+    post, path = "/v1/admin/dead/{id}/retry", operation_id = "replayDeadTask", tag = "admin",
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 200, description = "Queued again with its attempts reset", body = super::openapi::JsonObject), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such resource (or not the caller's)", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "the resource is in a state that does not allow it", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn retry_dead(
     State(state): State<AppState>,
     principal: Principal,
     axum::extract::Path(id): axum::extract::Path<String>,

@@ -1,6 +1,6 @@
 //! `POST /v1/ai/{feature}`: one AI request, answered inline (200) or queued (202).
 
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::json::ApiJson;
 use super::problem::ApiError;
+use super::query::ApiQuery;
 use super::request_context::current_request_id;
 use crate::app::AppState;
 use crate::auth::Principal;
@@ -21,17 +22,19 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/ai/{feature}", post(submit))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SubmitBody {
+pub(super) struct SubmitBody {
     /// The feature's inputs; checked against its prompt's `inputs`.
     #[serde(default)]
+    #[schema(value_type = Object)]
     input: serde_json::Value,
     /// Pin a prompt version; the highest one otherwise.
     #[serde(default)]
     prompt_version: Option<String>,
     /// auto (default), sync or async.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     mode: Option<Mode>,
     /// Stream the answer: inline requests answer with Server-Sent Events (`delta` events, then
     /// `succeeded`); queued ones add `delta` events to the task's stream.
@@ -43,12 +46,12 @@ struct SubmitBody {
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct SubmitQuery {
+pub(super) struct SubmitQuery {
     mode: Option<String>,
 }
 
 /// The `{feature}` path segment, parsed; an unknown one is a 404 before the body is read.
-struct FeaturePath(Feature);
+pub(super) struct FeaturePath(Feature);
 
 impl<S: Send + Sync> FromRequestParts<S> for FeaturePath {
     type Rejection = ApiError;
@@ -106,11 +109,29 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_owned()))
 }
 
-async fn submit(
+#[utoipa::path(
+    post, path = "/v1/ai/{feature}", operation_id = "submitAiRequest", tag = "ai",
+    params(("feature" = String, Path, description = "hint, explanation, study_plan, evaluation or question_gen")),
+    request_body(content = SubmitBody, description = "The feature's inputs (see `inputs:` in its prompt) and how to run it"),
+    responses(
+        (status = 200, description = "Answered inline: the result, usage, provider, prompt version (`text/event-stream` of `delta` events when `stream` is set)", body = super::openapi::JsonObject),
+        (status = 202, description = "Queued: the task (`Location: /v1/tasks/{id}`)", body = super::openapi::JsonObject),
+        (status = 400, description = "malformed JSON or query", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such resource (or not the caller's)", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "the body is too large", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "unsupported content type", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input: `errors` names each field", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "a rate limit or quota refused the request (`Retry-After`, `RateLimit-*` headers)", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json")
+    )
+)]
+pub(super) async fn submit(
     State(state): State<AppState>,
     principal: Principal,
     FeaturePath(feature): FeaturePath,
-    Query(query): Query<SubmitQuery>,
+    ApiQuery(query): ApiQuery<SubmitQuery>,
     headers: HeaderMap,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     body: Result<ApiJson<SubmitBody>, ApiError>,

@@ -20,17 +20,19 @@ pub fn router() -> Router<AppState> {
         .route("/v1/admin/api-keys/{id}", delete(revoke))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewKey {
+pub(super) struct NewKey {
     /// What the key is for ("batch scheduler").
     name: String,
     /// The user id the key acts as; its tasks, quotas and audit events are this owner's.
     owner: String,
     /// `service` or `teacher`.
+    #[schema(value_type = String)]
     role: Role,
     /// Limits for the owner, overriding the role's (`daily_tokens`, `per_minute`, …).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     quota: Option<serde_json::Map<String, Value>>,
     /// Give the key its own webhook signing secret (returned once), used for the owner's
     /// callbacks instead of the server's.
@@ -44,7 +46,16 @@ fn database(err: sqlx::Error) -> ApiError {
     }
 }
 
-async fn create(
+#[utoipa::path(
+    post, path = "/v1/admin/api-keys", operation_id = "createApiKey", tag = "admin",
+    request_body(content = NewKey),
+    responses((status = 201, description = "The key (`tq_...`), shown once", body = super::openapi::JsonObject), (status = 415, description = "unsupported content type", body = super::openapi::Problem, content_type = "application/problem+json"), (status = 400, description = "malformed JSON or query", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input: `errors` names each field", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn create(
     State(state): State<AppState>,
     principal: Principal,
     ApiJson(body): ApiJson<NewKey>,
@@ -112,7 +123,13 @@ async fn create(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-async fn list(
+#[utoipa::path(
+    get, path = "/v1/admin/api-keys", operation_id = "listApiKeys", tag = "admin",
+    responses((status = 200, description = "Keys: prefix, owner, role, created, last used", body = super::openapi::JsonObject), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn list(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<Value>, ApiError> {
@@ -121,7 +138,15 @@ async fn list(
     Ok(Json(json!({ "api_keys": keys })))
 }
 
-async fn revoke(
+#[utoipa::path(
+    delete, path = "/v1/admin/api-keys/{id}", operation_id = "revokeApiKey", tag = "admin",
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 200, description = "Revoked (refused by every web process within seconds)", body = super::openapi::JsonObject), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such resource (or not the caller's)", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn revoke(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,

@@ -1,7 +1,7 @@
 //! `/v1/batches`: bulk requests (teachers, services and admins). Submit, follow, read the
 //! results as JSON lines, cancel.
 
-use axum::extract::{ConnectInfo, FromRequest as _, Path, Query, State};
+use axum::extract::{ConnectInfo, FromRequest as _, Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::auth::require_role;
 use super::problem::ApiError;
+use super::query::ApiQuery;
 use super::request_context::current_request_id;
 use crate::app::AppState;
 use crate::auth::{Principal, Role};
@@ -29,16 +30,18 @@ pub fn router(body_limit: usize) -> Router<AppState> {
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BatchBody {
     feature: String,
     /// `[{"input": {...}}, ...]`
+    #[schema(value_type = Vec<Object>)]
     items: Vec<Value>,
     /// Run the valid items even when some are invalid (those are reported as failed).
     #[serde(default)]
     allow_partial: bool,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
     /// Gets one signed webhook when the batch ends (`batch.completed`, ...).
     #[serde(default)]
@@ -51,7 +54,7 @@ struct BatchBody {
 /// For `application/x-ndjson` bodies (one `{"input": …}` per line) the rest comes as query
 /// parameters.
 #[derive(Debug, Default, Deserialize)]
-struct BatchQuery {
+pub(super) struct BatchQuery {
     feature: Option<String>,
     #[serde(default)]
     allow_partial: bool,
@@ -117,11 +120,28 @@ async fn read_body(
     }
 }
 
-async fn create(
+#[utoipa::path(
+    post, path = "/v1/batches", operation_id = "createBatch", tag = "batches",
+    params(("feature" = Option<String>, Query, description = "With an `application/x-ndjson` body: the feature"),
+           ("allow_partial" = Option<bool>, Query, description = "With an NDJSON body: run the valid items even when some are invalid"),
+           ("callback_url" = Option<String>, Query, description = "With an NDJSON body: the batch webhook"),
+           ("concurrency" = Option<usize>, Query, description = "With an NDJSON body: items that may run at once")),
+    request_body(content = BatchBody, description = "Up to 10,000 items; or `application/x-ndjson`, one `{\"input\": ...}` per line"),
+    responses((status = 202, description = "Accepted: the batch with its counts", body = crate::tasks::BatchView), (status = 400, description = "malformed JSON or query", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such resource (or not the caller's)", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "the body is too large", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "unsupported content type", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input: `errors` names each field", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "a rate limit or quota refused the request (`Retry-After`, `RateLimit-*` headers)", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn create(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     principal: Principal,
-    Query(query): Query<BatchQuery>,
+    ApiQuery(query): ApiQuery<BatchQuery>,
     request: axum::extract::Request,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     require_role(&principal, ROLES)?;
@@ -162,7 +182,13 @@ async fn create(
     ))
 }
 
-async fn list(
+#[utoipa::path(
+    get, path = "/v1/batches", operation_id = "listBatches", tag = "batches",
+    responses((status = 200, description = "The caller's latest batches", body = super::openapi::JsonObject), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn list(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<Value>, ApiError> {
@@ -171,7 +197,15 @@ async fn list(
     Ok(Json(json!({ "batches": batches })))
 }
 
-async fn show(
+#[utoipa::path(
+    get, path = "/v1/batches/{id}", operation_id = "getBatch", tag = "batches",
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 200, description = "Counts, state, timestamps and ETA", body = crate::tasks::BatchView), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such resource (or not the caller's)", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn show(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
@@ -183,7 +217,15 @@ async fn show(
     ))
 }
 
-async fn cancel(
+#[utoipa::path(
+    delete, path = "/v1/batches/{id}", operation_id = "cancelBatch", tag = "batches",
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 200, description = "Cancelled: held and queued items never start, running ones stop", body = crate::tasks::BatchView), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such resource (or not the caller's)", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn cancel(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
@@ -197,7 +239,15 @@ async fn cancel(
 
 /// Server-Sent Events: `progress` (the batch's counts) whenever they changed, at most every
 /// 500 ms, then one event named for the final state, and the stream ends.
-async fn events(
+#[utoipa::path(
+    get, path = "/v1/batches/{id}/events", operation_id = "batchEvents", tag = "batches",
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 200, description = "Server-Sent Events: `progress` at most every 500 ms, then the final state", content_type = "text/event-stream"), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such resource (or not the caller's)", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn events(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
@@ -249,7 +299,15 @@ async fn events(
 }
 
 /// `application/x-ndjson`: one line per finished (or refused) item, in item order.
-async fn results(
+#[utoipa::path(
+    get, path = "/v1/batches/{id}/results", operation_id = "batchResults", tag = "batches",
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 200, description = "One JSON line per finished item, in item order: index, status, result or error", body = String, content_type = "application/x-ndjson"), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such resource (or not the caller's)", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn results(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,

@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use super::auth::require_auth;
 use super::problem::ApiError;
+use super::query::ApiQuery;
 use crate::app::AppState;
 use crate::auth::{AuthError, Principal};
 use crate::tasks::Subscription;
@@ -36,7 +37,14 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(token)
 }
 
-async fn stream_token(
+#[utoipa::path(
+    post, path = "/v1/tasks/{id}/stream-token", operation_id = "createStreamToken", tag = "tasks",
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 200, description = "A short-lived token for `?token=` on the task's events", body = super::openapi::JsonObject), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such resource (or not the caller's)", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn stream_token(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
@@ -51,16 +59,24 @@ async fn stream_token(
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct EventsQuery {
+pub(super) struct EventsQuery {
     token: Option<String>,
     /// For clients that cannot set `Last-Event-ID`.
     last_event_id: Option<String>,
 }
 
-async fn events(
+#[utoipa::path(
+    get, path = "/v1/tasks/{id}/events", operation_id = "taskEvents", tag = "tasks",
+    params(("id" = String, Path, description = "The id"), ("token" = Option<String>, Query, description = "A stream token (for `EventSource`, which cannot send headers)"),
+           ("last_event_id" = Option<String>, Query, description = "Resume after this event (or the `Last-Event-ID` header)")),
+    responses((status = 200, description = "Server-Sent Events: `queued`, `started`, `delta`, `retracted`, then the final state", content_type = "text/event-stream"), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such resource (or not the caller's)", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn events(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(query): Query<EventsQuery>,
+    ApiQuery(query): ApiQuery<EventsQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let principal = match (headers.get(header::AUTHORIZATION), &query.token) {

@@ -19,7 +19,11 @@ pub fn router() -> Router<AppState> {
         .route("/readyz", get(readyz))
 }
 
-async fn healthz() -> Json<Json_> {
+#[utoipa::path(
+    get, path = "/healthz", operation_id = "healthz", tag = "health", security(()),
+    responses((status = 200, description = "The process runs", body = super::openapi::JsonObject))
+)]
+pub(super) async fn healthz() -> Json<Json_> {
     Json(json!({ "status": "ok" }))
 }
 
@@ -31,7 +35,11 @@ async fn timed<T>(check: impl Future<Output = T>) -> (T, f64) {
     (result, ms)
 }
 
-async fn readyz(State(state): State<AppState>) -> Result<Json<Json_>, ApiError> {
+#[utoipa::path(
+    get, path = "/readyz", operation_id = "readyz", tag = "health", security(()),
+    responses((status = 200, description = "Redis, PostgreSQL and the prompts answer, with each check's latency", body = super::openapi::JsonObject), (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Json_>, ApiError> {
     let ((redis, redis_ms), (postgres, postgres_ms)) = tokio::join!(
         timed(state.stores.ping_redis()),
         timed(state.stores.ping_postgres())

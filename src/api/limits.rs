@@ -29,7 +29,12 @@ fn unavailable(err: redis::RedisError) -> ApiError {
     ApiError::StoreUnavailable(err.to_string())
 }
 
-async fn quota(
+#[utoipa::path(
+    get, path = "/v1/quota", operation_id = "getQuota", tag = "limits",
+    responses((status = 200, description = "The caller's limits, usage this minute, day and month, reset times", body = super::openapi::JsonObject), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn quota(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<Value>, ApiError> {
@@ -39,7 +44,13 @@ async fn quota(
     ))
 }
 
-async fn blocks(
+#[utoipa::path(
+    get, path = "/v1/admin/blocks", operation_id = "listBlocks", tag = "limits",
+    responses((status = 200, description = "Users blocked now and until when", body = super::openapi::JsonObject), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn blocks(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<Value>, ApiError> {
@@ -55,7 +66,14 @@ async fn blocks(
     Ok(Json(json!({ "blocks": blocked })))
 }
 
-async fn unblock(
+#[utoipa::path(
+    post, path = "/v1/admin/users/{id}/unblock", operation_id = "unblockUser", tag = "limits",
+    params(("id" = String, Path, description = "The user id")),
+    responses((status = 200, description = "The block is lifted and the violations forgotten", body = super::openapi::JsonObject), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn unblock(
     State(state): State<AppState>,
     principal: Principal,
     Path(user): Path<String>,
@@ -66,7 +84,14 @@ async fn unblock(
     Ok(Json(json!({ "user_id": user, "was_blocked": was_blocked })))
 }
 
-async fn overrides(
+#[utoipa::path(
+    get, path = "/v1/admin/users/{id}/limits", operation_id = "getUserLimits", tag = "limits",
+    params(("id" = String, Path, description = "The user id")),
+    responses((status = 200, description = "The user's overrides of their role's limits", body = super::openapi::JsonObject), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn overrides(
     State(state): State<AppState>,
     principal: Principal,
     Path(user): Path<String>,
@@ -78,7 +103,17 @@ async fn overrides(
 
 /// Replaces the user's overrides: `{"daily_tokens": 500000, ...}`; figures not named follow
 /// the user's role.
-async fn set_overrides(
+#[utoipa::path(
+    put, path = "/v1/admin/users/{id}/limits", operation_id = "setUserLimits", tag = "limits",
+    params(("id" = String, Path, description = "The user id")),
+    request_body(content = super::openapi::JsonObject, description = "Limits to override, e.g. `{\"daily_tokens\": 500000}`"),
+    responses((status = 200, description = "The overrides now", body = super::openapi::JsonObject), (status = 415, description = "unsupported content type", body = super::openapi::Problem, content_type = "application/problem+json"), (status = 400, description = "malformed JSON or query", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input: `errors` names each field", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn set_overrides(
     State(state): State<AppState>,
     principal: Principal,
     Path(user): Path<String>,
@@ -99,7 +134,14 @@ async fn set_overrides(
     Ok(Json(json!({ "user_id": user, "overrides": overrides })))
 }
 
-async fn clear_overrides(
+#[utoipa::path(
+    delete, path = "/v1/admin/users/{id}/limits", operation_id = "clearUserLimits", tag = "limits",
+    params(("id" = String, Path, description = "The user id")),
+    responses((status = 204, description = "The overrides are gone"), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn clear_overrides(
     State(state): State<AppState>,
     principal: Principal,
     Path(user): Path<String>,

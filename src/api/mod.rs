@@ -11,7 +11,9 @@ mod health;
 mod json;
 mod limits;
 mod metrics;
+mod openapi;
 mod problem;
+mod query;
 mod reports;
 mod request_context;
 mod tasks;
@@ -24,6 +26,7 @@ use axum::routing::get;
 use axum::{Router, middleware};
 use tower_http::catch_panic::CatchPanicLayer;
 
+pub use openapi::description as openapi_description;
 pub use problem::ApiError;
 pub use request_context::REQUEST_ID_HEADER;
 
@@ -51,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .merge(demo::router(state.settings.server.demo_pages))
         .merge(health::router())
         .merge(metrics::router())
+        .merge(openapi::router())
         .route("/problems/{slug}", get(problem::describe))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

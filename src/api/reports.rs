@@ -1,7 +1,8 @@
-//! Admin reports: `GET /v1/admin/usage`, `/v1/admin/latency`, `/v1/admin/audit`. JSON by
+//! Admin reports: `GET /v1/admin/usage`, `/v1/admin/latency`, `/v1/admin/audit`, and
+//! `/v1/admin/flags` (moderation flags, teachers too). JSON by
 //! default; `Accept: text/csv` gives the same rows as CSV (RFC 4180).
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -12,6 +13,7 @@ use serde_json::json;
 
 use super::auth::require_role;
 use super::problem::ApiError;
+use super::query::ApiQuery;
 use crate::app::AppState;
 use crate::audit::reports::{self, AuditFilter, GroupBy, Range};
 use crate::auth::{Principal, Role};
@@ -21,10 +23,11 @@ pub fn router() -> Router<AppState> {
         .route("/v1/admin/usage", get(usage))
         .route("/v1/admin/latency", get(latency))
         .route("/v1/admin/audit", get(audit))
+        .route("/v1/admin/flags", get(flags))
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct ReportQuery {
+pub(super) struct ReportQuery {
     from: Option<String>,
     to: Option<String>,
     group_by: Option<String>,
@@ -108,11 +111,20 @@ fn csv(columns: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Respons
     response
 }
 
-async fn usage(
+#[utoipa::path(
+    get, path = "/v1/admin/usage", operation_id = "usageReport", tag = "reports",
+    params(("from" = Option<String>, Query, description = "RFC 3339 (default: 30 days ago)"), ("to" = Option<String>, Query, description = "RFC 3339 (default: now)"),
+           ("group_by" = Option<String>, Query, description = "user, feature, provider, model or day")),
+    responses((status = 200, description = "Requests, tokens, cost, cache hits, degraded answers and errors per group (CSV with `Accept: text/csv`)", body = super::openapi::JsonObject), (status = 404, description = "no such feature", body = super::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input: `errors` names each field", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn usage(
     State(state): State<AppState>,
     principal: Principal,
     headers: HeaderMap,
-    Query(query): Query<ReportQuery>,
+    ApiQuery(query): ApiQuery<ReportQuery>,
 ) -> Result<Response, ApiError> {
     require_role(&principal, &[Role::Admin])?;
     let range = range(&query)?;
@@ -158,11 +170,19 @@ async fn usage(
     )
 }
 
-async fn latency(
+#[utoipa::path(
+    get, path = "/v1/admin/latency", operation_id = "latencyReport", tag = "reports",
+    params(("feature" = Option<String>, Query, description = "Only this feature"), ("from" = Option<String>, Query, description = "RFC 3339"), ("to" = Option<String>, Query, description = "RFC 3339")),
+    responses((status = 200, description = "p50/p95/p99 of successful requests per feature", body = super::openapi::JsonObject), (status = 404, description = "no such feature", body = super::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input: `errors` names each field", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn latency(
     State(state): State<AppState>,
     principal: Principal,
     headers: HeaderMap,
-    Query(query): Query<ReportQuery>,
+    ApiQuery(query): ApiQuery<ReportQuery>,
 ) -> Result<Response, ApiError> {
     require_role(&principal, &[Role::Admin])?;
     let range = range(&query)?;
@@ -188,22 +208,68 @@ async fn latency(
     Ok(Json(json!({ "from": range.from, "to": range.to, "rows": rows })).into_response())
 }
 
-async fn audit(
+#[utoipa::path(
+    get, path = "/v1/admin/audit", operation_id = "auditEvents", tag = "reports",
+    params(("user_id" = Option<String>, Query, description = "Only this user"), ("feature" = Option<String>, Query, description = "Only this feature"),
+           ("status" = Option<String>, Query, description = "pre_request, success, error, flag or guard"), ("from" = Option<String>, Query, description = "RFC 3339"),
+           ("to" = Option<String>, Query, description = "RFC 3339"), ("limit" = Option<i64>, Query, description = "1 to 500"), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    responses((status = 200, description = "Audit events, newest first", body = super::openapi::JsonObject), (status = 404, description = "no such feature", body = super::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input: `errors` names each field", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn audit(
     State(state): State<AppState>,
     principal: Principal,
     headers: HeaderMap,
-    Query(query): Query<ReportQuery>,
+    ApiQuery(query): ApiQuery<ReportQuery>,
 ) -> Result<Response, ApiError> {
     require_role(&principal, &[Role::Admin])?;
-    let range = range(&query)?;
     if let Some(status) = &query.status
-        && !["pre_request", "success", "error"].contains(&status.as_str())
+        && !["pre_request", "success", "error", "flag", "guard"].contains(&status.as_str())
     {
         return Err(ApiError::invalid_field(
             "status",
-            "must be pre_request, success or error",
+            "must be pre_request, success, error, flag or guard",
         ));
     }
+    audit_events(state, headers, query).await
+}
+
+/// Moderation flags for teachers and admins: the `flag` audit events (which categories and
+/// terms a student's input matched), newest first, with the same filters and paging.
+#[utoipa::path(
+    get, path = "/v1/admin/flags", operation_id = "moderationFlags", tag = "reports",
+    params(("user_id" = Option<String>, Query, description = "Only this user"), ("from" = Option<String>, Query, description = "RFC 3339"),
+           ("to" = Option<String>, Query, description = "RFC 3339"), ("limit" = Option<i64>, Query, description = "1 to 500"), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    responses((status = 200, description = "Moderation flags, newest first (teachers and admins)", body = super::openapi::JsonObject), (status = 404, description = "no such feature", body = super::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input: `errors` names each field", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn flags(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    ApiQuery(mut query): ApiQuery<ReportQuery>,
+) -> Result<Response, ApiError> {
+    require_role(&principal, &[Role::Teacher, Role::Admin])?;
+    if query.status.is_some() {
+        return Err(ApiError::invalid_field(
+            "status",
+            "is not a filter of /v1/admin/flags (every row is a flag)",
+        ));
+    }
+    query.status = Some("flag".into());
+    audit_events(state, headers, query).await
+}
+
+async fn audit_events(
+    state: AppState,
+    headers: HeaderMap,
+    query: ReportQuery,
+) -> Result<Response, ApiError> {
+    let range = range(&query)?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::invalid_field(

@@ -21,13 +21,21 @@ pub fn router() -> Router<AppState> {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ShowQuery {
+pub(super) struct ShowQuery {
     /// Seconds to wait for a final state (long-poll).
     #[serde(default)]
     wait: Option<f64>,
 }
 
-async fn show(
+#[utoipa::path(
+    get, path = "/v1/tasks/{id}", operation_id = "getTask", tag = "tasks",
+    params(("id" = String, Path, description = "The id"), ("wait" = Option<f64>, Query, description = "Seconds to wait for a final state (long-poll, up to the configured maximum)")),
+    responses((status = 200, description = "The task: status, result or error, usage, attempts, timestamps", body = super::openapi::JsonObject), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such resource (or not the caller's)", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input: `errors` names each field", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn show(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
@@ -48,7 +56,15 @@ async fn show(
     Ok(Json(record.to_json()))
 }
 
-async fn cancel(
+#[utoipa::path(
+    delete, path = "/v1/tasks/{id}", operation_id = "cancelTask", tag = "tasks",
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 200, description = "Cancelled: queued tasks never start, a running one is stopped", body = super::openapi::JsonObject), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such resource (or not the caller's)", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "the resource is in a state that does not allow it", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn cancel(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
@@ -59,14 +75,24 @@ async fn cancel(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+pub(super) struct ListQuery {
     state: Option<String>,
     feature: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
 }
 
-async fn list(
+#[utoipa::path(
+    get, path = "/v1/tasks", operation_id = "listTasks", tag = "tasks",
+    params(("state" = Option<String>, Query, description = "queued, running, retrying, succeeded, failed, cancelled or dead"),
+           ("feature" = Option<String>, Query, description = "Only this feature"),
+           ("limit" = Option<usize>, Query, description = "Page size, 1 to 100"),
+           ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    responses((status = 200, description = "The caller's tasks, newest first", body = super::openapi::JsonObject), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input: `errors` names each field", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(super) async fn list(
     State(state): State<AppState>,
     principal: Principal,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,

@@ -13,6 +13,10 @@ pub enum Kind {
     PreRequest,
     Success,
     Error,
+    /// A moderation flag on a request's input (distress, self-harm, abuse, cheating).
+    Flag,
+    /// The hint guard refused a generated hint (it revealed the answer).
+    Guard,
 }
 
 impl Kind {
@@ -21,6 +25,8 @@ impl Kind {
             Self::PreRequest => "pre_request",
             Self::Success => "success",
             Self::Error => "error",
+            Self::Flag => "flag",
+            Self::Guard => "guard",
         }
     }
 }
@@ -57,6 +63,8 @@ pub fn event_id(task_id: &str, kind: Kind) -> Uuid {
     let slot = match kind {
         Kind::PreRequest => "pre_request",
         Kind::Success | Kind::Error => "final",
+        Kind::Flag => "flag",
+        Kind::Guard => "guard",
     };
     let digest = Sha256::digest(format!("{task_id}/{slot}").as_bytes());
     Uuid::new_v8(digest[..16].try_into().expect("16 bytes"))
@@ -65,6 +73,42 @@ pub fn event_id(task_id: &str, kind: Kind) -> Uuid {
 /// SHA-256 of the input as sent, to find identical requests without storing them twice.
 pub fn input_hash(input: &Json) -> String {
     format!("{:x}", Sha256::digest(input.to_string().as_bytes()))
+}
+
+/// Replaces the values of the named keys, at any depth, with `hmac-sha256:<hex>` of their
+/// JSON text under `key` (plain SHA-256, `sha256:<hex>`, without a key): equal values stay
+/// comparable, none can be read back.
+pub fn hash_in_place(value: &mut Json, fields: &[String], key: Option<&str>) {
+    match value {
+        Json::Object(map) => {
+            for (name, value) in map.iter_mut() {
+                if fields.iter().any(|f| f.eq_ignore_ascii_case(name)) {
+                    *value = Json::String(keyed_hash(&value.to_string(), key));
+                } else {
+                    hash_in_place(value, fields, key);
+                }
+            }
+        }
+        Json::Array(items) => {
+            for item in items {
+                hash_in_place(item, fields, key);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn keyed_hash(text: &str, key: Option<&str>) -> String {
+    use hmac::Mac as _;
+    match key {
+        Some(key) => {
+            let mut mac = hmac::Hmac::<Sha256>::new_from_slice(key.as_bytes())
+                .expect("HMAC takes any key length");
+            mac.update(text.as_bytes());
+            format!("hmac-sha256:{:x}", mac.finalize().into_bytes())
+        }
+        None => format!("sha256:{:x}", Sha256::digest(text.as_bytes())),
+    }
 }
 
 /// [`redact`] in place, for values the caller hands over.

@@ -177,8 +177,31 @@ impl AuditLog {
         if self.0.is_none() {
             return;
         }
-        let payload = json!({ "input": self.clean(input), "input_hash": input_hash(input) });
+        let Some(inner) = &self.0 else { return };
+        let mut input = input.clone();
+        let settings = &inner.settings;
+        event::hash_in_place(
+            &mut input,
+            &settings.hash_fields,
+            settings.hash_key.as_ref().map(|k| k.expose()),
+        );
+        let payload = json!({ "input_hash": input_hash(&input), "input": self.clean(&input) });
         self.record(base(facts, Kind::PreRequest, payload));
+    }
+
+    /// `flag`: moderation flags raised by a request's input (once per task).
+    pub fn flag(&self, facts: &RequestFacts, flags: Json) {
+        if self.0.is_some() {
+            self.record(base(facts, Kind::Flag, json!({ "flags": flags })));
+        }
+    }
+
+    /// `guard`: the hint guard refused generated hints of a request (what kind of leak, how
+    /// it ended); never the leaked text.
+    pub fn guard(&self, facts: &RequestFacts, details: Json) {
+        if self.0.is_some() {
+            self.record(base(facts, Kind::Guard, details));
+        }
     }
 
     /// `error` for a request refused before it ran (a limit, a cancellation).

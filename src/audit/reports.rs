@@ -71,7 +71,7 @@ pub async fn usage(pool: &PgPool, range: &Range, group_by: GroupBy) -> sqlx::Res
          count(*) FILTER (WHERE degraded) AS degraded, \
          count(*) FILTER (WHERE kind = 'error') AS errors \
          FROM audit_events \
-         WHERE kind <> 'pre_request' AND created_at >= $1::timestamptz AND created_at < $2::timestamptz \
+         WHERE kind IN ('success', 'error') AND created_at >= $1::timestamptz AND created_at < $2::timestamptz \
          GROUP BY 1 ORDER BY 1",
         group = group_by.column()
     );

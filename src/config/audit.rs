@@ -16,6 +16,13 @@ pub struct AuditSettings {
     pub flush_ms: u64,
     /// JSON keys whose values are replaced by `[redacted]` anywhere in inputs and answers.
     pub redact_fields: Vec<String>,
+    /// JSON keys whose values are stored as a keyed hash (`hmac-sha256:<hex>`) instead.
+    #[serde(default)]
+    pub hash_fields: Vec<String>,
+    /// The key of those hashes: environment only (`TUTORQ__AUDIT__HASH_KEY`). Without it the
+    /// hash is unkeyed, and a short value (a choice letter) could be guessed from it.
+    #[serde(default)]
+    pub hash_key: Option<super::Secret>,
     /// Longer strings are cut to this many bytes (with a marker).
     pub max_field_bytes: usize,
     /// Events older than this many days are deleted (in small batches, hourly); 0 keeps all.

@@ -16,6 +16,7 @@ pub const ENV_ONLY_KEYS: &[&[&str]] = &[
     &["providers", "azure", "api_key"],
     &["providers", "azure", "bearer_token"],
     &["providers", "anthropic", "api_key"],
+    &["audit", "hash_key"],
     &["metrics", "token"],
 ];
 

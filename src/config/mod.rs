@@ -7,6 +7,7 @@ mod layers;
 mod limits;
 mod metrics;
 mod providers;
+mod safety;
 mod secret;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ pub use providers::{
     AnthropicSettings, AzureSettings, BreakerSettings, LatencySetting, MockSettings,
     OpenAiSettings, ProviderSettings, RetrySettings,
 };
+pub use safety::SafetySettings;
 pub use secret::Secret;
 
 /// Publicly known signing secret for development and tests only (see `auth.allow_insecure_dev_secret`).
@@ -53,6 +55,7 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub cache: CacheSettings,
     pub audit: AuditSettings,
+    pub safety: SafetySettings,
     pub log: LogSettings,
     pub metrics: MetricsSettings,
     pub worker: WorkerSettings,
@@ -285,6 +288,9 @@ impl Settings {
             key: key.to_owned(),
             reason,
         };
+        if let Err(err) = crate::guard::Moderation::from_config(&self.safety.moderation) {
+            return Err(invalid("safety.moderation", err.to_string()));
+        }
         if self.server.body_limit_bytes == 0 {
             return Err(invalid(
                 "server.body_limit_bytes",

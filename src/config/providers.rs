@@ -70,6 +70,10 @@ pub struct MockSettings {
     pub latency_ms: LatencySetting,
     pub failure_rate: f64,
     pub stream_chunk_chars: usize,
+    /// Free-text answers to give instead of the generated ones, in turn (then again from the
+    /// first): lets a test or a demo make the mock say something exact (a hint that leaks).
+    #[serde(default)]
+    pub replies: Vec<String>,
 }
 
 /// A fixed latency (`latency_ms: 50`) or a uniform range (`latency_ms: {min: 20, max: 120}`).

@@ -100,6 +100,10 @@ pub enum InputKind {
 pub struct InputSpec {
     #[serde(rename = "type")]
     pub kind: InputKind,
+    /// Reference material for the model that the client must never get back (a hint's
+    /// `solution`): not checked for forbidden topics, hashed in the audit trail.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub secret: bool,
     #[serde(default = "required_by_default")]
     pub required: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]

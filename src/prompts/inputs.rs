@@ -6,7 +6,6 @@ use serde_json::{Map, Value as Json};
 
 use super::Prompt;
 use super::definition::{InputKind, InputSpec};
-use super::fold;
 
 /// Longest `string` input when the prompt does not say, in characters.
 const DEFAULT_STRING_MAX: usize = 200;
@@ -183,17 +182,16 @@ fn forbidden_topics(prompt: &Prompt, data: &Map<String, Json>) -> Result<(), Inp
         return Ok(());
     }
     for (name, spec) in &prompt.inputs {
-        if spec.kind != InputKind::Text {
+        if spec.kind != InputKind::Text || spec.secret {
             continue;
         }
         let Some(text) = data.get(name).and_then(Json::as_str) else {
             continue;
         };
-        let words = fold::words(text, prompt.ignore_diacritics);
-        if let Some(topic) = prompt.topics.iter().find(|t| t.occurs_in(&words)) {
+        if let Some(topic) = prompt.forbidden_topic_in(text) {
             return Err(InputError::ForbiddenTopic {
                 field: format!("input.{name}"),
-                topic: topic.original.clone(),
+                topic: topic.to_owned(),
             });
         }
     }

@@ -44,6 +44,26 @@ impl Prompt {
         format!("{}@{}/user", self.feature, self.version)
     }
 
+    /// The first of the prompt's forbidden topics that `text` mentions (whole words, folded).
+    pub fn forbidden_topic_in(&self, text: &str) -> Option<&str> {
+        if self.topics.is_empty() {
+            return None;
+        }
+        let words = fold::words(text, self.ignore_diacritics);
+        self.topics
+            .iter()
+            .find(|t| t.occurs_in(&words))
+            .map(|t| t.original.as_str())
+    }
+
+    /// The names of the inputs marked `secret`.
+    pub fn secret_inputs(&self) -> impl Iterator<Item = &str> {
+        self.inputs
+            .iter()
+            .filter(|(_, spec)| spec.secret)
+            .map(|(name, _)| name.as_str())
+    }
+
     /// Checks a structured answer against `output_schema`; every violation, with its location.
     pub fn check_output(&self, value: &serde_json::Value) -> Result<(), Vec<String>> {
         let Some(validator) = &self.output_validator else {

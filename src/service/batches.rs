@@ -109,18 +109,20 @@ impl AiService {
                     request_id: format!("{}#{index}", batch.request_id),
                     stream: false,
                 };
-                self.engine.audit.pre_request(
-                    &crate::audit::RequestFacts {
-                        task_id: task_id.clone(),
-                        request_id: job.request_id.clone(),
-                        user_id: principal.user_id.clone(),
-                        role: principal.role.to_string(),
-                        feature: batch.feature.to_string(),
-                        prompt_name: Some(prompt.name.clone()),
-                        prompt_version: Some(prompt.version.clone()),
-                        client_ip: batch.client_ip.clone(),
-                    },
-                    &input,
+                let facts = crate::audit::RequestFacts {
+                    task_id: task_id.clone(),
+                    request_id: job.request_id.clone(),
+                    user_id: principal.user_id.clone(),
+                    role: principal.role.to_string(),
+                    feature: batch.feature.to_string(),
+                    prompt_name: Some(prompt.name.clone()),
+                    prompt_version: Some(prompt.version.clone()),
+                    client_ip: batch.client_ip.clone(),
+                };
+                self.engine.audit.pre_request(&facts, &input);
+                self.audit_flags(
+                    &facts,
+                    &super::safety::input_flags(&self.moderation, &prompt, &job.input),
                 );
                 let quota = admission
                     .reservation

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use serde_json::{Value as Json, json};
+use serde_json::json;
 
 use super::job::{AI_REQUEST, AiRequestJob, failure_of, job_failure, outcome_payload};
 use super::{AiService, Completion, ServiceError, Submitted};
@@ -99,9 +99,8 @@ impl AiService {
                 }
             }
         };
-        let input = Json::Object(job.input.clone());
         let result = tokio::select! {
-            result = self.execute(&task_id, job.feature, Some(&job.prompt_version), &input, job.stream) => Some(result),
+            result = self.execute(&job) => Some(result),
             () = cancel.notified() => None,
             () = keep_lease => unreachable!("the lease loop never ends"),
         };

@@ -35,15 +35,8 @@ impl AiService {
     /// Runs a queued AI request; the error says whether the queue should retry.
     pub async fn run_job(&self, job: AiRequestJob) -> Result<Json, apalis::prelude::BoxDynError> {
         let span = tracing::info_span!("job", task_id = %job.task_id, request_id = %job.request_id, feature = %job.feature);
-        let input = Json::Object(job.input);
         let completion = self
-            .execute(
-                &job.task_id,
-                job.feature,
-                Some(&job.prompt_version),
-                &input,
-                job.stream,
-            )
+            .execute(&job)
             .instrument(span)
             .await
             .map_err(job_failure)?;

@@ -6,6 +6,7 @@ pub mod batches;
 mod inline;
 pub mod job;
 mod output;
+mod safety;
 mod streaming;
 mod tasks;
 pub mod workers;
@@ -85,6 +86,18 @@ pub struct Completion {
     /// "provider: error" for each provider attempt that failed before this answer.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failed_providers: Vec<String>,
+    /// The hint guard refused the first hint and this one was generated again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub regenerated: bool,
+    /// The hint guard refused both hints: this is the level's safe generic hint.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub guarded: bool,
+    /// Moderation flags of the input (`distress`, `self_harm`, `abuse`, `cheating`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<&'static str>,
+    /// A supportive note to show beside the answer (distress, self-harm or abuse flags).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub support: Option<&'static str>,
 }
 
 /// What `submit` did with a request.
@@ -152,6 +165,7 @@ pub struct Parts {
     webhooks: crate::webhooks::Webhooks,
     limits: Limits,
     cache: ResponseCache,
+    moderation: crate::guard::Moderation,
 }
 
 impl AiService {
@@ -164,7 +178,11 @@ impl AiService {
         limits: Limits,
         cache: ResponseCache,
     ) -> Self {
+        // Settings::load checked the term lists; a bad one cannot get here.
+        let moderation =
+            crate::guard::Moderation::from_config(&settings.safety.moderation).unwrap_or_default();
         Self(Arc::new(Parts {
+            moderation,
             prompts,
             providers,
             engine,
@@ -217,7 +235,11 @@ impl AiService {
     ) -> Result<(Submitted, Admission), ServiceError> {
         let prompts = self.prompts.snapshot();
         let prompt = prompts.get(feature, request.prompt_version.as_deref())?;
-        let data = match crate::prompts::validate(&prompt, &request.input) {
+        let validated = crate::prompts::validate(&prompt, &request.input).and_then(|data| {
+            self.check_attempt(principal, feature, &prompt, &data)
+                .map(|()| data)
+        });
+        let data = match validated {
             Ok(data) => data,
             Err(err) => {
                 let violation = match err {
@@ -267,6 +289,10 @@ impl AiService {
             client_ip: request.client_ip.clone(),
         };
         self.engine.audit.pre_request(&facts, &request.input);
+        self.audit_flags(
+            &facts,
+            &safety::input_flags(&self.moderation, &prompt, &data),
+        );
         let admission = match self
             .limits
             .admit(principal, feature, estimate, &task_id)
@@ -362,19 +388,14 @@ impl AiService {
         }
     }
 
-    /// Renders the prompt for `input` and runs it through the feature's provider chain.
-    pub async fn execute(
-        &self,
-        task_id: &str,
-        feature: Feature,
-        version: Option<&str>,
-        input: &Json,
-        stream: bool,
-    ) -> Result<Completion, ServiceError> {
+    /// Renders the job's prompt and runs it through the feature's provider chain; a hint goes
+    /// through the answer guard (`safety.rs`) before anyone sees it.
+    pub async fn execute(&self, job: &job::AiRequestJob) -> Result<Completion, ServiceError> {
+        let (task_id, feature, stream) = (job.task_id.as_str(), job.feature, job.stream);
         let started = std::time::Instant::now();
         let prompts = self.prompts.snapshot();
-        let prompt = prompts.get(feature, version)?;
-        let data = crate::prompts::validate(&prompt, input)?;
+        let prompt = prompts.get(feature, Some(&job.prompt_version))?;
+        let data = crate::prompts::validate(&prompt, &Json::Object(job.input.clone()))?;
         let rendered = prompts
             .render(&prompt, &data)
             .map_err(ServiceError::Render)?;
@@ -384,16 +405,22 @@ impl AiService {
             model: prompt.parameters.model.clone(),
             json_schema: prompt.output_schema.clone(),
         };
-        let response = if stream {
-            self.stream_deltas(task_id, feature, &rendered, &options)
+        let guard = (feature == Feature::Hint && self.settings.safety.guard_hints)
+            .then(|| safety::HintGuard::new(prompt.clone(), &data));
+        let (response, refused) = if stream {
+            self.stream_deltas(task_id, feature, &rendered, &options, guard.as_ref())
                 .await?
         } else {
-            self.complete_cached(feature, &prompt, &rendered, &options)
-                .await?
+            let accept = |text: &str| guard.as_ref().is_none_or(|g| g.refuses(text).is_none());
+            let response = self
+                .complete_cached(feature, &prompt, &rendered, &options, &accept)
+                .await?;
+            (response, None)
         };
         let cached = response.provider == CACHE;
-        let (result, response) = match prompt.output_schema {
-            Some(_) => match output::structured(&prompt, &response.text) {
+        let mut guarded = None;
+        let (result, response) = match (&prompt.output_schema, &guard) {
+            (Some(_), _) => match output::structured(&prompt, &response.text) {
                 Ok(result) => (result, response),
                 // A streamed answer was already shown: it cannot be taken back and redone.
                 Err(problems) if stream || cached => {
@@ -407,8 +434,26 @@ impl AiService {
                         .await?
                 }
             },
-            None => (Json::String(response.text.clone()), response),
+            (None, Some(guard)) => {
+                let outcome = self
+                    .guard_hint(job, guard, &rendered, &options, response, refused)
+                    .await?;
+                if outcome.regenerated && stream {
+                    // What was streamed is not the answer: clients drop it and show the result.
+                    self.engine
+                        .store
+                        .append_event(task_id, "retracted", serde_json::json!({}))
+                        .await?;
+                }
+                guarded = Some((outcome.regenerated, outcome.safe_hint));
+                (
+                    Json::String(outcome.response.text.clone()),
+                    outcome.response,
+                )
+            }
+            (None, None) => (Json::String(response.text.clone()), response),
         };
+        let flags = safety::input_flags(&self.moderation, &prompt, &data);
         Ok(Completion {
             task_id: task_id.to_owned(),
             feature,
@@ -425,6 +470,10 @@ impl AiService {
             cached,
             degraded: response.degraded,
             failed_providers: response.failed,
+            regenerated: guarded.is_some_and(|(regenerated, _)| regenerated),
+            guarded: guarded.is_some_and(|(_, safe)| safe),
+            support: safety::support_note(&flags),
+            flags: flags.iter().map(|f| f.category.as_str()).collect(),
         })
     }
 
@@ -471,6 +520,7 @@ impl AiService {
         prompt: &crate::prompts::Prompt,
         rendered: &crate::prompts::RenderedPrompt,
         options: &CompletionOptions,
+        accept: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<crate::providers::AiResponse, ServiceError> {
         let Some((hash, ttl)) =
             self.cache
@@ -498,10 +548,11 @@ impl AiService {
             }
         };
         let result = self.providers.complete(feature, rendered, options).await;
-        // Only answers that are usable are kept: a structured one must match its schema, and a
-        // degraded one is a stand-in.
+        // Only answers that are usable are kept: a structured one must match its schema, a hint
+        // must pass the guard, and a degraded one is a stand-in.
         let usable = |response: &crate::providers::AiResponse| {
             !response.degraded
+                && accept(&response.text)
                 && (prompt.output_schema.is_none()
                     || output::structured(prompt, &response.text).is_ok())
         };

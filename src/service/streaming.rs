@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use super::safety::{HeldHint, HintGuard};
 use super::{AiService, ServiceError};
 use crate::feature::Feature;
 use crate::prompts::RenderedPrompt;
@@ -21,7 +22,8 @@ impl AiService {
         feature: Feature,
         prompt: &RenderedPrompt,
         options: &CompletionOptions,
-    ) -> Result<AiResponse, ServiceError> {
+        guard: Option<&HintGuard>,
+    ) -> Result<(AiResponse, Option<String>), ServiceError> {
         let (texts, mut received) = mpsc::unbounded_channel::<String>();
         let store = self.engine.store.clone();
         let id = task_id.to_owned();
@@ -49,14 +51,25 @@ impl AiService {
                 index += 1;
             }
         });
+        // A hint is held back sentence by sentence until the guard has seen it.
+        let mut held = guard.map(HeldHint::new);
         let response = self
             .providers
             .stream(feature, prompt, options, |text| {
-                let _ = texts.send(text.to_owned());
+                let shown = match held.as_mut() {
+                    Some(held) => held.push(text),
+                    None => Some(text.to_owned()),
+                };
+                if let Some(shown) = shown {
+                    let _ = texts.send(shown);
+                }
             })
             .await;
+        if let Some(rest) = held.as_mut().and_then(HeldHint::finish) {
+            let _ = texts.send(rest);
+        }
         drop(texts);
         let _ = writer.await;
-        Ok(response?)
+        Ok((response?, held.and_then(|h| h.refused)))
     }
 }

@@ -50,7 +50,7 @@ fn user_key(user_id: &str) -> String {
 }
 
 /// A batch as its owner sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BatchView {
     pub id: String,
     pub feature: String,
@@ -76,6 +76,7 @@ pub struct BatchView {
     /// The batch webhook: `pending`, `delivered` or `failed`; absent without a callback.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook: Option<String>,
+    #[schema(value_type = Object)]
     pub metadata: Json,
 }
 

@@ -175,13 +175,13 @@ async fn serve_reloads_prompts_on_sighup_and_stops_cleanly_on_sigterm() {
     };
     assert_eq!(
         versions(client.clone(), admin.clone(), base.clone()).await,
-        json!(["1.0"])
+        json!(["1.0", "2.0"])
     );
 
-    let v2 = std::fs::read_to_string(dir.path().join("hint.yaml"))
+    let v3 = std::fs::read_to_string(dir.path().join("hint.yaml"))
         .unwrap()
-        .replace("version: \"1.0\"", "version: \"2.0\"");
-    std::fs::write(dir.path().join("hint@2.0.yaml"), v2).unwrap();
+        .replace("version: \"1.0\"", "version: \"3.0\"");
+    std::fs::write(dir.path().join("hint@3.0.yaml"), v3).unwrap();
     let pid = child.id().to_string();
     assert!(
         Command::new("kill")
@@ -191,7 +191,9 @@ async fn serve_reloads_prompts_on_sighup_and_stops_cleanly_on_sigterm() {
             .success()
     );
     let started = Instant::now();
-    while versions(client.clone(), admin.clone(), base.clone()).await != json!(["1.0", "2.0"]) {
+    while versions(client.clone(), admin.clone(), base.clone()).await
+        != json!(["1.0", "2.0", "3.0"])
+    {
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "SIGHUP did not reload the prompts"

@@ -30,7 +30,9 @@ async fn every_feature_answers_inline_with_a_valid_result() {
         assert_eq!(task_id.get_version_num(), 7, "task ids are UUIDv7");
         assert_eq!(body["provider"], "mock");
         assert_eq!(body["model"], "mock-1");
-        assert_eq!(body["prompt"]["version"], "1.0");
+        // The hint's ladder prompt is 2.0; every other feature has one version.
+        let latest = if feature == "hint" { "2.0" } else { "1.0" };
+        assert_eq!(body["prompt"]["version"], latest);
         assert!(
             body["prompt"]["name"]
                 .as_str()
@@ -118,7 +120,7 @@ async fn a_prompt_version_can_be_pinned() {
         "unknown-prompt-version",
     )
     .await;
-    assert_eq!(body["available"], json!(["1.0"]));
+    assert_eq!(body["available"], json!(["1.0", "2.0"]));
     assert!(
         body["errors"]["prompt_version"]
             .as_str()

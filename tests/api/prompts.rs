@@ -170,21 +170,21 @@ async fn reload_adds_versions_and_a_bad_file_keeps_the_running_prompts() {
     let app = spawn_app_with(|s| s.prompts.dir = path).await;
 
     // A second version beside the first: the highest becomes the default, the first stays pinnable.
-    let v11 = std::fs::read_to_string(dir.path().join("hint.yaml"))
+    let v21 = std::fs::read_to_string(dir.path().join("hint@2.0.yaml"))
         .unwrap()
-        .replace("version: \"1.0\"", "version: \"1.1\"");
-    std::fs::write(dir.path().join("hint@1.1.yaml"), v11).unwrap();
+        .replace("version: \"2.0\"", "version: \"2.1\"");
+    std::fs::write(dir.path().join("hint@2.1.yaml"), v21).unwrap();
     let response = reload(&app).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["prompts"]["hint"], json!(["1.0", "1.1"]));
+    assert_eq!(body["prompts"]["hint"], json!(["1.0", "2.0", "2.1"]));
     let answer: Value = app
         .post_ai("hint", &json!({ "input": sample_input("hint") }))
         .await
         .json()
         .await
         .unwrap();
-    assert_eq!(answer["prompt"]["version"], "1.1");
+    assert_eq!(answer["prompt"]["version"], "2.1");
     let pinned: Value = app
         .post_ai(
             "hint",
@@ -225,5 +225,5 @@ async fn reload_adds_versions_and_a_bad_file_keeps_the_running_prompts() {
     let listed = app
         .get_json("/v1/admin/prompts", Some(&app.token(Role::Admin)))
         .await;
-    assert_eq!(listed["prompts"]["hint"], json!(["1.0", "1.1"]));
+    assert_eq!(listed["prompts"]["hint"], json!(["1.0", "2.0", "2.1"]));
 }

@@ -31,11 +31,16 @@ const SENTENCES: &[&str] = &[
 
 pub struct MockProvider {
     settings: MockSettings,
+    /// Free-text answers given so far from `settings.replies`.
+    replied: std::sync::atomic::AtomicUsize,
 }
 
 impl MockProvider {
     pub fn new(settings: MockSettings) -> Self {
-        Self { settings }
+        Self {
+            settings,
+            replied: std::sync::atomic::AtomicUsize::new(0),
+        }
     }
 
     fn seed(prompt: &RenderedPrompt, model: &str) -> u64 {
@@ -88,6 +93,12 @@ impl MockProvider {
         let topic = topic_line(&prompt.user);
         match &options.json_schema {
             Some(schema) => instance::instance(schema, &mut rng, &topic, "mock").to_string(),
+            None if !self.settings.replies.is_empty() => {
+                let turn = self
+                    .replied
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.settings.replies[turn % self.settings.replies.len()].clone()
+            }
             None => {
                 let first = rng.usize(..SENTENCES.len());
                 let second = (first + 1 + rng.usize(..SENTENCES.len() - 1)) % SENTENCES.len();
@@ -230,6 +241,7 @@ mod tests {
             latency_ms: LatencySetting::Fixed(0),
             failure_rate,
             stream_chunk_chars: 8,
+            replies: Vec::new(),
         })
     }
 

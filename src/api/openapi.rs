@@ -1,0 +1,156 @@
+//! The API description: OpenAPI 3.1 generated from the handlers' `#[utoipa::path]`
+//! annotations and the request types, served at `/openapi.json`, and `/docs`, an interactive
+//! page (embedded in the binary, no CDN) that reads it.
+
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::Value;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::app::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/openapi.json", get(document))
+        .route("/docs", get(page))
+        .route("/docs/docs.js", get(script))
+        .route("/docs/docs.css", get(style))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "tutorq",
+        description = "The AI engine of the student-coaching platform: hints that never give the answer, explanations, study plans, evaluations and bulk question generation, answered inline or queued, with results by polling, Server-Sent Events, WebSocket or signed webhooks. Errors are RFC 9457 problem+json: `type` links to `/problems/{slug}`."
+    ),
+    paths(
+        super::ai::submit,
+        super::tasks::list,
+        super::tasks::show,
+        super::tasks::cancel,
+        super::events::events,
+        super::events::stream_token,
+        super::ws::upgrade,
+        super::batches::create,
+        super::batches::list,
+        super::batches::show,
+        super::batches::cancel,
+        super::batches::results,
+        super::batches::events,
+        super::limits::quota,
+        super::limits::blocks,
+        super::limits::unblock,
+        super::limits::overrides,
+        super::limits::set_overrides,
+        super::limits::clear_overrides,
+        super::admin::providers,
+        super::admin::list_prompts,
+        super::admin::reload_prompts,
+        super::admin::dead,
+        super::admin::retry_dead,
+        super::api_keys::create,
+        super::api_keys::list,
+        super::api_keys::revoke,
+        super::reports::usage,
+        super::reports::latency,
+        super::reports::audit,
+        super::reports::flags,
+        super::health::healthz,
+        super::health::readyz,
+        super::metrics::scrape,
+        super::problem::describe
+    ),
+    components(schemas(Problem, JsonObject)),
+    modifiers(&Bearer),
+    tags(
+        (name = "ai", description = "AI requests"),
+        (name = "tasks", description = "Queued requests: state, results, events"),
+        (name = "batches", description = "Bulk requests (teachers, services, admins)"),
+        (name = "limits", description = "Quotas, rate limits and abuse blocks"),
+        (name = "admin", description = "Operators"),
+        (name = "reports", description = "Usage, latency, audit trail and moderation flags"),
+        (name = "health", description = "Liveness and readiness")
+    )
+)]
+struct ApiDoc;
+
+/// Every route needs `Authorization: Bearer <JWT or tq_ API key>` unless it says otherwise.
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A JWT (HS256, `sub` and `role` claims) or an API key `tq_...`",
+                    ))
+                    .build(),
+            ),
+        );
+        openapi.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+/// An RFC 9457 problem: what went wrong, precisely. `type` resolves to a page describing the
+/// problem (`GET /problems/{slug}`).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Problem {
+    /// `/problems/<slug>`, e.g. `/problems/invalid-input`.
+    r#type: String,
+    title: String,
+    status: u16,
+    detail: String,
+    /// The request's id (also in the `x-request-id` header): quote it when reporting.
+    request_id: Option<String>,
+    /// Per field: what is wrong with it (`input.question`, `items[3].input.count`, ...).
+    errors: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// A JSON object; its fields are described in the operation's text.
+#[derive(ToSchema)]
+#[schema(value_type = Object)]
+#[allow(dead_code)]
+pub struct JsonObject(Value);
+
+/// The description of this API (OpenAPI 3.1).
+pub fn description() -> Value {
+    serde_json::to_value(ApiDoc::openapi()).expect("the API description serializes")
+}
+
+async fn document() -> Json<Value> {
+    Json(description())
+}
+
+async fn page() -> Response {
+    asset("text/html; charset=utf-8", include_str!("pages/docs.html"))
+}
+
+async fn script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("pages/docs.js"),
+    )
+}
+
+async fn style() -> Response {
+    asset("text/css; charset=utf-8", include_str!("pages/docs.css"))
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut response = body.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
