@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
+use tracing::Instrument as _;
 
 use super::job::{AI_REQUEST, AiRequestJob, failure_of, job_failure, outcome_payload};
 use super::{AiService, Completion, ServiceError, Submitted};
@@ -26,7 +27,12 @@ impl AiService {
         let lease = kind.visibility_timeout;
         self.engine.store.begin_inline(&task, lease).await?;
         let detached = Arc::new(AtomicBool::new(false));
-        let mut run = tokio::spawn(self.clone().inline_run(job, detached.clone(), kind.clone()));
+        // The run keeps the request's span: its log lines carry the request id.
+        let mut run = tokio::spawn(
+            self.clone()
+                .inline_run(job, detached.clone(), kind.clone())
+                .in_current_span(),
+        );
         let joined = match limit {
             None => (&mut run).await,
             Some(limit) => match tokio::time::timeout(limit, &mut run).await {
@@ -74,7 +80,8 @@ impl AiService {
         // Nobody waits on the HTTP answer: failures follow the queue's rules, like an overrun.
         tokio::spawn(
             self.clone()
-                .inline_run(job, Arc::new(AtomicBool::new(true)), kind),
+                .inline_run(job, Arc::new(AtomicBool::new(true)), kind)
+                .in_current_span(),
         );
         let record = self.record_of(&task.id).await?;
         Ok(Submitted::Streaming(record))

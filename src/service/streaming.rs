@@ -27,7 +27,7 @@ impl AiService {
         let (texts, mut received) = mpsc::unbounded_channel::<String>();
         let store = self.engine.store.clone();
         let id = task_id.to_owned();
-        let writer = tokio::spawn(async move {
+        let writer = tokio::spawn(tracing::Instrument::in_current_span(async move {
             let mut index = 0u64;
             while let Some(first) = received.recv().await {
                 let mut text = first;
@@ -50,7 +50,7 @@ impl AiService {
                 }
                 index += 1;
             }
-        });
+        }));
         // A hint is held back sentence by sentence until the guard has seen it.
         let mut held = guard.map(HeldHint::new);
         let response = self

@@ -52,7 +52,7 @@ fn strings(value: &Value) -> Vec<String> {
 }
 
 /// Fails with what to do when the browser tooling is not installed.
-fn require_tooling() {
+pub fn require_tooling() {
     let node = std::process::Command::new("node")
         .arg("--version")
         .stdout(Stdio::null())

@@ -153,3 +153,48 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_descriptio
         "schemathesis found problems:\n{text}"
     );
 }
+
+/// `/docs` in headless Chromium with the network blocked except localhost: it loads with no
+/// failed request, lists the operations and sends one with the token typed into the page.
+#[tokio::test]
+async fn chromium_uses_the_docs_page_offline() {
+    crate::browser::require_tooling();
+    let app = spawn_app_with_workers(|_| {}).await;
+    let jwt = app.auth_token("docs-reader", Role::Teacher);
+    let out = repo_path("target/test-output");
+    std::fs::create_dir_all(&out).unwrap();
+    let screenshot = out.join("docs.png");
+    let run = tokio::process::Command::new("node")
+        .arg(repo_path("tests/browser/docs.mjs"))
+        .args(["--base", &app.address, "--jwt", &jwt])
+        .arg("--screenshot")
+        .arg(&screenshot)
+        .current_dir(repo_path(""))
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the browser run finished")
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no report from docs.mjs:\n{stdout}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+    println!("{report:#}\nscreenshot: {}", screenshot.display());
+    assert!(
+        output.status.success() && report["ok"] == true,
+        "{report:#}"
+    );
+    assert!(
+        report["quota_answer"].as_str().unwrap().contains("daily"),
+        "{report:#}"
+    );
+    assert!(screenshot.exists());
+}
