@@ -24,6 +24,10 @@ pub fn router() -> Router<AppState> {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "input": {"question": "2x + 3 = 11 ise x kaçtır?", "subject": "Matematik", "hint_level": 1},
+    "mode": "async"
+}))]
 pub(super) struct SubmitBody {
     /// The feature's inputs; checked against its prompt's `inputs`.
     #[serde(default)]
@@ -114,8 +118,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     params(("feature" = String, Path, description = "hint, explanation, study_plan, evaluation or question_gen")),
     request_body(content = SubmitBody, description = "The feature's inputs (see `inputs:` in its prompt) and how to run it"),
     responses(
-        (status = 200, description = "Answered inline: the result, usage, provider, prompt version (`text/event-stream` of `delta` events when `stream` is set)", body = super::openapi::JsonObject),
-        (status = 202, description = "Queued: the task (`Location: /v1/tasks/{id}`)", body = super::openapi::JsonObject),
+        (status = 200, description = "Answered inline: the result, usage, provider, prompt version, and `status: succeeded` (with `stream`: `text/event-stream` of `delta` events, then the final state)", content((crate::service::Completion = "application/json"), (String = "text/event-stream"))),
+        (status = 202, description = "Queued: the task (`Location: /v1/tasks/{id}`)", body = super::openapi::Task),
         (status = 400, description = "malformed JSON or query", body = super::openapi::Problem, content_type = "application/problem+json"),
         (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
         (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),

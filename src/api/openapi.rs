@@ -117,6 +117,38 @@ pub struct Problem {
     errors: Option<std::collections::BTreeMap<String, String>>,
 }
 
+/// A task: a queued (or inline) request's state, and once final its result or error.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Task {
+    task_id: String,
+    /// queued, running, retrying, succeeded, failed, cancelled or dead.
+    status: String,
+    feature: Option<String>,
+    attempts: u32,
+    max_attempts: u32,
+    /// The worker running it (null when none yet).
+    worker: Option<String>,
+    created_at: String,
+    started_at: Option<String>,
+    finished_at: Option<String>,
+    /// When a retrying task runs again.
+    next_attempt_at: Option<String>,
+    /// Succeeded: text for free-form features, a JSON object for structured ones.
+    #[schema(value_type = Option<Value>)]
+    result: Option<Value>,
+    /// Failed, dead or retrying: `{kind, message}`.
+    #[schema(value_type = Option<Object>)]
+    error: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    usage: Option<Value>,
+    /// The webhook's delivery: pending, delivered or failed.
+    webhook: Option<String>,
+    /// `self` and `events`.
+    #[schema(value_type = Object)]
+    links: Value,
+}
+
 /// A JSON object; its fields are described in the operation's text.
 #[derive(ToSchema)]
 #[schema(value_type = Object)]

@@ -30,7 +30,7 @@ pub(super) struct ShowQuery {
 #[utoipa::path(
     get, path = "/v1/tasks/{id}", operation_id = "getTask", tag = "tasks",
     params(("id" = String, Path, description = "The id"), ("wait" = Option<f64>, Query, description = "Seconds to wait for a final state (long-poll, up to the configured maximum)")),
-    responses((status = 200, description = "The task: status, result or error, usage, attempts, timestamps", body = super::openapi::JsonObject), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+    responses((status = 200, description = "The task: status, result or error, usage, attempts, timestamps", body = super::openapi::Task), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such resource (or not the caller's)", body = super::openapi::Problem, content_type = "application/problem+json"),
         (status = 422, description = "invalid input: `errors` names each field", body = super::openapi::Problem, content_type = "application/problem+json"),
         (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
@@ -59,7 +59,7 @@ pub(super) async fn show(
 #[utoipa::path(
     delete, path = "/v1/tasks/{id}", operation_id = "cancelTask", tag = "tasks",
     params(("id" = String, Path, description = "The id")),
-    responses((status = 200, description = "Cancelled: queued tasks never start, a running one is stopped", body = super::openapi::JsonObject), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+    responses((status = 200, description = "Cancelled: queued tasks never start, a running one is stopped", body = super::openapi::Task), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such resource (or not the caller's)", body = super::openapi::Problem, content_type = "application/problem+json"),
         (status = 409, description = "the resource is in a state that does not allow it", body = super::openapi::Problem, content_type = "application/problem+json"),
         (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))

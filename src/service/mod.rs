@@ -59,18 +59,19 @@ pub struct SubmitRequest {
     pub client_ip: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PromptRef {
     pub name: String,
     pub version: String,
 }
 
 /// A finished AI request.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Completion {
     pub task_id: String,
     pub feature: Feature,
     /// Text for free-form features, a JSON object for structured ones.
+    #[schema(value_type = Value)]
     pub result: Json,
     pub usage: Usage,
     pub provider: &'static str,
