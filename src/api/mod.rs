@@ -5,6 +5,7 @@ mod ai;
 mod api_keys;
 mod auth;
 mod batches;
+mod dashboard;
 mod demo;
 mod events;
 mod health;
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(authenticated)
         .merge(events::router(state.clone()))
+        .merge(dashboard::router(state.clone()))
         .merge(ws::router())
         .merge(demo::router(state.settings.server.demo_pages))
         .merge(health::router())

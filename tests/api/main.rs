@@ -7,6 +7,7 @@ mod batches;
 mod browser;
 mod cli;
 mod crash;
+mod dashboard;
 mod engine;
 mod errors;
 mod events;

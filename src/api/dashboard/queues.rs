@@ -1,0 +1,296 @@
+//! The queues as the dashboard shows them, read from Redis in one pipelined round trip: each job
+//! kind's stream (length and entries ever added), its consumers (the workers, with what they
+//! hold and how long they have been quiet), its delayed set, and the dead set.
+//!
+//! What a consumer's `idle` means depends on the Redis version. From 7.2 (whose `XINFO
+//! CONSUMERS` also reports `inactive`) every read attempt resets it, and a live worker's fetcher
+//! reads at least every 2 s even when the queue is empty: `idle` is a heartbeat. Before 7.2 only
+//! a delivery or the heartbeat of jobs it holds (`XCLAIM`, every third of the visibility timeout)
+//! resets it, so a worker without jobs cannot be told from one that stopped.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{RedisResult, Value};
+use serde::Serialize;
+
+use crate::tasks::{JobKind, keys};
+
+/// The consumer `reclaim.lua` claims silent workers' entries as; not a worker.
+const REAPER: &str = "reaper";
+
+/// One job kind's queue.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueView {
+    pub kind: String,
+    pub queue: String,
+    /// Entries in the stream: waiting, and taken but not finished.
+    pub depth: u64,
+    /// Entries a worker holds (the consumers' pending entries).
+    pub in_flight: u64,
+    /// Tasks waiting for a retry, and inline runs' leases (the delayed set).
+    pub retrying: u64,
+    /// Stream entries ever added and since removed: attempts that ended (finished, retried or
+    /// dead). Its rate is the kind's throughput.
+    pub finished_total: u64,
+    /// Attempts ended per second over the last minute; `null` until two snapshots were taken.
+    pub finished_per_sec: Option<f64>,
+    /// Workers known to be running now (`busy`, `waiting`).
+    pub workers_active: usize,
+    /// Every consumer of the queue's group, stopped ones included.
+    pub workers_total: usize,
+}
+
+/// What a worker is doing, as far as Redis can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerStatus {
+    /// Holds jobs and heart-beats them.
+    Busy,
+    /// Holds nothing and reads the queue (Redis 7.2+ only: seen by its read attempts).
+    Waiting,
+    /// Holds nothing; its last activity is `idle_ms` ago (before Redis 7.2 nothing tells
+    /// whether it still runs).
+    Idle,
+    /// Holds jobs but has not heart-beaten them within the visibility timeout: it stopped, and
+    /// its jobs are being re-queued.
+    Stalled,
+    /// Silent beyond the visibility timeout (Redis 7.2+): it stopped.
+    Gone,
+}
+
+/// One consumer of a queue's group: one worker pool of one process.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerView {
+    /// `<kind>@<host>:<pid>:<random>`.
+    pub name: String,
+    pub kind: String,
+    /// Entries it holds now.
+    pub pending: u64,
+    /// Milliseconds since its last activity (see the module docs).
+    pub idle_ms: u64,
+    pub status: WorkerStatus,
+}
+
+impl WorkerStatus {
+    /// `heartbeat`: `idle` counts read attempts (Redis 7.2+).
+    fn of(pending: u64, idle: Duration, visibility: Duration, heartbeat: bool) -> Self {
+        match (pending > 0, idle < visibility, heartbeat) {
+            (true, true, _) => Self::Busy,
+            (true, false, _) => Self::Stalled,
+            (false, true, true) => Self::Waiting,
+            (false, false, true) => Self::Gone,
+            (false, _, false) => Self::Idle,
+        }
+    }
+
+    fn active(self) -> bool {
+        matches!(self, Self::Busy | Self::Waiting)
+    }
+}
+
+/// What one round trip found.
+pub struct QueueFigures {
+    pub queues: Vec<QueueView>,
+    pub workers: Vec<WorkerView>,
+    pub dead: u64,
+}
+
+/// Workers listed at most (the most recently active first); a worker process that stopped leaves
+/// its consumer behind, and those are only counted beyond this.
+const MAX_WORKERS: usize = 100;
+
+/// Every kind's queue figures and workers, and the dead count. A queue that no worker has served
+/// yet (no stream, no group) counts zeros.
+pub async fn read(conn: &ConnectionManager, kinds: &[&JobKind]) -> RedisResult<QueueFigures> {
+    let mut pipe = redis::pipe();
+    for kind in kinds {
+        let queue = keys::queue(&kind.queue);
+        pipe.cmd("XINFO").arg("STREAM").arg(&queue);
+        pipe.cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(&queue)
+            .arg(keys::GROUP);
+        pipe.cmd("ZCARD").arg(keys::delayed(&kind.queue));
+    }
+    pipe.cmd("ZCARD").arg(keys::DEAD);
+    let replies: Vec<RedisResult<Value>> =
+        pipe.ignore_errors().query_async(&mut conn.clone()).await?;
+    let mut replies = replies.into_iter();
+    let mut queues = Vec::with_capacity(kinds.len());
+    let mut workers = Vec::new();
+    for kind in kinds {
+        // "ERR no such key" and "NOGROUP" mean an empty queue; anything else is a real failure.
+        let stream: HashMap<String, Value> = absent_as_default(replies.next())?;
+        let consumers: Vec<HashMap<String, Value>> = absent_as_default(replies.next())?;
+        let retrying: u64 = absent_as_default(replies.next())?;
+        let number = |map: &HashMap<String, Value>, key: &str| -> u64 {
+            map.get(key)
+                .and_then(|v| redis::from_redis_value_ref::<u64>(v).ok())
+                .unwrap_or(0)
+        };
+        let depth = number(&stream, "length");
+        let added = number(&stream, "entries-added");
+        let mut in_flight = 0;
+        let mut active = 0;
+        let mut total = 0;
+        for consumer in &consumers {
+            let name = consumer
+                .get("name")
+                .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
+                .unwrap_or_default();
+            let pending = number(consumer, "pending");
+            in_flight += pending;
+            if name == REAPER {
+                continue;
+            }
+            let idle_ms = number(consumer, "idle");
+            let status = WorkerStatus::of(
+                pending,
+                Duration::from_millis(idle_ms),
+                kind.visibility_timeout,
+                consumer.contains_key("inactive"),
+            );
+            total += 1;
+            active += usize::from(status.active());
+            workers.push(WorkerView {
+                name,
+                kind: kind.name.clone(),
+                pending,
+                idle_ms,
+                status,
+            });
+        }
+        queues.push(QueueView {
+            kind: kind.name.clone(),
+            queue: kind.queue.clone(),
+            depth,
+            in_flight,
+            retrying,
+            finished_total: added.saturating_sub(depth),
+            finished_per_sec: None,
+            workers_active: active,
+            workers_total: total,
+        });
+    }
+    let dead: u64 = absent_as_default(replies.next())?;
+    workers.sort_by(|a, b| {
+        a.idle_ms
+            .cmp(&b.idle_ms)
+            .then(a.kind.cmp(&b.kind))
+            .then(a.name.cmp(&b.name))
+    });
+    workers.truncate(MAX_WORKERS);
+    Ok(QueueFigures {
+        queues,
+        workers,
+        dead,
+    })
+}
+
+/// The ids of the tasks a kind's queue holds (queued or running, newest first) and of those
+/// waiting in its delayed set (retrying, or running inline), at most `limit` of each per kind.
+pub async fn open_task_ids(
+    conn: &ConnectionManager,
+    kinds: &[&JobKind],
+    limit: usize,
+) -> RedisResult<Vec<String>> {
+    let mut pipe = redis::pipe();
+    for kind in kinds {
+        pipe.cmd("XREVRANGE")
+            .arg(keys::queue(&kind.queue))
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(limit);
+        pipe.cmd("ZREVRANGE")
+            .arg(keys::delayed(&kind.queue))
+            .arg(0)
+            .arg(limit.saturating_sub(1));
+    }
+    let replies: Vec<Value> = pipe.query_async(&mut conn.clone()).await?;
+    let mut ids = Vec::new();
+    for pair in replies.chunks(2) {
+        let entries: Vec<(String, HashMap<String, Value>)> = redis::from_redis_value_ref(&pair[0])?;
+        for (_, fields) in entries {
+            if let Some(id) = fields
+                .get("t")
+                .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
+            {
+                ids.push(id);
+            }
+        }
+        if let Some(delayed) = pair.get(1) {
+            ids.extend(redis::from_redis_value_ref::<Vec<String>>(delayed)?);
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    ids.retain(|id| seen.insert(id.clone()));
+    Ok(ids)
+}
+
+/// A task's events, oldest first (the stream keeps the last 1,000).
+pub async fn task_events(
+    conn: &ConnectionManager,
+    task_id: &str,
+) -> RedisResult<Vec<(String, HashMap<String, String>)>> {
+    redis::cmd("XRANGE")
+        .arg(keys::events(task_id))
+        .arg("-")
+        .arg("+")
+        .arg("COUNT")
+        .arg(keys::EVENTS_MAXLEN)
+        .query_async(&mut conn.clone())
+        .await
+}
+
+/// The value of a reply, or its type's default when the key or group does not exist yet.
+fn absent_as_default<T: redis::FromRedisValue + Default>(
+    reply: Option<RedisResult<Value>>,
+) -> RedisResult<T> {
+    match reply {
+        None => Ok(T::default()),
+        Some(Ok(value)) => Ok(redis::from_redis_value(value)?),
+        Some(Err(err)) => {
+            let text = err.to_string().to_lowercase();
+            if text.contains("no such key") || text.contains("nogroup") {
+                Ok(T::default())
+            } else {
+                Err(err)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WorkerStatus::{self, *};
+    use std::time::Duration;
+
+    #[test]
+    fn a_workers_status_follows_what_it_holds_and_what_idle_means() {
+        let vt = Duration::from_secs(15);
+        let of = |pending, idle_secs, heartbeat| {
+            WorkerStatus::of(pending, Duration::from_secs(idle_secs), vt, heartbeat)
+        };
+        assert_eq!(
+            [
+                of(2, 3, false),
+                of(2, 20, false),
+                of(0, 3, false),
+                of(0, 900, false)
+            ],
+            [Busy, Stalled, Idle, Idle]
+        );
+        assert_eq!(
+            [
+                of(2, 3, true),
+                of(2, 20, true),
+                of(0, 1, true),
+                of(0, 20, true)
+            ],
+            [Busy, Stalled, Waiting, Gone]
+        );
+    }
+}

@@ -1,0 +1,238 @@
+//! The dashboard's whole state in one JSON document, gathered from Redis, PostgreSQL and this
+//! process's provider chains at once. A part whose store fails or is slow is left empty and
+//! named in `errors`, so one failing store never blanks the page.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{Value as Json, json};
+
+use super::queues::{self, QueueView, WorkerView};
+use super::tasks::{self, TaskRow};
+use crate::app::AppState;
+use crate::audit::reports::{self, GroupBy, Range, UsageRow};
+use crate::providers::ProviderStatus;
+
+/// Rows of the recent and dead task tables.
+const RECENT: usize = 50;
+/// Users in the "top users today" table.
+const TOP_USERS: usize = 10;
+/// Longest any one part may take; the snapshot goes out without it.
+const PART_LIMIT: Duration = Duration::from_secs(2);
+/// How often today's usage (an aggregate over the day's audit events) is read again.
+const USAGE_EVERY: Duration = Duration::from_secs(10);
+/// The throughput window.
+const WINDOW: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    /// Server time of the snapshot (open tasks' ages are measured against it).
+    pub at: String,
+    pub queues: Vec<QueueView>,
+    pub dead_total: u64,
+    pub workers: Vec<WorkerView>,
+    /// The most recent tasks of every user, newest first.
+    pub recent: Vec<TaskRow>,
+    /// Dead tasks, most recently dead first.
+    pub dead: Vec<TaskRow>,
+    /// This process's view of the providers: calls, breaker, last health check.
+    pub providers: Vec<ProviderStatus>,
+    pub usage_today: Option<UsageToday>,
+    pub blocks: Vec<Json>,
+    /// Parts that could not be read, with the reason: `queues`, `recent`, `history`, `dead`,
+    /// `usage`, `blocks`.
+    pub errors: BTreeMap<&'static str, String>,
+}
+
+/// Requests since local midnight (`limits.timezone`), by user and by feature, most first.
+#[derive(Debug, Clone, Serialize)]
+pub struct UsageToday {
+    /// Local midnight, RFC 3339 with the offset.
+    pub since: String,
+    pub timezone: String,
+    pub users: Vec<UsageRow>,
+    pub features: Vec<UsageRow>,
+}
+
+/// Builds snapshots; kept for the life of one live stream so that throughput can be measured
+/// between snapshots and today's usage is not aggregated every second.
+pub struct Collector {
+    state: AppState,
+    samples: VecDeque<(Instant, BTreeMap<String, u64>)>,
+    usage: Option<(Instant, UsageToday)>,
+}
+
+/// Runs `part` with the time limit, recording its failure under `name`.
+async fn bounded<T, E: std::fmt::Display>(
+    name: &'static str,
+    part: impl Future<Output = Result<T, E>>,
+) -> Result<T, (&'static str, String)> {
+    match tokio::time::timeout(PART_LIMIT, part).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) => Err((name, err.to_string())),
+        Err(_) => Err((name, format!("no answer within {PART_LIMIT:?}"))),
+    }
+}
+
+impl Collector {
+    pub fn new(state: AppState) -> Self {
+        Self {
+            state,
+            samples: VecDeque::new(),
+            usage: None,
+        }
+    }
+
+    pub async fn collect(&mut self) -> Snapshot {
+        let state = self.state.clone();
+        let engine = state.service.engine();
+        let kinds = engine.store.kinds().by_priority();
+        let redis = &state.stores.redis;
+        let db = &state.stores.db;
+        let usage_due = self
+            .usage
+            .as_ref()
+            .is_none_or(|(at, _)| at.elapsed() >= USAGE_EVERY);
+
+        let figures = bounded("queues", queues::read(redis, &kinds));
+        let open = bounded("recent", async {
+            let ids = queues::open_task_ids(redis, &kinds, RECENT).await?;
+            engine.store.get_many(&ids).await
+        });
+        let finished = bounded("history", tasks::recent_finished(db, RECENT as i64));
+        let dead = bounded("dead", state.service.dead_tasks(RECENT));
+        let blocks = bounded("blocks", state.limits.blocks());
+        let usage = async {
+            if usage_due {
+                Some(bounded("usage", usage_today(&state)).await)
+            } else {
+                None
+            }
+        };
+        let (figures, open, finished, dead, blocks, usage) =
+            tokio::join!(figures, open, finished, dead, blocks, usage);
+
+        let mut errors = BTreeMap::new();
+        let mut note = |failure: (&'static str, String)| {
+            errors.insert(failure.0, failure.1);
+        };
+        let (mut queues, workers, dead_total) = match figures {
+            Ok(f) => (f.queues, f.workers, f.dead),
+            Err(failure) => {
+                note(failure);
+                (Vec::new(), Vec::new(), 0)
+            }
+        };
+        self.measure_throughput(&mut queues);
+        let open: Vec<TaskRow> = open
+            .map_err(&mut note)
+            .unwrap_or_default()
+            .iter()
+            .map(TaskRow::from_record)
+            .collect();
+        let finished = finished.map_err(&mut note).unwrap_or_default();
+        let dead = dead
+            .map_err(&mut note)
+            .unwrap_or_default()
+            .iter()
+            .map(TaskRow::from_record)
+            .collect();
+        let blocks = blocks
+            .map_err(&mut note)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(user, until)| json!({ "user_id": user, "blocked_until": until.to_string() }))
+            .collect();
+        match usage {
+            Some(Ok(today)) => self.usage = Some((Instant::now(), today)),
+            Some(Err(failure)) => note(failure),
+            None => {}
+        }
+        Snapshot {
+            at: jiff::Timestamp::now().to_string(),
+            queues,
+            dead_total,
+            workers,
+            recent: tasks::merge_recent(open, finished, RECENT),
+            dead,
+            providers: state.service.providers().status(),
+            usage_today: self.usage.as_ref().map(|(_, today)| today.clone()),
+            blocks,
+            errors,
+        }
+    }
+
+    /// Fills `finished_per_sec` from the counters seen over the last minute. A counter that went
+    /// down (the stream was deleted) starts the window again.
+    fn measure_throughput(&mut self, queues: &mut [QueueView]) {
+        if queues.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let totals: BTreeMap<String, u64> = queues
+            .iter()
+            .map(|q| (q.kind.clone(), q.finished_total))
+            .collect();
+        let went_down = self.samples.back().is_some_and(|(_, last)| {
+            totals
+                .iter()
+                .any(|(kind, total)| last.get(kind).is_some_and(|before| before > total))
+        });
+        if went_down {
+            self.samples.clear();
+        }
+        while self
+            .samples
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > WINDOW)
+        {
+            self.samples.pop_front();
+        }
+        if let Some((first_at, first)) = self.samples.front() {
+            let seconds = now.duration_since(*first_at).as_secs_f64();
+            if seconds >= 0.5 {
+                for queue in queues.iter_mut() {
+                    let before = first.get(&queue.kind).copied().unwrap_or(0);
+                    let rate = queue.finished_total.saturating_sub(before) as f64 / seconds;
+                    queue.finished_per_sec = Some((rate * 100.0).round() / 100.0);
+                }
+            }
+        }
+        self.samples.push_back((now, totals));
+    }
+}
+
+/// Today's requests by user (the top ones) and by feature, from the audit trail.
+async fn usage_today(state: &AppState) -> Result<UsageToday, anyhow::Error> {
+    let zone = jiff::tz::TimeZone::get(&state.settings.limits.timezone)?;
+    let now = jiff::Timestamp::now();
+    let midnight = now.to_zoned(zone).start_of_day()?;
+    let range = Range {
+        from: midnight.timestamp().to_string(),
+        to: (now + jiff::SignedDuration::from_secs(1)).to_string(),
+    };
+    let db = &state.stores.db;
+    let (users, features) = tokio::try_join!(
+        reports::usage(db, &range, GroupBy::User),
+        reports::usage(db, &range, GroupBy::Feature),
+    )?;
+    let most_first = |mut rows: Vec<UsageRow>| {
+        rows.sort_by(|a, b| {
+            b.requests
+                .cmp(&a.requests)
+                .then(b.prompt_tokens.cmp(&a.prompt_tokens))
+                .then(a.group.cmp(&b.group))
+        });
+        rows
+    };
+    let mut users = most_first(users);
+    users.truncate(TOP_USERS);
+    Ok(UsageToday {
+        since: midnight.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string(),
+        timezone: state.settings.limits.timezone.clone(),
+        users,
+        features: most_first(features),
+    })
+}
