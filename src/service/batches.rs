@@ -42,7 +42,6 @@ impl AiService {
     ) -> Result<BatchView, ServiceError> {
         let prompts = self.prompts.snapshot();
         let prompt = prompts.get(batch.feature, None)?;
-        let primary = self.providers.primary(batch.feature);
         let mut valid = Vec::new();
         let mut invalid: Vec<(usize, FieldErrors)> = Vec::new();
         let mut estimate = 0u64;
@@ -50,15 +49,11 @@ impl AiService {
             let input = item.get("input").unwrap_or(&Json::Null);
             match crate::prompts::validate(&prompt, input) {
                 Ok(data) => {
-                    // Reserved like a single request: the prompt's tokens plus the most the
-                    // answer may take.
+                    // Reserved like a single request.
                     let rendered = prompts
                         .render(&prompt, &data)
                         .map_err(ServiceError::Render)?;
-                    let tokens = (primary.count_tokens(&rendered.system)
-                        + primary.count_tokens(&rendered.user))
-                        as u64
-                        + u64::from(prompt.parameters.max_tokens);
+                    let tokens = self.token_estimate(batch.feature, &prompt, &rendered);
                     estimate += tokens;
                     valid.push((index, data, input.clone(), tokens));
                 }
@@ -72,16 +67,9 @@ impl AiService {
         if !invalid.is_empty() && (!batch.allow_partial || valid.is_empty()) {
             return Err(ServiceError::InvalidBatch(invalid));
         }
-        let callback_url = match &batch.callback_url {
-            Some(url) => Some(
-                self.webhooks
-                    .check_url(&principal.user_id, url)
-                    .await
-                    .map_err(ServiceError::CallbackUrl)?
-                    .url,
-            ),
-            None => None,
-        };
+        let callback_url = self
+            .checked_callback(principal, batch.callback_url.as_deref())
+            .await?;
         let id = Uuid::now_v7().to_string();
         // The whole batch against the caller's caps at once; each item settles its share.
         let admission = self

@@ -226,6 +226,37 @@ impl AiService {
         }
     }
 
+    /// The tokens a request reserves until it ends: the prompt as the feature's first provider
+    /// counts it (exact for OpenAI models), plus the most the answer may take.
+    fn token_estimate(
+        &self,
+        feature: Feature,
+        prompt: &crate::prompts::Prompt,
+        rendered: &crate::prompts::RenderedPrompt,
+    ) -> u64 {
+        let primary = self.providers.primary(feature);
+        (primary.count_tokens(&rendered.system) + primary.count_tokens(&rendered.user)) as u64
+            + u64::from(prompt.parameters.max_tokens)
+    }
+
+    /// A callback URL that passed the SSRF guard (and the caller has a signing secret for).
+    async fn checked_callback(
+        &self,
+        principal: &Principal,
+        url: Option<&str>,
+    ) -> Result<Option<reqwest::Url>, ServiceError> {
+        match url {
+            Some(url) => Ok(Some(
+                self.webhooks
+                    .check_url(&principal.user_id, url)
+                    .await
+                    .map_err(ServiceError::CallbackUrl)?
+                    .url,
+            )),
+            None => Ok(None),
+        }
+    }
+
     /// Checks the input against the feature's prompt, then answers inline or queues it.
     #[tracing::instrument(skip_all, fields(feature = %feature, user_id = %principal.user_id))]
     pub async fn submit(
@@ -254,23 +285,10 @@ impl AiService {
         let rendered = prompts
             .render(&prompt, &data)
             .map_err(ServiceError::Render)?;
-        // Reserved until the task ends: the prompt as the feature's first provider counts it
-        // (exact for OpenAI models), plus the most the answer may take.
-        let primary = self.providers.primary(feature);
-        let estimate = (primary.count_tokens(&rendered.system)
-            + primary.count_tokens(&rendered.user)) as u64
-            + u64::from(prompt.parameters.max_tokens);
-
-        let callback_url = match &request.callback_url {
-            Some(url) => Some(
-                self.webhooks
-                    .check_url(&principal.user_id, url)
-                    .await
-                    .map_err(ServiceError::CallbackUrl)?
-                    .url,
-            ),
-            None => None,
-        };
+        let estimate = self.token_estimate(feature, &prompt, &rendered);
+        let callback_url = self
+            .checked_callback(principal, request.callback_url.as_deref())
+            .await?;
         let task_id = Uuid::now_v7().to_string();
         if let Some(key) = &request.idempotency_key
             && let Some(existing) = self
