@@ -13,6 +13,9 @@ pub const EVENTS_ALL: &str = "ai:events";
 /// Sorted set of the event streams someone subscribes to (score: expiry, Unix ms). Only appends
 /// to these are announced on [`EVENTS_ALL`] (`lua/prelude.lua`).
 pub const WATCHING: &str = "ai:watching";
+/// Sorted set of worker pools (consumer names, `<kind>@<host>:<pid>:<n>`) by their last
+/// heartbeat (Unix ms): every pool checks in every third of its visibility timeout.
+pub const WORKERS: &str = "ai:workers";
 /// Events kept per task stream (approximate trim).
 pub const EVENTS_MAXLEN: usize = 1000;
 

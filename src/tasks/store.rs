@@ -519,10 +519,20 @@ impl TaskStore {
         consumer: &str,
         entry_ids: &[String],
     ) -> redis::RedisResult<()> {
+        let mut conn = self.conn.clone();
+        // The pool's own check-in (the dashboard's "last heartbeat"); pools silent for a day
+        // are forgotten.
+        let now_ms = jiff::Timestamp::now().as_millisecond();
+        redis::pipe()
+            .zadd(keys::WORKERS, consumer, now_ms)
+            .ignore()
+            .zrembyscore(keys::WORKERS, "-inf", now_ms - 86_400_000)
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await?;
         if entry_ids.is_empty() {
             return Ok(());
         }
-        let mut conn = self.conn.clone();
         redis::cmd("XCLAIM")
             .arg(keys::queue(&kind.queue))
             .arg(keys::GROUP)

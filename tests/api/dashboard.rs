@@ -212,19 +212,22 @@ async fn the_snapshot_shows_queues_workers_recent_and_dead_tasks_providers_usage
         "one snapshot has no rate"
     );
     assert_eq!(ai["workers_total"], 1, "{ai:#}");
+    assert_eq!(ai["workers_active"], 1, "{ai:#}");
     assert_eq!(snapshot["dead_total"], 1);
-    // The worker that ran both: it holds nothing now. Whether an idle worker runs shows only
-    // on Redis 7.2+ (its reads count as activity); before that it is `idle`.
+    // The worker that ran both: it holds nothing now, and its pool's heartbeat says it runs.
     let workers = snapshot["workers"].as_array().unwrap();
     let ai_worker = workers
         .iter()
         .find(|w| w["kind"] == "ai_request")
         .unwrap_or_else(|| panic!("{workers:#?}"));
     assert_eq!(ai_worker["pending"], 0);
-    assert!(
-        ai_worker["status"] == "idle" || ai_worker["status"] == "waiting",
-        "{ai_worker:#}"
-    );
+    assert_eq!(ai_worker["status"], "waiting", "{ai_worker:#}");
+    // A pool that never took a job shows too: its heartbeat is all there is of it.
+    let batch_worker = workers
+        .iter()
+        .find(|w| w["kind"] == "batch_item")
+        .unwrap_or_else(|| panic!("{workers:#?}"));
+    assert_eq!(batch_worker["status"], "waiting", "{batch_worker:#}");
     assert!(
         ai_worker["name"]
             .as_str()

@@ -1,12 +1,12 @@
 //! The queues as the dashboard shows them, read from Redis in one pipelined round trip: each job
 //! kind's stream (length and entries ever added), its consumers (the workers, with what they
-//! hold and how long they have been quiet), its delayed set, and the dead set.
+//! hold), its delayed set, the dead set, and the workers' heartbeats.
 //!
-//! What a consumer's `idle` means depends on the Redis version. From 7.2 (whose `XINFO
-//! CONSUMERS` also reports `inactive`) every read attempt resets it, and a live worker's fetcher
-//! reads at least every 2 s even when the queue is empty: `idle` is a heartbeat. Before 7.2 only
-//! a delivery or the heartbeat of jobs it holds (`XCLAIM`, every third of the visibility timeout)
-//! resets it, so a worker without jobs cannot be told from one that stopped.
+//! Every worker pool checks in to `ai:workers` every third of its visibility timeout (the
+//! engine's upkeep), jobs or not: a pool's last heartbeat is its age there, and one silent for
+//! longer than the visibility timeout has stopped. For a consumer with no heartbeat (a process
+//! from before heartbeats) the consumer's `idle` stands in; before Redis 7.2 that only moves when
+//! it gets or holds jobs.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -115,8 +115,20 @@ pub async fn read(conn: &ConnectionManager, kinds: &[&JobKind]) -> RedisResult<Q
         pipe.cmd("ZCARD").arg(keys::delayed(&kind.queue));
     }
     pipe.cmd("ZCARD").arg(keys::DEAD);
+    pipe.cmd("ZRANGE")
+        .arg(keys::WORKERS)
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES");
     let replies: Vec<RedisResult<Value>> =
         pipe.ignore_errors().query_async(&mut conn.clone()).await?;
+    let mut replies = replies;
+    let beats: Vec<(String, f64)> = absent_as_default(replies.pop())?;
+    let now_ms = jiff::Timestamp::now().as_millisecond() as f64;
+    let mut beat_age: HashMap<String, u64> = beats
+        .into_iter()
+        .map(|(name, at)| (name, (now_ms - at).max(0.0) as u64))
+        .collect();
     let mut replies = replies.into_iter();
     let mut queues = Vec::with_capacity(kinds.len());
     let mut workers = Vec::new();
@@ -145,13 +157,28 @@ pub async fn read(conn: &ConnectionManager, kinds: &[&JobKind]) -> RedisResult<Q
             if name == REAPER {
                 continue;
             }
-            let idle_ms = number(consumer, "idle");
-            let status = WorkerStatus::of(
-                pending,
-                Duration::from_millis(idle_ms),
-                kind.visibility_timeout,
-                consumer.contains_key("inactive"),
-            );
+            // A pool's own heartbeat, when it has one, is the truth; else what Redis knows.
+            let (idle_ms, status) = match beat_age.remove(&name) {
+                Some(age) => (
+                    age,
+                    WorkerStatus::of(
+                        pending,
+                        Duration::from_millis(age),
+                        kind.visibility_timeout,
+                        true,
+                    ),
+                ),
+                None => {
+                    let idle_ms = number(consumer, "idle");
+                    let status = WorkerStatus::of(
+                        pending,
+                        Duration::from_millis(idle_ms),
+                        kind.visibility_timeout,
+                        consumer.contains_key("inactive"),
+                    );
+                    (idle_ms, status)
+                }
+            };
             total += 1;
             active += usize::from(status.active());
             workers.push(WorkerView {
@@ -159,6 +186,27 @@ pub async fn read(conn: &ConnectionManager, kinds: &[&JobKind]) -> RedisResult<Q
                 kind: kind.name.clone(),
                 pending,
                 idle_ms,
+                status,
+            });
+        }
+        // Pools that check in but never took a job have no consumer entry yet.
+        let prefix = format!("{}@", kind.name);
+        let quiet: Vec<(String, u64)> = beat_age
+            .iter()
+            .filter(|(name, _)| name.starts_with(&prefix))
+            .map(|(name, age)| (name.clone(), *age))
+            .collect();
+        for (name, age) in quiet {
+            beat_age.remove(&name);
+            let status =
+                WorkerStatus::of(0, Duration::from_millis(age), kind.visibility_timeout, true);
+            total += 1;
+            active += usize::from(status.active());
+            workers.push(WorkerView {
+                name,
+                kind: kind.name.clone(),
+                pending: 0,
+                idle_ms: age,
                 status,
             });
         }
