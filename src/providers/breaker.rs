@@ -27,15 +27,56 @@ enum State {
 struct Inner {
     state: State,
     consecutive: u32,
-    /// `(when, failed)` of recent calls, oldest first.
-    window: VecDeque<(Instant, bool)>,
+    window: Window,
     opened: u64,
     last_failure: Option<String>,
+}
+
+/// Calls and failures of the last `window_secs`, counted per second (oldest first) with running
+/// totals: recording a call is O(1) whatever the call rate.
+#[derive(Default)]
+struct Window {
+    /// `(second since the breaker started, calls, failures)`.
+    seconds: VecDeque<(u64, u64, u64)>,
+    calls: u64,
+    failures: u64,
+}
+
+impl Window {
+    fn record(&mut self, second: u64, failed: bool) {
+        match self.seconds.back_mut() {
+            Some((at, calls, failures)) if *at == second => {
+                *calls += 1;
+                *failures += u64::from(failed);
+            }
+            _ => self.seconds.push_back((second, 1, u64::from(failed))),
+        }
+        self.calls += 1;
+        self.failures += u64::from(failed);
+    }
+
+    /// Forgets the seconds that ended more than `span` seconds before `second`.
+    fn expire(&mut self, second: u64, span: u64) {
+        while let Some(&(at, calls, failures)) = self.seconds.front() {
+            if at + span >= second {
+                break;
+            }
+            self.seconds.pop_front();
+            self.calls -= calls;
+            self.failures -= failures;
+        }
+    }
+
+    fn clear(&mut self) {
+        *self = Self::default();
+    }
 }
 
 pub struct Breaker {
     settings: BreakerSettings,
     inner: Mutex<Inner>,
+    /// Where the window's seconds count from.
+    started: Instant,
 }
 
 /// Permission for one call; report how it went with [`Ticket::record`]. A probe dropped without
@@ -73,10 +114,11 @@ impl Breaker {
             inner: Mutex::new(Inner {
                 state: State::Closed,
                 consecutive: 0,
-                window: VecDeque::new(),
+                window: Window::default(),
                 opened: 0,
                 last_failure: None,
             }),
+            started: Instant::now(),
         })
     }
 
@@ -129,18 +171,11 @@ impl Breaker {
             (State::Open { .. } | State::HalfOpen { .. }, _) => {}
             (State::Closed, _) => {
                 inner.consecutive = if failed { inner.consecutive + 1 } else { 0 };
-                let window = Duration::from_secs(self.settings.window_secs);
-                inner.window.push_back((now, failed));
-                while inner
-                    .window
-                    .front()
-                    .is_some_and(|(at, _)| now.duration_since(*at) > window)
-                {
-                    inner.window.pop_front();
-                }
-                let calls = inner.window.len();
-                let failures = inner.window.iter().filter(|(_, f)| *f).count();
-                let ratio_trips = calls >= self.settings.min_calls as usize
+                let second = now.duration_since(self.started).as_secs();
+                inner.window.record(second, failed);
+                inner.window.expire(second, self.settings.window_secs);
+                let (calls, failures) = (inner.window.calls, inner.window.failures);
+                let ratio_trips = calls >= u64::from(self.settings.min_calls)
                     && failures as f64 >= self.settings.failure_ratio * calls as f64;
                 if failed
                     && (inner.consecutive >= self.settings.consecutive_failures || ratio_trips)
@@ -178,8 +213,8 @@ impl Breaker {
         Snapshot {
             state,
             consecutive_failures: inner.consecutive,
-            window_calls: inner.window.len(),
-            window_failures: inner.window.iter().filter(|(_, f)| *f).count(),
+            window_calls: inner.window.calls as usize,
+            window_failures: inner.window.failures as usize,
             retry_in_secs,
             times_opened: inner.opened,
             last_failure: inner.last_failure.clone(),
@@ -270,5 +305,26 @@ mod tests {
         tokio::time::advance(Duration::from_secs(31)).await;
         drop(breaker.admit().unwrap());
         assert!(breaker.admit().is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_older_than_the_window_stop_counting() {
+        let breaker = Breaker::new(&BreakerSettings {
+            consecutive_failures: 1000,
+            ..settings()
+        });
+        for _ in 0..4 {
+            breaker.admit().unwrap().record(Some(&server_error()));
+        }
+        for _ in 0..6 {
+            breaker.admit().unwrap().record(None);
+        }
+        let snapshot = breaker.snapshot();
+        assert_eq!((snapshot.window_calls, snapshot.window_failures), (10, 4));
+        tokio::time::advance(Duration::from_secs(62)).await;
+        breaker.admit().unwrap().record(None);
+        let snapshot = breaker.snapshot();
+        assert_eq!((snapshot.window_calls, snapshot.window_failures), (1, 0));
+        assert_eq!(snapshot.state, "closed");
     }
 }
