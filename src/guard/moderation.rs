@@ -227,13 +227,17 @@ impl Moderation {
                 let min_len = if multi_word { 3 } else { 5 };
                 word == last || (last.chars().count() >= min_len && word.starts_with(last))
             });
-            let flag = Flag {
+            if found.is_none()
+                || flags
+                    .iter()
+                    .any(|f| f.category == term.category && f.term == term.original)
+            {
+                continue;
+            }
+            flags.push(Flag {
                 category: term.category,
                 term: term.original.clone(),
-            };
-            if found.is_some() && !flags.contains(&flag) {
-                flags.push(flag);
-            }
+            });
         }
         flags.sort_by_key(|flag| flag.category);
         flags
