@@ -184,7 +184,7 @@ pub(super) async fn create(
 
 #[utoipa::path(
     get, path = "/v1/batches", operation_id = "listBatches", tag = "batches",
-    responses((status = 200, description = "The caller's latest batches", body = super::openapi::JsonObject), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+    responses((status = 200, description = "The caller's latest batches", body = super::openapi::BatchList), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
         (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
         (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
 )]

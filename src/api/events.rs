@@ -40,7 +40,7 @@ pub fn router(state: AppState) -> Router<AppState> {
 #[utoipa::path(
     post, path = "/v1/tasks/{id}/stream-token", operation_id = "createStreamToken", tag = "tasks",
     params(("id" = String, Path, description = "The id")),
-    responses((status = 200, description = "A short-lived token for `?token=` on the task's events", body = super::openapi::JsonObject), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+    responses((status = 200, description = "A short-lived token for `?token=` on the task's events", body = super::openapi::StreamToken), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such resource (or not the caller's)", body = super::openapi::Problem, content_type = "application/problem+json"),
         (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
 )]

@@ -31,7 +31,7 @@ fn unavailable(err: redis::RedisError) -> ApiError {
 
 #[utoipa::path(
     get, path = "/v1/quota", operation_id = "getQuota", tag = "limits",
-    responses((status = 200, description = "The caller's limits, usage this minute, day and month, reset times", body = super::openapi::JsonObject), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+    responses((status = 200, description = "The caller's limits, usage this minute, day and month, reset times", body = super::openapi::Quota), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
         (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
 )]
 pub(super) async fn quota(
@@ -46,7 +46,7 @@ pub(super) async fn quota(
 
 #[utoipa::path(
     get, path = "/v1/admin/blocks", operation_id = "listBlocks", tag = "limits",
-    responses((status = 200, description = "Users blocked now and until when", body = super::openapi::JsonObject), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+    responses((status = 200, description = "Users blocked now and until when", body = super::openapi::Blocks), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
         (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
         (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
 )]
@@ -69,7 +69,7 @@ pub(super) async fn blocks(
 #[utoipa::path(
     post, path = "/v1/admin/users/{id}/unblock", operation_id = "unblockUser", tag = "limits",
     params(("id" = String, Path, description = "The user id")),
-    responses((status = 200, description = "The block is lifted and the violations forgotten", body = super::openapi::JsonObject), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+    responses((status = 200, description = "The block is lifted and the violations forgotten", body = super::openapi::Unblocked), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
         (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
         (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
 )]
@@ -87,7 +87,7 @@ pub(super) async fn unblock(
 #[utoipa::path(
     get, path = "/v1/admin/users/{id}/limits", operation_id = "getUserLimits", tag = "limits",
     params(("id" = String, Path, description = "The user id")),
-    responses((status = 200, description = "The user's overrides of their role's limits", body = super::openapi::JsonObject), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+    responses((status = 200, description = "The user's overrides of their role's limits", body = super::openapi::LimitOverrides), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
         (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
         (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
 )]
@@ -107,7 +107,7 @@ pub(super) async fn overrides(
     put, path = "/v1/admin/users/{id}/limits", operation_id = "setUserLimits", tag = "limits",
     params(("id" = String, Path, description = "The user id")),
     request_body(content = super::openapi::JsonObject, description = "Limits to override, e.g. `{\"daily_tokens\": 500000}`"),
-    responses((status = 200, description = "The overrides now", body = super::openapi::JsonObject), (status = 415, description = "unsupported content type", body = super::openapi::Problem, content_type = "application/problem+json"), (status = 400, description = "malformed JSON or query", body = super::openapi::Problem, content_type = "application/problem+json"),
+    responses((status = 200, description = "The overrides now", body = super::openapi::LimitOverrides), (status = 415, description = "unsupported content type", body = super::openapi::Problem, content_type = "application/problem+json"), (status = 400, description = "malformed JSON or query", body = super::openapi::Problem, content_type = "application/problem+json"),
         (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
         (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
         (status = 422, description = "invalid input: `errors` names each field", body = super::openapi::Problem, content_type = "application/problem+json"),

@@ -152,6 +152,200 @@ pub struct Task {
     links: Value,
 }
 
+/// A page of the caller's tasks, newest first.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TaskList {
+    tasks: Vec<Task>,
+    /// Pass as `cursor` for the next page; null on the last.
+    next_cursor: Option<String>,
+}
+
+/// Dead tasks of the last week (each with its owner's `user_id`).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct DeadTasks {
+    tasks: Vec<Task>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct BatchList {
+    batches: Vec<crate::tasks::BatchView>,
+}
+
+/// A token for `?token=` on one task's events (for `EventSource`, which cannot send headers).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct StreamToken {
+    token: String,
+    /// Seconds it stays valid.
+    expires_in: u64,
+    /// The events URL with the token.
+    url: String,
+}
+
+/// Loaded prompt versions per feature, lowest first (the highest is the default).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PromptVersions {
+    prompts: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PromptsReloaded {
+    reloaded: bool,
+    prompts: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// The providers the chains use: calls this process made, breaker state, last health check.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Providers {
+    #[schema(value_type = Vec<Object>)]
+    providers: Vec<Value>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ApiKeyList {
+    api_keys: Vec<crate::auth::KeyInfo>,
+}
+
+/// A new key: the listing fields, and the key (and webhook secret) shown this once.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CreatedApiKey {
+    id: String,
+    prefix: String,
+    name: String,
+    owner: String,
+    role: String,
+    #[schema(value_type = Option<Object>)]
+    quota: Option<Value>,
+    created_at: String,
+    last_used_at: Option<String>,
+    revoked_at: Option<String>,
+    /// `tq_...`: send it as `Authorization: Bearer`.
+    key: String,
+    webhook_secret: Option<String>,
+    note: String,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Block {
+    user_id: String,
+    /// RFC 3339.
+    blocked_until: String,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Blocks {
+    blocks: Vec<Block>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Unblocked {
+    user_id: String,
+    was_blocked: bool,
+}
+
+/// One user's overrides of their role's limits (`daily_tokens`, `per_minute`, ...).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct LimitOverrides {
+    user_id: String,
+    #[schema(value_type = Object)]
+    overrides: Value,
+}
+
+/// The caller's limits (their role's, then their overrides), use and reset times.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Quota {
+    user_id: String,
+    role: String,
+    enabled: bool,
+    #[schema(value_type = Object)]
+    limits: Value,
+    #[schema(value_type = Object)]
+    overrides: Value,
+    /// This minute: `limit`, `used`, `remaining`, `resets_in_ms`.
+    #[schema(value_type = Object)]
+    window: Value,
+    /// Today and this month: `requests` and `tokens` (`limit`, `used`, `remaining`), `resets_at`.
+    #[schema(value_type = Object)]
+    daily: Value,
+    #[schema(value_type = Object)]
+    monthly: Value,
+    blocked_until: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Live {
+    /// `ok`.
+    status: String,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Check {
+    /// `ok`.
+    status: String,
+    latency_ms: f64,
+    /// Prompts: the features loaded.
+    features: Option<u32>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Ready {
+    /// `ready`.
+    status: String,
+    /// `redis`, `postgres`, `prompts`.
+    checks: std::collections::BTreeMap<String, Check>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UsageReport {
+    from: String,
+    to: String,
+    group_by: String,
+    rows: Vec<crate::audit::reports::UsageRow>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct LatencyReport {
+    from: String,
+    to: String,
+    rows: Vec<crate::audit::reports::LatencyRow>,
+}
+
+/// Audit events (or moderation flags), newest first.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct AuditPage {
+    events: Vec<crate::audit::reports::AuditRow>,
+    next_cursor: Option<String>,
+}
+
+/// What a problem type means.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ProblemType {
+    r#type: String,
+    title: String,
+    status: u16,
+    description: String,
+}
+
 /// A JSON object; its fields are described in the operation's text.
 #[derive(ToSchema)]
 #[schema(value_type = Object)]

@@ -88,7 +88,7 @@ pub(super) struct ListQuery {
            ("feature" = Option<String>, Query, description = "Only this feature"),
            ("limit" = Option<usize>, Query, description = "Page size, 1 to 100"),
            ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
-    responses((status = 200, description = "The caller's tasks, newest first", body = super::openapi::JsonObject), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
+    responses((status = 200, description = "The caller's tasks, newest first", body = super::openapi::TaskList), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
         (status = 422, description = "invalid input: `errors` names each field", body = super::openapi::Problem, content_type = "application/problem+json"),
         (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
 )]

@@ -49,7 +49,7 @@ impl GroupBy {
     }
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, utoipa::ToSchema)]
 pub struct UsageRow {
     pub group: String,
     pub requests: i64,
@@ -82,7 +82,7 @@ pub async fn usage(pool: &PgPool, range: &Range, group_by: GroupBy) -> sqlx::Res
         .await
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, utoipa::ToSchema)]
 pub struct LatencyRow {
     pub feature: String,
     pub requests: i64,
@@ -126,13 +126,15 @@ pub struct AuditFilter {
     pub limit: i64,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct AuditRow {
+    #[schema(value_type = String)]
     pub id: uuid::Uuid,
     pub kind: String,
     /// RFC 3339 with microseconds, UTC.
     pub created_at: String,
     pub request_id: String,
+    #[schema(value_type = Option<String>)]
     pub task_id: Option<uuid::Uuid>,
     pub user_id: String,
     pub role: String,
@@ -149,6 +151,7 @@ pub struct AuditRow {
     pub degraded: bool,
     pub error_kind: Option<String>,
     pub client_ip: Option<String>,
+    #[schema(value_type = Object)]
     pub payload: serde_json::Value,
 }
 

@@ -39,13 +39,15 @@ const COLUMNS: &str = "id, prefix, name, owner, role, quota, \
     to_char(revoked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS revoked_at";
 
 /// A key as listed (never the key itself).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct KeyInfo {
+    #[schema(value_type = String)]
     pub id: Uuid,
     pub prefix: String,
     pub name: String,
     pub owner: String,
     pub role: String,
+    #[schema(value_type = Option<Object>)]
     pub quota: Option<serde_json::Value>,
     /// RFC 3339, UTC.
     pub created_at: String,
