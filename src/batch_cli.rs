@@ -203,7 +203,8 @@ async fn follow(
     loop {
         match follow_once(client, server, id, &bar).await {
             Ok(Some(last)) => {
-                bar.finish();
+                // The summary line that follows says the same, on a line of its own.
+                bar.finish_and_clear();
                 return Ok(last);
             }
             Ok(None) => {}
