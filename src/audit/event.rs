@@ -58,7 +58,8 @@ pub struct AuditEvent {
     pub payload: Json,
 }
 
-/// The id of a task's event of one kind; a final event (`success` or `error`) shares one id.
+/// The id of a task's event of one kind, the same every time (a retried insert cannot add a
+/// row); a final event (`success` or `error`) shares one id.
 pub fn event_id(task_id: &str, kind: Kind) -> Uuid {
     let slot = match kind {
         Kind::PreRequest => "pre_request",
@@ -67,7 +68,16 @@ pub fn event_id(task_id: &str, kind: Kind) -> Uuid {
         Kind::Guard => "guard",
     };
     let digest = Sha256::digest(format!("{task_id}/{slot}").as_bytes());
-    Uuid::new_v8(digest[..16].try_into().expect("16 bytes"))
+    let mut bytes: [u8; 16] = digest[..16].try_into().expect("16 bytes");
+    // Task ids are UUIDv7: their first 48 bits are the creation time in ms. Leading with them
+    // keeps each new event near the right edge of the primary key's index (an append instead
+    // of a random insert); the other 74 bits stay the digest's.
+    if let Ok(task) = Uuid::parse_str(task_id)
+        && task.get_version_num() == 7
+    {
+        bytes[..6].copy_from_slice(&task.as_bytes()[..6]);
+    }
+    Uuid::new_v8(bytes)
 }
 
 /// SHA-256 of the input as sent, to find identical requests without storing them twice.
