@@ -314,10 +314,10 @@ pub(super) async fn results(
 ) -> Result<Response, ApiError> {
     require_role(&principal, ROLES)?;
     let lines = state.service.batch_results(&principal, &id).await?;
-    let mut body = lines.join("\n");
-    if !body.is_empty() {
-        body.push('\n');
-    }
+    let body = axum::body::Body::from_stream(futures_util::StreamExt::map(
+        lines,
+        Ok::<_, std::convert::Infallible>,
+    ));
     let mut response = body.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -193,74 +193,42 @@ impl AiService {
         }
     }
 
-    /// The batch's fields, its items' records and `(index, task id)` of its items.
-    async fn batch_parts(
-        &self,
-        principal: &Principal,
-        id: &str,
-    ) -> Result<
-        (
-            HashMap<String, String>,
-            Vec<TaskRecord>,
-            Vec<(usize, String)>,
-        ),
-        ServiceError,
-    > {
-        let fields = self.own_batch(principal, id).await?;
-        let items = self.engine.store.batch_items(id).await?;
-        let ids: Vec<String> = items.iter().map(|(_, t)| t.clone()).collect();
-        let records = self.engine.store.get_many(&ids).await?;
-        Ok((fields, records, items))
-    }
-
     /// One JSON line per item, in item order: finished items with their result or error, and
-    /// the items refused at submission; unfinished items are left out (ask again later).
+    /// the items refused at submission; unfinished items are left out (ask again later). The
+    /// lines are produced 500 items at a time, as the caller reads them: a 10,000-item batch
+    /// is never held in memory whole.
     pub async fn batch_results(
         &self,
         principal: &Principal,
         id: &str,
-    ) -> Result<Vec<String>, ServiceError> {
-        let (fields, records, items) = self.batch_parts(principal, id).await?;
-        let by_task: HashMap<&str, &TaskRecord> =
-            records.iter().map(|r| (r.id.as_str(), r)).collect();
-        let mut lines: Vec<(usize, String)> = Vec::new();
-        let mut stems = std::collections::HashSet::new();
-        for (index, task) in &items {
-            let Some(record) = by_task.get(task.as_str()) else {
-                continue;
-            };
-            if !record.state.is_final() {
-                continue;
-            }
-            let outcome = record.outcome.clone().unwrap_or(Json::Null);
-            let line = match record.state {
-                TaskState::Succeeded => {
-                    let mut result = outcome["result"].clone();
-                    let removed = dedupe_questions(&mut result, &mut stems);
-                    let mut line = json!({
-                        "index": index, "status": "succeeded", "task_id": task, "result": result,
-                    });
-                    if removed > 0 {
-                        line["duplicates_removed"] = removed.into();
-                    }
-                    line
-                }
-                state => json!({
-                    "index": index, "status": state.as_str(), "task_id": task,
-                    "error": if outcome["error"].is_null() { json!({ "kind": state.as_str() }) } else { outcome["error"].clone() },
-                }),
-            };
-            lines.push((*index, line.to_string()));
-        }
+    ) -> Result<impl futures_util::Stream<Item = String> + Send + 'static, ServiceError> {
+        let fields = self.own_batch(principal, id).await?;
+        let items = self.engine.store.batch_items(id).await?;
         let invalid: Vec<Json> =
             serde_json::from_str(fields.get("invalid").map_or("[]", |s| s)).unwrap_or_default();
-        for item in invalid {
-            let index = item["index"].as_u64().unwrap_or(0) as usize;
-            let line = json!({ "index": index, "status": "invalid", "error": { "kind": "invalid_input", "fields": item["errors"] } });
-            lines.push((index, line.to_string()));
-        }
-        lines.sort_by_key(|(index, _)| *index);
-        Ok(lines.into_iter().map(|(_, line)| line).collect())
+        let mut invalid: Vec<(usize, String)> = invalid
+            .into_iter()
+            .map(|item| {
+                let index = item["index"].as_u64().unwrap_or(0) as usize;
+                let line = json!({ "index": index, "status": "invalid", "error": { "kind": "invalid_input", "fields": item["errors"] } });
+                (index, line.to_string())
+            })
+            .collect();
+        invalid.sort_by_key(|(index, _)| *index);
+        let pages = ResultPages {
+            store: self.engine.store.clone(),
+            items,
+            next: 0,
+            invalid: invalid.into_iter().peekable(),
+            stems: std::collections::HashSet::new(),
+        };
+        Ok(futures_util::stream::unfold(
+            pages,
+            |mut pages| async move {
+                let text = pages.next_page().await?;
+                Some((text, pages))
+            },
+        ))
     }
 
     /// Cancels the batch: no held item starts any more (at once), then every item not
@@ -318,6 +286,86 @@ impl AiService {
             }
         }
         Ok(views)
+    }
+}
+
+/// Where a results stream is: the items left, the refused items still to interleave, and the
+/// question stems seen so far (for deduplication across pages).
+struct ResultPages {
+    store: crate::tasks::TaskStore,
+    items: Vec<(usize, String)>,
+    next: usize,
+    invalid: std::iter::Peekable<std::vec::IntoIter<(usize, String)>>,
+    stems: std::collections::HashSet<String>,
+}
+
+impl ResultPages {
+    const SIZE: usize = 500;
+
+    /// The next lines (newline-terminated), or `None` at the end. A Redis failure ends the
+    /// stream early (and is logged): the client sees fewer lines, never a wrong one.
+    async fn next_page(&mut self) -> Option<String> {
+        let chunk = &self.items[self.next..(self.next + Self::SIZE).min(self.items.len())];
+        if chunk.is_empty() && self.invalid.peek().is_none() {
+            return None;
+        }
+        let ids: Vec<String> = chunk.iter().map(|(_, t)| t.clone()).collect();
+        let records = match self.store.get_many(&ids).await {
+            Ok(records) => records,
+            Err(err) => {
+                tracing::warn!(%err, "reading batch results failed; the stream ends early");
+                return None;
+            }
+        };
+        let by_task: HashMap<&str, &TaskRecord> =
+            records.iter().map(|r| (r.id.as_str(), r)).collect();
+        let mut text = String::new();
+        for (index, task) in chunk {
+            while let Some((_, line)) = self.invalid.next_if(|(i, _)| i < index) {
+                text.push_str(&line);
+                text.push('\n');
+            }
+            let Some(record) = by_task.get(task.as_str()).filter(|r| r.state.is_final()) else {
+                continue;
+            };
+            text.push_str(&result_line(*index, task, record, &mut self.stems).to_string());
+            text.push('\n');
+        }
+        if chunk.is_empty() {
+            for (_, line) in self.invalid.by_ref() {
+                text.push_str(&line);
+                text.push('\n');
+            }
+        }
+        self.next += chunk.len();
+        Some(text)
+    }
+}
+
+/// One finished item's line: its result (with repeated questions removed) or its error.
+fn result_line(
+    index: usize,
+    task: &str,
+    record: &TaskRecord,
+    stems: &mut std::collections::HashSet<String>,
+) -> Json {
+    let outcome = record.outcome.clone().unwrap_or(Json::Null);
+    match record.state {
+        TaskState::Succeeded => {
+            let mut result = outcome["result"].clone();
+            let removed = dedupe_questions(&mut result, stems);
+            let mut line = json!({
+                "index": index, "status": "succeeded", "task_id": task, "result": result,
+            });
+            if removed > 0 {
+                line["duplicates_removed"] = removed.into();
+            }
+            line
+        }
+        state => json!({
+            "index": index, "status": state.as_str(), "task_id": task,
+            "error": if outcome["error"].is_null() { json!({ "kind": state.as_str() }) } else { outcome["error"].clone() },
+        }),
     }
 }
 

@@ -696,3 +696,31 @@ async fn the_cli_submits_a_file_follows_its_progress_and_writes_the_results() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn results_keep_item_order_when_the_refused_items_come_last() {
+    let app = spawn_app_with_workers(|_| {}).await;
+    let mut all = items(3);
+    all[2] = json!({ "input": { "subject": "Matematik" } });
+    let created: Value = submit(
+        &app,
+        Role::Teacher,
+        &json!({ "feature": "question_gen", "items": all, "allow_partial": true }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let id = created["id"].as_str().unwrap();
+    wait_state(&app, id, &["completed_with_errors"]).await;
+    let lines = results(&app, id).await;
+    let order: Vec<(u64, &str)> = lines
+        .iter()
+        .map(|l| (l["index"].as_u64().unwrap(), l["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        order,
+        [(0, "succeeded"), (1, "succeeded"), (2, "invalid")],
+        "{lines:#?}"
+    );
+}
