@@ -299,3 +299,65 @@ fn moderation_from_config() {
         ModerationError::UnknownCategory("violence".to_owned())
     );
 }
+
+/// Whatever a model or a client sends, the guard answers and never panics: long digit runs,
+/// separators everywhere, huge fractions, odd scripts.
+#[test]
+fn the_guard_never_panics_on_odd_text() {
+    let pieces = [
+        "99999999999999999999999999999999999999999",
+        "1.000.000.000.000.000.000.000",
+        "1,2,3.4.5,6",
+        "/",
+        "0/0",
+        "1/0",
+        "-",
+        "=",
+        "(",
+        ")",
+        "C)",
+        "şıkkı",
+        "cevap",
+        "sonuç",
+        "x",
+        "^",
+        "²",
+        "√",
+        "İ",
+        "ı",
+        "ß",
+        "🙂",
+        "٣",
+        "१२",
+        "½",
+        "%",
+        ".",
+        ",",
+        " ",
+        "\n",
+        "'",
+        "A)",
+        "B)",
+        "answer",
+        "170141183460469231731687303715884105727/3",
+        "1e308",
+        "NaN",
+        "∞",
+    ];
+    let mut rng = fastrand::Rng::with_seed(7);
+    for _ in 0..20_000 {
+        let hint: String = (0..rng.usize(0..12))
+            .map(|_| pieces[rng.usize(..pieces.len())])
+            .collect::<Vec<_>>()
+            .join(if rng.bool() { " " } else { "" });
+        let solution: String = (0..rng.usize(0..4))
+            .map(|_| pieces[rng.usize(..pieces.len())])
+            .collect();
+        let question: String = (0..rng.usize(0..6))
+            .map(|_| pieces[rng.usize(..pieces.len())])
+            .collect::<Vec<_>>()
+            .join(" ");
+        let _ = check(&hint, Some(&solution), &question);
+        let _ = final_answer(&solution);
+    }
+}
