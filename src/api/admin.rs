@@ -22,8 +22,7 @@ pub fn router() -> Router<AppState> {
 /// The providers the chains use: calls this process made, breaker state, last health check.
 #[utoipa::path(
     get, path = "/v1/admin/providers", operation_id = "listProviders", tag = "admin",
-    responses((status = 200, description = "Providers: calls, circuit breaker state, last health check", body = super::openapi::Providers), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Providers: calls, circuit breaker state, last health check", body = super::openapi::Providers), (status = 401), (status = 403))
 )]
 pub(super) async fn providers(
     State(state): State<AppState>,
@@ -45,8 +44,7 @@ fn versions_json(set: &crate::prompts::PromptSet) -> Json_ {
 
 #[utoipa::path(
     get, path = "/v1/admin/prompts", operation_id = "listPrompts", tag = "admin",
-    responses((status = 200, description = "Loaded prompt versions per feature", body = super::openapi::PromptVersions), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Loaded prompt versions per feature", body = super::openapi::PromptVersions), (status = 401), (status = 403))
 )]
 pub(super) async fn list_prompts(
     State(state): State<AppState>,
@@ -61,9 +59,8 @@ pub(super) async fn list_prompts(
 /// Loads `prompts/` again; a bad file answers 422 and leaves the running prompts in place.
 #[utoipa::path(
     post, path = "/v1/admin/prompts/reload", operation_id = "reloadPrompts", tag = "admin",
-    responses((status = 200, description = "Reloaded", body = super::openapi::PromptsReloaded), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input: `errors` names each field", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Reloaded", body = super::openapi::PromptsReloaded), (status = 401), (status = 403),
+        (status = 422))
 )]
 pub(super) async fn reload_prompts(
     State(state): State<AppState>,
@@ -84,9 +81,8 @@ pub(super) async fn reload_prompts(
 /// Dead tasks, newest first (at most 100).
 #[utoipa::path(
     get, path = "/v1/admin/dead", operation_id = "listDeadTasks", tag = "admin",
-    responses((status = 200, description = "Dead tasks of the last week", body = super::openapi::DeadTasks), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Dead tasks of the last week", body = super::openapi::DeadTasks), (status = 401), (status = 403),
+        (status = 503))
 )]
 pub(super) async fn dead(
     State(state): State<AppState>,
@@ -109,11 +105,9 @@ pub(super) async fn dead(
 #[utoipa::path(
     post, path = "/v1/admin/dead/{id}/retry", operation_id = "replayDeadTask", tag = "admin",
     params(("id" = String, Path, description = "The id")),
-    responses((status = 202, description = "Queued again with its attempts reset", body = super::openapi::Task), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such resource (or not the caller's)", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "the resource is in a state that does not allow it", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 202, description = "Queued again with its attempts reset", body = super::openapi::Task), (status = 401), (status = 403),
+        (status = 404), (status = 409),
+        (status = 503))
 )]
 pub(super) async fn retry_dead(
     State(state): State<AppState>,

@@ -118,17 +118,11 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     params(("feature" = String, Path, description = "hint, explanation, study_plan, evaluation or question_gen")),
     request_body(content = SubmitBody, description = "The feature's inputs (see `inputs:` in its prompt) and how to run it"),
     responses(
-        (status = 200, description = "Answered inline: the result, usage, provider, prompt version, and `status: succeeded` (with `stream`: `text/event-stream` of `delta` events, then the final state)", content((crate::service::Completion = "application/json"), (String = "text/event-stream"))),
-        (status = 202, description = "Queued: the task (`Location: /v1/tasks/{id}`)", body = super::openapi::Task),
-        (status = 400, description = "malformed JSON or query", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such resource (or not the caller's)", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "the body is too large", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "unsupported content type", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input: `errors` names each field", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "a rate limit or quota refused the request (`Retry-After`, `RateLimit-*` headers)", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json")
+        (status = 200, description = "Answered inline: the result, usage, provider, prompt version, and `status: succeeded` (with `stream`: `text/event-stream` of `delta` events, then the final state)", content((crate::service::Completion = "application/json"), (String = "text/event-stream"))), (status = 202, description = "Queued: the task (`Location: /v1/tasks/{id}`)", body = super::openapi::Task), (status = 400),
+        (status = 401), (status = 403),
+        (status = 404), (status = 413),
+        (status = 415), (status = 422),
+        (status = 429), (status = 503)
     )
 )]
 pub(super) async fn submit(

@@ -49,11 +49,9 @@ fn database(err: sqlx::Error) -> ApiError {
 #[utoipa::path(
     post, path = "/v1/admin/api-keys", operation_id = "createApiKey", tag = "admin",
     request_body(content = NewKey),
-    responses((status = 201, description = "The key (`tq_...`), shown once", body = super::openapi::CreatedApiKey), (status = 415, description = "unsupported content type", body = super::openapi::Problem, content_type = "application/problem+json"), (status = 400, description = "malformed JSON or query", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input: `errors` names each field", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 201, description = "The key (`tq_...`), shown once", body = super::openapi::CreatedApiKey), (status = 415), (status = 400), (status = 401),
+        (status = 403), (status = 422),
+        (status = 503))
 )]
 pub(super) async fn create(
     State(state): State<AppState>,
@@ -125,9 +123,8 @@ pub(super) async fn create(
 
 #[utoipa::path(
     get, path = "/v1/admin/api-keys", operation_id = "listApiKeys", tag = "admin",
-    responses((status = 200, description = "Keys: prefix, owner, role, created, last used", body = super::openapi::ApiKeyList), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Keys: prefix, owner, role, created, last used", body = super::openapi::ApiKeyList), (status = 401), (status = 403),
+        (status = 503))
 )]
 pub(super) async fn list(
     State(state): State<AppState>,
@@ -141,10 +138,8 @@ pub(super) async fn list(
 #[utoipa::path(
     delete, path = "/v1/admin/api-keys/{id}", operation_id = "revokeApiKey", tag = "admin",
     params(("id" = String, Path, description = "The id")),
-    responses((status = 204, description = "Revoked (refused by every web process within seconds)"), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such resource (or not the caller's)", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 204, description = "Revoked (refused by every web process within seconds)"), (status = 401), (status = 403),
+        (status = 404), (status = 503))
 )]
 pub(super) async fn revoke(
     State(state): State<AppState>,

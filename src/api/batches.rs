@@ -127,15 +127,11 @@ async fn read_body(
            ("callback_url" = Option<String>, Query, description = "With an NDJSON body: the batch webhook"),
            ("concurrency" = Option<usize>, Query, description = "With an NDJSON body: items that may run at once")),
     request_body(content = BatchBody, description = "Up to 10,000 items; or `application/x-ndjson`, one `{\"input\": ...}` per line"),
-    responses((status = 202, description = "Accepted: the batch with its counts", body = crate::tasks::BatchView), (status = 400, description = "malformed JSON or query", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such resource (or not the caller's)", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "the body is too large", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "unsupported content type", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input: `errors` names each field", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "a rate limit or quota refused the request (`Retry-After`, `RateLimit-*` headers)", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 202, description = "Accepted: the batch with its counts", body = crate::tasks::BatchView), (status = 400), (status = 401),
+        (status = 403), (status = 404),
+        (status = 413), (status = 415),
+        (status = 422), (status = 429),
+        (status = 503))
 )]
 pub(super) async fn create(
     State(state): State<AppState>,
@@ -184,9 +180,8 @@ pub(super) async fn create(
 
 #[utoipa::path(
     get, path = "/v1/batches", operation_id = "listBatches", tag = "batches",
-    responses((status = 200, description = "The caller's latest batches", body = super::openapi::BatchList), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The caller's latest batches", body = super::openapi::BatchList), (status = 401), (status = 403),
+        (status = 503))
 )]
 pub(super) async fn list(
     State(state): State<AppState>,
@@ -200,10 +195,8 @@ pub(super) async fn list(
 #[utoipa::path(
     get, path = "/v1/batches/{id}", operation_id = "getBatch", tag = "batches",
     params(("id" = String, Path, description = "The id")),
-    responses((status = 200, description = "Counts, state, timestamps and ETA", body = crate::tasks::BatchView), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such resource (or not the caller's)", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Counts, state, timestamps and ETA", body = crate::tasks::BatchView), (status = 401), (status = 403),
+        (status = 404), (status = 503))
 )]
 pub(super) async fn show(
     State(state): State<AppState>,
@@ -220,10 +213,8 @@ pub(super) async fn show(
 #[utoipa::path(
     delete, path = "/v1/batches/{id}", operation_id = "cancelBatch", tag = "batches",
     params(("id" = String, Path, description = "The id")),
-    responses((status = 200, description = "Cancelled: held and queued items never start, running ones stop", body = crate::tasks::BatchView), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such resource (or not the caller's)", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Cancelled: held and queued items never start, running ones stop", body = crate::tasks::BatchView), (status = 401), (status = 403),
+        (status = 404), (status = 503))
 )]
 pub(super) async fn cancel(
     State(state): State<AppState>,
@@ -242,10 +233,8 @@ pub(super) async fn cancel(
 #[utoipa::path(
     get, path = "/v1/batches/{id}/events", operation_id = "batchEvents", tag = "batches",
     params(("id" = String, Path, description = "The id")),
-    responses((status = 200, description = "Server-Sent Events: `progress` at most every 500 ms, then the final state", content_type = "text/event-stream"), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such resource (or not the caller's)", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Server-Sent Events: `progress` at most every 500 ms, then the final state", content_type = "text/event-stream"), (status = 401), (status = 403),
+        (status = 404), (status = 503))
 )]
 pub(super) async fn events(
     State(state): State<AppState>,
@@ -302,10 +291,8 @@ pub(super) async fn events(
 #[utoipa::path(
     get, path = "/v1/batches/{id}/results", operation_id = "batchResults", tag = "batches",
     params(("id" = String, Path, description = "The id")),
-    responses((status = 200, description = "One JSON line per finished item, in item order: index, status, result or error", body = String, content_type = "application/x-ndjson"), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such resource (or not the caller's)", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "One JSON line per finished item, in item order: index, status, result or error", body = String, content_type = "application/x-ndjson"), (status = 401), (status = 403),
+        (status = 404), (status = 503))
 )]
 pub(super) async fn results(
     State(state): State<AppState>,

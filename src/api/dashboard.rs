@@ -88,9 +88,7 @@ fn asset(body: &'static str, media_type: &'static str) -> Response {
 /// The dashboard's state now (throughput needs two snapshots: it is `null` here).
 #[utoipa::path(
     get, path = "/v1/admin/dashboard", operation_id = "dashboardSnapshot", tag = "admin",
-    responses((status = 200, description = "The dashboard's state: queues (depth, in flight, retrying, finished), workers, the 50 most recent tasks of every user, dead tasks, providers, today's usage by user and feature, blocked users; `errors` names parts that could not be read", body = super::openapi::JsonObject),
-        (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "the caller is not an admin", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The dashboard's state: queues (depth, in flight, retrying, finished), workers, the 50 most recent tasks of every user, dead tasks, providers, today's usage by user and feature, blocked users; `errors` names parts that could not be read", body = super::openapi::JsonObject), (status = 401), (status = 403, description = "the caller is not an admin"))
 )]
 pub(super) async fn snapshot_once(
     State(state): State<AppState>,
@@ -103,9 +101,7 @@ pub(super) async fn snapshot_once(
 /// A `snapshot` event every second for five minutes, then the stream ends (the page reconnects).
 #[utoipa::path(
     get, path = "/v1/admin/dashboard/events", operation_id = "dashboardEvents", tag = "admin",
-    responses((status = 200, description = "Server-Sent Events: `snapshot` (the body of `GET /v1/admin/dashboard`, with `finished_per_sec` per queue) every second; the stream ends after 5 minutes", content_type = "text/event-stream"),
-        (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "the caller is not an admin", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Server-Sent Events: `snapshot` (the body of `GET /v1/admin/dashboard`, with `finished_per_sec` per queue) every second; the stream ends after 5 minutes", content_type = "text/event-stream"), (status = 401), (status = 403, description = "the caller is not an admin"))
 )]
 pub(super) async fn snapshot_stream(
     State(state): State<AppState>,
@@ -147,11 +143,7 @@ fn live(state: AppState) -> impl Stream<Item = Result<Event, Infallible>> {
 #[utoipa::path(
     get, path = "/v1/admin/tasks/{id}", operation_id = "adminTask", tag = "admin",
     params(("id" = String, Path, description = "The task id")),
-    responses((status = 200, description = "`task` (any user's), `source` (`redis` or `history`) and `events` (id, event, data)", body = super::openapi::JsonObject),
-        (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "the caller is not an admin", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such task", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "`task` (any user's), `source` (`redis` or `history`) and `events` (id, event, data)", body = super::openapi::JsonObject), (status = 401), (status = 403, description = "the caller is not an admin"), (status = 404, description = "no such task"), (status = 503))
 )]
 pub(super) async fn task(
     State(state): State<AppState>,

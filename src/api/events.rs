@@ -40,9 +40,8 @@ pub fn router(state: AppState) -> Router<AppState> {
 #[utoipa::path(
     post, path = "/v1/tasks/{id}/stream-token", operation_id = "createStreamToken", tag = "tasks",
     params(("id" = String, Path, description = "The id")),
-    responses((status = 200, description = "A short-lived token for `?token=` on the task's events", body = super::openapi::StreamToken), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such resource (or not the caller's)", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "A short-lived token for `?token=` on the task's events", body = super::openapi::StreamToken), (status = 401), (status = 404),
+        (status = 503))
 )]
 pub(super) async fn stream_token(
     State(state): State<AppState>,
@@ -69,9 +68,8 @@ pub(super) struct EventsQuery {
     get, path = "/v1/tasks/{id}/events", operation_id = "taskEvents", tag = "tasks",
     params(("id" = String, Path, description = "The id"), ("token" = Option<String>, Query, description = "A stream token (for `EventSource`, which cannot send headers)"),
            ("last_event_id" = Option<String>, Query, description = "Resume after this event (or the `Last-Event-ID` header)")),
-    responses((status = 200, description = "Server-Sent Events: `queued`, `started`, `delta`, `retracted`, then the final state", content_type = "text/event-stream"), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such resource (or not the caller's)", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Server-Sent Events: `queued`, `started`, `delta`, `retracted`, then the final state", content_type = "text/event-stream"), (status = 401), (status = 404),
+        (status = 503))
 )]
 pub(super) async fn events(
     State(state): State<AppState>,

@@ -37,7 +37,7 @@ async fn timed<T>(check: impl Future<Output = T>) -> (T, f64) {
 
 #[utoipa::path(
     get, path = "/readyz", operation_id = "readyz", tag = "health", security(()),
-    responses((status = 200, description = "Redis, PostgreSQL and the prompts answer, with each check's latency", body = super::openapi::Ready), (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Redis, PostgreSQL and the prompts answer, with each check's latency", body = super::openapi::Ready), (status = 503))
 )]
 pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Json_>, ApiError> {
     let ((redis, redis_ms), (postgres, postgres_ms)) = tokio::join!(

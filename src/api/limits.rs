@@ -31,8 +31,7 @@ fn unavailable(err: redis::RedisError) -> ApiError {
 
 #[utoipa::path(
     get, path = "/v1/quota", operation_id = "getQuota", tag = "limits",
-    responses((status = 200, description = "The caller's limits, usage this minute, day and month, reset times", body = super::openapi::Quota), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The caller's limits, usage this minute, day and month, reset times", body = super::openapi::Quota), (status = 401), (status = 503))
 )]
 pub(super) async fn quota(
     State(state): State<AppState>,
@@ -46,9 +45,8 @@ pub(super) async fn quota(
 
 #[utoipa::path(
     get, path = "/v1/admin/blocks", operation_id = "listBlocks", tag = "limits",
-    responses((status = 200, description = "Users blocked now and until when", body = super::openapi::Blocks), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Users blocked now and until when", body = super::openapi::Blocks), (status = 401), (status = 403),
+        (status = 503))
 )]
 pub(super) async fn blocks(
     State(state): State<AppState>,
@@ -69,9 +67,8 @@ pub(super) async fn blocks(
 #[utoipa::path(
     post, path = "/v1/admin/users/{id}/unblock", operation_id = "unblockUser", tag = "limits",
     params(("id" = String, Path, description = "The user id")),
-    responses((status = 200, description = "The block is lifted and the violations forgotten", body = super::openapi::Unblocked), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The block is lifted and the violations forgotten", body = super::openapi::Unblocked), (status = 401), (status = 403),
+        (status = 503))
 )]
 pub(super) async fn unblock(
     State(state): State<AppState>,
@@ -87,9 +84,8 @@ pub(super) async fn unblock(
 #[utoipa::path(
     get, path = "/v1/admin/users/{id}/limits", operation_id = "getUserLimits", tag = "limits",
     params(("id" = String, Path, description = "The user id")),
-    responses((status = 200, description = "The user's overrides of their role's limits", body = super::openapi::LimitOverrides), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The user's overrides of their role's limits", body = super::openapi::LimitOverrides), (status = 401), (status = 403),
+        (status = 503))
 )]
 pub(super) async fn overrides(
     State(state): State<AppState>,
@@ -107,11 +103,9 @@ pub(super) async fn overrides(
     put, path = "/v1/admin/users/{id}/limits", operation_id = "setUserLimits", tag = "limits",
     params(("id" = String, Path, description = "The user id")),
     request_body(content = super::openapi::JsonObject, description = "Limits to override, e.g. `{\"daily_tokens\": 500000}`"),
-    responses((status = 200, description = "The overrides now", body = super::openapi::LimitOverrides), (status = 415, description = "unsupported content type", body = super::openapi::Problem, content_type = "application/problem+json"), (status = 400, description = "malformed JSON or query", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input: `errors` names each field", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The overrides now", body = super::openapi::LimitOverrides), (status = 415), (status = 400), (status = 401),
+        (status = 403), (status = 422),
+        (status = 503))
 )]
 pub(super) async fn set_overrides(
     State(state): State<AppState>,
@@ -137,9 +131,8 @@ pub(super) async fn set_overrides(
 #[utoipa::path(
     delete, path = "/v1/admin/users/{id}/limits", operation_id = "clearUserLimits", tag = "limits",
     params(("id" = String, Path, description = "The user id")),
-    responses((status = 204, description = "The overrides are gone"), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 204, description = "The overrides are gone"), (status = 401), (status = 403),
+        (status = 503))
 )]
 pub(super) async fn clear_overrides(
     State(state): State<AppState>,

@@ -23,9 +23,7 @@ pub fn router() -> Router<AppState> {
 #[utoipa::path(
     get, path = "/metrics", operation_id = "metrics", tag = "health", security(()),
     responses(
-        (status = 200, description = "Prometheus text format (with `Authorization: Bearer <metrics.token>` when one is set)", body = String, content_type = "text/plain; version=0.0.4"),
-        (status = 401, description = "`metrics.token` is set and was not sent", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "metrics are off", body = super::openapi::Problem, content_type = "application/problem+json")
+        (status = 200, description = "Prometheus text format (with `Authorization: Bearer <metrics.token>` when one is set)", body = String, content_type = "text/plain; version=0.0.4"), (status = 401, description = "`metrics.token` is set and was not sent"), (status = 404, description = "metrics are off")
     )
 )]
 pub(super) async fn scrape(

@@ -67,7 +67,7 @@ pub fn router() -> Router<AppState> {
         super::problem::describe
     ),
     components(schemas(Problem, JsonObject)),
-    modifiers(&Bearer),
+    modifiers(&Bearer, &Problems),
     tags(
         (name = "ai", description = "AI requests"),
         (name = "tasks", description = "Queued requests: state, results, events"),
@@ -101,6 +101,66 @@ impl Modify for Bearer {
             "bearer",
             Vec::<String>::new(),
         )]);
+    }
+}
+
+/// What each error status means when an operation does not say more.
+const PROBLEM_STATUSES: &[(&str, &str)] = &[
+    ("400", "malformed JSON or query"),
+    ("401", "no or invalid credentials"),
+    (
+        "403",
+        "the caller's role may not do this, or the user is blocked",
+    ),
+    ("404", "no such resource (or not the caller's)"),
+    ("409", "the resource is in a state that does not allow it"),
+    ("413", "the body is too large"),
+    ("415", "unsupported content type"),
+    ("422", "invalid input: `errors` names each field"),
+    (
+        "429",
+        "a rate limit or quota refused the request (`Retry-After`, `RateLimit-*` headers)",
+    ),
+    ("503", "a dependency (Redis, PostgreSQL) is unavailable"),
+];
+
+/// Every error answer is a [`Problem`] (`application/problem+json`): the handlers list only
+/// their error statuses (with a description when theirs is special), and this fills in the
+/// body and the usual description.
+struct Problems;
+
+impl Modify for Problems {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr};
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for (status, response) in operation.responses.responses.iter_mut() {
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    if !status.starts_with(['4', '5']) || !response.content.is_empty() {
+                        continue;
+                    }
+                    if response.description.is_empty()
+                        && let Some((_, usual)) = PROBLEM_STATUSES.iter().find(|(s, _)| s == status)
+                    {
+                        response.description = (*usual).to_owned();
+                    }
+                    response.content.insert(
+                        "application/problem+json".to_owned(),
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("Problem")))
+                            .build(),
+                    );
+                }
+            }
+        }
     }
 }
 

@@ -517,7 +517,7 @@ fn www_authenticate(reason: &AuthError) -> HeaderValue {
 #[utoipa::path(
     get, path = "/problems/{slug}", operation_id = "describeProblem", tag = "health", security(()),
     params(("slug" = String, Path, description = "A problem type, e.g. invalid-input")),
-    responses((status = 200, description = "What the problem type means", body = super::openapi::ProblemType), (status = 404, description = "no such resource (or not the caller's)", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "What the problem type means", body = super::openapi::ProblemType), (status = 404))
 )]
 pub async fn describe(Path(slug): Path<String>) -> Response {
     match KINDS.iter().find(|k| k.0 == slug) {

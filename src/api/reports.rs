@@ -115,10 +115,8 @@ fn csv(columns: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Respons
     get, path = "/v1/admin/usage", operation_id = "usageReport", tag = "reports",
     params(("from" = Option<String>, Query, description = "RFC 3339 (default: 30 days ago)"), ("to" = Option<String>, Query, description = "RFC 3339 (default: now)"),
            ("group_by" = Option<String>, Query, description = "user, feature, provider, model or day")),
-    responses((status = 200, description = "Requests, tokens, cost, cache hits, degraded answers and errors per group (CSV with `Accept: text/csv`)", content((super::openapi::UsageReport = "application/json"), (String = "text/csv"))), (status = 404, description = "no such feature", body = super::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input: `errors` names each field", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Requests, tokens, cost, cache hits, degraded answers and errors per group (CSV with `Accept: text/csv`)", content((super::openapi::UsageReport = "application/json"), (String = "text/csv"))), (status = 404, description = "no such feature"), (status = 401), (status = 403),
+        (status = 422), (status = 503))
 )]
 pub(super) async fn usage(
     State(state): State<AppState>,
@@ -173,10 +171,8 @@ pub(super) async fn usage(
 #[utoipa::path(
     get, path = "/v1/admin/latency", operation_id = "latencyReport", tag = "reports",
     params(("feature" = Option<String>, Query, description = "Only this feature"), ("from" = Option<String>, Query, description = "RFC 3339"), ("to" = Option<String>, Query, description = "RFC 3339")),
-    responses((status = 200, description = "p50/p95/p99 of successful requests per feature (CSV with `Accept: text/csv`)", content((super::openapi::LatencyReport = "application/json"), (String = "text/csv"))), (status = 404, description = "no such feature", body = super::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input: `errors` names each field", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "p50/p95/p99 of successful requests per feature (CSV with `Accept: text/csv`)", content((super::openapi::LatencyReport = "application/json"), (String = "text/csv"))), (status = 404, description = "no such feature"), (status = 401), (status = 403),
+        (status = 422), (status = 503))
 )]
 pub(super) async fn latency(
     State(state): State<AppState>,
@@ -213,10 +209,8 @@ pub(super) async fn latency(
     params(("user_id" = Option<String>, Query, description = "Only this user"), ("feature" = Option<String>, Query, description = "Only this feature"),
            ("status" = Option<String>, Query, description = "pre_request, success, error, flag or guard"), ("from" = Option<String>, Query, description = "RFC 3339"),
            ("to" = Option<String>, Query, description = "RFC 3339"), ("limit" = Option<i64>, Query, description = "1 to 500"), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
-    responses((status = 200, description = "Audit events, newest first (CSV with `Accept: text/csv`)", content((super::openapi::AuditPage = "application/json"), (String = "text/csv"))), (status = 404, description = "no such feature", body = super::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input: `errors` names each field", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Audit events, newest first (CSV with `Accept: text/csv`)", content((super::openapi::AuditPage = "application/json"), (String = "text/csv"))), (status = 404, description = "no such feature"), (status = 401), (status = 403),
+        (status = 422), (status = 503))
 )]
 pub(super) async fn audit(
     State(state): State<AppState>,
@@ -242,10 +236,8 @@ pub(super) async fn audit(
     get, path = "/v1/admin/flags", operation_id = "moderationFlags", tag = "reports",
     params(("user_id" = Option<String>, Query, description = "Only this user"), ("from" = Option<String>, Query, description = "RFC 3339"),
            ("to" = Option<String>, Query, description = "RFC 3339"), ("limit" = Option<i64>, Query, description = "1 to 500"), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
-    responses((status = 200, description = "Moderation flags, newest first (teachers and admins; CSV with `Accept: text/csv`)", content((super::openapi::AuditPage = "application/json"), (String = "text/csv"))), (status = 404, description = "no such feature", body = super::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "the caller's role may not do this, or the user is blocked", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input: `errors` names each field", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Moderation flags, newest first (teachers and admins; CSV with `Accept: text/csv`)", content((super::openapi::AuditPage = "application/json"), (String = "text/csv"))), (status = 404, description = "no such feature"), (status = 401), (status = 403),
+        (status = 422), (status = 503))
 )]
 pub(super) async fn flags(
     State(state): State<AppState>,

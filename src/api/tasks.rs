@@ -30,10 +30,8 @@ pub(super) struct ShowQuery {
 #[utoipa::path(
     get, path = "/v1/tasks/{id}", operation_id = "getTask", tag = "tasks",
     params(("id" = String, Path, description = "The id"), ("wait" = Option<f64>, Query, description = "Seconds to wait for a final state (long-poll, up to the configured maximum)")),
-    responses((status = 200, description = "The task: status, result or error, usage, attempts, timestamps", body = super::openapi::Task), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such resource (or not the caller's)", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input: `errors` names each field", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The task: status, result or error, usage, attempts, timestamps", body = super::openapi::Task), (status = 401), (status = 404),
+        (status = 422), (status = 503))
 )]
 pub(super) async fn show(
     State(state): State<AppState>,
@@ -59,10 +57,8 @@ pub(super) async fn show(
 #[utoipa::path(
     delete, path = "/v1/tasks/{id}", operation_id = "cancelTask", tag = "tasks",
     params(("id" = String, Path, description = "The id")),
-    responses((status = 200, description = "Cancelled: queued tasks never start, a running one is stopped", body = super::openapi::Task), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such resource (or not the caller's)", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "the resource is in a state that does not allow it", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Cancelled: queued tasks never start, a running one is stopped", body = super::openapi::Task), (status = 401), (status = 404),
+        (status = 409), (status = 503))
 )]
 pub(super) async fn cancel(
     State(state): State<AppState>,
@@ -88,9 +84,8 @@ pub(super) struct ListQuery {
            ("feature" = Option<String>, Query, description = "Only this feature"),
            ("limit" = Option<usize>, Query, description = "Page size, 1 to 100"),
            ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
-    responses((status = 200, description = "The caller's tasks, newest first", body = super::openapi::TaskList), (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid input: `errors` names each field", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "a dependency (Redis, PostgreSQL) is unavailable", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The caller's tasks, newest first", body = super::openapi::TaskList), (status = 401), (status = 422),
+        (status = 503))
 )]
 pub(super) async fn list(
     State(state): State<AppState>,

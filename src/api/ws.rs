@@ -37,8 +37,7 @@ pub fn router() -> Router<AppState> {
 
 #[utoipa::path(
     get, path = "/v1/ws", operation_id = "openWebSocket", tag = "tasks",
-    responses((status = 101, description = "WebSocket (subprotocol `tutorq`): `{\"op\":\"subscribe\",\"task_id\":...}` or `{\"all\":true}`, then events as JSON frames"), (status = 400, description = "malformed JSON or query", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no or invalid credentials", body = super::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 101, description = "WebSocket (subprotocol `tutorq`): `{\"op\":\"subscribe\",\"task_id\":...}` or `{\"all\":true}`, then events as JSON frames"), (status = 400), (status = 401))
 )]
 pub(super) async fn upgrade(
     State(state): State<AppState>,
