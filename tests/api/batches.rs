@@ -28,6 +28,13 @@ async fn submit(app: &TestApp, role: Role, body: &Value) -> reqwest::Response {
         .unwrap()
 }
 
+/// A batch the teacher submitted, as accepted (202).
+async fn accepted(app: &TestApp, body: &Value) -> Value {
+    let response = submit(app, Role::Teacher, body).await;
+    assert_eq!(response.status(), 202);
+    response.json().await.unwrap()
+}
+
 async fn batch(app: &TestApp, id: &str) -> Value {
     app.get_json(
         &format!("/v1/batches/{id}"),
@@ -193,15 +200,11 @@ async fn cancelling_stops_the_queued_items_and_the_counts_add_up() {
         s.providers.mock.latency_ms = tutorq::config::LatencySetting::Fixed(300);
     })
     .await;
-    let created: Value = submit(
+    let created: Value = accepted(
         &app,
-        Role::Teacher,
         &json!({ "feature": "question_gen", "items": items(80) }),
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     let id = created["id"].as_str().unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
     let cancelled = app
@@ -236,15 +239,11 @@ async fn students_cannot_batch_and_others_batches_are_not_found() {
     )
     .await;
     assert_eq!(student.status(), 403);
-    let created: Value = submit(
+    let created: Value = accepted(
         &app,
-        Role::Teacher,
         &json!({ "feature": "question_gen", "items": items(1) }),
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     let other = app
         .client
         .get(app.url(&format!("/v1/batches/{}", created["id"].as_str().unwrap())))
@@ -276,15 +275,11 @@ async fn progress_streams_as_server_sent_events_until_the_final_state() {
         s.providers.mock.latency_ms = tutorq::config::LatencySetting::Fixed(50);
     })
     .await;
-    let created: Value = submit(
+    let created: Value = accepted(
         &app,
-        Role::Teacher,
         &json!({ "feature": "question_gen", "items": items(64) }),
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     let id = created["id"].as_str().unwrap();
     let response = app
         .client
@@ -319,15 +314,11 @@ async fn generated_questions_are_deduplicated_within_a_batch() {
     let app = spawn_app_with_workers(|_| {}).await;
     // The mock answers the same input with the same questions.
     let same = json!({ "input": sample_input("question_gen") });
-    let created: Value = submit(
+    let created: Value = accepted(
         &app,
-        Role::Teacher,
         &json!({ "feature": "question_gen", "items": [same.clone(), same] }),
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     let id = created["id"].as_str().unwrap();
     wait_state(&app, id, &["completed"]).await;
     let lines = results(&app, id).await;
@@ -432,15 +423,7 @@ async fn items_never_exceed_the_batch_concurrency_and_its_end_sends_one_webhook(
         s.providers.mock.latency_ms = tutorq::config::LatencySetting::Fixed(60);
     })
     .await;
-    let created: Value = submit(
-        &app,
-        Role::Teacher,
-        &json!({ "feature": "question_gen", "items": items(15), "concurrency": 3, "callback_url": url }),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let created: Value = accepted(&app, &json!({ "feature": "question_gen", "items": items(15), "concurrency": 3, "callback_url": url })).await;
     assert_eq!(created["concurrency"], 3, "{created:#}");
     let id = created["id"].as_str().unwrap();
     let done = wait_state(&app, id, &["completed", "completed_with_errors", "failed"]).await;
@@ -521,15 +504,11 @@ async fn a_batch_reserves_its_requests_and_tokens_up_front_and_items_settle_them
     let quota = app.get_json("/v1/quota", Some(&token)).await;
     assert_eq!(quota["daily"]["requests"]["used"], 0, "{quota:#}");
 
-    let created: Value = submit(
+    let created: Value = accepted(
         &app,
-        Role::Teacher,
         &json!({ "feature": "question_gen", "items": items(8), "concurrency": 1 }),
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     let id = created["id"].as_str().unwrap();
     let reserved = app.get_json("/v1/quota", Some(&token)).await;
     assert_eq!(reserved["daily"]["requests"]["used"], 8, "{reserved:#}");
@@ -600,15 +579,11 @@ async fn an_invalid_model_answer_is_asked_for_once_more_then_the_item_fails_with
         s.providers.openai.api_key = Some(tutorq::config::Secret::new("sk-test"));
     })
     .await;
-    let created: Value = submit(
+    let created: Value = accepted(
         &app,
-        Role::Teacher,
         &json!({ "feature": "question_gen", "items": items(1) }),
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     let id = created["id"].as_str().unwrap();
     let done = wait_state(&app, id, &["failed", "completed"]).await;
     assert_eq!(done["state"], "failed", "{done:#}");
@@ -702,15 +677,11 @@ async fn results_keep_item_order_when_the_refused_items_come_last() {
     let app = spawn_app_with_workers(|_| {}).await;
     let mut all = items(3);
     all[2] = json!({ "input": { "subject": "Matematik" } });
-    let created: Value = submit(
+    let created: Value = accepted(
         &app,
-        Role::Teacher,
         &json!({ "feature": "question_gen", "items": all, "allow_partial": true }),
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     let id = created["id"].as_str().unwrap();
     wait_state(&app, id, &["completed_with_errors"]).await;
     let lines = results(&app, id).await;
