@@ -171,6 +171,34 @@ pub enum Cancelled {
     From(String),
 }
 
+impl Cancelled {
+    /// What `cancel.lua` answered: the state before, or `missing`.
+    fn of(before: &str) -> Self {
+        match before {
+            "missing" => Self::Missing,
+            "succeeded" | "failed" | "cancelled" | "dead" => Self::AlreadyFinal(before.to_owned()),
+            _ => Self::From(before.to_owned()),
+        }
+    }
+}
+
+/// The keys and arguments of `cancel.lua` for one task of the queue `queue`.
+fn cancel_call(queue: &str, task_id: &str, owner: Option<&str>) -> ([String; 3], [String; 4]) {
+    (
+        [
+            keys::task(task_id),
+            keys::events(task_id),
+            keys::delayed(queue),
+        ],
+        [
+            task_id.to_owned(),
+            owner.unwrap_or("").to_owned(),
+            keys::EVENTS_MAXLEN.to_string(),
+            keys::CANCEL_CHANNEL.to_owned(),
+        ],
+    )
+}
+
 /// One row of `finish.lua`'s answer: applied, then the task's stored facts.
 type FinishRow = (
     i64,
@@ -570,28 +598,19 @@ impl TaskStore {
         for chunk in task_ids.chunks(1000) {
             let mut pipe = redis::pipe();
             for id in chunk {
+                let (keys, args) = cancel_call(&kind.queue, id, owner);
                 pipe.cmd("EVALSHA")
                     .arg(&hash)
-                    .arg(3)
-                    .arg(keys::task(id))
-                    .arg(keys::events(id))
-                    .arg(keys::delayed(&kind.queue))
-                    .arg(id)
-                    .arg(owner.unwrap_or(""))
-                    .arg(keys::EVENTS_MAXLEN)
-                    .arg(keys::CANCEL_CHANNEL);
+                    .arg(keys.len())
+                    .arg(&keys[..])
+                    .arg(&args[..]);
             }
             let before: Vec<String> = pipe.query_async(&mut conn).await?;
             cancelled.extend(
                 chunk
                     .iter()
                     .zip(before)
-                    .filter(|(_, state)| {
-                        !matches!(
-                            state.as_str(),
-                            "missing" | "succeeded" | "failed" | "cancelled" | "dead"
-                        )
-                    })
+                    .filter(|(_, state)| matches!(Cancelled::of(state), Cancelled::From(_)))
                     .map(|(id, _)| id.clone()),
             );
         }
@@ -610,23 +629,15 @@ impl TaskStore {
             .kinds
             .get(&record.kind)
             .map_or(record.kind.clone(), |k| k.queue.clone());
+        let (keys, args) = cancel_call(&queue, task_id, owner);
         let before: String = self
             .scripts
             .cancel
-            .key(keys::task(task_id))
-            .key(keys::events(task_id))
-            .key(keys::delayed(&queue))
-            .arg(task_id)
-            .arg(owner.unwrap_or(""))
-            .arg(keys::EVENTS_MAXLEN)
-            .arg(keys::CANCEL_CHANNEL)
+            .key(&keys[..])
+            .arg(&args[..])
             .invoke_async(&mut self.conn.clone())
             .await?;
-        Ok(match before.as_str() {
-            "missing" => Cancelled::Missing,
-            "succeeded" | "failed" | "cancelled" | "dead" => Cancelled::AlreadyFinal(before),
-            _ => Cancelled::From(before),
-        })
+        Ok(Cancelled::of(&before))
     }
 
     /// Re-queues a dead task with fresh attempts; false if it is not dead.
