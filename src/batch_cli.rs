@@ -72,15 +72,8 @@ impl Server {
 }
 
 pub fn run(command: BatchCommand) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("tutorq: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = crate::cli::runtime() else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(execute(command)) {
         Ok(code) => code,

@@ -141,15 +141,8 @@ pub fn run() -> ExitCode {
         command => {
             let settings = settings.expect("loaded");
             crate::telemetry::init(&settings.log);
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(err) => {
-                    eprintln!("tutorq: cannot start the async runtime: {err}");
-                    return ExitCode::FAILURE;
-                }
+            let Some(runtime) = runtime() else {
+                return ExitCode::FAILURE;
             };
             match runtime.block_on(serve(command, settings)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -159,6 +152,21 @@ pub fn run() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// The async runtime of every command that needs one; `None` (said on stderr) when the
+/// system refuses it.
+pub(crate) fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => Some(runtime),
+        Err(err) => {
+            eprintln!("tutorq: cannot start the async runtime: {err}");
+            None
         }
     }
 }
