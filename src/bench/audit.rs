@@ -23,6 +23,9 @@ pub struct AuditBench {
     /// Concurrent HTTP clients (2).
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
+    /// Callers the inline requests come from, in turn (each its own window, quota and bucket).
+    #[arg(long, default_value_t = 1_000)]
+    pub users: usize,
     /// Repetitions; the table shows the median and the range.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
@@ -44,11 +47,12 @@ pub async fn audit(settings: Settings, options: AuditBench) -> anyhow::Result<()
     })
     .await?;
     super::table_head(&format!(
-        "tutorq bench audit: {} runs; {} events written, {} inline requests at c={} per configuration",
+        "tutorq bench audit: {} runs; {} events written, {} inline requests at c={} from {} users per configuration",
         runs.len(),
         options.events,
         options.http_requests,
-        options.concurrency
+        options.concurrency,
+        options.users
     ));
     let row = |name: &str, unit: &str, get: fn(&Figures) -> f64| {
         super::table_row(&runs, name, unit, 1, get);
@@ -111,8 +115,11 @@ async fn one_run(
             state,
             settings,
             &[("TUTORQ__AUDIT__ENABLED", enabled)],
-            options.concurrency,
-            options.http_requests,
+            super::InlineLoad {
+                requests: options.http_requests,
+                concurrency: options.concurrency,
+                users: options.users,
+            },
         )
         .await?;
         if enabled == "true" {

@@ -11,10 +11,11 @@ pub struct Load {
     pub latencies_ms: Vec<f64>,
 }
 
-/// POSTs `body` to `url` with `token`; every answer must have `status`.
+/// POSTs `body` to `url`, request n with `tokens[n % tokens.len()]` (one caller or many);
+/// every answer must have `status`.
 pub async fn post_load(
     url: &str,
-    token: &str,
+    tokens: &[String],
     body: &serde_json::Value,
     status: u16,
     concurrency: usize,
@@ -29,20 +30,24 @@ pub async fn post_load(
     let started = Instant::now();
     let mut clients = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
-        let (client, url, body, token) = (
+        let (client, url, body, tokens) = (
             client.clone(),
             url.to_owned(),
             body.clone(),
-            token.to_owned(),
+            tokens.to_vec(),
         );
         let (next, failures, latencies) = (next.clone(), failures.clone(), latencies.clone());
         clients.spawn(async move {
             let mut mine = Vec::new();
-            while next.fetch_add(1, Ordering::Relaxed) < total {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= total {
+                    break;
+                }
                 let sent = Instant::now();
                 let ok = client
                     .post(&url)
-                    .bearer_auth(&token)
+                    .bearer_auth(&tokens[n % tokens.len()])
                     .json(&body)
                     .send()
                     .await

@@ -27,6 +27,9 @@ pub struct LimitsBench {
     /// Concurrent HTTP clients (2).
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
+    /// Callers the inline requests come from, in turn (each its own window, quota and bucket).
+    #[arg(long, default_value_t = 1_000)]
+    pub users: usize,
     /// Repetitions; the table shows the median and the range.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
@@ -100,8 +103,11 @@ async fn one_run(
             state,
             settings,
             &[("TUTORQ__LIMITS__ENABLED", enabled)],
-            options.concurrency,
-            options.http_requests,
+            super::InlineLoad {
+                requests: options.http_requests,
+                concurrency: options.concurrency,
+                users: options.users,
+            },
         )
         .await?;
         if enabled == "true" {
@@ -119,11 +125,12 @@ async fn one_run(
 
 fn print_table(options: &LimitsBench, runs: &[Figures]) {
     super::table_head(&format!(
-        "tutorq bench limits: {} runs; {} admissions in-process, {} inline requests at c={} per configuration",
+        "tutorq bench limits: {} runs; {} admissions in-process, {} inline requests at c={} from {} users per configuration",
         runs.len(),
         options.admissions,
         options.http_requests,
-        options.concurrency
+        options.concurrency,
+        options.users
     ));
     super::table_row(runs, "(1) admission, all layers, p50", "ms", 3, |f| {
         f.admit_p50_ms

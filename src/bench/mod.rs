@@ -304,30 +304,43 @@ fn percentile(values: &[f64], p: f64) -> f64 {
 
 /// Inline `POST /v1/ai/hint?mode=sync` (mock 0 ms, response cache off, so every request runs
 /// the whole path) against a child `tutorq serve` with `env`: `(req/s, p50 ms, p99 ms)`.
+/// Inline hints at `concurrency` against a child `tutorq serve`, from `users` callers in turn
+/// (each its own quota, window and bucket); answers (req/s, p50 ms, p99 ms).
 async fn inline_load(
     state: &AppState,
     settings: &Settings,
     env: &[(&str, &str)],
-    concurrency: usize,
-    requests: usize,
+    load: InlineLoad,
 ) -> anyhow::Result<(f64, f64, f64)> {
-    let token = state.auth.mint(
-        "bench-inline",
-        crate::auth::Role::Service,
-        Duration::from_secs(3600),
-    );
+    let tokens: Vec<String> = (0..load.users.max(1))
+        .map(|i| {
+            state.auth.mint(
+                &format!("bench-inline-{i}"),
+                crate::auth::Role::Service,
+                Duration::from_secs(3600),
+            )
+        })
+        .collect();
     let body = json!({"input": {"question": "2x + 3 = 11 ise x kaçtır?", "subject": "Matematik", "hint_level": 1}});
     let port = free_port()?;
     let mut web = Engine::spawn_with(settings, port, "serve", env)?;
     web.wait_ready(port).await?;
     let url = format!("http://127.0.0.1:{port}/v1/ai/hint?mode=sync");
-    let load = http::post_load(&url, &token, &body, 200, concurrency, requests).await?;
+    let run = http::post_load(&url, &tokens, &body, 200, load.concurrency, load.requests).await?;
     web.stop();
     Ok((
-        load.req_per_s,
-        percentile(&load.latencies_ms, 50.0),
-        percentile(&load.latencies_ms, 99.0),
+        run.req_per_s,
+        percentile(&run.latencies_ms, 50.0),
+        percentile(&run.latencies_ms, 99.0),
     ))
+}
+
+/// The shape of an inline load: how many requests, how many at once, from how many callers.
+#[derive(Debug, Clone, Copy)]
+struct InlineLoad {
+    requests: usize,
+    concurrency: usize,
+    users: usize,
 }
 
 /// Runs `one` `runs` times, logging each run's figures to stderr.

@@ -277,7 +277,7 @@ async fn http_intake(state: &AppState, port: u16, options: &QueueBench) -> anyho
     let body = json!({"input": {"question": "2x + 3 = 11 ise x kaçtır?", "subject": "Matematik", "hint_level": 1}});
     let load = super::http::post_load(
         &url,
-        &token,
+        std::slice::from_ref(&token),
         &body,
         202,
         options.concurrency,

@@ -447,13 +447,22 @@ async fn an_inline_run_that_overruns_answers_202_completes_once_and_teaches_the_
     assert_eq!(names, ["queued", "started", "succeeded"]);
 
     // The learned latency (about 600 ms) is now over the threshold: the next one is queued.
+    // Samples reach Redis a tenth of a second after the run ends.
     let mut conn = app.redis().await;
-    let learned: String = redis::cmd("HGET")
-        .arg(tutorq::tasks::keys::latency("hint"))
-        .arg("ewma_ms")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let mut learned = None;
+    for _ in 0..100 {
+        learned = redis::cmd("HGET")
+            .arg(tutorq::tasks::keys::latency("hint"))
+            .arg("ewma_ms")
+            .query_async::<Option<String>>(&mut conn)
+            .await
+            .unwrap();
+        if learned.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let learned = learned.expect("the run's latency reaches Redis");
     assert!(learned.parse::<f64>().unwrap() > 150.0, "{learned}");
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await; // the 1 s estimate cache
     let id = accepted_id(app.post_ai_as("u1", "hint", &hint(), &[]).await).await;
