@@ -121,9 +121,7 @@ impl Completer {
             tracing::error!(%err, count = webhooks.len(), "could not queue webhook deliveries");
         }
         for (feature, samples) in samples {
-            if let Err(err) = self.latency.observe(&feature, &samples).await {
-                tracing::debug!(%err, "updating the latency estimate failed");
-            }
+            self.latency.observe(&feature, &samples);
         }
     }
 }
