@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use super::{flush, inline_load, percentile};
+use super::{InlineFigures, flush, inline_load, percentile};
 use crate::app::AppState;
 use crate::auth::{Principal, Role};
 use crate::config::Settings;
@@ -39,12 +39,8 @@ pub struct LimitsBench {
 struct Figures {
     admit_p50_ms: f64,
     admit_p99_ms: f64,
-    on_req_per_s: f64,
-    on_p50_ms: f64,
-    on_p99_ms: f64,
-    off_req_per_s: f64,
-    off_p50_ms: f64,
-    off_p99_ms: f64,
+    on: InlineFigures,
+    off: InlineFigures,
 }
 
 pub async fn limits(settings: Settings, options: LimitsBench) -> anyhow::Result<()> {
@@ -99,7 +95,7 @@ async fn one_run(
     // (2) Inline requests through a web process, limits on then off.
     for enabled in ["true", "false"] {
         flush(&mut redis).await?;
-        let (rate, p50, p99) = inline_load(
+        let figures_of = inline_load(
             state,
             settings,
             &[("TUTORQ__LIMITS__ENABLED", enabled)],
@@ -111,13 +107,9 @@ async fn one_run(
         )
         .await?;
         if enabled == "true" {
-            (figures.on_req_per_s, figures.on_p50_ms, figures.on_p99_ms) = (rate, p50, p99);
+            figures.on = figures_of;
         } else {
-            (
-                figures.off_req_per_s,
-                figures.off_p50_ms,
-                figures.off_p99_ms,
-            ) = (rate, p50, p99);
+            figures.off = figures_of;
         }
     }
     Ok(figures)
@@ -138,18 +130,20 @@ fn print_table(options: &LimitsBench, runs: &[Figures]) {
     super::table_row(runs, "(1) admission, all layers, p99", "ms", 3, |f| {
         f.admit_p99_ms
     });
-    super::table_row(runs, "(2) inline hint, limits on", "req/s", 3, |f| {
-        f.on_req_per_s
-    });
-    super::table_row(runs, "(2) inline hint, limits off", "req/s", 3, |f| {
-        f.off_req_per_s
-    });
-    super::table_row(runs, "(2) latency p50, limits on", "ms", 3, |f| f.on_p50_ms);
-    super::table_row(runs, "(2) latency p50, limits off", "ms", 3, |f| {
-        f.off_p50_ms
-    });
-    super::table_row(runs, "(2) latency p99, limits on", "ms", 3, |f| f.on_p99_ms);
-    super::table_row(runs, "(2) latency p99, limits off", "ms", 3, |f| {
-        f.off_p99_ms
-    });
+    type Row = (&'static str, &'static str, fn(&InlineFigures) -> f64);
+    let rows: [Row; 3] = [
+        ("inline hint", "req/s", |f| f.req_per_s),
+        ("latency p50", "ms", |f| f.p50_ms),
+        ("latency p99", "ms", |f| f.p99_ms),
+    ];
+    for (name, unit, of) in rows {
+        super::table_row(runs, &format!("(2) {name}, limits on"), unit, 3, |f| {
+            of(&f.on)
+        });
+        super::table_row(runs, &format!("(2) {name}, limits off"), unit, 3, |f| {
+            of(&f.off)
+        });
+    }
+    super::cpu_rows(runs, "limits on", |f| &f.on);
+    super::cpu_rows(runs, "limits off", |f| &f.off);
 }

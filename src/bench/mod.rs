@@ -3,6 +3,7 @@
 
 mod audit;
 mod batch;
+mod cpu;
 mod http;
 mod limits;
 mod providers;
@@ -311,7 +312,7 @@ async fn inline_load(
     settings: &Settings,
     env: &[(&str, &str)],
     load: InlineLoad,
-) -> anyhow::Result<(f64, f64, f64)> {
+) -> anyhow::Result<InlineFigures> {
     let tokens: Vec<String> = (0..load.users.max(1))
         .map(|i| {
             state.auth.mint(
@@ -326,13 +327,27 @@ async fn inline_load(
     let mut web = Engine::spawn_with(settings, port, "serve", env)?;
     web.wait_ready(port).await?;
     let url = format!("http://127.0.0.1:{port}/v1/ai/hint?mode=sync");
+    let processes = cpu::Processes::find(state, web.child.id()).await;
+    let before = processes.snapshot();
     let run = http::post_load(&url, &tokens, &body, 200, load.concurrency, load.requests).await?;
+    let cpu = before.per_request(&processes.snapshot(), load.requests);
     web.stop();
-    Ok((
-        run.req_per_s,
-        percentile(&run.latencies_ms, 50.0),
-        percentile(&run.latencies_ms, 99.0),
-    ))
+    Ok(InlineFigures {
+        req_per_s: run.req_per_s,
+        p50_ms: percentile(&run.latencies_ms, 50.0),
+        p99_ms: percentile(&run.latencies_ms, 99.0),
+        cpu,
+    })
+}
+
+/// What an inline load measured.
+#[derive(Debug, Clone, Copy, Default)]
+struct InlineFigures {
+    req_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    /// CPU per request of the web process, Redis, PostgreSQL and the load client.
+    cpu: cpu::PerRequest,
 }
 
 /// The shape of an inline load: how many requests, how many at once, from how many callers.
@@ -365,6 +380,35 @@ fn table_head(title: &str) {
     println!();
     println!("| figure | median | range |");
     println!("| --- | --- | --- |");
+}
+
+/// The CPU-per-request rows of one inline configuration, and the rate at which that much
+/// Redis work fills one Redis core (Redis runs commands on one thread: more web processes
+/// cannot go past it).
+fn cpu_rows<T>(runs: &[T], label: &str, get: impl Fn(&T) -> &InlineFigures) {
+    type Row = (&'static str, fn(&cpu::PerRequest) -> f64);
+    let rows: [Row; 4] = [
+        ("web process", |c| c.web_us),
+        ("Redis", |c| c.redis_us),
+        ("PostgreSQL", |c| c.postgres_us),
+        ("load client", |c| c.client_us),
+    ];
+    for (name, of) in rows {
+        table_row(
+            runs,
+            &format!("(2) CPU per request, {label}: {name}"),
+            "µs",
+            0,
+            |f| of(&get(f).cpu),
+        );
+    }
+    table_row(
+        runs,
+        &format!("(2) one Redis core full at, {label}"),
+        "req/s",
+        0,
+        |f| 1e6 / get(f).cpu.redis_us.max(1.0),
+    );
 }
 
 /// One row of a results table: the median and the range of `get` over the runs.
