@@ -304,9 +304,8 @@ fn percentile(values: &[f64], p: f64) -> f64 {
 }
 
 /// Inline `POST /v1/ai/hint?mode=sync` (mock 0 ms, response cache off, so every request runs
-/// the whole path) against a child `tutorq serve` with `env`: `(req/s, p50 ms, p99 ms)`.
-/// Inline hints at `concurrency` against a child `tutorq serve`, from `users` callers in turn
-/// (each its own quota, window and bucket); answers (req/s, p50 ms, p99 ms).
+/// the whole path) against a child `tutorq serve` with `env`, from `load.users` callers in turn
+/// (each its own quota, window and bucket): rate, latency and CPU per request.
 async fn inline_load(
     state: &AppState,
     settings: &Settings,
