@@ -82,7 +82,9 @@ pub fn event_id(task_id: &str, kind: Kind) -> Uuid {
 
 /// SHA-256 of the input as sent, to find identical requests without storing them twice.
 pub fn input_hash(input: &Json) -> String {
-    format!("{:x}", Sha256::digest(input.to_string().as_bytes()))
+    let mut digest = Sha256::new();
+    serde_json::to_writer(&mut digest, input).expect("a JSON value always serialises");
+    format!("{:x}", digest.finalize())
 }
 
 /// Replaces the values of the named keys, at any depth, with `hmac-sha256:<hex>` of their
@@ -199,6 +201,15 @@ mod tests {
         assert_ne!(
             event_id(task, Kind::Success),
             event_id("0191c3a4-1111-7000-8000-000000000002", Kind::Success)
+        );
+    }
+
+    #[test]
+    fn the_input_hash_is_sha256_of_the_json_text() {
+        let input = json!({ "question": "2x + 3 = 11", "n": [1, 2] });
+        assert_eq!(
+            input_hash(&input),
+            format!("{:x}", Sha256::digest(input.to_string().as_bytes()))
         );
     }
 

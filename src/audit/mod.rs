@@ -8,6 +8,7 @@
 //! retries and re-runs never duplicate a row. Secrets never reach an event: configured keys are
 //! redacted and long strings cut (`audit.redact_fields`, `audit.max_field_bytes`).
 
+mod copy;
 pub mod event;
 pub mod reports;
 mod spool;
@@ -161,31 +162,24 @@ impl AuditLog {
         }
     }
 
-    fn clean(&self, value: &Json) -> Json {
-        match &self.0 {
-            Some(inner) => event::redact(
-                value,
-                &inner.settings.redact_fields,
-                inner.settings.max_field_bytes,
-            ),
-            None => Json::Null,
-        }
-    }
-
     /// `pre_request`: the validated input, its hash and who sent it, before anything runs.
+    /// The input is copied once; hashing and redaction then work on that copy in place.
     pub fn pre_request(&self, facts: &RequestFacts, input: &Json) {
-        if self.0.is_none() {
-            return;
-        }
         let Some(inner) = &self.0 else { return };
-        let mut input = input.clone();
         let settings = &inner.settings;
+        let mut input = input.clone();
         event::hash_in_place(
             &mut input,
             &settings.hash_fields,
             settings.hash_key.as_ref().map(|k| k.expose()),
         );
-        let payload = json!({ "input_hash": input_hash(&input), "input": self.clean(&input) });
+        let hash = input_hash(&input);
+        event::redact_in_place(
+            &mut input,
+            &settings.redact_fields,
+            settings.max_field_bytes,
+        );
+        let payload = json!({ "input_hash": hash, "input": input });
         self.record(base(facts, Kind::PreRequest, payload));
     }
 

@@ -88,7 +88,7 @@ impl Spool {
                         }
                     })
                     .collect();
-                writer::insert(pool, &events).await?;
+                writer::write(pool, &events).await?;
                 const TRIM: &str = "if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('LTRIM', KEYS[1], ARGV[2], -1) redis.call('PEXPIRE', KEYS[2], ARGV[3]) return 1 end return 0";
                 let trimmed: i64 = redis::Script::new(TRIM)
                     .key(KEY)

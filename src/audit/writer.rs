@@ -1,10 +1,12 @@
-//! The writer: events from a bounded channel, inserted in batches (one multi-row INSERT per
-//! batch, `ON CONFLICT (id) DO NOTHING`). A batch PostgreSQL refuses goes to the Redis spool; if
-//! Redis refuses it too, it stays in memory and both are tried again. Nothing is dropped.
+//! The writer: events from a bounded channel, written in batches (one binary `COPY` per batch;
+//! a batch holding a row that is already there is inserted again with `ON CONFLICT (id) DO
+//! NOTHING`). A batch PostgreSQL refuses goes to the Redis spool; if Redis refuses it too, it
+//! stays in memory and both are tried again. Nothing is dropped.
 
 use std::time::Duration;
 
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolCopyExt as _;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -24,51 +26,70 @@ pub async fn run(
     mut rx: mpsc::Receiver<Message>,
     settings: crate::config::AuditSettings,
 ) {
-    let batch_size = settings.batch_size.max(1);
     let flush = Duration::from_millis(settings.flush_ms);
-    let mut batch: Vec<AuditEvent> = Vec::new();
-    let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
-    let mut open = true;
-    while open || !batch.is_empty() {
-        if batch.is_empty() {
-            match rx.recv().await {
-                Some(Message::Event(event)) => batch.push(*event),
-                Some(Message::Final(done)) => batch.push(super::final_event(&settings, *done)),
-                Some(Message::Flush(done)) => {
-                    let _ = done.send(());
-                    continue;
-                }
-                None => break,
-            }
-            // Gather what arrives within `flush`, up to a batch.
-            let deadline = tokio::time::Instant::now() + flush;
-            while batch.len() < batch_size {
-                match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(Message::Event(event))) => batch.push(*event),
-                    Ok(Some(Message::Final(done))) => {
-                        batch.push(super::final_event(&settings, *done));
-                    }
-                    Ok(Some(Message::Flush(done))) => {
-                        waiting.push(done);
-                        break;
-                    }
-                    Ok(None) => {
-                        open = false;
-                        break;
-                    }
-                    Err(_) => break,
-                }
-            }
+    let mut gather = Gather {
+        limit: settings.batch_size.max(1),
+        settings: &settings,
+        batch: Vec::new(),
+        flushes: Vec::new(),
+        closed: false,
+    };
+    while let Some(first) = rx.recv().await {
+        let deadline = tokio::time::Instant::now() + flush;
+        gather.take(first);
+        gather.drain(&mut rx);
+        // Not full and no one waiting for a flush: one timer for the rest of the window, then
+        // whatever arrived meanwhile. Waiting on the channel instead would wake this task once
+        // per event, which cost the web process more than writing the events.
+        if gather.wants_more() {
+            tokio::time::sleep_until(deadline).await;
+            gather.drain(&mut rx);
         }
-        store(&pool, &spool, &mut batch).await;
-        if batch.is_empty() {
-            for done in waiting.drain(..) {
-                let _ = done.send(());
+        store(&pool, &spool, &mut gather.batch).await;
+        for done in gather.flushes.drain(..) {
+            let _ = done.send(());
+        }
+        if gather.closed {
+            break;
+        }
+    }
+}
+
+/// One batch on its way: events (final outcomes made into events as they come) and the
+/// flushes that wait for it.
+struct Gather<'a> {
+    limit: usize,
+    settings: &'a crate::config::AuditSettings,
+    batch: Vec<AuditEvent>,
+    flushes: Vec<oneshot::Sender<()>>,
+    closed: bool,
+}
+
+impl Gather<'_> {
+    fn take(&mut self, message: Message) {
+        match message {
+            Message::Event(event) => self.batch.push(*event),
+            Message::Final(done) => self.batch.push(super::final_event(self.settings, *done)),
+            Message::Flush(done) => self.flushes.push(done),
+        }
+    }
+
+    /// Takes what the channel holds now, up to a full batch.
+    fn drain(&mut self, rx: &mut mpsc::Receiver<Message>) {
+        while self.batch.len() < self.limit {
+            match rx.try_recv() {
+                Ok(message) => self.take(message),
+                Err(mpsc::error::TryRecvError::Empty) => return,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    self.closed = true;
+                    return;
+                }
             }
         }
     }
-    for done in waiting {
-        let _ = done.send(());
+
+    fn wants_more(&self) -> bool {
+        self.batch.len() < self.limit && self.flushes.is_empty() && !self.closed
     }
 }
 
@@ -76,7 +97,7 @@ pub async fn run(
 async fn store(pool: &PgPool, spool: &Spool, batch: &mut Vec<AuditEvent>) {
     let mut pause = Duration::from_millis(100);
     loop {
-        match insert(pool, batch).await {
+        match write(pool, batch).await {
             Ok(()) => break,
             Err(db_err) => match spool.push(batch).await {
                 Ok(()) => {
@@ -94,8 +115,27 @@ async fn store(pool: &PgPool, spool: &Spool, batch: &mut Vec<AuditEvent>) {
     batch.clear();
 }
 
+/// Writes `events` with one binary `COPY`; when one of them is already there (a retried batch,
+/// a re-run task), the whole batch again as an INSERT that skips existing rows.
+pub async fn write(pool: &PgPool, events: &[AuditEvent]) -> sqlx::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let rows = super::copy::encode(events);
+    let copied = async {
+        let mut copy = pool.copy_in_raw(super::copy::STATEMENT).await?;
+        copy.send(rows).await?;
+        copy.finish().await
+    };
+    match copied.await {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(err)) if err.is_unique_violation() => insert(pool, events).await,
+        Err(err) => Err(err),
+    }
+}
+
 /// One multi-row INSERT; a row already there (a retry) is skipped.
-pub async fn insert(pool: &PgPool, events: &[AuditEvent]) -> sqlx::Result<()> {
+async fn insert(pool: &PgPool, events: &[AuditEvent]) -> sqlx::Result<()> {
     if events.is_empty() {
         return Ok(());
     }
@@ -109,10 +149,10 @@ pub async fn insert(pool: &PgPool, events: &[AuditEvent]) -> sqlx::Result<()> {
          duration_ms, cached, degraded, error_kind, client_ip, payload) \
          SELECT id, kind, request_id, task_id, user_id, role, feature, prompt_name, prompt_version, \
          to_timestamp(at_us / 1000000.0), provider, model, prompt_tokens, completion_tokens, cost_usd, \
-         duration_ms, cached, degraded, error_kind, client_ip, payload \
+         duration_ms, cached, degraded, error_kind, client_ip, payload::json \
          FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::text[], $7::text[], \
          $8::text[], $9::text[], $10::int8[], $11::text[], $12::text[], $13::int4[], $14::int4[], \
-         $15::float8[], $16::int4[], $17::bool[], $18::bool[], $19::text[], $20::text[], $21::jsonb[]) \
+         $15::float8[], $16::int4[], $17::bool[], $18::bool[], $19::text[], $20::text[], $21::text[]) \
          AS t(id, kind, request_id, task_id, user_id, role, feature, prompt_name, prompt_version, at_us, \
          provider, model, prompt_tokens, completion_tokens, cost_usd, duration_ms, cached, degraded, \
          error_kind, client_ip, payload) \
@@ -138,7 +178,7 @@ pub async fn insert(pool: &PgPool, events: &[AuditEvent]) -> sqlx::Result<()> {
     .bind(events.iter().map(|e| e.degraded).collect::<Vec<bool>>())
     .bind(optional(|e| e.error_kind.clone()))
     .bind(optional(|e| e.client_ip.clone()))
-    .bind(events.iter().map(|e| e.payload.clone()).collect::<Vec<serde_json::Value>>())
+    .bind(events.iter().map(|e| e.payload.to_string()).collect::<Vec<String>>())
     .execute(pool)
     .await?;
     Ok(())

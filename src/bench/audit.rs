@@ -34,6 +34,8 @@ pub struct AuditBench {
 #[derive(Debug, Default, Clone)]
 struct Figures {
     events_per_s: f64,
+    /// CPU per event written in (1); the writer runs in this process.
+    writer_cpu: super::cpu::PerRequest,
     on: InlineFigures,
     off: InlineFigures,
 }
@@ -58,6 +60,14 @@ pub async fn audit(settings: Settings, options: AuditBench) -> anyhow::Result<()
     row("(1) audit writer into PostgreSQL", "events/s", |f| {
         f.events_per_s
     });
+    row("(1) CPU per event: PostgreSQL", "µs", |f| {
+        f.writer_cpu.postgres_us
+    });
+    row(
+        "(1) CPU per event: the writer (and making the events)",
+        "µs",
+        |f| f.writer_cpu.client_us,
+    );
     row("(2) inline hint, auditing on", "req/s", |f| f.on.req_per_s);
     row("(2) inline hint, auditing off", "req/s", |f| {
         f.off.req_per_s
@@ -102,6 +112,8 @@ async fn one_run(
     let mut audit = settings.audit.clone();
     audit.enabled = true;
     let log = AuditLog::start(&audit, db.clone(), redis.clone());
+    let processes = super::cpu::Processes::find(state, std::process::id()).await;
+    let before = processes.snapshot();
     let started = Instant::now();
     for i in 0..options.events {
         log.send(event(i)).await;
@@ -122,6 +134,7 @@ async fn one_run(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     figures.events_per_s = options.events as f64 / started.elapsed().as_secs_f64();
+    figures.writer_cpu = before.per_request(&processes.snapshot(), options.events);
     sqlx::query("TRUNCATE audit_events, task_history")
         .execute(db)
         .await?;

@@ -280,6 +280,54 @@ async fn a_postgres_outage_loses_no_audit_event_and_duplicates_none() {
 }
 
 #[tokio::test]
+async fn a_batch_holding_a_row_already_written_adds_only_its_new_rows() {
+    let app = crate::helpers::spawn_app().await;
+    let pool = pool(&app).await;
+    let redis = redis::Client::open(app.settings.redis.url.expose()).unwrap();
+    let redis = redis::aio::ConnectionManager::new(redis).await.unwrap();
+    let mut settings = app.settings.audit.clone();
+    settings.enabled = true;
+    let log = tutorq::audit::AuditLog::start(&settings, pool.clone(), redis);
+    let facts = |task_id: &str| tutorq::audit::RequestFacts {
+        task_id: task_id.to_owned(),
+        request_id: format!("req-{task_id}"),
+        user_id: "dup-check".into(),
+        role: "student".into(),
+        feature: "hint".into(),
+        prompt_name: None,
+        prompt_version: None,
+        client_ip: None,
+    };
+    let (first, second) = (
+        uuid::Uuid::now_v7().to_string(),
+        uuid::Uuid::now_v7().to_string(),
+    );
+
+    log.pre_request(&facts(&first), &json!({ "question": "first write" }));
+    log.flush(Duration::from_secs(10)).await;
+    // One batch: a retry of `first` (already a row) and the new `second`.
+    log.pre_request(&facts(&first), &json!({ "question": "retried" }));
+    log.pre_request(&facts(&second), &json!({ "question": "new" }));
+    log.flush(Duration::from_secs(10)).await;
+
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT task_id::text, payload->'input'->>'question' FROM audit_events \
+         WHERE user_id = 'dup-check' ORDER BY task_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (first, "first write".to_owned()),
+            (second, "new".to_owned())
+        ],
+        "the retried row is skipped, the first write kept, and the batch's new row written"
+    );
+}
+
+#[tokio::test]
 async fn sigterm_under_load_loses_no_event_of_an_answered_request() {
     let settings = test_settings().await;
     let port = crate::servers::free_port();
