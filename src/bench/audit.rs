@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{InlineFigures, flush, inline_load};
+use super::{InlineFigures, flush};
 use crate::app::AppState;
 use crate::audit::{AuditEvent, AuditLog, Kind, event_id};
 use crate::config::Settings;
@@ -42,8 +42,8 @@ struct Figures {
 
 pub async fn audit(settings: Settings, options: AuditBench) -> anyhow::Result<()> {
     let state = AppState::build(settings.clone()).await?;
-    let runs = super::repeat(options.runs, async || {
-        one_run(&state, &settings, &options).await
+    let runs = super::repeat(options.runs, async |run| {
+        one_run(&state, &settings, &options, run).await
     })
     .await?;
     super::table_head(&format!(
@@ -101,6 +101,7 @@ async fn one_run(
     state: &AppState,
     settings: &Settings,
     options: &AuditBench,
+    run: usize,
 ) -> anyhow::Result<Figures> {
     let mut figures = Figures::default();
     let mut redis = state.stores.redis.clone();
@@ -139,26 +140,19 @@ async fn one_run(
         .execute(db)
         .await?;
 
-    // (2) Inline requests, auditing on then off.
-    for enabled in ["true", "false"] {
-        flush(&mut redis).await?;
-        let figures_of = inline_load(
-            state,
-            settings,
-            &[("TUTORQ__AUDIT__ENABLED", enabled)],
-            super::InlineLoad {
-                requests: options.http_requests,
-                concurrency: options.concurrency,
-                users: options.users,
-            },
-        )
-        .await?;
-        if enabled == "true" {
-            figures.on = figures_of;
-        } else {
-            figures.off = figures_of;
-        }
-    }
+    // (2) Inline requests, auditing on and off (in turns: see `inline_on_off`).
+    (figures.on, figures.off) = super::inline_on_off(
+        state,
+        settings,
+        "TUTORQ__AUDIT__ENABLED",
+        super::InlineLoad {
+            requests: options.http_requests,
+            concurrency: options.concurrency,
+            users: options.users,
+        },
+        run,
+    )
+    .await?;
     Ok(figures)
 }
 

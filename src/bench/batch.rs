@@ -48,7 +48,7 @@ pub async fn batch(settings: Settings, options: BatchBench) -> anyhow::Result<()
     let token = state
         .auth
         .mint("bench-batch", Role::Service, Duration::from_secs(7200));
-    let runs = repeat(options.runs, async || {
+    let runs = repeat(options.runs, async |_| {
         flush(&mut state.stores.redis.clone()).await?;
         one_run(&settings, &options, &token).await
     })

@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use super::{InlineFigures, flush, inline_load, percentile};
+use super::{InlineFigures, flush, percentile};
 use crate::app::AppState;
 use crate::auth::{Principal, Role};
 use crate::config::Settings;
@@ -45,8 +45,8 @@ struct Figures {
 
 pub async fn limits(settings: Settings, options: LimitsBench) -> anyhow::Result<()> {
     let state = AppState::build(settings.clone()).await?;
-    let all = super::repeat(options.runs, async || {
-        one_run(&state, &settings, &options).await
+    let all = super::repeat(options.runs, async |run| {
+        one_run(&state, &settings, &options, run).await
     })
     .await?;
     print_table(&options, &all);
@@ -57,6 +57,7 @@ async fn one_run(
     state: &AppState,
     settings: &Settings,
     options: &LimitsBench,
+    run: usize,
 ) -> anyhow::Result<Figures> {
     let mut redis = state.stores.redis.clone();
     flush(&mut redis).await?;
@@ -92,26 +93,19 @@ async fn one_run(
     figures.admit_p50_ms = percentile(&samples, 50.0);
     figures.admit_p99_ms = percentile(&samples, 99.0);
 
-    // (2) Inline requests through a web process, limits on then off.
-    for enabled in ["true", "false"] {
-        flush(&mut redis).await?;
-        let figures_of = inline_load(
-            state,
-            settings,
-            &[("TUTORQ__LIMITS__ENABLED", enabled)],
-            super::InlineLoad {
-                requests: options.http_requests,
-                concurrency: options.concurrency,
-                users: options.users,
-            },
-        )
-        .await?;
-        if enabled == "true" {
-            figures.on = figures_of;
-        } else {
-            figures.off = figures_of;
-        }
-    }
+    // (2) Inline requests through a web process, limits on and off (in turns).
+    (figures.on, figures.off) = super::inline_on_off(
+        state,
+        settings,
+        "TUTORQ__LIMITS__ENABLED",
+        super::InlineLoad {
+            requests: options.http_requests,
+            concurrency: options.concurrency,
+            users: options.users,
+        },
+        run,
+    )
+    .await?;
     Ok(figures)
 }
 

@@ -326,6 +326,10 @@ async fn inline_load(
     let mut web = Engine::spawn_with(settings, port, "serve", env)?;
     web.wait_ready(port).await?;
     let url = format!("http://127.0.0.1:{port}/v1/ai/hint?mode=sync");
+    // Unmeasured first: connections, loaded scripts and warm caches, so that neither of two
+    // configurations compared pays for a cold start the other does not.
+    let warmup = (load.requests / 10).clamp(1, 2_000);
+    http::post_load(&url, &tokens, &body, 200, load.concurrency, warmup).await?;
     let processes = cpu::Processes::find(state, web.child.id()).await;
     let before = processes.snapshot();
     let run = http::post_load(&url, &tokens, &body, 200, load.concurrency, load.requests).await?;
@@ -337,6 +341,31 @@ async fn inline_load(
         p99_ms: percentile(&run.latencies_ms, 99.0),
         cpu,
     })
+}
+
+/// The same inline load with `variable` set to `true` and to `false`, each on a fresh web
+/// process and an emptied Redis: `(on, off)`. Odd runs measure `true` first, even runs
+/// `false`, so that whatever the first of two loads in a row pays (or the second, after the
+/// first's writes) falls on both sides equally.
+async fn inline_on_off(
+    state: &AppState,
+    settings: &Settings,
+    variable: &str,
+    load: InlineLoad,
+    run: usize,
+) -> anyhow::Result<(InlineFigures, InlineFigures)> {
+    let mut redis = state.stores.redis.clone();
+    let mut measure = async |enabled: &str| {
+        flush(&mut redis).await?;
+        inline_load(state, settings, &[(variable, enabled)], load).await
+    };
+    if run % 2 == 1 {
+        let on = measure("true").await?;
+        Ok((on, measure("false").await?))
+    } else {
+        let off = measure("false").await?;
+        Ok((measure("true").await?, off))
+    }
 }
 
 /// What an inline load measured.
@@ -357,15 +386,16 @@ struct InlineLoad {
     users: usize,
 }
 
-/// Runs `one` `runs` times, logging each run's figures to stderr.
+/// Runs `one` `runs` times (passing the run's number, from 1), logging each run's figures to
+/// stderr.
 async fn repeat<T: std::fmt::Debug>(
     runs: usize,
-    mut one: impl AsyncFnMut() -> anyhow::Result<T>,
+    mut one: impl AsyncFnMut(usize) -> anyhow::Result<T>,
 ) -> anyhow::Result<Vec<T>> {
     let mut all = Vec::with_capacity(runs);
     for run in 1..=runs {
         eprintln!("bench: run {run} of {runs}");
-        let figures = one().await?;
+        let figures = one(run).await?;
         eprintln!("bench: {figures:?}");
         all.push(figures);
     }

@@ -64,7 +64,7 @@ struct Figures {
 
 pub async fn queue(settings: Settings, options: QueueBench) -> anyhow::Result<()> {
     let state = AppState::build(settings.clone()).await?;
-    let all = super::repeat(options.runs, async || {
+    let all = super::repeat(options.runs, async |_| {
         one_run(&state, &settings, &options).await
     })
     .await?;
