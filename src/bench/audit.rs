@@ -26,8 +26,10 @@ pub struct AuditBench {
     /// Callers the inline requests come from, in turn (each its own window, quota and bucket).
     #[arg(long, default_value_t = 1_000)]
     pub users: usize,
-    /// Repetitions; the table shows the median and the range.
-    #[arg(long, default_value_t = 3)]
+    /// Repetitions; the table shows the median and the range (and, for what auditing costs,
+    /// the mean and its standard error: one run's on/off pair varies by ±10% on a shared
+    /// 2-core machine, so it takes about ten to see a difference of a few percent).
+    #[arg(long, default_value_t = 10)]
     pub runs: usize,
 }
 
@@ -72,9 +74,9 @@ pub async fn audit(settings: Settings, options: AuditBench) -> anyhow::Result<()
     row("(2) inline hint, auditing off", "req/s", |f| {
         f.off.req_per_s
     });
-    row("(2) throughput lost to auditing", "%", |f| {
-        100.0 * (1.0 - f.on.req_per_s / f.off.req_per_s)
-    });
+    let lost = |f: &Figures| 100.0 * (1.0 - f.on.req_per_s / f.off.req_per_s);
+    row("(2) throughput lost to auditing", "%", lost);
+    super::table_mean_row(&runs, "(2) throughput lost to auditing", "%", lost);
     row("(2) latency p99, auditing on", "ms", |f| f.on.p99_ms);
     row("(2) latency p99, auditing off", "ms", |f| f.off.p99_ms);
     // On a machine the load saturates, throughput follows the CPU all processes spend per
@@ -89,9 +91,14 @@ pub async fn audit(settings: Settings, options: AuditBench) -> anyhow::Result<()
         "µs",
         |f| total_us(&f.off),
     );
-    row("(2) auditing's share of the CPU per request", "%", |f| {
-        100.0 * (1.0 - total_us(&f.off) / total_us(&f.on))
-    });
+    let share = |f: &Figures| 100.0 * (1.0 - total_us(&f.off) / total_us(&f.on));
+    row("(2) auditing's share of the CPU per request", "%", share);
+    super::table_mean_row(
+        &runs,
+        "(2) auditing's share of the CPU per request",
+        "%",
+        share,
+    );
     super::cpu_rows(&runs, "auditing on", |f| &f.on);
     super::cpu_rows(&runs, "auditing off", |f| &f.off);
     Ok(())

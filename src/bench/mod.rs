@@ -440,6 +440,21 @@ fn cpu_rows<T>(runs: &[T], label: &str, get: impl Fn(&T) -> &InlineFigures) {
     );
 }
 
+/// A row for a difference that the noise between runs can hide: the mean of `get` over the
+/// runs with its standard error (the spread of that mean), and the range.
+fn table_mean_row<T>(runs: &[T], name: &str, unit: &str, get: impl Fn(&T) -> f64) {
+    let values: Vec<f64> = runs.iter().map(get).collect();
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    let error = (variance / n).sqrt();
+    let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    println!(
+        "| {name}, mean ± standard error | {mean:.1} ± {error:.1} {unit} | {low:.1} – {high:.1} |"
+    );
+}
+
 /// One row of a results table: the median and the range of `get` over the runs.
 fn table_row<T>(runs: &[T], name: &str, unit: &str, decimals: usize, get: impl Fn(&T) -> f64) {
     let mut values: Vec<f64> = runs.iter().map(get).collect();
