@@ -17,15 +17,8 @@ pub struct AuditBench {
     /// Events written in (1).
     #[arg(long, default_value_t = 100_000)]
     pub events: usize,
-    /// Inline HTTP requests per configuration (2).
-    #[arg(long, default_value_t = 20_000)]
-    pub http_requests: usize,
-    /// Concurrent HTTP clients (2).
-    #[arg(long, default_value_t = 64)]
-    pub concurrency: usize,
-    /// Callers the inline requests come from, in turn (each its own window, quota and bucket).
-    #[arg(long, default_value_t = 1_000)]
-    pub users: usize,
+    #[command(flatten)]
+    pub load: super::InlineLoad,
     /// Repetitions; the table shows the median and the range (and, for what auditing costs,
     /// the mean and its standard error: one run's on/off pair varies by ±10% on a shared
     /// 2-core machine, so it takes about ten to see a difference of a few percent).
@@ -52,9 +45,9 @@ pub async fn audit(settings: Settings, options: AuditBench) -> anyhow::Result<()
         "tutorq bench audit: {} runs; {} events written, {} inline requests at c={} from {} users per configuration",
         runs.len(),
         options.events,
-        options.http_requests,
-        options.concurrency,
-        options.users
+        options.load.http_requests,
+        options.load.concurrency,
+        options.load.users
     ));
     let row = |name: &str, unit: &str, get: fn(&Figures) -> f64| {
         super::table_row(&runs, name, unit, 1, get);
@@ -148,18 +141,8 @@ async fn one_run(
         .await?;
 
     // (2) Inline requests, auditing on and off (in turns: see `inline_on_off`).
-    (figures.on, figures.off) = super::inline_on_off(
-        state,
-        settings,
-        "TUTORQ__AUDIT__ENABLED",
-        super::InlineLoad {
-            requests: options.http_requests,
-            concurrency: options.concurrency,
-            users: options.users,
-        },
-        run,
-    )
-    .await?;
+    (figures.on, figures.off) =
+        super::inline_on_off(state, settings, "TUTORQ__AUDIT__ENABLED", options.load, run).await?;
     Ok(figures)
 }
 

@@ -21,15 +21,8 @@ pub struct LimitsBench {
     /// Admissions timed in-process (1).
     #[arg(long, default_value_t = 20_000)]
     pub admissions: usize,
-    /// Inline HTTP requests per configuration (2).
-    #[arg(long, default_value_t = 20_000)]
-    pub http_requests: usize,
-    /// Concurrent HTTP clients (2).
-    #[arg(long, default_value_t = 64)]
-    pub concurrency: usize,
-    /// Callers the inline requests come from, in turn (each its own window, quota and bucket).
-    #[arg(long, default_value_t = 1_000)]
-    pub users: usize,
+    #[command(flatten)]
+    pub load: super::InlineLoad,
     /// Repetitions; the table shows the median and the range.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
@@ -98,11 +91,7 @@ async fn one_run(
         state,
         settings,
         "TUTORQ__LIMITS__ENABLED",
-        super::InlineLoad {
-            requests: options.http_requests,
-            concurrency: options.concurrency,
-            users: options.users,
-        },
+        options.load,
         run,
     )
     .await?;
@@ -114,9 +103,9 @@ fn print_table(options: &LimitsBench, runs: &[Figures]) {
         "tutorq bench limits: {} runs; {} admissions in-process, {} inline requests at c={} from {} users per configuration",
         runs.len(),
         options.admissions,
-        options.http_requests,
-        options.concurrency,
-        options.users
+        options.load.http_requests,
+        options.load.concurrency,
+        options.load.users
     ));
     super::table_row(runs, "(1) admission, all layers, p50", "ms", 3, |f| {
         f.admit_p50_ms

@@ -328,12 +328,20 @@ async fn inline_load(
     let url = format!("http://127.0.0.1:{port}/v1/ai/hint?mode=sync");
     // Unmeasured first: connections, loaded scripts and warm caches, so that neither of two
     // configurations compared pays for a cold start the other does not.
-    let warmup = (load.requests / 10).clamp(1, 2_000);
+    let warmup = (load.http_requests / 10).clamp(1, 2_000);
     http::post_load(&url, &tokens, &body, 200, load.concurrency, warmup).await?;
     let processes = cpu::Processes::find(state, web.child.id()).await;
     let before = processes.snapshot();
-    let run = http::post_load(&url, &tokens, &body, 200, load.concurrency, load.requests).await?;
-    let cpu = before.per_request(&processes.snapshot(), load.requests);
+    let run = http::post_load(
+        &url,
+        &tokens,
+        &body,
+        200,
+        load.concurrency,
+        load.http_requests,
+    )
+    .await?;
+    let cpu = before.per_request(&processes.snapshot(), load.http_requests);
     web.stop();
     Ok(InlineFigures {
         req_per_s: run.req_per_s,
@@ -379,11 +387,17 @@ struct InlineFigures {
 }
 
 /// The shape of an inline load: how many requests, how many at once, from how many callers.
-#[derive(Debug, Clone, Copy)]
-struct InlineLoad {
-    requests: usize,
-    concurrency: usize,
-    users: usize,
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct InlineLoad {
+    /// Inline HTTP requests per configuration (2).
+    #[arg(long, default_value_t = 20_000)]
+    pub http_requests: usize,
+    /// Concurrent HTTP clients (2).
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Callers the inline requests come from, in turn (each its own window, quota and bucket).
+    #[arg(long, default_value_t = 1_000)]
+    pub users: usize,
 }
 
 /// Runs `one` `runs` times (passing the run's number, from 1), logging each run's figures to
