@@ -27,15 +27,12 @@ pub async fn post_load(
     let next = Arc::new(AtomicUsize::new(0));
     let failures = Arc::new(AtomicUsize::new(0));
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(total)));
+    let tokens: Arc<[String]> = tokens.into();
     let started = Instant::now();
     let mut clients = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
-        let (client, url, body, tokens) = (
-            client.clone(),
-            url.to_owned(),
-            body.clone(),
-            tokens.to_vec(),
-        );
+        let (client, url, body, tokens) =
+            (client.clone(), url.to_owned(), body.clone(), tokens.clone());
         let (next, failures, latencies) = (next.clone(), failures.clone(), latencies.clone());
         clients.spawn(async move {
             let mut mine = Vec::new();
