@@ -121,7 +121,9 @@ fn postgres_bin_dirs() -> Vec<PathBuf> {
 }
 
 /// Runs `command` under a shell watchdog: when this test process goes away (however it ends)
-/// the server gets `signal` and its directory is removed.
+/// the server gets `signal` and its directory is removed. When the server exits on its own while
+/// this process lives, the watchdog writes its exit status to `dir/exit-status` (128 + N for
+/// signal N, as the shell reports it) and keeps `dir`, its log included, for [`exit_report`].
 #[expect(
     clippy::zombie_processes,
     reason = "the watchdog outlives this process by design; init reaps it"
@@ -131,8 +133,14 @@ pub fn spawn_watched(command: &[&str], signal: &str, dir: &Path, log: &Path) {
 "$@" &
 child=$!
 while kill -0 "$parent" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.5; done
-kill -"$sig" "$child" 2>/dev/null
-wait "$child"
+if kill -0 "$parent" 2>/dev/null; then
+  wait "$child"
+  echo "$?" >"$dir/exit-status"
+  while kill -0 "$parent" 2>/dev/null; do sleep 0.5; done
+else
+  kill -"$sig" "$child" 2>/dev/null
+  wait "$child"
+fi
 rm -rf "$dir"
 rmdir "$(dirname "$dir")" 2>/dev/null
 exit 0"#;
@@ -150,6 +158,41 @@ exit 0"#;
         .stderr(log)
         .spawn()
         .expect("start a server under its watchdog");
+}
+
+/// What became of a server started by [`spawn_watched`] in `dir`: `None` while it runs; once it
+/// has exited, how (its exit status, or the signal that killed it) and the end of its log.
+pub fn exit_report(dir: &Path, log: &Path) -> Option<String> {
+    let status = std::fs::read_to_string(dir.join("exit-status")).ok()?;
+    let status = status.trim();
+    let how = match status.parse::<i32>() {
+        Ok(code) if code > 128 => format!(
+            "was killed by signal {} ({})",
+            code - 128,
+            signal_name(code - 128)
+        ),
+        Ok(code) => format!("exited with status {code}"),
+        Err(_) => format!("exited ({status})"),
+    };
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+    Some(format!(
+        "the server {how}; the last lines of its log ({}):\n{tail}",
+        log.display()
+    ))
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        4 => "SIGILL: an instruction this CPU does not execute",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        9 => "SIGKILL",
+        11 => "SIGSEGV: a general protection fault or a bad address",
+        15 => "SIGTERM",
+        _ => "see `kill -l`",
+    }
 }
 
 pub fn wait_until(what: &str, log: &Path, mut ready: impl FnMut() -> bool) {
