@@ -2,12 +2,10 @@
 //! Production (`tutorq serve`) and the tests start the app through this same path.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
@@ -41,6 +39,8 @@ pub struct Shared {
     pub auth: Authenticator,
     pub api_keys: crate::auth::ApiKeys,
     pub limits: Limits,
+    /// What callers hold open in this process (long-polls, event streams, WebSockets).
+    pub open: crate::api::OpenSlots,
 }
 
 impl AppState {
@@ -95,6 +95,7 @@ impl AppState {
                 crate::cache::ResponseCache::new(stores.redis.clone(), &settings.cache),
             ),
             limits,
+            open: crate::api::OpenSlots::new(&settings.server.open),
             stores,
             settings,
         })))
@@ -140,18 +141,9 @@ impl Application {
         let grace = Duration::from_secs(self.state.settings.server.shutdown_grace_secs);
         let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
         let engine = self.state.service.engine().clone();
+        let limits = crate::http_server::Limits::from(&self.state.settings.server);
         let router = crate::api::router(self.state);
-        // Small writes (SSE events, short JSON) go out at once instead of waiting on Nagle.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::debug!(%err, "could not set TCP_NODELAY");
-            }
-        });
-        let server = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        let server = crate::http_server::serve(self.listener, router, limits, async move {
             shutdown.await;
             let _ = stopping_tx.send(true);
         });
@@ -160,7 +152,7 @@ impl Application {
             tokio::time::sleep(grace).await;
         };
         tokio::select! {
-            result = server => result.context("serving HTTP")?,
+            () = server => {}
             () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing the remaining connections"),
         }
         // What answered requests wrote goes out before the process ends.
@@ -185,9 +177,20 @@ impl AdminListener {
             return Ok(None);
         }
         let address = format!("{}:{port}", state.settings.server.host);
-        let listener = TcpListener::bind(&address).await.with_context(|| {
-            format!("binding the worker admin port {address} (worker.admin_port; 0 turns it off)")
-        })?;
+        let listener = match TcpListener::bind(&address).await {
+            Ok(listener) => listener,
+            // Another worker on this machine has it: this one works on without the admin
+            // listener rather than stopping the formation (give each a port: `PORT`).
+            Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => {
+                tracing::warn!(%address, "the worker admin port is taken; this worker runs without /healthz, /readyz and /metrics (set PORT or TUTORQ__WORKER__ADMIN_PORT per worker)");
+                return Ok(None);
+            }
+            Err(err) => {
+                return Err(err).with_context(|| {
+                    format!("binding the worker admin port {address} (worker.admin_port; 0 turns it off)")
+                });
+            }
+        };
         tracing::info!(address = %format!("http://{address}"), "worker admin listener (healthz, readyz, metrics)");
         Ok(Some(Self {
             listener,
@@ -199,9 +202,9 @@ impl AdminListener {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(self.listener, crate::api::admin_router(self.state))
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving the worker admin port")
+        let limits = crate::http_server::Limits::from(&self.state.settings.server);
+        let router = crate::api::admin_router(self.state);
+        crate::http_server::serve(self.listener, router, limits, shutdown).await;
+        Ok(())
     }
 }

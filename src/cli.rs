@@ -256,6 +256,10 @@ fn token(settings: Settings, sub: &str, role: Role, ttl: Duration) -> ExitCode {
         eprintln!("tutorq: --sub must not be empty");
         return ExitCode::from(2);
     }
+    if let Err(rule) = crate::auth::check_id(sub) {
+        eprintln!("tutorq: --sub {rule}");
+        return ExitCode::from(2);
+    }
     println!(
         "{}",
         Authenticator::new(&settings.auth).mint(sub, role, ttl)

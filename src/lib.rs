@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod feature;
 pub mod guard;
+pub mod http_server;
 pub mod limits;
 pub mod metrics;
 pub mod prompts;

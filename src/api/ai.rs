@@ -169,6 +169,12 @@ pub(super) async fn submit(
             .to_string(),
         ),
     };
+    // A streamed answer is an open event stream: its slot is taken before anything runs.
+    let mut stream_slot = if request.stream {
+        Some(state.open.event_streams.take(&principal.user_id)?)
+    } else {
+        None
+    };
     let (submitted, admission) = state.service.submit(&principal, feature, request).await?;
     let mut response = match submitted {
         Submitted::Done(completion) => {
@@ -178,7 +184,10 @@ pub(super) async fn submit(
         }
         Submitted::Accepted(record) => accepted(&record),
         Submitted::Streaming(record) => {
-            super::events::stream_response(&state, &principal, &record.id, "0-0").await?
+            let slot = stream_slot
+                .take()
+                .expect("a streamed answer was asked for, so its slot was taken");
+            super::events::stream_response(&state, &principal, &record.id, "0-0", slot).await?
         }
     };
     if let Some(figures) = admission.figures {

@@ -41,9 +41,7 @@ pub(super) struct NewKey {
 }
 
 fn database(err: sqlx::Error) -> ApiError {
-    ApiError::NotReady {
-        failing: [("postgres".to_owned(), err.to_string())].into(),
-    }
+    ApiError::database(err)
 }
 
 #[utoipa::path(
@@ -61,18 +59,13 @@ pub(super) async fn create(
     require_role(&principal, &[Role::Admin])?;
     let name = body.name.trim();
     let owner = body.owner.trim();
-    if name.is_empty() || name.len() > 200 {
+    if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
         return Err(ApiError::invalid_field(
             "name",
-            "must be 1 to 200 characters",
+            "must be 1 to 200 characters, without control characters",
         ));
     }
-    if owner.is_empty() || owner.len() > 200 || owner.contains(['{', '}']) {
-        return Err(ApiError::invalid_field(
-            "owner",
-            "must be 1 to 200 characters, without braces",
-        ));
-    }
+    crate::auth::check_id(owner).map_err(|rule| ApiError::invalid_field("owner", rule))?;
     if !matches!(body.role, Role::Service | Role::Teacher) {
         return Err(ApiError::invalid_field(
             "role",

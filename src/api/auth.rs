@@ -21,12 +21,18 @@ pub async fn require_auth(
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().map_err(|_| AuthError::Malformed))
         .transpose()?;
-    let principal = match bearer_api_key(header) {
-        Some(key) => state.api_keys.authenticate(key).await?,
-        None => state.auth.authenticate(header)?,
-    };
+    let principal = authenticate(&state, header).await?;
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
+}
+
+/// The caller of an `Authorization` header value: an API key (`Bearer tq_…`) as its owner, or
+/// a JWT. Every route that authenticates, streams and sockets included, goes through here.
+pub async fn authenticate(state: &AppState, header: Option<&str>) -> Result<Principal, AuthError> {
+    match bearer_api_key(header) {
+        Some(key) => state.api_keys.authenticate(key).await,
+        None => state.auth.authenticate(header),
+    }
 }
 
 /// The API key of a `Bearer tq_…` header.

@@ -1,7 +1,7 @@
 //! `/v1/batches`: bulk requests (teachers, services and admins). Submit, follow, read the
 //! results as JSON lines, cancel.
 
-use axum::extract::{ConnectInfo, FromRequest as _, Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -79,15 +79,7 @@ async fn read_body(
         .trim()
         .to_ascii_lowercase();
     let limit = state.settings.server.batch_body_limit_bytes;
-    let bytes = axum::body::Bytes::from_request(request, state)
-        .await
-        .map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge { limit }
-            } else {
-                ApiError::MalformedJson(rejection.body_text())
-            }
-        })?;
+    let bytes = super::json::read_body(request, state, limit).await?;
     match content_type.as_str() {
         "application/json" => super::json::parse(&bytes),
         "application/x-ndjson" | "application/jsonl" => {
@@ -234,7 +226,7 @@ pub(super) async fn cancel(
     get, path = "/v1/batches/{id}/events", operation_id = "batchEvents", tag = "batches",
     params(("id" = String, Path, description = "The id")),
     responses((status = 200, description = "Server-Sent Events: `progress` at most every 500 ms, then the final state", content_type = "text/event-stream"), (status = 401), (status = 403),
-        (status = 404), (status = 503))
+        (status = 404), (status = 429), (status = 503))
 )]
 pub(super) async fn events(
     State(state): State<AppState>,
@@ -243,6 +235,8 @@ pub(super) async fn events(
 ) -> Result<Response, ApiError> {
     require_role(&principal, ROLES)?;
     let first = state.service.batch(&principal, &id).await?;
+    let slot = state.open.event_streams.take(&principal.user_id)?;
+    let expires_at = principal.expires_at;
     let stream = futures_util::stream::unfold(
         (state, principal, id, Some(first), None::<String>, false),
         |(state, principal, id, mut next, mut last, done)| async move {
@@ -282,7 +276,7 @@ pub(super) async fn events(
             }
         },
     );
-    Ok(Sse::new(super::metrics::counted_sse(stream))
+    Ok(Sse::new(super::events::held_sse(stream, slot, expires_at))
         .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
         .into_response())
 }

@@ -172,9 +172,7 @@ pub(super) async fn task(
         None => {
             let row = tasks::finished(&state.stores.db, uuid)
                 .await
-                .map_err(|err| ApiError::NotReady {
-                    failing: [("postgres".to_owned(), err.to_string())].into(),
-                })?
+                .map_err(ApiError::database)?
                 .ok_or_else(missing)?;
             (
                 serde_json::to_value(row).expect("a task row serializes"),

@@ -7,11 +7,12 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
+use futures_util::StreamExt as _;
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -19,6 +20,7 @@ use serde_json::{Value, json};
 use super::auth::require_auth;
 use super::problem::ApiError;
 use super::query::ApiQuery;
+use super::slots::Slot;
 use crate::app::AppState;
 use crate::auth::{AuthError, Principal};
 use crate::tasks::Subscription;
@@ -68,7 +70,8 @@ pub(super) struct EventsQuery {
     get, path = "/v1/tasks/{id}/events", operation_id = "taskEvents", tag = "tasks",
     params(("id" = String, Path, description = "The id"), ("token" = Option<String>, Query, description = "A stream token (for `EventSource`, which cannot send headers)"),
            ("last_event_id" = Option<String>, Query, description = "Resume after this event (or the `Last-Event-ID` header)")),
-    responses((status = 200, description = "Server-Sent Events: `queued`, `started`, `delta`, `retracted`, then the final state", content_type = "text/event-stream"), (status = 401), (status = 404),
+    responses((status = 200, description = "Server-Sent Events: `queued`, `started`, `delta`, `retracted`, then the final state (or `expired` when the token runs out)", content_type = "text/event-stream"),
+        (status = 204, description = "The task is final and `Last-Event-ID` is its last event: nothing more will come (EventSource stops)"), (status = 401), (status = 404), (status = 429),
         (status = 503))
 )]
 pub(super) async fn events(
@@ -78,9 +81,10 @@ pub(super) async fn events(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let principal = match (headers.get(header::AUTHORIZATION), &query.token) {
-        (Some(value), _) => state
-            .auth
-            .authenticate(Some(value.to_str().map_err(|_| AuthError::Malformed)?))?,
+        (Some(value), _) => {
+            let value = value.to_str().map_err(|_| AuthError::Malformed)?;
+            super::auth::authenticate(&state, Some(value)).await?
+        }
         (None, Some(token)) => state.auth.verify_stream(token, &id)?,
         (None, None) => return Err(AuthError::Missing.into()),
     };
@@ -90,18 +94,33 @@ pub(super) async fn events(
         .map(str::to_owned)
         .or(query.last_event_id)
         .unwrap_or_else(|| "0-0".to_owned());
-    stream_response(&state, &principal, &id, &cursor).await
+    // `EventSource` reconnects after every ended stream, with the last id it saw: once that
+    // is the final event, 204 is what makes it stop (WHATWG HTML §9.2.3).
+    if state
+        .service
+        .seen_to_the_end(&principal, &id, &cursor)
+        .await?
+    {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let slot = state.open.event_streams.take(&principal.user_id)?;
+    stream_response(&state, &principal, &id, &cursor, slot).await
 }
 
-/// The SSE answer that follows a task's events after `cursor`.
+/// The SSE answer that follows a task's events after `cursor`, holding `slot` while open.
 pub async fn stream_response(
     state: &AppState,
     principal: &Principal,
     task_id: &str,
     cursor: &str,
+    slot: Slot,
 ) -> Result<Response, ApiError> {
     let subscription = state.service.subscribe(principal, task_id, cursor).await?;
-    let events = super::metrics::counted_sse(event_stream(subscription, cursor.to_owned()));
+    let events = held_sse(
+        event_stream(subscription, cursor.to_owned()),
+        slot,
+        principal.expires_at,
+    );
     let sse = Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
     let mut response = sse.into_response();
     let headers = response.headers_mut();
@@ -155,4 +174,48 @@ fn event_stream(
         };
         Some((Ok(event), progress))
     })
+}
+
+/// An event stream as served: counted while open, holding its caller's slot, and ended with
+/// an `expired` event when the caller's token expires (an API key's stream has no end).
+pub(super) fn held_sse<S>(
+    events: S,
+    slot: Slot,
+    expires_at: Option<u64>,
+) -> impl Stream<Item = Result<Event, Infallible>>
+where
+    S: Stream<Item = Result<Event, Infallible>> + Send,
+{
+    let open = crate::metrics::OpenConnection::sse();
+    let expiry = Box::pin(tokio::time::sleep_until(expiry_instant(expires_at)));
+    let held = (Box::pin(events), expiry, (open, slot), false);
+    stream::unfold(held, |(mut events, mut expiry, held, done)| async move {
+        if done {
+            return None;
+        }
+        tokio::select! {
+            item = events.next() => item.map(|item| (item, (events, expiry, held, false))),
+            () = &mut expiry => {
+                let event = Event::default().event("expired").data(
+                    json!({ "message": "the token expired; reconnect with a fresh token (and Last-Event-ID) to go on" })
+                        .to_string(),
+                );
+                Some((Ok(event), (events, expiry, held, true)))
+            }
+        }
+    })
+}
+
+/// When a credential expiring at `expires_at` (Unix seconds) runs out, on the runtime's clock;
+/// far in the future for one that never expires.
+pub(super) fn expiry_instant(expires_at: Option<u64>) -> tokio::time::Instant {
+    const NEVER: Duration = Duration::from_secs(100 * 365 * 86_400);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let left = match expires_at {
+        Some(exp) => Duration::from_secs(exp).saturating_sub(now),
+        None => NEVER,
+    };
+    tokio::time::Instant::now() + left
 }

@@ -23,16 +23,30 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
                 .map(|v| v.to_str().unwrap_or("(not text)")),
         )?;
         let limit = state.settings.server.body_limit_bytes;
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge { limit }
-                } else {
-                    ApiError::MalformedJson(rejection.body_text())
-                }
-            })?;
+        let bytes = read_body(request, state, limit).await?;
         parse(&bytes).map(ApiJson)
+    }
+}
+
+/// The whole body, up to `limit` bytes (413 beyond), arriving within
+/// `server.body_read_timeout_secs` (408 beyond: a client trickling a body holds a connection
+/// and a task, so it gets a deadline, not patience).
+pub(super) async fn read_body(
+    request: Request,
+    state: &AppState,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    let deadline = std::time::Duration::from_secs(state.settings.server.body_read_timeout_secs);
+    let read = Bytes::from_request(request, state);
+    match tokio::time::timeout(deadline, read).await {
+        Err(_elapsed) => Err(ApiError::BodyTimeout {
+            secs: deadline.as_secs(),
+        }),
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(rejection)) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(ApiError::PayloadTooLarge { limit })
+        }
+        Ok(Err(rejection)) => Err(ApiError::MalformedJson(rejection.body_text())),
     }
 }
 

@@ -9,7 +9,6 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures_util::Stream;
 use sha2::{Digest, Sha256};
 
 use super::problem::ApiError;
@@ -84,13 +83,4 @@ fn method_label(method: &Method) -> &'static str {
         Method::OPTIONS => "OPTIONS",
         _ => "other",
     }
-}
-
-/// An SSE stream that counts as open in `tutorq_sse_connections` until it is dropped.
-pub fn counted_sse<S: Stream>(stream: S) -> impl Stream<Item = S::Item> {
-    let open = crate::metrics::OpenConnection::sse();
-    futures_util::StreamExt::map(stream, move |item| {
-        let _ = &open;
-        item
-    })
 }

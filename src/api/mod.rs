@@ -17,6 +17,7 @@ mod problem;
 mod query;
 mod reports;
 mod request_context;
+mod slots;
 mod tasks;
 mod ws;
 
@@ -30,6 +31,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 pub use openapi::description as openapi_description;
 pub use problem::ApiError;
 pub use request_context::REQUEST_ID_HEADER;
+pub use slots::OpenSlots;
 
 use crate::app::AppState;
 
@@ -68,6 +70,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::limits::ip::limit_ip,
         ))
+        .layer(middleware::from_fn(query::check_uri))
         .layer(middleware::from_fn(metrics::track))
         .layer(middleware::from_fn(request_context::request_context))
         .with_state(state)

@@ -106,7 +106,14 @@ impl Modify for Bearer {
 
 /// What each error status means when an operation does not say more.
 const PROBLEM_STATUSES: &[(&str, &str)] = &[
-    ("400", "malformed JSON or query"),
+    (
+        "400",
+        "malformed JSON, or a path that is not valid UTF-8 or holds a control character",
+    ),
+    (
+        "408",
+        "the request body did not arrive within `server.body_read_timeout_secs`",
+    ),
     ("401", "no or invalid credentials"),
     (
         "403",
@@ -116,10 +123,13 @@ const PROBLEM_STATUSES: &[(&str, &str)] = &[
     ("409", "the resource is in a state that does not allow it"),
     ("413", "the body is too large"),
     ("415", "unsupported content type"),
-    ("422", "invalid input: `errors` names each field"),
+    (
+        "422",
+        "invalid input or query parameter: `errors` names each field",
+    ),
     (
         "429",
-        "a rate limit or quota refused the request (`Retry-After`, `RateLimit-*` headers)",
+        "a rate limit or quota refused the request (`Retry-After`, `RateLimit-*` headers), or the caller holds too many long-polls, streams or sockets open",
     ),
     ("503", "a dependency (Redis, PostgreSQL) is unavailable"),
 ];
@@ -140,6 +150,19 @@ impl Modify for Problems {
                 &mut item.delete,
             ];
             for operation in operations.into_iter().flatten() {
+                // Every route refuses a bad path (400) or query parameter (422) before its
+                // handler runs, and a body that does not arrive in time (408).
+                let mut general = vec!["400", "422"];
+                if operation.request_body.is_some() {
+                    general.push("408");
+                }
+                for status in general {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| RefOr::T(utoipa::openapi::Response::new("")));
+                }
                 for (status, response) in operation.responses.responses.iter_mut() {
                     let RefOr::T(response) = response else {
                         continue;

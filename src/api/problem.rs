@@ -82,6 +82,24 @@ const KINDS: &[(&str, &str, u16, &str)] = &[
         "The request body is larger than the server accepts.",
     ),
     (
+        "body-timeout",
+        "Request Body Timeout",
+        408,
+        "The request body did not arrive whole within the server's deadline (`server.body_read_timeout_secs`).",
+    ),
+    (
+        "bad-path",
+        "Bad Path",
+        400,
+        "The request path is not valid UTF-8 once percent-decoded, or holds a control character.",
+    ),
+    (
+        "too-many-connections",
+        "Too Many Connections",
+        503,
+        "The server holds as many connections as it allows (`server.max_connections`); the connection was closed. Retry shortly.",
+    ),
+    (
         "unsupported-media-type",
         "Unsupported Media Type",
         415,
@@ -178,6 +196,12 @@ const KINDS: &[(&str, &str, u16, &str)] = &[
         "The user's token bucket for this feature is empty; it refills over time (`Retry-After`).",
     ),
     (
+        "too-many-open",
+        "Too Many Open",
+        429,
+        "The caller (or this server) holds as many long-polls, event streams or WebSockets open as allowed; close one, or retry after `Retry-After`.",
+    ),
+    (
         "not-ready",
         "Not Ready",
         503,
@@ -203,6 +227,10 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("the request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("the request body did not arrive whole within {secs} s")]
+    BodyTimeout { secs: u64 },
+    #[error("the request path is not valid: {0}")]
+    BadPath(String),
     #[error("{detail}")]
     InvalidInput { detail: String, errors: FieldErrors },
     #[error("`{field}` mentions `{topic}`, a topic this feature does not accept")]
@@ -227,6 +255,8 @@ pub enum ApiError {
     #[error("not ready: {}", failing.keys().cloned().collect::<Vec<_>>().join(", "))]
     NotReady { failing: BTreeMap<String, String> },
     #[error("{0}")]
+    TooManyOpen(String),
+    #[error("{0}")]
     IpRateLimited(crate::limits::IpVerdict),
     #[error("{0}")]
     Limited(Box<crate::limits::Refusal>),
@@ -235,6 +265,27 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A PostgreSQL failure as the client may see it: never PostgreSQL's own text (it is
+    /// logged). A value PostgreSQL refuses for its content is the client's mistake (400); any
+    /// other failure is 503.
+    pub fn database(err: sqlx::Error) -> Self {
+        tracing::warn!(%err, "PostgreSQL refused or failed a query");
+        if crate::audit::quarantine::refuses_row(&err) {
+            return Self::InvalidInput {
+                detail: "a value in this request cannot be stored (it holds NUL or is too large)"
+                    .into(),
+                errors: FieldErrors::new(),
+            };
+        }
+        Self::NotReady {
+            failing: [(
+                "postgres".to_owned(),
+                "did not answer; the server log has the details".to_owned(),
+            )]
+            .into(),
+        }
+    }
+
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
         Self::InvalidInput {
             detail: format!("`{field}` is invalid"),
@@ -252,6 +303,8 @@ impl ApiError {
             Self::MalformedJson(_) => "malformed-json",
             Self::UnsupportedMediaType(_) => "unsupported-media-type",
             Self::PayloadTooLarge { .. } => "payload-too-large",
+            Self::BodyTimeout { .. } => "body-timeout",
+            Self::BadPath(_) => "bad-path",
             Self::InvalidInput { .. } => "invalid-input",
             Self::ForbiddenTopic { .. } => "forbidden-topic",
             Self::UnknownPromptVersion(_) => "unknown-prompt-version",
@@ -264,6 +317,7 @@ impl ApiError {
             Self::IdempotencyKeyReused => "idempotency-key-reused",
             Self::StoreUnavailable(_) => "store-unavailable",
             Self::IpRateLimited(_) => "rate-limited",
+            Self::TooManyOpen(_) => "too-many-open",
             Self::Limited(refusal) => match refusal.limit.as_str() {
                 "blocked" => "blocked",
                 "daily-requests" => "daily-requests",
@@ -483,6 +537,9 @@ impl IntoResponse for ApiError {
                 {
                     headers.insert("ratelimit-policy", policy);
                 }
+            }
+            Self::TooManyOpen(_) => {
+                headers.insert(header::RETRY_AFTER, 5.into());
             }
             Self::Limited(refusal) => {
                 headers.insert(header::RETRY_AFTER, refusal.retry_after_secs().into());

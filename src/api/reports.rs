@@ -39,9 +39,7 @@ pub(super) struct ReportQuery {
 }
 
 fn database(err: sqlx::Error) -> ApiError {
-    ApiError::NotReady {
-        failing: [("postgres".to_owned(), err.to_string())].into(),
-    }
+    ApiError::database(err)
 }
 
 /// `[from, to)`: both RFC 3339; `to` defaults to now and `from` to 30 days before `to`.

@@ -29,9 +29,9 @@ pub(super) struct ShowQuery {
 
 #[utoipa::path(
     get, path = "/v1/tasks/{id}", operation_id = "getTask", tag = "tasks",
-    params(("id" = String, Path, description = "The id"), ("wait" = Option<f64>, Query, description = "Seconds to wait for a final state (long-poll, up to the configured maximum)")),
+    params(("id" = String, Path, description = "The id"), ("wait" = Option<f64>, Query, description = "Seconds to wait for a final state (long-poll, 0 to `intake.long_poll_max_secs`, 30 by default)")),
     responses((status = 200, description = "The task: status, result or error, usage, attempts, timestamps", body = super::openapi::Task), (status = 401), (status = 404),
-        (status = 422), (status = 503))
+        (status = 422), (status = 429), (status = 503))
 )]
 pub(super) async fn show(
     State(state): State<AppState>,
@@ -40,15 +40,22 @@ pub(super) async fn show(
     query: Result<Query<ShowQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(|err| ApiError::invalid_field("query", err.body_text()))?;
+    let max = state.settings.intake.long_poll_max_secs;
     let wait = match query.wait {
         None => Duration::ZERO,
-        Some(seconds) if (0.0..=3600.0).contains(&seconds) => Duration::from_secs_f64(seconds),
+        Some(seconds) if (0.0..=max as f64).contains(&seconds) => Duration::from_secs_f64(seconds),
         Some(_) => {
             return Err(ApiError::invalid_field(
                 "wait",
-                "must be a number of seconds between 0 and 30",
+                format!("must be a number of seconds between 0 and {max}"),
             ));
         }
+    };
+    // A long-poll holds a slot while it waits (an immediate answer holds none).
+    let _slot = if wait.is_zero() {
+        None
+    } else {
+        Some(state.open.long_polls.take(&principal.user_id)?)
     };
     let record = state.service.task(&principal, &id, wait).await?;
     Ok(Json(record.to_json()))

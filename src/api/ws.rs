@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use axum::routing::get;
@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use super::problem::ApiError;
+use super::slots::Slot;
 use crate::app::AppState;
 use crate::auth::{AuthError, Principal};
 use crate::service::AiService;
@@ -30,6 +31,8 @@ const BEARER_PROTOCOL: &str = "bearer.";
 /// Frames queued for one socket before it counts as too slow.
 const OUTBOX: usize = 1024;
 const PING_EVERY: Duration = Duration::from_secs(20);
+/// Longer "task ids" are refused without being echoed back.
+const MAX_TASK_ID: usize = 64;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/ws", get(upgrade))
@@ -37,7 +40,7 @@ pub fn router() -> Router<AppState> {
 
 #[utoipa::path(
     get, path = "/v1/ws", operation_id = "openWebSocket", tag = "tasks",
-    responses((status = 101, description = "WebSocket (subprotocol `tutorq`): `{\"op\":\"subscribe\",\"task_id\":...}` or `{\"all\":true}`, then events as JSON frames"), (status = 400), (status = 401))
+    responses((status = 101, description = "WebSocket (subprotocol `tutorq`): `{\"op\":\"subscribe\",\"task_id\":...}` or `{\"all\":true}`, then events as JSON frames"), (status = 400), (status = 401), (status = 429))
 )]
 pub(super) async fn upgrade(
     State(state): State<AppState>,
@@ -56,16 +59,24 @@ pub(super) async fn upgrade(
             .iter()
             .find_map(|p| p.strip_prefix(BEARER_PROTOCOL)),
     ) {
-        (Some(value), _) => state
-            .auth
-            .authenticate(Some(value.to_str().map_err(|_| AuthError::Malformed)?))?,
-        (None, Some(token)) => state.auth.verify(token)?,
+        (Some(value), _) => {
+            let value = value.to_str().map_err(|_| AuthError::Malformed)?;
+            super::auth::authenticate(&state, Some(value)).await?
+        }
+        (None, Some(token)) => {
+            super::auth::authenticate(&state, Some(&format!("Bearer {token}"))).await?
+        }
         (None, None) => return Err(AuthError::Missing.into()),
     };
+    let slot = state.open.websockets.take(&principal.user_id)?;
     let service = state.service.clone();
+    let max_bytes = state.settings.server.websocket_max_message_bytes;
+    let max_subscriptions = state.settings.server.websocket_max_subscriptions;
     Ok(ws
         .protocols([PROTOCOL])
-        .on_upgrade(move |socket| serve(socket, service, principal)))
+        .max_message_size(max_bytes)
+        .max_frame_size(max_bytes)
+        .on_upgrade(move |socket| serve(socket, service, principal, max_subscriptions, slot)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,42 +106,87 @@ struct Connection {
     outbox: mpsc::Sender<Value>,
     tasks: HashMap<String, AbortHandle>,
     feed: Option<AbortHandle>,
+    max_subscriptions: usize,
 }
 
-async fn serve(socket: WebSocket, service: AiService, principal: Principal) {
+/// Close code for a socket whose token expired (4000–4999 are the application's; 4401 echoes
+/// HTTP 401).
+const CLOSE_EXPIRED: u16 = 4401;
+
+async fn serve(
+    socket: WebSocket,
+    service: AiService,
+    principal: Principal,
+    max_subscriptions: usize,
+    _slot: Slot,
+) {
     let _open = crate::metrics::OpenConnection::ws();
     let (outbox, mut frames) = mpsc::channel::<Value>(OUTBOX);
+    let expiry = tokio::time::sleep_until(super::events::expiry_instant(principal.expires_at));
+    tokio::pin!(expiry);
     let mut connection = Connection {
         service,
         principal,
         outbox,
         tasks: HashMap::new(),
         feed: None,
+        max_subscriptions,
     };
     let (mut sink, mut stream) = futures_util::StreamExt::split(socket);
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
-    loop {
+    let close = loop {
         tokio::select! {
             incoming = futures_util::StreamExt::next(&mut stream) => match incoming {
                 Some(Ok(Message::Text(text))) => connection.handle(text.as_str()).await,
                 Some(Ok(Message::Binary(_))) => connection.error("send JSON text frames, not binary", None),
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                // The peer's Close is answered with the same code (RFC 6455 §5.5.1).
+                Some(Ok(Message::Close(frame))) => {
+                    break Some(frame.unwrap_or(CloseFrame { code: close_code::NORMAL, reason: Utf8Bytes::default() }));
+                }
+                Some(Err(err)) => break Some(error_close(&err)),
+                None => break None,
                 Some(Ok(_)) => {}
             },
             Some(frame) = frames.recv() => {
                 if futures_util::SinkExt::send(&mut sink, Message::Text(Utf8Bytes::from(frame.to_string()))).await.is_err() {
-                    break;
+                    break None;
                 }
             }
             _ = ping.tick() => {
                 if futures_util::SinkExt::send(&mut sink, Message::Ping(Default::default())).await.is_err() {
-                    break;
+                    break None;
                 }
             }
+            () = &mut expiry => {
+                let notice = json!({ "type": "expired", "message": "the token expired; connect again with a fresh token" });
+                let _ = futures_util::SinkExt::send(&mut sink, Message::Text(Utf8Bytes::from(notice.to_string()))).await;
+                break Some(CloseFrame { code: CLOSE_EXPIRED, reason: Utf8Bytes::from_static("token expired") });
+            }
+        }
+    };
+    connection.close();
+    if let Some(frame) = close {
+        let _ = futures_util::SinkExt::send(&mut sink, Message::Close(Some(frame))).await;
+        let _ = futures_util::SinkExt::close(&mut sink).await;
+    }
+}
+
+/// The Close frame for a socket that broke the protocol: 1009 for a message over the limit,
+/// 1002 otherwise.
+fn error_close(err: &axum::Error) -> CloseFrame {
+    let text = err.to_string();
+    if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
+        CloseFrame {
+            code: close_code::SIZE,
+            reason: Utf8Bytes::from_static("message too big"),
+        }
+    } else {
+        CloseFrame {
+            code: close_code::PROTOCOL,
+            reason: Utf8Bytes::from_static("protocol error"),
         }
     }
-    connection.close();
 }
 
 impl Connection {
@@ -183,9 +239,34 @@ impl Connection {
         }
     }
 
-    /// Forwards one task's events; false (with an error frame) when it is not the caller's.
+    /// Forwards one task's events; false (with an error frame) when it is not the caller's or
+    /// the socket holds all the subscriptions it may. A task the client has seen to its end
+    /// gets a `done` frame and no subscription.
     async fn watch(&mut self, task_id: &str, cursor: &str) -> bool {
         if self.tasks.contains_key(task_id) {
+            return true;
+        }
+        if task_id.len() > MAX_TASK_ID {
+            self.error("there is no task with this id (task ids are UUIDs)", None);
+            return false;
+        }
+        self.tasks.retain(|_, handle| !handle.is_finished());
+        if self.tasks.len() >= self.max_subscriptions {
+            self.error(
+                &format!(
+                    "this socket holds {} subscriptions, the most it may; unsubscribe from some first",
+                    self.tasks.len()
+                ),
+                Some(task_id),
+            );
+            return false;
+        }
+        if let Ok(true) = self
+            .service
+            .seen_to_the_end(&self.principal, task_id, cursor)
+            .await
+        {
+            self.send(json!({ "type": "done", "task_id": task_id, "last_event_id": cursor }));
             return true;
         }
         match self
@@ -231,6 +312,7 @@ impl Connection {
             while let Some(entry) = feed.events.recv().await {
                 if let Ok(subscription) = service.subscribe(&principal, &entry.task_id, "0-0").await
                 {
+                    forwards.retain(|forward: &AbortHandle| !forward.is_finished());
                     forwards.push(
                         tokio::spawn(forward(
                             subscription,

@@ -3,13 +3,15 @@
 //!
 //! `record` never blocks and never drops: events go into a bounded channel; when it is full
 //! (or the writer is gone) they go straight to the Redis spool. The writer inserts in batches;
-//! a batch PostgreSQL refuses goes to the spool too, and a drainer moves the spool back in order
-//! once PostgreSQL answers. Event ids are derived from task ids and inserts skip existing ids, so
+//! a batch PostgreSQL cannot take goes to the spool too, and a drainer moves the spool back in
+//! order once PostgreSQL answers. A single event PostgreSQL refuses for its content is
+//! isolated from its batch and quarantined (`audit_quarantine`), so it never blocks the rest. Event ids are derived from task ids and inserts skip existing ids, so
 //! retries and re-runs never duplicate a row. Secrets never reach an event: configured keys are
 //! redacted and long strings cut (`audit.redact_fields`, `audit.max_field_bytes`).
 
 mod copy;
 pub mod event;
+pub mod quarantine;
 pub mod reports;
 mod spool;
 mod writer;

@@ -10,7 +10,7 @@ use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 
 use super::event::AuditEvent;
-use super::writer;
+use super::{quarantine, writer};
 
 pub const KEY: &str = "ai:audit:spool";
 const LOCK: &str = "ai:audit:spool:lock";
@@ -50,8 +50,10 @@ impl Spool {
             .await
     }
 
-    /// Moves everything spooled into PostgreSQL; returns how many events moved. Stops at the
-    /// first failure (the rest waits for the next round) or when another process drains.
+    /// Moves everything spooled into PostgreSQL; returns how many events moved. An event
+    /// PostgreSQL refuses for its content (or an entry that is not an event) is quarantined
+    /// and the drain goes on past it. Stops when PostgreSQL is away (the rest waits for the
+    /// next round) or when another process drains.
     pub async fn drain(&self, pool: &PgPool) -> anyhow::Result<u64> {
         let mut conn = self.conn.clone();
         let token = uuid::Uuid::now_v7().to_string();
@@ -78,17 +80,17 @@ impl Spool {
                 if items.is_empty() {
                     return Ok::<_, anyhow::Error>(());
                 }
-                let events: Vec<AuditEvent> = items
-                    .iter()
-                    .filter_map(|item| match serde_json::from_str(item) {
-                        Ok(event) => Some(event),
+                let mut events = Vec::with_capacity(items.len());
+                for item in &items {
+                    match serde_json::from_str::<AuditEvent>(item) {
+                        Ok(event) => events.push(event),
                         Err(err) => {
-                            tracing::error!(%err, "an unreadable audit event in the spool; skipped");
-                            None
+                            tracing::error!(%err, "an unreadable audit event in the spool; quarantined it");
+                            quarantine::keep_unreadable(pool, item, &err.to_string()).await?;
                         }
-                    })
-                    .collect();
-                writer::write(pool, &events).await?;
+                    }
+                }
+                writer::write_isolating(pool, &events).await?;
                 const TRIM: &str = "if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('LTRIM', KEYS[1], ARGV[2], -1) redis.call('PEXPIRE', KEYS[2], ARGV[3]) return 1 end return 0";
                 let trimmed: i64 = redis::Script::new(TRIM)
                     .key(KEY)

@@ -1,7 +1,9 @@
 //! The writer: events from a bounded channel, written in batches (one binary `COPY` per batch;
 //! a batch holding a row that is already there is inserted again with `ON CONFLICT (id) DO
-//! NOTHING`). A batch PostgreSQL refuses goes to the Redis spool; if Redis refuses it too, it
-//! stays in memory and both are tried again. Nothing is dropped.
+//! NOTHING`). A row PostgreSQL refuses for its content is isolated (the batch is split until
+//! only that row fails) and quarantined; the rest is written. A batch PostgreSQL cannot take
+//! (it is away) goes to the Redis spool; if Redis refuses it too, it stays in memory and both
+//! are tried again. Nothing is dropped.
 
 use std::time::Duration;
 
@@ -11,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::event::AuditEvent;
+use super::quarantine;
 use super::spool::Spool;
 
 pub enum Message {
@@ -97,8 +100,8 @@ impl Gather<'_> {
 async fn store(pool: &PgPool, spool: &Spool, batch: &mut Vec<AuditEvent>) {
     let mut pause = Duration::from_millis(100);
     loop {
-        match write(pool, batch).await {
-            Ok(()) => break,
+        match write_isolating(pool, batch).await {
+            Ok(_) => break,
             Err(db_err) => match spool.push(batch).await {
                 Ok(()) => {
                     tracing::warn!(%db_err, events = batch.len(), "PostgreSQL refused audit events; spooled them in Redis");
@@ -113,6 +116,29 @@ async fn store(pool: &PgPool, spool: &Spool, batch: &mut Vec<AuditEvent>) {
         }
     }
     batch.clear();
+}
+
+/// Writes `events`, isolating the rows PostgreSQL refuses for their content into quarantine;
+/// returns how many were quarantined. Fails only when PostgreSQL cannot take the batch at all
+/// (then nothing is lost: the caller keeps the batch and tries again or spools it).
+pub async fn write_isolating(pool: &PgPool, events: &[AuditEvent]) -> sqlx::Result<usize> {
+    match write(pool, events).await {
+        Ok(()) => Ok(0),
+        Err(err) if quarantine::refuses_row(&err) => {
+            if let [event] = events {
+                tracing::error!(%err, event_id = %event.id, "PostgreSQL refused an audit event; quarantined it");
+                quarantine::keep(pool, event, &err).await?;
+                return Ok(1);
+            }
+            // Halves until each refused row stands alone: k bad rows of n cost about
+            // 2·k·log2(n) writes, and the good rows of the batch are written.
+            let (left, right) = events.split_at(events.len() / 2);
+            let left = Box::pin(write_isolating(pool, left)).await?;
+            let right = Box::pin(write_isolating(pool, right)).await?;
+            Ok(left + right)
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// Writes `events` with one binary `COPY`; when one of them is already there (a retried batch,

@@ -108,16 +108,16 @@ impl ApiKeys {
                 .fetch_optional(&self.db)
                 .await
                 .map_err(|err| {
-                    AuthError::Invalid(format!("API keys cannot be checked right now ({err})"))
+                    tracing::warn!(%err, "API keys cannot be checked: PostgreSQL did not answer");
+                    AuthError::Invalid(
+                        "API keys cannot be checked right now; try again shortly".into(),
+                    )
                 })?;
+                // A key whose owner breaks the identity policy (made before it existed) is
+                // refused like an unknown one.
                 let found = row.and_then(|(id, owner, role)| {
-                    Some((
-                        id,
-                        Principal {
-                            user_id: owner,
-                            role: role.parse::<Role>().ok()?,
-                        },
-                    ))
+                    super::check_id(&owner).ok()?;
+                    Some((id, Principal::new(owner, role.parse::<Role>().ok()?)))
                 });
                 self.seen
                     .lock()

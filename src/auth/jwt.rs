@@ -29,6 +29,12 @@ struct PresentedClaims {
     /// Set only on stream tokens: the one task whose events the token may read.
     #[serde(default)]
     stream_task: Option<String>,
+    /// Required (the validation checks it); optional here so that its absence gets its own
+    /// message.
+    #[serde(default)]
+    exp: Option<u64>,
+    #[serde(default)]
+    iat: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -36,6 +42,7 @@ struct StreamClaims<'a> {
     sub: &'a str,
     role: Role,
     exp: u64,
+    iat: u64,
     stream_task: &'a str,
 }
 
@@ -44,6 +51,9 @@ pub struct Authenticator {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// Longest `exp - iat` accepted (`auth.max_token_lifetime_secs`; 0: any).
+    max_lifetime_secs: u64,
+    leeway_secs: u64,
 }
 
 impl Authenticator {
@@ -51,11 +61,32 @@ impl Authenticator {
         let secret = settings.signing_secret();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = settings.leeway_secs;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.validate_nbf = true;
+        let mut required = vec!["exp", "sub"];
+        match &settings.issuer {
+            Some(issuer) => {
+                validation.set_issuer(&[issuer]);
+                required.push("iss");
+            }
+            None => validation.iss = None,
+        }
+        match &settings.audience {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        if settings.max_token_lifetime_secs > 0 {
+            required.push("iat");
+        }
+        validation.set_required_spec_claims(&required);
         Self {
             encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
             decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
             validation,
+            max_lifetime_secs: settings.max_token_lifetime_secs,
+            leeway_secs: settings.leeway_secs,
         }
     }
 
@@ -94,12 +125,19 @@ impl Authenticator {
         }
     }
 
-    /// A token that opens only the event stream of `task_id`, for `ttl`.
+    /// A token that opens only the event stream of `task_id`, for `ttl` (never past the
+    /// caller's own credential).
     pub fn mint_stream(&self, principal: &Principal, task_id: &str, ttl: Duration) -> String {
+        let now = jsonwebtoken::get_current_timestamp();
+        let mut exp = now + ttl.as_secs();
+        if let Some(limit) = principal.expires_at {
+            exp = exp.min(limit);
+        }
         let claims = StreamClaims {
             sub: &principal.user_id,
             role: principal.role,
-            exp: jsonwebtoken::get_current_timestamp() + ttl.as_secs(),
+            exp,
+            iat: now,
             stream_task: task_id,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
@@ -110,6 +148,15 @@ impl Authenticator {
         let data = jsonwebtoken::decode::<PresentedClaims>(token, &self.decoding, &self.validation)
             .map_err(|err| match err.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::ImmatureSignature => {
+                    AuthError::Invalid("the token is not valid yet (`nbf` is in the future)".into())
+                }
+                ErrorKind::InvalidIssuer => {
+                    AuthError::Invalid("the `iss` claim names another issuer".into())
+                }
+                ErrorKind::InvalidAudience => {
+                    AuthError::Invalid("the `aud` claim names another audience".into())
+                }
                 ErrorKind::InvalidSignature => AuthError::Invalid("bad signature".into()),
                 ErrorKind::InvalidAlgorithm
                 | ErrorKind::InvalidAlgorithmName
@@ -127,6 +174,22 @@ impl Authenticator {
         let user_id = data.claims.sub.filter(|sub| !sub.trim().is_empty());
         let user_id =
             user_id.ok_or_else(|| AuthError::Invalid("the `sub` claim is empty".into()))?;
+        super::check_id(&user_id)
+            .map_err(|rule| AuthError::Invalid(format!("the `sub` claim {rule}")))?;
+        if self.max_lifetime_secs > 0 {
+            let iat = data.claims.iat.unwrap_or(0);
+            if iat > jsonwebtoken::get_current_timestamp() + self.leeway_secs {
+                return Err(AuthError::Invalid(
+                    "the `iat` claim is in the future".into(),
+                ));
+            }
+            if data.claims.exp.unwrap_or(u64::MAX).saturating_sub(iat) > self.max_lifetime_secs {
+                return Err(AuthError::Invalid(format!(
+                    "the token lives longer than the {} s this server accepts (`exp` - `iat`)",
+                    self.max_lifetime_secs
+                )));
+            }
+        }
         let role = data
             .claims
             .role
@@ -134,7 +197,12 @@ impl Authenticator {
         let role = role
             .parse()
             .map_err(|reason| AuthError::Invalid(format!("the `role` claim is wrong: {reason}")))?;
-        Ok((Principal { user_id, role }, data.claims.stream_task))
+        let principal = Principal {
+            user_id,
+            role,
+            expires_at: data.claims.exp,
+        };
+        Ok((principal, data.claims.stream_task))
     }
 
     /// Signs a token for `sub` with `role`, valid for `ttl` (a development convenience).
@@ -165,6 +233,9 @@ mod tests {
             jwt_secret: Some(Secret::new(secret)),
             leeway_secs: 0,
             allow_insecure_dev_secret: false,
+            issuer: None,
+            audience: None,
+            max_token_lifetime_secs: 0,
         })
     }
 
@@ -174,12 +245,10 @@ mod tests {
         let token = auth.mint("u1", Role::Teacher, Duration::from_secs(60));
         let principal = auth.authenticate(Some(&format!("Bearer {token}"))).unwrap();
         assert_eq!(
-            principal,
-            Principal {
-                user_id: "u1".into(),
-                role: Role::Teacher
-            }
+            (principal.user_id.as_str(), principal.role),
+            ("u1", Role::Teacher)
         );
+        assert!(principal.expires_at.is_some());
     }
 
     #[test]

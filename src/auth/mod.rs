@@ -58,6 +58,39 @@ impl FromStr for Role {
 pub struct Principal {
     pub user_id: String,
     pub role: Role,
+    /// When the credential stops being valid (Unix seconds): a token's `exp`; `None` for an
+    /// API key, valid until revoked. Open streams and sockets end then.
+    pub expires_at: Option<u64>,
+}
+
+impl Principal {
+    /// A caller whose credential does not expire (an API key, a test, a bench).
+    pub fn new(user_id: impl Into<String>, role: Role) -> Self {
+        Self {
+            user_id: user_id.into(),
+            role,
+            expires_at: None,
+        }
+    }
+}
+
+/// The longest principal id (JWT `sub`, API-key owner) accepted.
+pub const MAX_ID_LEN: usize = 128;
+
+/// The one policy for principal ids: 1 to [`MAX_ID_LEN`] ASCII letters, digits and `- _ . @ + :
+/// |`. Ids become Redis key parts (inside `{…}` hash tags), space-separated lists in Lua, log
+/// fields and PostgreSQL text: no braces, spaces, control characters or NUL can reach them.
+pub fn check_id(id: &str) -> Result<(), String> {
+    const RULE: &str =
+        "must be 1 to 128 characters, each an ASCII letter or digit or one of - _ . @ + : |";
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-_.@+:|".contains(c);
+    if id.is_empty() || id.len() > MAX_ID_LEN {
+        return Err(format!("{RULE} (it has {})", id.len()));
+    }
+    match id.chars().find(|c| !allowed(*c)) {
+        Some(c) => Err(format!("{RULE} (it holds {})", c.escape_debug())),
+        None => Ok(()),
+    }
 }
 
 /// Why a request is not authenticated; each maps to a 401 with `WWW-Authenticate`.
@@ -71,4 +104,27 @@ pub enum AuthError {
     Expired,
     #[error("the token is invalid: {0}")]
     Invalid(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_id;
+
+    #[test]
+    fn principal_ids_follow_one_policy() {
+        for good in [
+            "u1",
+            "auth0|5f7c",
+            "ayse.yilmaz@okul.k12.tr",
+            "svc:grader",
+            "a-b_c+d",
+        ] {
+            assert_eq!(check_id(good), Ok(()), "{good}");
+        }
+        let long = "x".repeat(129);
+        for bad in ["", "a b", "a\nb", "a\0b", "a}:b", "{u}", "ö", long.as_str()] {
+            assert!(check_id(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_id(&"x".repeat(128)).is_ok());
+    }
 }

@@ -71,10 +71,7 @@ async fn one_run(
     let limits = Limits::new(redis.clone(), &high);
     let mut samples = Vec::with_capacity(options.admissions);
     for i in 0..options.admissions {
-        let principal = Principal {
-            user_id: format!("bench-{}", i % 1000),
-            role: Role::Student,
-        };
+        let principal = Principal::new(format!("bench-{}", i % 1000), Role::Student);
         let ip = std::net::IpAddr::from([10, 0, (i / 250 % 250) as u8, (i % 250) as u8]);
         let started = Instant::now();
         limits.ip(ip).await?;

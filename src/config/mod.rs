@@ -72,6 +72,37 @@ pub struct ServerSettings {
     pub shutdown_grace_secs: u64,
     /// Serve the development pages under `/demo/`.
     pub demo_pages: bool,
+    /// A connection must send a whole request head within this long of connecting or of its
+    /// previous response; it is also how long an idle keep-alive connection stays open.
+    pub header_read_timeout_secs: u64,
+    /// A request body must arrive whole within this long of its head (408 beyond).
+    pub body_read_timeout_secs: u64,
+    /// Open connections one web process accepts; beyond it a new one gets 503 and is closed.
+    pub max_connections: usize,
+    /// What one caller may hold open in one web process, and the process in all.
+    pub open: OpenLimits,
+    /// Largest WebSocket message (and frame) a client may send, in bytes.
+    pub websocket_max_message_bytes: usize,
+    /// Task subscriptions one WebSocket may hold.
+    pub websocket_max_subscriptions: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenLimits {
+    /// `GET /v1/tasks/{id}?wait=` long-polls.
+    pub long_polls: OpenLimit,
+    /// `GET /v1/tasks/{id}/events` and `/v1/batches/{id}/events` streams.
+    pub event_streams: OpenLimit,
+    /// `GET /v1/ws` sockets.
+    pub websockets: OpenLimit,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenLimit {
+    pub per_user: usize,
+    pub per_process: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -98,6 +129,15 @@ pub struct AuthSettings {
     pub jwt_secret: Option<Secret>,
     pub leeway_secs: u64,
     pub allow_insecure_dev_secret: bool,
+    /// When set, tokens must carry this `iss`.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// When set, tokens must carry this `aud`.
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// Longest `exp - iat` a token may have (0: no limit; when set, `iat` is required).
+    #[serde(default)]
+    pub max_token_lifetime_secs: u64,
 }
 
 impl AuthSettings {
@@ -207,15 +247,38 @@ impl Settings {
                 reason: format!("`{environment}` is not one of development, test, production"),
             });
         }
-        let tree = layers::merged_tree(dir, environment, env_vars)?;
+        let env_vars: Vec<(String, String)> = env_vars.into_iter().collect();
+        let tree = layers::merged_tree(dir, environment, env_vars.iter().cloned())?;
         let mut settings: Settings =
             serde_path_to_error::deserialize(tree).map_err(|err| ConfigError::Invalid {
                 key: display_path(&err.path().to_string()),
                 reason: err.into_inner().to_string(),
             })?;
         settings.environment = environment.to_owned();
+        settings.apply_procfile_port(&env_vars)?;
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// `PORT`, as Procfile runners (honcho, foreman, Heroku) hand each process its own: the
+    /// port `serve` and `all` listen on, and `worker`'s admin port, unless
+    /// `TUTORQ__SERVER__PORT` / `TUTORQ__WORKER__ADMIN_PORT` say otherwise.
+    fn apply_procfile_port(&mut self, env_vars: &[(String, String)]) -> Result<(), ConfigError> {
+        let get = |name: &str| env_vars.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+        let Some(port) = get("PORT") else {
+            return Ok(());
+        };
+        let port: u16 = port.trim().parse().map_err(|_| ConfigError::Invalid {
+            key: "PORT".into(),
+            reason: format!("`{port}` is not a port number"),
+        })?;
+        if get("TUTORQ__SERVER__PORT").is_none() {
+            self.server.port = port;
+        }
+        if get("TUTORQ__WORKER__ADMIN_PORT").is_none() {
+            self.worker.admin_port = port;
+        }
+        Ok(())
     }
 
     /// The resilience figures make sense, and every provider a chain names is configured.
@@ -311,6 +374,23 @@ impl Settings {
                 ));
             }
             _ => {}
+        }
+        if self.environment == "production"
+            && !self.audit.hash_fields.is_empty()
+            && self
+                .audit
+                .hash_key
+                .as_ref()
+                .is_none_or(|k| k.expose().len() < 32)
+        {
+            // An unkeyed SHA-256 of a short solution ("x = 4", "C") is undone by trying values.
+            return Err(invalid(
+                "audit.hash_key",
+                format!(
+                    "is required in production while audit.hash_fields is set ({}): set TUTORQ__AUDIT__HASH_KEY (32+ random bytes), or empty audit.hash_fields",
+                    self.audit.hash_fields.join(", ")
+                ),
+            ));
         }
         if self.environment == "production" && self.auth.allow_insecure_dev_secret {
             return Err(invalid(
@@ -443,9 +523,56 @@ mod tests {
             load(env, &[]).unwrap_or_else(|err| panic!("{env}: {err}"));
         }
         let secret = "x".repeat(40);
-        let prod = load("production", &[("TUTORQ__AUTH__JWT_SECRET", &secret)]).unwrap();
+        let prod = load(
+            "production",
+            &[
+                ("TUTORQ__AUTH__JWT_SECRET", &secret),
+                ("TUTORQ__AUDIT__HASH_KEY", &secret),
+            ],
+        )
+        .unwrap();
         assert_eq!(prod.log.format, LogFormat::Json);
         assert_eq!(prod.server.host, "0.0.0.0");
+    }
+
+    #[test]
+    fn production_refuses_to_start_without_the_audit_hash_key() {
+        let secret = "x".repeat(40);
+        let err = load("production", &[("TUTORQ__AUTH__JWT_SECRET", &secret)]).unwrap_err();
+        assert!(err.to_string().contains("TUTORQ__AUDIT__HASH_KEY"), "{err}");
+        let short = load(
+            "production",
+            &[
+                ("TUTORQ__AUTH__JWT_SECRET", &secret),
+                ("TUTORQ__AUDIT__HASH_KEY", "short"),
+            ],
+        );
+        assert!(short.is_err(), "a short key is refused too");
+        // Development keeps working without one.
+        assert!(load("development", &[]).is_ok());
+    }
+
+    #[test]
+    fn procfile_port_is_the_listening_and_the_admin_port() {
+        let settings = load("development", &[("PORT", "5100")]).unwrap();
+        assert_eq!(
+            (settings.server.port, settings.worker.admin_port),
+            (5100, 5100)
+        );
+        let explicit = load(
+            "development",
+            &[
+                ("PORT", "5100"),
+                ("TUTORQ__SERVER__PORT", "9000"),
+                ("TUTORQ__WORKER__ADMIN_PORT", "9001"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            (explicit.server.port, explicit.worker.admin_port),
+            (9000, 9001)
+        );
+        assert!(load("development", &[("PORT", "http")]).is_err());
     }
 
     #[test]
@@ -479,9 +606,21 @@ mod tests {
         let err = load("production", &[("TUTORQ__AUTH__JWT_SECRET", "short")]).unwrap_err();
         assert!(err.to_string().contains("at least 32 bytes"), "{err}");
         let secret = "s3cr3t-".repeat(6);
-        let settings = load("production", &[("TUTORQ__AUTH__JWT_SECRET", &secret)]).unwrap();
+        let hash_key = "h4sh-k3y-".repeat(5);
+        let settings = load(
+            "production",
+            &[
+                ("TUTORQ__AUTH__JWT_SECRET", &secret),
+                ("TUTORQ__AUDIT__HASH_KEY", &hash_key),
+            ],
+        )
+        .unwrap();
         let debug = format!("{settings:?}");
         assert!(!debug.contains(&secret), "secret leaked into Debug output");
+        assert!(
+            !debug.contains(&hash_key),
+            "hash key leaked into Debug output"
+        );
         assert!(
             !debug.contains("postgres://"),
             "database URL leaked into Debug output"

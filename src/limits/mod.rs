@@ -93,6 +93,7 @@ struct Scripts {
     admit: Script,
     violation: Script,
     ip: Script,
+    refund: Script,
 }
 
 /// A limit script with the shared helpers (`lua/violations.lua`) in front.
@@ -141,6 +142,7 @@ impl Limits {
                 admit: limit_script!("admit"),
                 violation: limit_script!("violation"),
                 ip: limit_script!("ip"),
+                refund: Script::new(include_str!("lua/refund.lua")),
             }),
         }
     }
@@ -249,6 +251,28 @@ impl Limits {
             }),
             figures: Some(figures),
         })
+    }
+
+    /// Gives back what an admitted request reserved, when it is refused before any task exists
+    /// (a task's end settles its reservation itself).
+    pub async fn refund(
+        &self,
+        principal: &Principal,
+        feature: Feature,
+        reservation: &Reservation,
+    ) -> Result<(), redis::RedisError> {
+        let user = principal.user_id.as_str();
+        self.scripts
+            .refund
+            .key(quota_key(user, "daily"))
+            .key(quota_key(user, "monthly"))
+            .key(quota_key(user, &format!("bucket:{feature}")))
+            .arg(reservation.tokens)
+            .arg(reservation.daily_reset_at)
+            .arg(reservation.monthly_reset_at)
+            .invoke_async::<i64>(&mut self.conn.clone())
+            .await
+            .map(drop)
     }
 
     /// `(next daily reset, next monthly reset)`; the time zone arithmetic runs once a day.

@@ -26,6 +26,7 @@ pub const QUEUE_IN_FLIGHT: &str = "tutorq_queue_in_flight";
 pub const QUEUE_RETRYING: &str = "tutorq_queue_retrying";
 pub const DEAD_TASKS: &str = "tutorq_dead_tasks";
 pub const AUDIT_SPOOL: &str = "tutorq_audit_spool_length";
+pub const AUDIT_QUARANTINED: &str = "tutorq_audit_quarantined_total";
 pub const JOBS_FINISHED: &str = "tutorq_jobs_finished_total";
 pub const JOB_DURATION: &str = "tutorq_job_duration_seconds";
 pub const PROVIDER_REQUESTS: &str = "tutorq_provider_requests_total";
@@ -122,6 +123,10 @@ fn describe() {
     describe_gauge!(
         AUDIT_SPOOL,
         "Audit events waiting in the Redis spool for PostgreSQL, at scrape time"
+    );
+    describe_counter!(
+        AUDIT_QUARANTINED,
+        "Audit events PostgreSQL refused for their content, kept in audit_quarantine"
     );
     describe_counter!(
         JOBS_FINISHED,
@@ -225,6 +230,11 @@ pub fn provider_call(provider: &'static str, outcome: &'static str, elapsed: Opt
         metrics::histogram!(PROVIDER_DURATION, "provider" => provider)
             .record(elapsed.as_secs_f64());
     }
+}
+
+/// One audit event put in quarantine.
+pub fn audit_quarantined() {
+    counter!(AUDIT_QUARANTINED).increment(1);
 }
 
 /// One webhook delivery attempt: `delivered` or the failure's kind.

@@ -67,8 +67,8 @@ impl AiService {
         if !invalid.is_empty() && (!batch.allow_partial || valid.is_empty()) {
             return Err(ServiceError::InvalidBatch(invalid));
         }
-        let callback_url = self
-            .checked_callback(principal, batch.callback_url.as_deref())
+        let callback = self
+            .parsed_callback(principal, batch.callback_url.as_deref())
             .await?;
         let id = Uuid::now_v7().to_string();
         // The whole batch against the caller's caps at once; each item settles its share.
@@ -82,6 +82,10 @@ impl AiService {
                 &format!("batch:{id}"),
             )
             .await?;
+        let callback_url = self
+            .resolved_callback(principal, batch.feature, &admission, callback)
+            .await
+            .map_err(ServiceError::CallbackUrl)?;
         let created_us = jiff::Timestamp::now().as_microsecond();
         let tasks: Vec<(usize, NewTask)> = valid
             .into_iter()

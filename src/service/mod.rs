@@ -239,21 +239,46 @@ impl AiService {
             + u64::from(prompt.parameters.max_tokens)
     }
 
-    /// A callback URL that passed the SSRF guard (and the caller has a signing secret for).
-    async fn checked_callback(
+    /// A callback URL whose form passed the SSRF guard (and the caller has a signing secret
+    /// for); its host is resolved only once the request is admitted.
+    async fn parsed_callback(
         &self,
         principal: &Principal,
         url: Option<&str>,
-    ) -> Result<Option<reqwest::Url>, ServiceError> {
+    ) -> Result<Option<crate::webhooks::guard::Parsed>, ServiceError> {
         match url {
             Some(url) => Ok(Some(
                 self.webhooks
                     .check_url(&principal.user_id, url)
                     .await
-                    .map_err(ServiceError::CallbackUrl)?
-                    .url,
+                    .map_err(ServiceError::CallbackUrl)?,
             )),
             None => Ok(None),
+        }
+    }
+
+    /// Resolves an admitted request's callback host (bounded, `webhooks::guard`); when it is
+    /// refused, the tokens the admission reserved are given back.
+    async fn resolved_callback(
+        &self,
+        principal: &Principal,
+        feature: Feature,
+        admission: &Admission,
+        callback: Option<crate::webhooks::guard::Parsed>,
+    ) -> Result<Option<reqwest::Url>, String> {
+        let Some(parsed) = callback else {
+            return Ok(None);
+        };
+        match crate::webhooks::guard::resolve(parsed).await {
+            Ok(checked) => Ok(Some(checked.url)),
+            Err(reason) => {
+                if let Some(reservation) = &admission.reservation
+                    && let Err(err) = self.limits.refund(principal, feature, reservation).await
+                {
+                    tracing::warn!(%err, "could not refund a refused request's tokens");
+                }
+                Err(reason)
+            }
         }
     }
 
@@ -286,8 +311,8 @@ impl AiService {
             .render(&prompt, &data)
             .map_err(ServiceError::Render)?;
         let estimate = self.token_estimate(feature, &prompt, &rendered);
-        let callback_url = self
-            .checked_callback(principal, request.callback_url.as_deref())
+        let callback = self
+            .parsed_callback(principal, request.callback_url.as_deref())
             .await?;
         let task_id = Uuid::now_v7().to_string();
         if let Some(key) = &request.idempotency_key
@@ -328,6 +353,23 @@ impl AiService {
                 };
                 self.engine.audit.refused(&facts, &kind, &err.to_string());
                 return Err(err.into());
+            }
+        };
+        // DNS only for an admitted request: a blocked or over-quota caller cannot make this
+        // server resolve names.
+        let callback_url = match self
+            .resolved_callback(principal, feature, &admission, callback)
+            .await
+        {
+            Ok(url) => url,
+            Err(reason) => {
+                if let Some(key) = &request.idempotency_key {
+                    self.release_idempotency_key(principal, key, &task_id).await;
+                }
+                self.engine
+                    .audit
+                    .refused(&facts, "callback_refused", &reason);
+                return Err(ServiceError::CallbackUrl(reason));
             }
         };
         let submitted = self

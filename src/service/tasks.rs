@@ -33,8 +33,34 @@ impl AiService {
             return Ok(record);
         }
         let limit = wait.min(Duration::from_secs(self.settings.intake.long_poll_max_secs));
-        self.engine.store.wait_for_final(task_id, limit).await?;
+        self.wait_for_final(task_id, limit).await?;
         self.own_task(principal, task_id).await
+    }
+
+    /// Waits, through this process's one event reader (no Redis connection of its own), until
+    /// the task's stream shows a final event or `limit` passes.
+    async fn wait_for_final(&self, task_id: &str, limit: Duration) -> Result<(), ServiceError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        // From the current end: only what happens from now on is read. A final event appended
+        // since the record was read is after this id too, so it is not missed.
+        let mut cursor = self
+            .engine
+            .store
+            .last_event_id(task_id)
+            .await?
+            .unwrap_or_else(|| "0-0".to_owned());
+        loop {
+            let mut subscription = self.engine.hub.subscribe(task_id, &cursor).await;
+            loop {
+                match tokio::time::timeout_at(deadline, subscription.events.recv()).await {
+                    Err(_elapsed) => return Ok(()),
+                    Ok(Some(event)) if event.is_final() => return Ok(()),
+                    Ok(Some(event)) => cursor = event.id,
+                    // Dropped for falling behind: subscribe again from the last event seen.
+                    Ok(None) => break,
+                }
+            }
+        }
     }
 
     async fn own_task(
@@ -46,6 +72,24 @@ impl AiService {
             Some(record) if record.user_id == principal.user_id => Ok(record),
             _ => Err(ServiceError::TaskNotFound),
         }
+    }
+
+    /// Whether a reader at `cursor` has seen all of the caller's task: it is final and the
+    /// cursor is at or past its last event (nothing more will ever come).
+    pub async fn seen_to_the_end(
+        &self,
+        principal: &Principal,
+        task_id: &str,
+        cursor: &str,
+    ) -> Result<bool, ServiceError> {
+        let record = self.own_task(principal, task_id).await?;
+        if !record.state.is_final() || cursor == "0-0" {
+            return Ok(false);
+        }
+        Ok(match self.engine.store.last_event_id(task_id).await? {
+            Some(last) => crate::tasks::compare_ids(cursor, &last).is_ge(),
+            None => true,
+        })
     }
 
     /// The caller's task events after `cursor`, then live ones.
@@ -252,6 +296,10 @@ impl AiService {
         // The first request may still be creating its task.
         for _ in 0..40 {
             if let Some(record) = self.engine.store.get(earlier_id).await? {
+                // Only the caller's own task is ever replayed.
+                if record.user_id != principal.user_id {
+                    return Err(ServiceError::IdempotencyMismatch);
+                }
                 return Ok(Some(record));
             }
             tokio::time::sleep(Duration::from_millis(25)).await;

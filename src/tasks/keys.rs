@@ -49,8 +49,22 @@ pub fn user_feed(user_id: &str) -> String {
     format!("ai:user:{{{user_id}}}:feed")
 }
 
+/// The slot of one caller's `Idempotency-Key`: the user in the hash tag (one slot per user) and
+/// a digest of the length-prefixed pair, so no two (user, key) pairs share a slot however
+/// either is spelled (`a}:b` + `c` and `a` + `b}:c` once did).
 pub fn idempotency(user_id: &str, key: &str) -> String {
-    format!("ai:idem:{{{user_id}}}:{key}")
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update((user_id.len() as u64).to_be_bytes());
+    hasher.update(user_id.as_bytes());
+    hasher.update(key.as_bytes());
+    let digest = hasher.finalize();
+    let mut hex = String::with_capacity(32);
+    for byte in &digest[..16] {
+        use std::fmt::Write as _;
+        let _ = write!(hex, "{byte:02x}");
+    }
+    format!("ai:idem:{{{user_id}}}:{hex}")
 }
 
 pub fn latency(feature: &str) -> String {
@@ -64,5 +78,15 @@ mod tests {
         assert_eq!(super::task("42"), "ai:task:{42}");
         assert_eq!(super::events("42"), "ai:task:{42}:events");
         assert_eq!(super::user_tasks("u1"), "ai:tasks:user:{u1}");
+    }
+
+    #[test]
+    fn idempotency_slots_are_injective() {
+        assert_ne!(
+            super::idempotency("a}:b", "c"),
+            super::idempotency("a", "b}:c")
+        );
+        assert_ne!(super::idempotency("ab", "c"), super::idempotency("a", "bc"));
+        assert!(super::idempotency("u1", "k").starts_with("ai:idem:{u1}:"));
     }
 }

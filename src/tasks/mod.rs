@@ -24,7 +24,7 @@ pub use delivery::{Delivery, JobFailure, classify};
 pub use engine::Engine;
 pub use figures::{EngineFigures, QueueFigures};
 pub use history::{HistoryRow, HistorySink};
-pub use hub::{Hub, Subscription, TaskEvent};
+pub use hub::{Hub, Subscription, TaskEvent, compare_ids};
 pub use kinds::{JobKind, JobKinds};
 pub use latency::LatencyBook;
 pub use pool::{JobFn, JobOrigin, consumer_name, run_pool};

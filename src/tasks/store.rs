@@ -707,48 +707,17 @@ impl TaskStore {
             .await
     }
 
-    /// Returns once the task's event stream shows a final event, or after `limit`.
-    pub async fn wait_for_final(&self, task_id: &str, limit: Duration) -> redis::RedisResult<()> {
-        let deadline = tokio::time::Instant::now() + limit;
-        let events = keys::events(task_id);
-        let mut conn = self.dedicated_connection(limit).await?;
+    /// The id of the last event of a task's stream, if it has any.
+    pub async fn last_event_id(&self, task_id: &str) -> redis::RedisResult<Option<String>> {
         let last: Vec<(String, HashMap<String, String>)> = redis::cmd("XREVRANGE")
-            .arg(&events)
+            .arg(keys::events(task_id))
             .arg("+")
             .arg("-")
             .arg("COUNT")
             .arg(1)
-            .query_async(&mut conn)
+            .query_async(&mut self.conn.clone())
             .await?;
-        let mut cursor = last.first().map_or("0-0".to_owned(), |(id, _)| id.clone());
-        if let Some(record) = self.get(task_id).await?
-            && record.state.is_final()
-        {
-            return Ok(());
-        }
-        loop {
-            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if remaining < Duration::from_millis(1) {
-                return Ok(());
-            }
-            let options = redis::streams::StreamReadOptions::default()
-                .block(remaining.as_millis() as usize)
-                .count(100);
-            let reply: Option<redis::streams::StreamReadReply> =
-                conn.xread_options(&[&events], &[&cursor], &options).await?;
-            for stream in reply.map(|r| r.keys).unwrap_or_default() {
-                for entry in stream.ids {
-                    cursor = entry.id.clone();
-                    let event: Option<String> = entry.get("event");
-                    if matches!(
-                        event.as_deref(),
-                        Some("succeeded" | "failed" | "cancelled" | "dead")
-                    ) {
-                        return Ok(());
-                    }
-                }
-            }
-        }
+        Ok(last.into_iter().next().map(|(id, _)| id))
     }
 
     /// Appends an event that changes no state (streamed text) to a task's events.

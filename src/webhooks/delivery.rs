@@ -100,7 +100,10 @@ async fn attempt(webhooks: &Webhooks, job: &WebhookJob) -> Result<u16, (Option<u
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned();
+    // No proxy: a proxy resolves the host itself, and the address checked above would not be
+    // the one connected to (HTTPS_PROXY / ALL_PROXY are ignored here on purpose).
     let client = reqwest::Client::builder()
+        .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(webhooks.timeout)
         .connect_timeout(webhooks.timeout.min(Duration::from_secs(5)))

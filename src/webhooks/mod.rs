@@ -62,14 +62,15 @@ impl Webhooks {
         self.secret.clone()
     }
 
-    /// Checks a callback URL at submit time (422 when refused).
-    pub async fn check_url(&self, user_id: &str, url: &str) -> Result<guard::Checked, String> {
+    /// The checks of a callback URL that need no DNS, at submit time before admission (422
+    /// when refused).
+    pub async fn check_url(&self, user_id: &str, url: &str) -> Result<guard::Parsed, String> {
         if self.secret_for(user_id).await.is_none() {
             return Err(
                 "webhooks are not configured on this server (TUTORQ__WEBHOOKS__SECRET)".into(),
             );
         }
-        guard::check(url, &self.allow_hosts).await
+        guard::parse(url, &self.allow_hosts)
     }
 }
 

@@ -101,6 +101,7 @@ fn token_is_refused_in_production() {
         &[
             ("TUTORQ_ENV", "production"),
             ("TUTORQ__AUTH__JWT_SECRET", &secret),
+            ("TUTORQ__AUDIT__HASH_KEY", &secret),
         ],
     );
     assert_eq!(output.status.code(), Some(2));
@@ -238,6 +239,7 @@ async fn migrate_creates_the_tables_and_is_idempotent() {
             "_sqlx_migrations",
             "api_keys",
             "audit_events",
+            "audit_quarantine",
             "task_history",
             "webhook_deliveries"
         ]

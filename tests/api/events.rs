@@ -275,10 +275,7 @@ async fn a_subscriber_that_falls_behind_is_dropped_instead_of_growing_memory() {
     let state = tutorq::app::AppState::build(app.settings.clone())
         .await
         .unwrap();
-    let principal = tutorq::auth::Principal {
-        user_id: "u1".into(),
-        role: Role::Student,
-    };
+    let principal = tutorq::auth::Principal::new("u1", Role::Student);
     let mut slow = state
         .service
         .subscribe(&principal, &id, "0-0")
