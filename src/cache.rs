@@ -1,6 +1,8 @@
 //! The response cache (DESIGN.md §8): `ai:cache:response:{hash}`, keyed by the feature, the
 //! prompt's name and version, the rendered prompt and the model parameters, so a changed
 //! prompt or input never hits an old answer. Each feature has its own TTL (0: never cached).
+//! A request holding a personal input (`personal: true` in its prompt file: a student's
+//! attempt or answer) is keyed with its user too, so it never hits another user's answer.
 //!
 //! Identical misses are coalesced across processes: the first takes
 //! `ai:cache:lock:{hash}` (`SET NX PX`, in the same Lua step that found no answer) and calls the
@@ -89,20 +91,24 @@ impl ResponseCache {
         }
     }
 
-    /// The cache key of a request, or `None` when the feature is not cached.
+    /// The cache key of a request, or `None` when the feature is not cached. `owner` scopes
+    /// the entry to one user (a request holding personal input); `None` shares it.
     pub fn key(
         &self,
         feature: Feature,
         prompt: (&str, &str),
         rendered: &RenderedPrompt,
         options: &CompletionOptions,
+        owner: Option<&str>,
     ) -> Option<(CacheKey, u64)> {
         let ttl = self.settings.ttl(feature.as_str());
         if ttl == 0 {
             return None;
         }
         let mut hasher = Sha256::new();
+        // Shared entries hash an empty owner; user ids are never empty.
         for part in [
+            owner.unwrap_or(""),
             feature.as_str(),
             prompt.0,
             prompt.1,

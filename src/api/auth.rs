@@ -21,8 +21,11 @@ pub async fn require_auth(
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().map_err(|_| AuthError::Malformed))
         .transpose()?;
-    let principal = authenticate(&state, header).await?;
-    request.extensions_mut().insert(principal);
+    // Already authenticated by the per-IP layer (a service over the address's cap).
+    if request.extensions().get::<Principal>().is_none() {
+        let principal = authenticate(&state, header).await?;
+        request.extensions_mut().insert(principal);
+    }
     Ok(next.run(request).await)
 }
 

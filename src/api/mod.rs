@@ -28,6 +28,7 @@ use axum::routing::get;
 use axum::{Router, middleware};
 use tower_http::catch_panic::CatchPanicLayer;
 
+pub use auth::authenticate;
 pub use openapi::description as openapi_description;
 pub use problem::ApiError;
 pub use request_context::REQUEST_ID_HEADER;

@@ -61,6 +61,7 @@ pub fn router() -> Router<AppState> {
         super::reports::latency,
         super::reports::audit,
         super::reports::flags,
+        super::reports::quarantine,
         super::health::healthz,
         super::health::readyz,
         super::metrics::scrape,

@@ -559,7 +559,16 @@ fn www_authenticate(reason: &AuthError) -> HeaderValue {
         AuthError::Missing => r#"Bearer realm="tutorq""#.to_owned(),
         AuthError::Malformed => r#"Bearer realm="tutorq", error="invalid_request""#.to_owned(),
         other => {
-            let description = other.to_string().replace('"', "'");
+            // A header value: printable ASCII only (RFC 6750 §3 `error-description`).
+            let description: String = other
+                .to_string()
+                .chars()
+                .map(|c| match c {
+                    '"' => '\'',
+                    c if c == ' ' || c.is_ascii_graphic() => c,
+                    _ => '?',
+                })
+                .collect();
             format!(
                 r#"Bearer realm="tutorq", error="invalid_token", error_description="{description}""#
             )

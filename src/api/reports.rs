@@ -24,6 +24,47 @@ pub fn router() -> Router<AppState> {
         .route("/v1/admin/latency", get(latency))
         .route("/v1/admin/audit", get(audit))
         .route("/v1/admin/flags", get(flags))
+        .route("/v1/admin/audit/quarantine", get(quarantine))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct QuarantineQuery {
+    limit: Option<i64>,
+}
+
+/// What a quarantine listing holds: how many in all, the newest first.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct QuarantineList {
+    total: i64,
+    events: Vec<crate::audit::quarantine::Quarantined>,
+}
+
+/// Audit events PostgreSQL refused for their content (isolated from their batch so the rest
+/// was written), with the reason, newest first.
+#[utoipa::path(
+    get, path = "/v1/admin/audit/quarantine", operation_id = "auditQuarantine", tag = "reports",
+    params(("limit" = Option<i64>, Query, description = "1 to 500 (default 100)")),
+    responses((status = 200, description = "Quarantined audit events, newest first, and how many there are", body = QuarantineList), (status = 401), (status = 403),
+        (status = 422), (status = 503))
+)]
+pub(super) async fn quarantine(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(query): ApiQuery<QuarantineQuery>,
+) -> Result<Json<QuarantineList>, ApiError> {
+    require_role(&principal, &[Role::Admin])?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid_field(
+            "limit",
+            "must be between 1 and 500",
+        ));
+    }
+    let (total, events) = crate::audit::quarantine::list(&state.stores.db, limit)
+        .await
+        .map_err(database)?;
+    Ok(Json(QuarantineList { total, events }))
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -88,7 +88,8 @@ pub fn check_id(id: &str) -> Result<(), String> {
         return Err(format!("{RULE} (it has {})", id.len()));
     }
     match id.chars().find(|c| !allowed(*c)) {
-        Some(c) => Err(format!("{RULE} (it holds {})", c.escape_debug())),
+        Some(c) if c.is_ascii_graphic() => Err(format!("{RULE} (it holds `{c}`)")),
+        Some(c) => Err(format!("{RULE} (it holds U+{:04X})", c as u32)),
         None => Ok(()),
     }
 }

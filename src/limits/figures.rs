@@ -269,10 +269,26 @@ pub fn parse_overrides(
             );
             continue;
         };
+        // The limits count requests, tokens and seconds: whole numbers, as in the config. Only
+        // the refill rate may be a fraction. The caps keep every figure exact in Lua's doubles
+        // and in the `RateLimit-*` headers.
+        let fractional = *known == "bucket_refill_per_sec";
         match value.as_f64() {
-            Some(v) if v >= 0.0 && v.is_finite() => values.push((*known, v)),
+            Some(v) if fractional && (0.0..=MAX_REFILL).contains(&v) => values.push((*known, v)),
+            Some(v) if !fractional && (0.0..=MAX_COUNT).contains(&v) && v.fract() == 0.0 => {
+                values.push((*known, v));
+            }
+            _ if fractional => {
+                errors.insert(
+                    name.clone(),
+                    format!("must be a number from 0 to {MAX_REFILL}"),
+                );
+            }
             _ => {
-                errors.insert(name.clone(), "must be a number, 0 or more".into());
+                errors.insert(
+                    name.clone(),
+                    format!("must be a whole number from 0 to {MAX_COUNT}"),
+                );
             }
         }
     }
@@ -282,6 +298,11 @@ pub fn parse_overrides(
         Err(errors)
     }
 }
+
+/// The largest count (requests, tokens, seconds) an override may set: 10^12.
+const MAX_COUNT: f64 = 1e12;
+/// The largest token-bucket refill rate an override may set, per second.
+const MAX_REFILL: f64 = 1e9;
 
 /// The figures a per-user override may set.
 pub const OVERRIDABLE: [&str; 8] = [

@@ -80,6 +80,19 @@ pub async fn limit_ip(State(state): State<AppState>, request: Request, next: Nex
     match limits.ip(ip).await {
         Ok(verdict) if verdict.admitted => next.run(request).await,
         Ok(verdict) => {
+            // The platform's own services (role `service`) are held to their own limits, not
+            // to the anonymous per-address cap their shared address would hit. Only requests
+            // over the cap pay for this check.
+            let header = request
+                .headers()
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            if let Some(principal) = service_principal(&state, header.as_deref()).await {
+                let mut request = request;
+                request.extensions_mut().insert(principal);
+                return next.run(request).await;
+            }
             crate::metrics::admission_refused("ip");
             ApiError::IpRateLimited(verdict).into_response()
         }
@@ -89,6 +102,16 @@ pub async fn limit_ip(State(state): State<AppState>, request: Request, next: Nex
         }
         Err(err) => ApiError::StoreUnavailable(err.to_string()).into_response(),
     }
+}
+
+/// The caller, when the request's credential is valid and its role is `service`.
+async fn service_principal(
+    state: &AppState,
+    header: Option<&str>,
+) -> Option<crate::auth::Principal> {
+    header?;
+    let principal = crate::api::authenticate(state, header).await.ok()?;
+    (principal.role == crate::auth::Role::Service).then_some(principal)
 }
 
 #[cfg(test)]

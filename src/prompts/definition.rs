@@ -104,6 +104,11 @@ pub struct InputSpec {
     /// `solution`): not checked for forbidden topics, hashed in the audit trail.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub secret: bool,
+    /// The student's own words (an attempt, an answer): a request holding it is answered from
+    /// the response cache only with that same user's earlier answers, never another user's
+    /// (a `cached: true` would tell a student someone else sent exactly this).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub personal: bool,
     #[serde(default = "required_by_default")]
     pub required: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]

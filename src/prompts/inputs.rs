@@ -68,10 +68,54 @@ pub fn validate(prompt: &Prompt, input: &Json) -> Result<Map<String, Json>, Inpu
     Ok(data)
 }
 
+/// Invisible characters taken out of every string of an input before it is checked, rendered
+/// or audited: soft hyphen, zero-width space / non-joiner / joiner, the left-to-right and
+/// right-to-left marks, word joiner and invisible operators, the Mongolian vowel separator and
+/// the byte-order mark. They carry nothing a prompt needs and could split a forbidden word
+/// ("ce\u{200b}vap") past the topic check.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{00AD}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}')
+}
+
+/// Characters a text input may not hold (422): control characters other than tab, line feed
+/// and carriage return (NUL among them), and the bidirectional embeddings, overrides and
+/// isolates that reorder how text is shown (U+202A–U+202E, U+2066–U+2069, "Trojan Source").
+fn refused_char(text: &str) -> Option<char> {
+    text.chars().find(|c| {
+        (c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    })
+}
+
+/// Takes the invisible characters out of every string in `input`, in place.
+pub fn clean(input: &mut Json) {
+    match input {
+        Json::String(text) if text.chars().any(is_invisible) => text.retain(|c| !is_invisible(c)),
+        Json::Array(items) => items.iter_mut().for_each(clean),
+        Json::Object(fields) => fields.values_mut().for_each(clean),
+        _ => {}
+    }
+}
+
+/// A given string: not blank, and without refused characters.
+fn printable(text: &str) -> Result<(), String> {
+    if text.trim().is_empty() {
+        return Err("must not be blank".into());
+    }
+    match refused_char(text) {
+        Some(c) => Err(format!(
+            "must not hold control or bidirectional-override characters (found U+{:04X})",
+            c as u32
+        )),
+        None => Ok(()),
+    }
+}
+
 fn check(prompt: &Prompt, spec: &InputSpec, value: &Json) -> Result<(), String> {
     match spec.kind {
         InputKind::Text => {
             let text = value.as_str().ok_or("must be a string")?;
+            printable(text)?;
             let min = spec.min_length.or(prompt.constraints.min_input_length);
             let max = spec.max_length.or(prompt.constraints.max_input_length);
             length(text, min, max)?;
@@ -79,9 +123,7 @@ fn check(prompt: &Prompt, spec: &InputSpec, value: &Json) -> Result<(), String> 
         }
         InputKind::String => {
             let text = value.as_str().ok_or("must be a string")?;
-            if text.trim().is_empty() {
-                return Err("must not be blank".into());
-            }
+            printable(text)?;
             length(
                 text,
                 spec.min_length,
@@ -125,9 +167,7 @@ fn check(prompt: &Prompt, spec: &InputSpec, value: &Json) -> Result<(), String> 
                 let text = item
                     .as_str()
                     .ok_or_else(|| format!("item {index} must be a string"))?;
-                if text.trim().is_empty() {
-                    return Err(format!("item {index} must not be blank"));
-                }
+                printable(text).map_err(|e| format!("item {index} {e}"))?;
                 length(text, None, Some(DEFAULT_STRING_MAX))
                     .map_err(|e| format!("item {index} {e}"))?;
                 allowed(spec, item).map_err(|e| format!("item {index} {e}"))?;
@@ -196,4 +236,26 @@ fn forbidden_topics(prompt: &Prompt, data: &Map<String, Json>) -> Result<(), Inp
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invisible_characters_go_and_controls_and_overrides_are_refused() {
+        let mut input = serde_json::json!({
+            "q": "ce\u{200b}vap\u{feff} ne?",
+            "list": ["a\u{00ad}b"],
+        });
+        clean(&mut input);
+        assert_eq!(input["q"], "cevap ne?");
+        assert_eq!(input["list"][0], "ab");
+        assert!(printable("satır\nsatır\tsekme").is_ok());
+        assert!(printable("   \n ").unwrap_err().contains("blank"));
+        assert!(printable("a\u{0}b").unwrap_err().contains("U+0000"));
+        assert!(printable("abc\u{202E}fed").unwrap_err().contains("U+202E"));
+        assert!(printable("x\u{2066}y").is_err());
+        assert!(printable("\u{0085}").is_err());
+    }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 pub use definition::{Constraints, InputKind, InputSpec, Parameters};
 pub use fold::{fold, words};
-pub use inputs::{FieldErrors, InputError, validate};
+pub use inputs::{FieldErrors, InputError, clean as clean_input, validate};
 pub use registry::{FileError, LoadError, LookupError, PromptRegistry, PromptSet};
 
 use crate::feature::Feature;

@@ -38,8 +38,9 @@ impl AiService {
     pub async fn create_batch(
         &self,
         principal: &Principal,
-        batch: NewBatch,
+        mut batch: NewBatch,
     ) -> Result<BatchView, ServiceError> {
+        batch.items.iter_mut().for_each(crate::prompts::clean_input);
         let prompts = self.prompts.snapshot();
         let prompt = prompts.get(batch.feature, None)?;
         let mut valid = Vec::new();

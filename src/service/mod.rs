@@ -288,8 +288,10 @@ impl AiService {
         &self,
         principal: &Principal,
         feature: Feature,
-        request: SubmitRequest,
+        mut request: SubmitRequest,
     ) -> Result<(Submitted, Admission), ServiceError> {
+        // What is checked, rendered, cached and audited has no invisible characters.
+        crate::prompts::clean_input(&mut request.input);
         let prompts = self.prompts.snapshot();
         let prompt = prompts.get(feature, request.prompt_version.as_deref())?;
         let validated = crate::prompts::validate(&prompt, &request.input).and_then(|data| {
@@ -473,8 +475,14 @@ impl AiService {
                 .await?
         } else {
             let accept = |text: &str| guard.as_ref().is_none_or(|g| g.refuses(text).is_none());
+            // Personal input (a student's attempt or answer) is cached for that user alone.
+            let personal = prompt
+                .inputs
+                .iter()
+                .any(|(name, spec)| spec.personal && data.get(name).is_some_and(|v| !v.is_null()));
+            let owner = personal.then_some(job.user_id.as_str());
             let response = self
-                .complete_cached(feature, &prompt, &rendered, &options, &accept)
+                .complete_cached(feature, &prompt, &rendered, &options, owner, &accept)
                 .await?;
             (response, None)
         };
@@ -581,12 +589,16 @@ impl AiService {
         prompt: &crate::prompts::Prompt,
         rendered: &crate::prompts::RenderedPrompt,
         options: &CompletionOptions,
+        owner: Option<&str>,
         accept: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<crate::providers::AiResponse, ServiceError> {
-        let Some((hash, ttl)) =
-            self.cache
-                .key(feature, (&prompt.name, &prompt.version), rendered, options)
-        else {
+        let Some((hash, ttl)) = self.cache.key(
+            feature,
+            (&prompt.name, &prompt.version),
+            rendered,
+            options,
+            owner,
+        ) else {
             return Ok(self.providers.complete(feature, rendered, options).await?);
         };
         let entry = match self.cache.lookup(&hash, ttl).await {

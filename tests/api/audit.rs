@@ -158,13 +158,13 @@ async fn error_event(pool: &PgPool, error_kind: &str) -> String {
 }
 
 /// A TCP proxy to PostgreSQL that can be switched off: while off it cuts every connection.
-struct Outage {
+pub struct Outage {
     up: Arc<AtomicBool>,
-    port: u16,
+    pub port: u16,
 }
 
 impl Outage {
-    async fn start(target: u16) -> Self {
+    pub async fn start(target: u16) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let up = Arc::new(AtomicBool::new(true));
@@ -198,8 +198,24 @@ impl Outage {
         Self { up, port }
     }
 
-    fn set(&self, up: bool) {
+    pub fn set(&self, up: bool) {
         self.up.store(up, Ordering::SeqCst);
+    }
+
+    /// A proxy in front of the test cluster of `url`, and `url` through it.
+    pub async fn in_front_of(url: &str) -> (Self, String) {
+        let target: u16 = url
+            .split("127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|p| p.parse().ok())
+            .expect("the test cluster listens on 127.0.0.1");
+        let outage = Self::start(target).await;
+        let proxied = url.replace(
+            &format!("127.0.0.1:{target}/"),
+            &format!("127.0.0.1:{}/", outage.port),
+        );
+        (outage, proxied)
     }
 }
 

@@ -12,15 +12,15 @@ use crate::helpers::{
 };
 
 #[derive(Debug, Clone, Default, PartialEq)]
-struct Frame {
-    id: Option<String>,
-    event: Option<String>,
-    data: String,
-    retry: Option<u64>,
+pub struct Frame {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: String,
+    pub retry: Option<u64>,
 }
 
 /// Reads an SSE response to its end (or `limit`) and parses its frames; comments are skipped.
-async fn frames(mut response: reqwest::Response, limit: Duration) -> Vec<Frame> {
+pub async fn frames(mut response: reqwest::Response, limit: Duration) -> Vec<Frame> {
     let mut text = String::new();
     let deadline = tokio::time::Instant::now() + limit;
     while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, response.chunk()).await {

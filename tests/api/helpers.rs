@@ -202,6 +202,20 @@ impl TestApp {
             .collect()
     }
 
+    /// Queues a hint (`mode: async`) as student `user`; its task id.
+    pub async fn queue_hint(&self, user: &str) -> String {
+        let body = json!({ "input": sample_input("hint"), "mode": "async" });
+        let response = self.post_ai_as(user, "hint", &body, &[]).await;
+        assert_eq!(response.status(), 202, "queued");
+        let task: Value = response.json().await.unwrap();
+        task["task_id"].as_str().unwrap().to_owned()
+    }
+
+    /// This app's `host:port`.
+    pub fn host(&self) -> &str {
+        self.address.trim_start_matches("http://")
+    }
+
     pub async fn post_ai(&self, feature: &str, body: &Value) -> reqwest::Response {
         self.client
             .post(self.url(&format!("/v1/ai/{feature}")))

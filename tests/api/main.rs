@@ -14,6 +14,7 @@ mod events;
 mod features;
 mod health;
 mod helpers;
+mod hostile;
 mod limits;
 mod logs;
 mod metrics;
