@@ -361,3 +361,46 @@ fn the_guard_never_panics_on_odd_text() {
         let _ = final_answer(&solution);
     }
 }
+
+/// One row of the second table (`tests/fixtures/guard/round-two.json`, issue 19): planted
+/// leaks written the other ways a model writes an answer, and clean hints that mention
+/// numbers, bounds, steps and forbidden words harmlessly, each with its kind.
+#[derive(serde::Deserialize)]
+struct KindRow {
+    kind: String,
+    solution: Option<String>,
+    question: String,
+    hint: String,
+    leak: bool,
+}
+
+fn round_two_rows() -> Vec<KindRow> {
+    serde_json::from_str(include_str!("../../tests/fixtures/guard/round-two.json"))
+        .expect("tests/fixtures/guard/round-two.json parses")
+}
+
+/// Per kind: (rows, rows decided right), in the table's order.
+fn figures_by_kind(rows: &[KindRow]) -> Vec<(String, bool, usize, usize)> {
+    let mut figures: Vec<(String, bool, usize, usize)> = Vec::new();
+    for row in rows {
+        let verdict = check(&row.hint, row.solution.as_deref(), &row.question);
+        let right = verdict.is_leak() == row.leak;
+        match figures.iter_mut().find(|f| f.0 == row.kind) {
+            Some(f) => {
+                f.2 += 1;
+                f.3 += usize::from(right);
+            }
+            None => figures.push((row.kind.clone(), row.leak, 1, usize::from(right))),
+        }
+    }
+    figures
+}
+
+#[test]
+fn the_second_table_by_kind() {
+    let rows = round_two_rows();
+    for (kind, leak, rows, right) in figures_by_kind(&rows) {
+        let what = if leak { "caught" } else { "delivered" };
+        println!("{kind}: {what} {right}/{rows}");
+    }
+}
