@@ -16,7 +16,7 @@ pub(super) fn answer_leak(hint: &Scan, answer: &FinalAnswer, question: &str) -> 
             }
             numbers::matches(hint, Convention::Turkish)
                 .into_iter()
-                .find(|found| found.values.contains(value))
+                .find(|found| !found.weak && found.values.contains(value))
                 .map(|found| Leak::new(LeakKind::Number, hint.slice(found.first, found.last)))
         }
         FinalAnswer::Choice(letter) => {

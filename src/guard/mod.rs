@@ -15,14 +15,18 @@
 
 mod answer;
 mod choice;
+mod digits;
 mod expr;
 mod leak;
 mod lexer;
+mod lexicon;
 mod markers;
 mod moderation;
 mod numbers;
+mod numerals;
 mod options;
 mod phrase;
+mod rational;
 mod safe;
 mod statement;
 #[cfg(test)]
@@ -32,7 +36,7 @@ use serde::Serialize;
 
 pub use answer::{FinalAnswer, final_answer};
 pub use moderation::{Category, Flag, Moderation, ModerationError};
-pub use numbers::Rational;
+pub use rational::Rational;
 pub use safe::{Lang, safe_hint};
 
 use lexer::Scan;

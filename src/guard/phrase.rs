@@ -36,6 +36,11 @@ pub(super) fn is_suffix_chain(rest: &str) -> bool {
     !rest.is_empty() && chain(rest, 0)
 }
 
+/// True when `rest` is a copula ending: "dir", "dur", "ydi", "miş"…
+pub(super) fn is_copula(rest: &str) -> bool {
+    COPULA.contains(&rest)
+}
+
 /// True when `word` is `stem` or `stem` with Turkish suffixes, including the softened final
 /// consonant (p → b, t → d, k → ğ). Stems shorter than three letters must match exactly.
 pub(super) fn inflects(word: &str, stem: &str) -> bool {

@@ -44,9 +44,26 @@ fn is_operand(scan: &Scan, last: usize) -> bool {
         // "Çözüm 1: ...", "Answer 2:": a heading.
         return true;
     }
+    // "olmalı" closes a value ("cevap 7 olmalı"); "basamaklı" describes it.
     scan.word(last + 1).is_some_and(|w| {
-        NOT_VALUE.contains(&w) || w.starts_with("kat") || w.ends_with("li") || w.ends_with("lu")
+        NOT_VALUE.contains(&w)
+            || w.starts_with("kat")
+            || ((w.ends_with("li") || w.ends_with("lu")) && !markers::is_tail_word(w))
     })
+}
+
+/// True when the value ending at `last` closes its sentence ("cevap bir.", "the answer is
+/// one!"), maybe with a copula or a closing word: then "bir" is the number, not the article
+/// of "sonuç bir kesir olacak".
+fn closes(scan: &Scan, last: usize) -> bool {
+    let mut k = last + 1;
+    if scan.sym(k) == Some('\'') && scan.is_suffix(k + 1) {
+        k += 2;
+    }
+    while scan.word(k).is_some_and(markers::is_tail_word) {
+        k += 1;
+    }
+    k >= scan.len() || scan.tokens[k].line_start || scan.sym(k).is_some_and(|c| ".!;,…".contains(c))
 }
 
 /// The last token of a value starting at token `j`: a number, a choice letter, `= ...`, a
@@ -56,7 +73,10 @@ fn value_at(scan: &Scan, found: &[NumberMatch], j: usize) -> Option<usize> {
         return None;
     }
     if let Some(number) = number_at(found, j) {
-        return (!is_operand(scan, number.last)).then_some(number.last);
+        let value = !number.governed
+            && !is_operand(scan, number.last)
+            && (!number.weak || closes(scan, number.last));
+        return value.then_some(number.last);
     }
     if let Some((_, last)) = choice::at(scan, j, true) {
         return Some(last);
