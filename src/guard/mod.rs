@@ -27,7 +27,9 @@ mod numerals;
 mod options;
 mod phrase;
 mod rational;
+mod roman;
 mod safe;
+mod spelled;
 mod statement;
 #[cfg(test)]
 mod tests;

@@ -1,10 +1,12 @@
 //! Final-result statements, recognised without a solution: a marker followed by a value
 //! ("cevap 12", "sonuç 42'dir", "the answer is 7", "yanıt B"), a value followed by a marker
-//! ("12 doğru cevaptır", "C is the answer", "C şıkkı doğru"), and a hint that ends with
-//! "= <number>".
+//! ("12 doğru cevaptır", "C is the answer", "C şıkkı doğru"), a hint that ends with
+//! "= <number>", and a value standing alone as a sentence ("81. Çünkü …").
+
+use std::collections::HashSet;
 
 use super::lexer::Scan;
-use super::numbers::{self, Convention, NumberMatch};
+use super::numbers::{self, Convention, NumberMatch, Rational};
 use super::{Leak, LeakKind, choice, expr, markers, options};
 
 /// The first final-result statement in `hint`. An ending equation that the question itself
@@ -15,6 +17,7 @@ pub(super) fn find(hint: &Scan, question: &str) -> Option<Leak> {
         .or_else(|| value_then_marker(hint, &found))
         .or_else(|| choice_declared_correct(hint))
         .or_else(|| ending_equation(hint, &found, question))
+        .or_else(|| bare_value(hint, &found, question))
 }
 
 /// The number match that covers token `i`.
@@ -227,4 +230,68 @@ fn ending_equation(scan: &Scan, found: &[NumberMatch], question: &str) -> Option
         }
         Some(Leak::new(LeakKind::Equation, equation))
     })
+}
+
+/// Words after which a value opening the hint before a comma still stands alone: "81,
+/// çünkü …".
+const BECAUSE: &[&str] = &["cunku", "zira", "yani", "because", "since"];
+
+/// True when token `s` starts a sentence: the start of the text or of a line, or after a
+/// sentence mark.
+fn starts_sentence(scan: &Scan, s: usize) -> bool {
+    s == 0 || scan.tokens[s].line_start || scan.sym(s - 1).is_some_and(|c| ".!?;…".contains(c))
+}
+
+/// Emphasis and quotes around a bare value: "**81**", "\"C\"".
+fn is_mark(scan: &Scan, i: usize) -> bool {
+    scan.sym(i).is_some_and(|c| "*\"“”«»_".contains(c))
+}
+
+/// A value standing as a sentence of its own ("81. Çünkü …", "…\n7.\n…", "Kırk iki.",
+/// "C."), or opening the hint before ", çünkü": the result stated with nothing around it. A
+/// number the question itself contains is excused: the hint may recall a datum.
+fn bare_value(scan: &Scan, found: &[NumberMatch], question: &str) -> Option<Leak> {
+    let mut data: Option<HashSet<Rational>> = None;
+    (0..scan.len())
+        .filter(|&s| starts_sentence(scan, s))
+        .find_map(|s| {
+            let mut start = s;
+            while is_mark(scan, start) {
+                start += 1;
+            }
+            let number = found.iter().find(|m| m.first == start);
+            let last = match number {
+                Some(number) => number.last,
+                None => {
+                    let (_, last) = choice::at(scan, start, true)?;
+                    let upper = scan.sym(start) == Some('(') || is_upper(scan, start);
+                    if !upper {
+                        return None;
+                    }
+                    last
+                }
+            };
+            let mut end = markers::skip_tail(scan, last + 1);
+            while is_mark(scan, end) {
+                end += 1;
+            }
+            let alone = end >= scan.len()
+                || scan.tokens[end].line_start
+                || scan.sym(end).is_some_and(|c| ".!;…".contains(c));
+            let opens = start == 0
+                && scan.sym(end) == Some(',')
+                && scan.word(end + 1).is_some_and(|w| BECAUSE.contains(&w));
+            if !(alone || opens) {
+                return None;
+            }
+            if let Some(number) = number {
+                let data = data.get_or_insert_with(|| {
+                    numbers::all_values(&Scan::new(&options::data(question)))
+                });
+                if number.values.iter().any(|v| data.contains(v)) {
+                    return None;
+                }
+            }
+            Some(Leak::new(LeakKind::Statement, scan.slice(start, last)))
+        })
 }
