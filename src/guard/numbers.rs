@@ -305,13 +305,63 @@ pub(super) fn matches(scan: &Scan, convention: Convention) -> Vec<NumberMatch> {
     out.extend(space_grouped(scan, &lists));
     // A number read with its words is read whole: "2 milyon" is not also 2, "eksi 7" not 7.
     let spelled = numerals::matches(scan);
-    out.retain(|m| {
-        !spelled
-            .iter()
-            .any(|s| s.first <= m.first && m.last <= s.last)
-    });
+    let mut owner: Vec<Option<usize>> = vec![None; scan.len()];
+    for (k, s) in spelled.iter().enumerate() {
+        owner[s.first..=s.last].fill(Some(k));
+    }
+    out.retain(|m| owner[m.first].is_none() || owner[m.first] != owner[m.last]);
     out.extend(spelled);
     out
+}
+
+/// The numbers of a text, and for each token the first of them (in [`matches`]'s order)
+/// that covers it, starts at it or ends at it: looked up once per token, not searched.
+pub(super) struct Found {
+    covering: Vec<Option<usize>>,
+    starting: Vec<Option<usize>>,
+    ending: Vec<Option<usize>>,
+    all: Vec<NumberMatch>,
+}
+
+impl Found {
+    pub fn new(scan: &Scan, convention: Convention) -> Self {
+        let all = matches(scan, convention);
+        let mut covering = vec![None; scan.len()];
+        let mut starting = vec![None; scan.len()];
+        let mut ending = vec![None; scan.len()];
+        for (k, m) in all.iter().enumerate() {
+            for slot in &mut covering[m.first..=m.last] {
+                slot.get_or_insert(k);
+            }
+            starting[m.first].get_or_insert(k);
+            ending[m.last].get_or_insert(k);
+        }
+        Self {
+            covering,
+            starting,
+            ending,
+            all,
+        }
+    }
+
+    fn get(&self, index: &[Option<usize>], i: usize) -> Option<&NumberMatch> {
+        index.get(i).copied().flatten().map(|k| &self.all[k])
+    }
+
+    /// The number that covers token `i`.
+    pub fn covering(&self, i: usize) -> Option<&NumberMatch> {
+        self.get(&self.covering, i)
+    }
+
+    /// The number whose first token is `i`.
+    pub fn starting_at(&self, i: usize) -> Option<&NumberMatch> {
+        self.get(&self.starting, i)
+    }
+
+    /// The number whose last token is `i`.
+    pub fn ending_at(&self, i: usize) -> Option<&NumberMatch> {
+        self.get(&self.ending, i)
+    }
 }
 
 /// "1 000 000": a group of one to three digits, then groups of three after single spaces.

@@ -6,23 +6,18 @@
 use std::collections::HashSet;
 
 use super::lexer::Scan;
-use super::numbers::{self, Convention, NumberMatch, Rational};
+use super::numbers::{self, Convention, Found, Rational};
 use super::{Leak, LeakKind, choice, expr, markers, options};
 
 /// The first final-result statement in `hint`. An ending equation that the question itself
 /// contains ("2x + 3 = 27") is excused.
 pub(super) fn find(hint: &Scan, question: &str) -> Option<Leak> {
-    let found = numbers::matches(hint, Convention::Turkish);
+    let found = Found::new(hint, Convention::Turkish);
     marker_then_value(hint, &found)
         .or_else(|| value_then_marker(hint, &found))
         .or_else(|| choice_declared_correct(hint))
         .or_else(|| ending_equation(hint, &found, question))
         .or_else(|| bare_value(hint, &found, question))
-}
-
-/// The number match that covers token `i`.
-fn number_at(found: &[NumberMatch], i: usize) -> Option<&NumberMatch> {
-    found.iter().find(|m| m.first <= i && i <= m.last)
 }
 
 /// Words after which a number is an operand or a description, not a value: "cevabı 2 ile
@@ -71,11 +66,11 @@ fn closes(scan: &Scan, last: usize) -> bool {
 
 /// The last token of a value starting at token `j`: a number, a choice letter, `= ...`, a
 /// variable in an equation ("x = 3") or an expression ("x + 1", "(x+1)^2").
-fn value_at(scan: &Scan, found: &[NumberMatch], j: usize) -> Option<usize> {
+pub(super) fn value_at(scan: &Scan, found: &Found, j: usize) -> Option<usize> {
     if j >= scan.len() {
         return None;
     }
-    if let Some(number) = number_at(found, j) {
+    if let Some(number) = found.covering(j) {
         let value = !number.governed
             && !is_operand(scan, number.last)
             && (!number.weak || closes(scan, number.last));
@@ -104,7 +99,7 @@ fn value_at(scan: &Scan, found: &[NumberMatch], j: usize) -> Option<usize> {
     None
 }
 
-fn marker_then_value(scan: &Scan, found: &[NumberMatch]) -> Option<Leak> {
+fn marker_then_value(scan: &Scan, found: &Found) -> Option<Leak> {
     (0..scan.len())
         .filter(|&i| markers::is_marker(scan, i))
         .find_map(|i| {
@@ -135,7 +130,7 @@ fn is_upper(scan: &Scan, i: usize) -> bool {
         .is_some_and(|c| c.is_ascii_uppercase())
 }
 
-fn value_then_marker(scan: &Scan, found: &[NumberMatch]) -> Option<Leak> {
+fn value_then_marker(scan: &Scan, found: &Found) -> Option<Leak> {
     (0..scan.len()).find_map(|i| {
         let word = scan.word(i)?;
         let english = matches!(word, "answer" | "result" | "solution");
@@ -155,7 +150,7 @@ fn value_then_marker(scan: &Scan, found: &[NumberMatch]) -> Option<Leak> {
             return None;
         }
         let end = k.checked_sub(1)?;
-        let start = if let Some(number) = found.iter().find(|m| m.last == end) {
+        let start = if let Some(number) = found.ending_at(end) {
             number.first
         } else {
             (end.saturating_sub(2)..=end).find(|&s| {
@@ -205,14 +200,14 @@ fn left_side(scan: &Scan, eq: usize) -> usize {
 }
 
 /// "… yani x = 4." at the end of the hint, or "x = 4." ending any sentence.
-fn ending_equation(scan: &Scan, found: &[NumberMatch], question: &str) -> Option<Leak> {
+fn ending_equation(scan: &Scan, found: &Found, question: &str) -> Option<Leak> {
     let equals: Vec<usize> = (0..scan.len())
         .filter(|&i| scan.sym(i) == Some('='))
         .collect();
     let last_equals = *equals.last()?;
     let question_tokens = expr::tokens(&options::data(question));
     equals.iter().rev().find_map(|&eq| {
-        let number = found.iter().find(|m| m.first == eq + 1)?;
+        let number = found.starting_at(eq + 1)?;
         let end = markers::skip_tail(scan, number.last + 1);
         let ends_hint = eq == last_equals
             && (end..scan.len()).all(|i| scan.sym(i).is_some_and(|c| c != '?' && c != '='));
@@ -250,7 +245,7 @@ fn is_mark(scan: &Scan, i: usize) -> bool {
 /// A value standing as a sentence of its own ("81. Çünkü …", "…\n7.\n…", "Kırk iki.",
 /// "C."), or opening the hint before ", çünkü": the result stated with nothing around it. A
 /// number the question itself contains is excused: the hint may recall a datum.
-fn bare_value(scan: &Scan, found: &[NumberMatch], question: &str) -> Option<Leak> {
+fn bare_value(scan: &Scan, found: &Found, question: &str) -> Option<Leak> {
     let mut data: Option<HashSet<Rational>> = None;
     (0..scan.len())
         .filter(|&s| starts_sentence(scan, s))
@@ -259,7 +254,7 @@ fn bare_value(scan: &Scan, found: &[NumberMatch], question: &str) -> Option<Leak
             while is_mark(scan, start) {
                 start += 1;
             }
-            let number = found.iter().find(|m| m.first == start);
+            let number = found.starting_at(start);
             let last = match number {
                 Some(number) => number.last,
                 None => {

@@ -255,5 +255,30 @@ async fn the_second_guard_table_end_to_end_plain_and_streamed() {
             println!("end to end, {mode}: {kind}: {what} {right}/{rows}");
         }
     }
-    println!("{}", wrong.join("\n"));
+    let total = |figures: &Figures, leak: bool| {
+        figures
+            .iter()
+            .filter(|f| f.1 == leak)
+            .fold((0, 0), |(rows, right), f| (rows + f.2, right + f.3))
+    };
+    for (mode, figures) in [("plain", &plain), ("streamed", &streamed)] {
+        let (planted, caught) = total(figures, true);
+        let (clean, delivered) = total(figures, false);
+        assert!(
+            planted >= 60 && clean >= 40,
+            "{mode}: {planted} leaks, {clean} clean"
+        );
+        assert_eq!(
+            caught,
+            planted,
+            "{mode}: a leak got through:\n{}",
+            wrong.join("\n")
+        );
+        assert!(
+            clean - delivered <= 1,
+            "{mode}: {} clean hints refused:\n{}",
+            clean - delivered,
+            wrong.join("\n")
+        );
+    }
 }
