@@ -176,24 +176,25 @@ pub(super) const ORDINAL_NOUNS: &[&str] = &[
     "adim", "soru", "kisim", "basamak", "satir", "sayfa", "madde", "bolum", "asama", "sinif",
 ];
 
-/// The numbers that label the lines of a numbered list ("1. Önce topla\n2. Sonra böl"): a
-/// number opening a line with a glued "." or ")", whose neighbour (one less or one more)
-/// opens another line the same way. A number opening a hint alone ("81. Çünkü …") is no
-/// label: it states the result.
+/// The numbers that label the items of a numbered list ("1. Önce topla\n2. Sonra böl", "1)
+/// Topla. 2) Böl."): a number opening a line or a sentence with a glued "." or ")", whose
+/// neighbour (one less or one more) opens another the same way, or a "1." that starts one
+/// (a streamed hint shows its first item before the second). Any other number opening a
+/// hint so ("81. Çünkü …") is no label: it states the result.
 fn list_labels(scan: &Scan) -> HashSet<usize> {
+    let opens = |i: usize| {
+        i == 0 || scan.tokens[i].line_start || scan.sym(i - 1).is_some_and(|c| ".!?;".contains(c))
+    };
     let heads: Vec<(usize, i128)> = (0..scan.len())
-        .filter(|&i| {
-            scan.tokens[i].line_start
-                && matches!(scan.sym(i + 1), Some('.' | ')'))
-                && scan.glued(i + 1)
-        })
+        .filter(|&i| opens(i) && matches!(scan.sym(i + 1), Some('.' | ')')) && scan.glued(i + 1))
         .filter_map(|i| Some((i, parse_int(scan.raw(i))?)))
         .collect();
     let values: HashSet<i128> = heads.iter().map(|&(_, n)| n).collect();
     heads
         .iter()
-        .filter(|&&(_, n)| {
-            n.checked_sub(1).is_some_and(|p| values.contains(&p))
+        .filter(|&&(i, n)| {
+            (n == 1 && scan.word(i + 2).is_some())
+                || n.checked_sub(1).is_some_and(|p| values.contains(&p))
                 || n.checked_add(1).is_some_and(|q| values.contains(&q))
         })
         .map(|&(i, _)| i)

@@ -153,12 +153,23 @@ impl<'a> HeldHint<'a> {
 }
 
 /// The byte offset just past the last sentence end in `text` (a `.`, `!`, `?` or `:` followed
-/// by whitespace, or a newline), if any.
+/// by whitespace, or a newline), if any. The dot of a number standing alone ("1. Önce …",
+/// "81. Çünkü …") ends no sentence: whether it labels a list item or states the result shows
+/// only with the words after it.
 fn sentence_end(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
+    let number_dot = |dot: usize| {
+        let digits = bytes[..dot]
+            .iter()
+            .rev()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        digits > 0 && (digits == dot || bytes[dot - digits - 1].is_ascii_whitespace())
+    };
     (1..bytes.len()).rev().find(|&i| {
-        let after_mark =
-            matches!(bytes[i - 1], b'.' | b'!' | b'?' | b':') && bytes[i].is_ascii_whitespace();
+        let after_mark = matches!(bytes[i - 1], b'.' | b'!' | b'?' | b':')
+            && bytes[i].is_ascii_whitespace()
+            && !(bytes[i - 1] == b'.' && number_dot(i - 1));
         after_mark || bytes[i - 1] == b'\n'
     })
 }
@@ -316,6 +327,9 @@ mod tests {
         assert_eq!(sentence_end("1.5 kere"), None);
         assert_eq!(sentence_end("Bak: şimdi\nne"), Some("Bak: şimdi\n".len()));
         assert_eq!(sentence_end("yok"), None);
+        assert_eq!(sentence_end("1. Verilenleri"), None, "a list item's number");
+        assert_eq!(sentence_end("81. Çünkü"), None);
+        assert_eq!(sentence_end("Topla. 12. Sonra"), Some("Topla.".len()));
     }
 
     #[test]

@@ -255,6 +255,9 @@ async fn the_second_guard_table_end_to_end_plain_and_streamed() {
             println!("end to end, {mode}: {kind}: {what} {right}/{rows}");
         }
     }
+    for line in &wrong {
+        println!("decided wrong: {line}");
+    }
     let total = |figures: &Figures, leak: bool| {
         figures
             .iter()

@@ -120,7 +120,13 @@ impl Reader<'_> {
             reading.single = None;
             return self.weigh(reading);
         }
-        self.unsigned_at(i).and_then(|reading| self.weigh(reading))
+        let mut found = self
+            .unsigned_at(i)
+            .and_then(|reading| self.weigh(reading))?;
+        // "her iki taraf" (both sides), "her üç sayı" (all three numbers): a group already
+        // there, counted again.
+        found.weak |= i > 0 && self.is(i - 1, &["her"]);
+        Some(found)
     }
 
     /// "eksi", "minus" before a number and after no operand ("x eksi 3" subtracts);

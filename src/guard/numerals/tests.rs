@@ -96,4 +96,5 @@ fn words_that_are_numbers_only_sometimes() {
         assert!(values(text).is_empty(), "{text}");
     }
     assert_eq!(values("iki yüzü"), [["200"]], "inside a longer number");
+    assert_eq!(weak("her iki taraftan"), [("iki".to_owned(), true)]);
 }
