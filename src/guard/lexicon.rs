@@ -6,6 +6,8 @@
 
 use super::phrase;
 use crate::prompts::fold;
+use Place::{Hundred, Scale, Teen, Ten, Unit};
+use Sense::{Article, Foreign, Inflects};
 
 /// The language of a number word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,9 +104,6 @@ const fn entry(
         senses,
     }
 }
-
-use Place::{Hundred, Scale, Teen, Ten, Unit};
-use Sense::{Article, Foreign, Inflects};
 
 const PLAIN: &[Sense] = &[Sense::Number];
 
