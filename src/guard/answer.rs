@@ -113,11 +113,19 @@ pub(super) fn classify(text: &str, convention: Convention) -> Option<FinalAnswer
                 .is_some_and(|c| "xyzabcnt".contains(c.to_ascii_lowercase()))
     });
     let words: Vec<&str> = (0..scan.len()).filter_map(|i| scan.word(i)).collect();
+    // A number in words is the answer only with at most a unit beside it: "on dört cm" is
+    // 14, "Dokuz Eylül" and "İkinci Dünya Savaşı" are names.
+    let spelled = widest.is_some_and(|w| (w.first..=w.last).any(|i| scan.word(i).is_some()));
+    let only_units_beside = (0..scan.len())
+        .filter(|&i| !inside_widest(i))
+        .filter_map(|i| scan.word(i))
+        .all(|w| w.chars().count() <= 3);
 
     if let Some(number) = widest
         && widest_covers_all
         && operators == 0
         && !variable_after_number
+        && (!spelled || only_units_beside)
     {
         return number.values.first().copied().map(FinalAnswer::Number);
     }

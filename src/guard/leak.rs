@@ -2,8 +2,8 @@
 
 use super::answer::{FinalAnswer, classify};
 use super::lexer::Scan;
-use super::numbers::{self, Convention};
-use super::{Leak, LeakKind, choice, expr, markers, options, phrase};
+use super::numbers::{self, Convention, Rational};
+use super::{Leak, LeakKind, choice, expr, markers, options, phrase, roman, spelled};
 
 /// The first place where `hint` reveals `answer`. Numbers and expressions that also occur in
 /// `question` are excused (the hint may repeat the question's data), except in its options.
@@ -11,13 +11,15 @@ pub(super) fn answer_leak(hint: &Scan, answer: &FinalAnswer, question: &str) -> 
     let data = options::data(question);
     match answer {
         FinalAnswer::Number(value) => {
-            if numbers::all_values(&Scan::new(&data)).contains(value) {
+            let data = Scan::new(&data);
+            if numbers::all_values(&data).contains(value) {
                 return None;
             }
             numbers::matches(hint, Convention::Turkish)
                 .into_iter()
-                .find(|found| found.values.contains(value))
+                .find(|found| !found.weak && found.values.contains(value))
                 .map(|found| Leak::new(LeakKind::Number, hint.slice(found.first, found.last)))
+                .or_else(|| roman_leak(hint, *value, &data))
         }
         FinalAnswer::Choice(letter) => {
             choice_leak(hint, *letter).or_else(|| option_leak(hint, *letter, question))
@@ -32,11 +34,29 @@ pub(super) fn answer_leak(hint: &Scan, answer: &FinalAnswer, question: &str) -> 
                 .map(|at| Leak::new(LeakKind::Expression, &hay[at..at + needle.len()].concat()))
         }
         FinalAnswer::Phrase(words) => {
-            let hay = crate::prompts::words(&hint.text, true);
-            phrase::find(&hay, words, phrase::inflects)
-                .map(|at| Leak::new(LeakKind::Phrase, &hay[at..at + words.len()].join(" ")))
+            let find = |text: &str| {
+                let hay = crate::prompts::words(text, true);
+                phrase::find(&hay, words, phrase::inflects)
+                    .map(|at| Leak::new(LeakKind::Phrase, &hay[at..at + words.len()].join(" ")))
+            };
+            find(&hint.text).or_else(|| spelled::joined(hint).and_then(|text| find(&text)))
         }
     }
+}
+
+/// A small integer answer written in Roman numerals ("XIX. yüzyıl" for 19), unless the
+/// question writes it so too.
+fn roman_leak(hint: &Scan, value: Rational, data: &Scan) -> Option<Leak> {
+    let wanted = u32::try_from(value.numer())
+        .ok()
+        .filter(|_| value.denom() == 1 && (1..=roman::MAX_ANSWER).contains(&value.numer()))?;
+    if roman::numerals(data).iter().any(|&(v, _)| v == wanted) {
+        return None;
+    }
+    roman::numerals(hint)
+        .into_iter()
+        .find(|&(v, _)| v == wanted)
+        .map(|(_, i)| Leak::new(LeakKind::Number, hint.raw(i)))
 }
 
 /// `letter` in a choice context ("(C)", "C şıkkı", "option C") or after a marker ("cevap C").

@@ -6,6 +6,7 @@
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
+use super::digits;
 use crate::prompts::fold;
 
 /// What a token is.
@@ -105,33 +106,45 @@ impl Scan {
     }
 }
 
-/// NFC, plus one spelling for the characters that mean the same thing in maths and Turkish
-/// text: superscript digits become `^` and digits, `**` becomes `^`, `×` and `·` become `*`,
-/// `÷` becomes `/`, the minus sign and dashes become `-`, curly apostrophes become `'`, and
-/// no-break and thin spaces become spaces.
+/// One spelling for the characters that mean the same thing in maths and Turkish text:
+/// superscript digits become `^` and digits (before NFKC, which would make "x²" read "x2"),
+/// curly apostrophes become `'`; then NFKC folds compatibility forms ("１２", "½", "Ⅻ",
+/// ligatures), every script's decimal digits become ASCII digits, `**` becomes `^`, `×` and
+/// `·` become `*`, `÷` becomes `/`, the minus sign and dashes become `-`, and no-break and thin
+/// spaces become spaces.
 pub(super) fn normalize(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+    let mut marked = String::with_capacity(text.len());
     let mut in_superscript = false;
-    let mut chars = text.nfc().peekable();
-    while let Some(ch) = chars.next() {
+    for ch in text.nfc() {
         if let Some(plain) = superscript(ch) {
             if !in_superscript {
-                out.push('^');
+                marked.push('^');
                 in_superscript = true;
             }
-            out.push(plain);
+            marked.push(plain);
             continue;
         }
         in_superscript = false;
+        match ch {
+            '\u{2019}' | '\u{2018}' | '\u{2bc}' | '`' | '´' => marked.push('\''),
+            _ => marked.push(ch),
+        }
+    }
+    let mut out = String::with_capacity(marked.len());
+    let mut chars = marked.nfkc().peekable();
+    while let Some(ch) = chars.next() {
+        if let Some(digit) = digits::ascii_digit(ch).or_else(|| digits::arabic_punctuation(ch)) {
+            out.push(digit);
+            continue;
+        }
         match ch {
             '*' if chars.peek() == Some(&'*') => {
                 chars.next();
                 out.push('^');
             }
-            '\u{2212}' | '\u{2012}' | '\u{2013}' => out.push('-'),
+            '\u{2212}' | '\u{2010}' | '\u{2012}' | '\u{2013}' => out.push('-'),
             '×' | '·' | '⋅' | '∙' => out.push('*'),
             '÷' | '∕' | '⁄' => out.push('/'),
-            '\u{2019}' | '\u{2018}' | '\u{2bc}' | '`' | '´' => out.push('\''),
             '\u{a0}' | '\u{2007}' | '\u{2009}' | '\u{200a}' | '\u{202f}' => out.push(' '),
             _ => out.push(ch),
         }
@@ -240,5 +253,14 @@ mod tests {
         assert_eq!(normalize("İSTANBUL\u{2019}dur"), "İSTANBUL'dur");
         assert_eq!(kinds("İSTANBUL"), ["w:istanbul"]);
         assert_eq!(kinds("I\u{307}zmir"), ["w:izmir"]);
+    }
+
+    #[test]
+    fn every_script_writes_the_same_number() {
+        assert_eq!(normalize("１２ ٣/٤ ۸۱ ३५ 𝟏𝟐"), "12 3/4 81 35 12");
+        assert_eq!(normalize("½'si"), "1/2'si");
+        assert_eq!(normalize("٣٫٥ ve ١٬٠٠٠"), "3,5 ve 1.000");
+        assert_eq!(normalize("Ⅻ. bölüm, x² ve ｆｉ"), "XII. bölüm, x^2 ve fi");
+        assert_eq!(normalize("12´dir"), "12'dir");
     }
 }

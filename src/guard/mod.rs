@@ -8,31 +8,43 @@
 //!   expression (`x² + 2x + 1` = `x^2+2x+1`), the phrase ("İSTANBUL'dur"), or, for a choice
 //!   answer, the right option's content from the question;
 //! - states a final result, solution or not: "cevap 12", "sonuç 42'dir", "the answer is 7",
-//!   "yanıt B", or ending with "= 4".
+//!   "yanıt B", a bare value standing as a sentence ("81. Çünkü …"), or ending with "= 4".
+//!
+//! Numbers count in every spelling: digits of any script, words in Turkish and English
+//! ("on dört", "beşte iki", "yüzde kırk", "eksi yedi", "forty-two"), Roman numerals for a
+//! small integer answer ("XIX. yüzyıl"); a phrase counts spelled letter by letter too
+//! ("k-l-o-r-o-f-i-l"). [`topic_statement`] applies a prompt's forbidden topics to a hint.
 //!
 //! Numbers and expressions that the question itself contains are not counted as leaks:
 //! the hint may repeat the data.
 
 mod answer;
 mod choice;
+mod digits;
 mod expr;
 mod leak;
 mod lexer;
+mod lexicon;
 mod markers;
 mod moderation;
 mod numbers;
+mod numerals;
 mod options;
 mod phrase;
+mod rational;
+mod roman;
 mod safe;
+mod spelled;
 mod statement;
 #[cfg(test)]
 mod tests;
+mod topics;
 
 use serde::Serialize;
 
 pub use answer::{FinalAnswer, final_answer};
 pub use moderation::{Category, Flag, Moderation, ModerationError};
-pub use numbers::Rational;
+pub use rational::Rational;
 pub use safe::{Lang, safe_hint};
 
 use lexer::Scan;
@@ -94,6 +106,14 @@ impl Verdict {
 /// [`check`] for final-result statements and for the question's own numbers.
 pub fn leaks(hint: &str, answer: &FinalAnswer) -> Option<Leak> {
     leak::answer_leak(&Scan::new(hint), answer, "")
+}
+
+/// Where `hint` uses one of a prompt's forbidden `topics` (words the input may not contain:
+/// "cevap", "sonuç", "answer") to introduce a value or a choice ("sonuç 14", "cevap D", "the
+/// answer is seven"). A forbidden word alone on the output states nothing and passes:
+/// "bulacağın sonuç negatif olabilir, işaretini kontrol et" is a good hint.
+pub fn topic_statement<'t>(hint: &str, topics: impl IntoIterator<Item = &'t str>) -> Option<Leak> {
+    topics::introduces_value(&Scan::new(hint), topics)
 }
 
 /// Decides whether `hint` may be shown for `question`: it must not contain the final answer

@@ -1,4 +1,5 @@
-//! Exact numbers: parsing Turkish and English spellings, fractions, signs and percentages.
+//! Exact numbers in digits: Turkish and English separators, fractions, signs and percentages;
+//! with [`matches`], every number of a text, those written in words too (`numerals.rs`).
 //!
 //! `1.000,5` (Turkish) and `1,000.5` (English) are both 2001/2. A lone separator followed by
 //! exactly three digits is ambiguous (`1.000` is 1000 in Turkish and 1 in English), so a
@@ -6,87 +7,10 @@
 //! solution's language (see [`Convention`]).
 
 use std::collections::HashSet;
-use std::fmt;
 
 use super::lexer::Scan;
-
-/// An exact rational number in lowest terms, with a positive denominator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Rational {
-    num: i128,
-    den: i128,
-}
-
-impl Rational {
-    /// `num / den` in lowest terms; `None` when `den` is zero.
-    pub fn new(num: i128, den: i128) -> Option<Self> {
-        if den == 0 {
-            return None;
-        }
-        let divisor = gcd(num.unsigned_abs(), den.unsigned_abs());
-        let divisor = i128::try_from(divisor).ok()?;
-        let (num, den) = (num / divisor, den / divisor);
-        if den < 0 {
-            Some(Self {
-                num: num.checked_neg()?,
-                den: den.checked_neg()?,
-            })
-        } else {
-            Some(Self { num, den })
-        }
-    }
-
-    /// The whole number `n`.
-    pub fn integer(n: i128) -> Self {
-        Self { num: n, den: 1 }
-    }
-
-    /// The numerator, in lowest terms; carries the sign.
-    pub fn numer(&self) -> i128 {
-        self.num
-    }
-
-    /// The denominator, in lowest terms; always positive.
-    pub fn denom(&self) -> i128 {
-        self.den
-    }
-
-    /// The nearest `f64`.
-    pub fn to_f64(&self) -> f64 {
-        self.num as f64 / self.den as f64
-    }
-
-    fn neg(self) -> Option<Self> {
-        Some(Self {
-            num: self.num.checked_neg()?,
-            den: self.den,
-        })
-    }
-
-    fn checked_div(self, other: Self) -> Option<Self> {
-        Self::new(
-            self.num.checked_mul(other.den)?,
-            self.den.checked_mul(other.num)?,
-        )
-    }
-}
-
-impl fmt::Display for Rational {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.den == 1 {
-            write!(f, "{}", self.num)
-        } else {
-            write!(f, "{}/{}", self.num, self.den)
-        }
-    }
-}
-
-fn gcd(mut a: u128, mut b: u128) -> u128 {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a.max(1)
-}
+use super::numerals;
+pub(super) use super::rational::Rational;
 
 /// Which separator convention to prefer when a number could be read either way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,7 +126,7 @@ fn readings(raw: &str) -> Vec<(Rational, Role)> {
 }
 
 /// The readings of `raw`, those that fit `convention` first.
-fn ordered(raw: &str, convention: Convention) -> Vec<Rational> {
+pub(super) fn ordered(raw: &str, convention: Convention) -> Vec<Rational> {
     let all = readings(raw);
     let fitting = all.iter().filter(|(_, role)| role.fits(convention));
     let others = all.iter().filter(|(_, role)| !role.fits(convention));
@@ -221,6 +145,25 @@ pub(super) struct NumberMatch {
     pub values: Vec<Rational>,
     pub first: usize,
     pub last: usize,
+    /// Written with a word that is a number only sometimes ("bir", "one", "first"): a value
+    /// where it closes a statement ("cevap bir."), never by itself a sign of the answer.
+    pub weak: bool,
+    /// Its last word carries a case ending ("otuzdan büyük", "ikiye böl"): an operand or a
+    /// bound, not a stated value.
+    pub governed: bool,
+}
+
+impl NumberMatch {
+    /// A number written in digits, tokens `first..=last`.
+    fn digits(values: Vec<Rational>, first: usize, last: usize) -> Self {
+        Self {
+            values,
+            first,
+            last,
+            weak: false,
+            governed: false,
+        }
+    }
 }
 
 /// Words after which a number is a label, not a quantity: "adım 2", "step 3".
@@ -229,13 +172,41 @@ const LABEL_WORDS: &[&str] = &[
 ];
 
 /// Nouns after which `N.` is an ordinal: "2. adım", "3. soru".
-const ORDINAL_NOUNS: &[&str] = &[
+pub(super) const ORDINAL_NOUNS: &[&str] = &[
     "adim", "soru", "kisim", "basamak", "satir", "sayfa", "madde", "bolum", "asama", "sinif",
 ];
 
+/// The numbers that label the items of a numbered list ("1. Önce topla\n2. Sonra böl", "1)
+/// Topla. 2) Böl."): a number opening a line or a sentence with a glued "." or ")", whose
+/// neighbour (one less or one more) opens another the same way, or a "1." that starts one
+/// (a streamed hint shows its first item before the second). Any other number opening a
+/// hint so ("81. Çünkü …") is no label: it states the result.
+fn list_labels(scan: &Scan) -> HashSet<usize> {
+    let opens = |i: usize| {
+        i == 0 || scan.tokens[i].line_start || scan.sym(i - 1).is_some_and(|c| ".!?;".contains(c))
+    };
+    let heads: Vec<(usize, i128)> = (0..scan.len())
+        .filter(|&i| opens(i) && matches!(scan.sym(i + 1), Some('.' | ')')) && scan.glued(i + 1))
+        .filter_map(|i| Some((i, parse_int(scan.raw(i))?)))
+        .collect();
+    let values: HashSet<i128> = heads.iter().map(|&(_, n)| n).collect();
+    heads
+        .iter()
+        .filter(|&&(i, n)| {
+            (n == 1 && scan.word(i + 2).is_some())
+                || n.checked_sub(1).is_some_and(|p| values.contains(&p))
+                || n.checked_add(1).is_some_and(|q| values.contains(&q))
+        })
+        .map(|&(i, _)| i)
+        .collect()
+}
+
 /// True when the number at `i` is not a quantity: a subscript ("x2", "B12"), an exponent
-/// ("x^2"), a list label ("1. ..." at the start of a line) or an ordinal ("2. adım").
-fn is_label(scan: &Scan, i: usize) -> bool {
+/// ("x^2"), a list label (see [`list_labels`]) or an ordinal ("2. adım").
+fn is_label(scan: &Scan, i: usize, lists: &HashSet<usize>) -> bool {
+    if lists.contains(&i) {
+        return true;
+    }
     if scan.glued(i) && scan.word(i - 1).is_some() {
         return true;
     }
@@ -247,9 +218,6 @@ fn is_label(scan: &Scan, i: usize) -> bool {
     }
     if matches!(scan.sym(i + 1), Some('.' | ')')) && scan.glued(i + 1) {
         let next_word = scan.word(i + 2);
-        if scan.tokens[i].line_start && next_word.is_some() {
-            return true;
-        }
         if next_word.is_some_and(|w| ORDINAL_NOUNS.iter().any(|n| w.starts_with(n))) {
             return true;
         }
@@ -269,10 +237,11 @@ fn has_sign(scan: &Scan, i: usize) -> bool {
 
 /// Every number in `scan`, readings ordered for `convention`.
 pub(super) fn matches(scan: &Scan, convention: Convention) -> Vec<NumberMatch> {
+    let lists = list_labels(scan);
     let mut out = Vec::new();
     let mut i = 0;
     while i < scan.len() {
-        if !scan.is_number(i) || is_label(scan, i) {
+        if !scan.is_number(i) || is_label(scan, i, &lists) {
             i += 1;
             continue;
         }
@@ -281,11 +250,7 @@ pub(super) fn matches(scan: &Scan, convention: Convention) -> Vec<NumberMatch> {
             // "12.05.2023", "3,4,5": each digit run on its own.
             for part in scan.raw(i).split(['.', ',']) {
                 if let Some(n) = parse_int(part) {
-                    out.push(NumberMatch {
-                        values: vec![Rational::integer(n)],
-                        first: i,
-                        last: i,
-                    });
+                    out.push(NumberMatch::digits(vec![Rational::integer(n)], i, i));
                 }
             }
             i += 1;
@@ -297,21 +262,13 @@ pub(super) fn matches(scan: &Scan, convention: Convention) -> Vec<NumberMatch> {
             first = i - 1;
             values = values.into_iter().filter_map(Rational::neg).collect();
         }
-        if scan.sym(i + 1) == Some('/') && scan.is_number(i + 2) && !is_label(scan, i + 2) {
+        if scan.sym(i + 1) == Some('/') && scan.is_number(i + 2) && !is_label(scan, i + 2, &lists) {
             let denominators = ordered(scan.raw(i + 2), convention);
             let tight = scan.glued(i + 1) && scan.glued(i + 2);
             if !tight {
                 // "12 / 4" is also two numbers.
-                out.push(NumberMatch {
-                    values: values.clone(),
-                    first,
-                    last: i,
-                });
-                out.push(NumberMatch {
-                    values: denominators.clone(),
-                    first: i + 2,
-                    last: i + 2,
-                });
+                out.push(NumberMatch::digits(values.clone(), first, i));
+                out.push(NumberMatch::digits(denominators.clone(), i + 2, i + 2));
             }
             values = values
                 .iter()
@@ -342,20 +299,74 @@ pub(super) fn matches(scan: &Scan, convention: Convention) -> Vec<NumberMatch> {
         }
         let values = unique;
         if !values.is_empty() {
-            out.push(NumberMatch {
-                values,
-                first,
-                last,
-            });
+            out.push(NumberMatch::digits(values, first, last));
         }
         i = last + 1;
     }
-    out.extend(space_grouped(scan));
+    out.extend(space_grouped(scan, &lists));
+    // A number read with its words is read whole: "2 milyon" is not also 2, "eksi 7" not 7.
+    let spelled = numerals::matches(scan);
+    let mut owner: Vec<Option<usize>> = vec![None; scan.len()];
+    for (k, s) in spelled.iter().enumerate() {
+        owner[s.first..=s.last].fill(Some(k));
+    }
+    out.retain(|m| owner[m.first].is_none() || owner[m.first] != owner[m.last]);
+    out.extend(spelled);
     out
 }
 
+/// The numbers of a text, and for each token the first of them (in [`matches`]'s order)
+/// that covers it, starts at it or ends at it: looked up once per token, not searched.
+pub(super) struct Found {
+    covering: Vec<Option<usize>>,
+    starting: Vec<Option<usize>>,
+    ending: Vec<Option<usize>>,
+    all: Vec<NumberMatch>,
+}
+
+impl Found {
+    pub fn new(scan: &Scan, convention: Convention) -> Self {
+        let all = matches(scan, convention);
+        let mut covering = vec![None; scan.len()];
+        let mut starting = vec![None; scan.len()];
+        let mut ending = vec![None; scan.len()];
+        for (k, m) in all.iter().enumerate() {
+            for slot in &mut covering[m.first..=m.last] {
+                slot.get_or_insert(k);
+            }
+            starting[m.first].get_or_insert(k);
+            ending[m.last].get_or_insert(k);
+        }
+        Self {
+            covering,
+            starting,
+            ending,
+            all,
+        }
+    }
+
+    fn get(&self, index: &[Option<usize>], i: usize) -> Option<&NumberMatch> {
+        index.get(i).copied().flatten().map(|k| &self.all[k])
+    }
+
+    /// The number that covers token `i`.
+    pub fn covering(&self, i: usize) -> Option<&NumberMatch> {
+        self.get(&self.covering, i)
+    }
+
+    /// The number whose first token is `i`.
+    pub fn starting_at(&self, i: usize) -> Option<&NumberMatch> {
+        self.get(&self.starting, i)
+    }
+
+    /// The number whose last token is `i`.
+    pub fn ending_at(&self, i: usize) -> Option<&NumberMatch> {
+        self.get(&self.ending, i)
+    }
+}
+
 /// "1 000 000": a group of one to three digits, then groups of three after single spaces.
-fn space_grouped(scan: &Scan) -> Vec<NumberMatch> {
+fn space_grouped(scan: &Scan, lists: &HashSet<usize>) -> Vec<NumberMatch> {
     let plain = |i: usize| scan.is_number(i) && scan.raw(i).bytes().all(|b| b.is_ascii_digit());
     let mut out = Vec::new();
     for i in 0..scan.len() {
@@ -364,7 +375,7 @@ fn space_grouped(scan: &Scan) -> Vec<NumberMatch> {
             && (1..=3).contains(&raw.len())
             && !raw.starts_with('0')
             && !(i > 0 && scan.is_number(i - 1))
-            && !is_label(scan, i);
+            && !is_label(scan, i, lists);
         if !head {
             continue;
         }
@@ -380,11 +391,7 @@ fn space_grouped(scan: &Scan) -> Vec<NumberMatch> {
         if last > i
             && let Some(n) = parse_int(&digits)
         {
-            out.push(NumberMatch {
-                values: vec![Rational::integer(n)],
-                first: i,
-                last,
-            });
+            out.push(NumberMatch::digits(vec![Rational::integer(n)], i, last));
         }
     }
     out
@@ -407,8 +414,11 @@ pub(super) fn all_values(scan: &Scan) -> HashSet<Rational> {
                 .map(Rational::integer),
         );
     }
+    // A question's "bir" is an article, not a datum that would excuse the answer 1.
     for found in matches(scan, Convention::Turkish) {
-        values.extend(found.values);
+        if !found.weak {
+            values.extend(found.values);
+        }
     }
     values
 }
@@ -417,24 +427,12 @@ pub(super) fn all_values(scan: &Scan) -> HashSet<Rational> {
 mod tests {
     use super::*;
 
-    fn r(num: i128, den: i128) -> Rational {
-        Rational::new(num, den).unwrap()
-    }
-
     fn values(text: &str) -> Vec<Vec<String>> {
         let scan = Scan::new(text);
         matches(&scan, Convention::Turkish)
             .into_iter()
             .map(|m| m.values.iter().map(ToString::to_string).collect())
             .collect()
-    }
-
-    #[test]
-    fn rationals_are_reduced() {
-        assert_eq!(r(6, 8), r(3, 4));
-        assert_eq!(r(3, -4).to_string(), "-3/4");
-        assert_eq!(r(12, 4), Rational::integer(3));
-        assert!(Rational::new(1, 0).is_none());
     }
 
     #[test]

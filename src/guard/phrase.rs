@@ -36,32 +36,42 @@ pub(super) fn is_suffix_chain(rest: &str) -> bool {
     !rest.is_empty() && chain(rest, 0)
 }
 
+/// True when `rest` is a copula ending: "dir", "dur", "ydi", "miş"…
+pub(super) fn is_copula(rest: &str) -> bool {
+    COPULA.contains(&rest)
+}
+
 /// True when `word` is `stem` or `stem` with Turkish suffixes, including the softened final
 /// consonant (p → b, t → d, k → ğ). Stems shorter than three letters must match exactly.
 pub(super) fn inflects(word: &str, stem: &str) -> bool {
     if word == stem {
         return true;
     }
-    if stem.chars().count() < 3 {
-        return false;
+    stem.chars().count() >= 3 && rest_after(word, stem).is_some_and(is_suffix_chain)
+}
+
+/// True when `word` is `stem` bare or with a possessive ending ("sonucu", "cevabın",
+/// "yanıtımız"): the forms a word takes when its own value follows ("sonucu 14").
+pub(super) fn possessive_of(word: &str, stem: &str) -> bool {
+    word == stem || rest_after(word, stem).is_some_and(|rest| POSSESSIVE.contains(&rest))
+}
+
+/// What follows `stem` in `word`, the stem's last consonant maybe softened before a vowel
+/// ("kitap" in "kitabı").
+fn rest_after<'w>(word: &'w str, stem: &str) -> Option<&'w str> {
+    if let Some(rest) = word.strip_prefix(stem) {
+        return Some(rest);
     }
-    if let Some(rest) = word.strip_prefix(stem)
-        && is_suffix_chain(rest)
-    {
-        return true;
-    }
-    let Some(last) = stem.chars().last() else {
-        return false;
-    };
+    let last = stem.chars().last()?;
     let soft = match last {
         'p' => 'b',
         't' => 'd',
         'k' => 'g',
-        _ => return false,
+        _ => return None,
     };
     let softened = format!("{}{soft}", &stem[..stem.len() - last.len_utf8()]);
     word.strip_prefix(softened.as_str())
-        .is_some_and(|rest| rest.starts_with(['a', 'e', 'i', 'o', 'u']) && is_suffix_chain(rest))
+        .filter(|rest| rest.starts_with(['a', 'e', 'i', 'o', 'u']))
 }
 
 /// Where `phrase` occurs in `words` as consecutive whole words, the last one matched by
@@ -100,5 +110,12 @@ mod tests {
         assert!(!inflects("katsayi", "kat"));
         assert!(!inflects("sonuc", "son"));
         assert!(!inflects("onu", "on"));
+        assert!(possessive_of("sonucu", "sonuc"));
+        assert!(possessive_of("cevabin", "cevap"));
+        assert!(
+            !possessive_of("sonuca", "sonuc"),
+            "a dative introduces no value"
+        );
+        assert!(!possessive_of("cevapsiz", "cevap"));
     }
 }

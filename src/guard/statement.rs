@@ -1,25 +1,23 @@
 //! Final-result statements, recognised without a solution: a marker followed by a value
 //! ("cevap 12", "sonuç 42'dir", "the answer is 7", "yanıt B"), a value followed by a marker
-//! ("12 doğru cevaptır", "C is the answer", "C şıkkı doğru"), and a hint that ends with
-//! "= <number>".
+//! ("12 doğru cevaptır", "C is the answer", "C şıkkı doğru"), a hint that ends with
+//! "= <number>", and a value standing alone as a sentence ("81. Çünkü …").
+
+use std::collections::HashSet;
 
 use super::lexer::Scan;
-use super::numbers::{self, Convention, NumberMatch};
+use super::numbers::{self, Convention, Found, Rational};
 use super::{Leak, LeakKind, choice, expr, markers, options};
 
 /// The first final-result statement in `hint`. An ending equation that the question itself
 /// contains ("2x + 3 = 27") is excused.
 pub(super) fn find(hint: &Scan, question: &str) -> Option<Leak> {
-    let found = numbers::matches(hint, Convention::Turkish);
+    let found = Found::new(hint, Convention::Turkish);
     marker_then_value(hint, &found)
         .or_else(|| value_then_marker(hint, &found))
         .or_else(|| choice_declared_correct(hint))
         .or_else(|| ending_equation(hint, &found, question))
-}
-
-/// The number match that covers token `i`.
-fn number_at(found: &[NumberMatch], i: usize) -> Option<&NumberMatch> {
-    found.iter().find(|m| m.first <= i && i <= m.last)
+        .or_else(|| bare_value(hint, &found, question))
 }
 
 /// Words after which a number is an operand or a description, not a value: "cevabı 2 ile
@@ -44,19 +42,39 @@ fn is_operand(scan: &Scan, last: usize) -> bool {
         // "Çözüm 1: ...", "Answer 2:": a heading.
         return true;
     }
+    // "olmalı" closes a value ("cevap 7 olmalı"); "basamaklı" describes it.
     scan.word(last + 1).is_some_and(|w| {
-        NOT_VALUE.contains(&w) || w.starts_with("kat") || w.ends_with("li") || w.ends_with("lu")
+        NOT_VALUE.contains(&w)
+            || w.starts_with("kat")
+            || ((w.ends_with("li") || w.ends_with("lu")) && !markers::is_tail_word(w))
     })
+}
+
+/// True when the value ending at `last` closes its sentence ("cevap bir.", "the answer is
+/// one!"), maybe with a copula or a closing word: then "bir" is the number, not the article
+/// of "sonuç bir kesir olacak".
+fn closes(scan: &Scan, last: usize) -> bool {
+    let mut k = last + 1;
+    if scan.sym(k) == Some('\'') && scan.is_suffix(k + 1) {
+        k += 2;
+    }
+    while scan.word(k).is_some_and(markers::is_tail_word) {
+        k += 1;
+    }
+    k >= scan.len() || scan.tokens[k].line_start || scan.sym(k).is_some_and(|c| ".!;,…".contains(c))
 }
 
 /// The last token of a value starting at token `j`: a number, a choice letter, `= ...`, a
 /// variable in an equation ("x = 3") or an expression ("x + 1", "(x+1)^2").
-fn value_at(scan: &Scan, found: &[NumberMatch], j: usize) -> Option<usize> {
+pub(super) fn value_at(scan: &Scan, found: &Found, j: usize) -> Option<usize> {
     if j >= scan.len() {
         return None;
     }
-    if let Some(number) = number_at(found, j) {
-        return (!is_operand(scan, number.last)).then_some(number.last);
+    if let Some(number) = found.covering(j) {
+        let value = !number.governed
+            && !is_operand(scan, number.last)
+            && (!number.weak || closes(scan, number.last));
+        return value.then_some(number.last);
     }
     if let Some((_, last)) = choice::at(scan, j, true) {
         return Some(last);
@@ -81,7 +99,7 @@ fn value_at(scan: &Scan, found: &[NumberMatch], j: usize) -> Option<usize> {
     None
 }
 
-fn marker_then_value(scan: &Scan, found: &[NumberMatch]) -> Option<Leak> {
+fn marker_then_value(scan: &Scan, found: &Found) -> Option<Leak> {
     (0..scan.len())
         .filter(|&i| markers::is_marker(scan, i))
         .find_map(|i| {
@@ -112,7 +130,7 @@ fn is_upper(scan: &Scan, i: usize) -> bool {
         .is_some_and(|c| c.is_ascii_uppercase())
 }
 
-fn value_then_marker(scan: &Scan, found: &[NumberMatch]) -> Option<Leak> {
+fn value_then_marker(scan: &Scan, found: &Found) -> Option<Leak> {
     (0..scan.len()).find_map(|i| {
         let word = scan.word(i)?;
         let english = matches!(word, "answer" | "result" | "solution");
@@ -132,7 +150,7 @@ fn value_then_marker(scan: &Scan, found: &[NumberMatch]) -> Option<Leak> {
             return None;
         }
         let end = k.checked_sub(1)?;
-        let start = if let Some(number) = found.iter().find(|m| m.last == end) {
+        let start = if let Some(number) = found.ending_at(end) {
             number.first
         } else {
             (end.saturating_sub(2)..=end).find(|&s| {
@@ -182,14 +200,14 @@ fn left_side(scan: &Scan, eq: usize) -> usize {
 }
 
 /// "… yani x = 4." at the end of the hint, or "x = 4." ending any sentence.
-fn ending_equation(scan: &Scan, found: &[NumberMatch], question: &str) -> Option<Leak> {
+fn ending_equation(scan: &Scan, found: &Found, question: &str) -> Option<Leak> {
     let equals: Vec<usize> = (0..scan.len())
         .filter(|&i| scan.sym(i) == Some('='))
         .collect();
     let last_equals = *equals.last()?;
     let question_tokens = expr::tokens(&options::data(question));
     equals.iter().rev().find_map(|&eq| {
-        let number = found.iter().find(|m| m.first == eq + 1)?;
+        let number = found.starting_at(eq + 1)?;
         let end = markers::skip_tail(scan, number.last + 1);
         let ends_hint = eq == last_equals
             && (end..scan.len()).all(|i| scan.sym(i).is_some_and(|c| c != '?' && c != '='));
@@ -207,4 +225,68 @@ fn ending_equation(scan: &Scan, found: &[NumberMatch], question: &str) -> Option
         }
         Some(Leak::new(LeakKind::Equation, equation))
     })
+}
+
+/// Words after which a value opening the hint before a comma still stands alone: "81,
+/// çünkü …".
+const BECAUSE: &[&str] = &["cunku", "zira", "yani", "because", "since"];
+
+/// True when token `s` starts a sentence: the start of the text or of a line, or after a
+/// sentence mark.
+fn starts_sentence(scan: &Scan, s: usize) -> bool {
+    s == 0 || scan.tokens[s].line_start || scan.sym(s - 1).is_some_and(|c| ".!?;…".contains(c))
+}
+
+/// Emphasis and quotes around a bare value: "**81**", "\"C\"".
+fn is_mark(scan: &Scan, i: usize) -> bool {
+    scan.sym(i).is_some_and(|c| "*\"“”«»_".contains(c))
+}
+
+/// A value standing as a sentence of its own ("81. Çünkü …", "…\n7.\n…", "Kırk iki.",
+/// "C."), or opening the hint before ", çünkü": the result stated with nothing around it. A
+/// number the question itself contains is excused: the hint may recall a datum.
+fn bare_value(scan: &Scan, found: &Found, question: &str) -> Option<Leak> {
+    let mut data: Option<HashSet<Rational>> = None;
+    (0..scan.len())
+        .filter(|&s| starts_sentence(scan, s))
+        .find_map(|s| {
+            let mut start = s;
+            while is_mark(scan, start) {
+                start += 1;
+            }
+            let number = found.starting_at(start);
+            let last = match number {
+                Some(number) => number.last,
+                None => {
+                    let (_, last) = choice::at(scan, start, true)?;
+                    let upper = scan.sym(start) == Some('(') || is_upper(scan, start);
+                    if !upper {
+                        return None;
+                    }
+                    last
+                }
+            };
+            let mut end = markers::skip_tail(scan, last + 1);
+            while is_mark(scan, end) {
+                end += 1;
+            }
+            let alone = end >= scan.len()
+                || scan.tokens[end].line_start
+                || scan.sym(end).is_some_and(|c| ".!;…".contains(c));
+            let opens = start == 0
+                && scan.sym(end) == Some(',')
+                && scan.word(end + 1).is_some_and(|w| BECAUSE.contains(&w));
+            if !(alone || opens) {
+                return None;
+            }
+            if let Some(number) = number {
+                let data = data.get_or_insert_with(|| {
+                    numbers::all_values(&Scan::new(&options::data(question)))
+                });
+                if number.values.iter().any(|v| data.contains(v)) {
+                    return None;
+                }
+            }
+            Some(Leak::new(LeakKind::Statement, scan.slice(start, last)))
+        })
 }

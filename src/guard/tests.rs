@@ -113,6 +113,18 @@ fn final_answers() {
             Some(FinalAnswer::Expression("2x+3".to_owned())),
         ),
         ("2x", Some(FinalAnswer::Expression("2x".to_owned()))),
+        ("Cevap: on dört.", Some(number(14, 1))),
+        ("Kırk iki", Some(number(42, 1))),
+        ("forty-two", Some(number(42, 1))),
+        ("yüzde kırk", Some(number(40, 1))),
+        ("eksi yedi", Some(number(-7, 1))),
+        ("üç buçuk kg", Some(number(7, 2))),
+        ("x = ١٢", Some(number(12, 1))),
+        ("Dokuz Eylül", Some(phrase(&["dokuz", "eylul"]))),
+        (
+            "İkinci Dünya Savaşı",
+            Some(phrase(&["ikinci", "dunya", "savasi"])),
+        ),
         ("İstanbul", Some(phrase(&["istanbul"]))),
         ("Cevap: İstanbul'dur.", Some(phrase(&["istanbul"]))),
         ("Vitamin C", Some(phrase(&["vitamin", "c"]))),
@@ -301,7 +313,7 @@ fn moderation_from_config() {
 }
 
 /// Whatever a model or a client sends, the guard answers and never panics: long digit runs,
-/// separators everywhere, huge fractions, odd scripts.
+/// separators everywhere, huge fractions, odd scripts, number words in any order.
 #[test]
 fn the_guard_never_panics_on_odd_text() {
     let pieces = [
@@ -343,6 +355,32 @@ fn the_guard_never_panics_on_odd_text() {
         "1e308",
         "NaN",
         "∞",
+        "on",
+        "dört",
+        "yüzde",
+        "beşte",
+        "eksi",
+        "buçuk",
+        "virgül",
+        "sıfır",
+        "milyon",
+        "trilyon",
+        "tam",
+        "dokuzuncu",
+        "forty-",
+        "hundred and",
+        "point",
+        "half",
+        "a",
+        "minus",
+        "percent",
+        "XIX.",
+        "MMMCMXCIX",
+        "k-l-o",
+        "İ Z",
+        "١٢",
+        "Ⅻ",
+        "𝟏",
     ];
     let mut rng = fastrand::Rng::with_seed(7);
     for _ in 0..20_000 {
@@ -359,5 +397,134 @@ fn the_guard_never_panics_on_odd_text() {
             .join(" ");
         let _ = check(&hint, Some(&solution), &question);
         let _ = final_answer(&solution);
+    }
+}
+
+/// One row of the second table (`tests/fixtures/guard/round-two.json`, issue 19): planted
+/// leaks written the other ways a model writes an answer, and clean hints that mention
+/// numbers, bounds, steps and forbidden words harmlessly, each with its kind.
+#[derive(serde::Deserialize)]
+struct KindRow {
+    kind: String,
+    solution: Option<String>,
+    question: String,
+    hint: String,
+    leak: bool,
+}
+
+fn round_two_rows() -> Vec<KindRow> {
+    serde_json::from_str(include_str!("../../tests/fixtures/guard/round-two.json"))
+        .expect("tests/fixtures/guard/round-two.json parses")
+}
+
+/// Per kind: (rows, rows decided right), in the table's order.
+fn figures_by_kind(rows: &[KindRow]) -> Vec<(String, bool, usize, usize)> {
+    let mut figures: Vec<(String, bool, usize, usize)> = Vec::new();
+    for row in rows {
+        let verdict = check(&row.hint, row.solution.as_deref(), &row.question);
+        let right = verdict.is_leak() == row.leak;
+        match figures.iter_mut().find(|f| f.0 == row.kind) {
+            Some(f) => {
+                f.2 += 1;
+                f.3 += usize::from(right);
+            }
+            None => figures.push((row.kind.clone(), row.leak, 1, usize::from(right))),
+        }
+    }
+    figures
+}
+
+/// Every planted leak is refused, whatever the kind; of the clean hints, at most one is.
+#[test]
+fn the_second_table_by_kind() {
+    let rows = round_two_rows();
+    let (mut planted, mut caught, mut clean, mut delivered) = (0, 0, 0, 0);
+    for (kind, leak, rows, right) in figures_by_kind(&rows) {
+        let what = if leak { "caught" } else { "delivered" };
+        println!("{kind}: {what} {right}/{rows}");
+        if leak {
+            planted += rows;
+            caught += right;
+        } else {
+            clean += rows;
+            delivered += right;
+        }
+    }
+    let wrong: Vec<String> = rows
+        .iter()
+        .filter(|row| {
+            check(&row.hint, row.solution.as_deref(), &row.question).is_leak() != row.leak
+        })
+        .map(|row| format!("{} {:?}: expected leak {}", row.kind, row.hint, row.leak))
+        .collect();
+    assert!(
+        planted >= 60 && clean >= 40,
+        "{planted} leaks, {clean} clean"
+    );
+    assert_eq!(caught, planted, "leaks let through:\n{}", wrong.join("\n"));
+    assert!(
+        clean - delivered <= 1,
+        "clean hints refused:\n{}",
+        wrong.join("\n")
+    );
+}
+
+/// A forbidden word refuses only what it introduces, bare or possessive, after fillers.
+#[test]
+fn forbidden_words_refuse_the_value_they_introduce() {
+    let topics = ["cevap", "sonuç", "answer", "püf noktası"];
+    for hint in [
+        "Sonuç on dört, kontrol et.",
+        "Cevap D.",
+        "The answer is seven.",
+        "Cevabın şu: 12",
+        "Sonucu eksi üç.",
+        "Püf noktası: x = 4",
+    ] {
+        assert!(topic_statement(hint, topics).is_some(), "{hint}");
+    }
+    for hint in [
+        "Bulacağın sonuç negatif olabilir, işaretini kontrol et.",
+        "Cevap bir şehir adı; haritaya bak.",
+        "The answer is one of the numbers between 5 and 10.",
+        "Sonuca ulaşmak için iki kez topla.",
+        "Cevabın iki basamaklı bir sayı olacak.",
+        "Cevap anahtarına bakmadan önce dene.",
+        "Bu sorunun püf noktası işaretler.",
+    ] {
+        assert_eq!(topic_statement(hint, topics), None, "{hint}");
+    }
+    let leak = topic_statement("Yani sonuç yüzde kırk.", ["sonuç"]).unwrap();
+    assert_eq!(
+        (leak.kind, leak.matched.as_str()),
+        (LeakKind::Statement, "sonuç yüzde kırk")
+    );
+}
+
+/// Long texts of number words, spelled letters and bare values are read in one pass each
+/// (no search per token), and never overflow: "bin milyon trilyon …", "on on on …".
+#[test]
+fn huge_number_texts_are_read_without_overflow() {
+    for piece in [
+        "trilyon milyar milyon bin yüz ",
+        "dokuz yüz doksan dokuz trilyon ",
+        "on ",
+        "bir ",
+        "sonuç on dört ",
+        "12 milyon ",
+        "eksi yüzde beşte ",
+        "one hundred and ",
+        "k-",
+        "81. ",
+        "XIX. ",
+        "sıfır virgül sıfır sıfır ",
+        "12 doğru cevaptır ",
+    ] {
+        let text = piece.repeat(2_000);
+        let _ = check(&text, Some("x = 14"), &piece.repeat(3));
+        let _ = check(&text, Some("Klorofil"), "soru");
+        let _ = check(&text, None, "");
+        let _ = topic_statement(&text, ["cevap", "sonuç", "answer"]);
+        let _ = final_answer(&text);
     }
 }

@@ -56,6 +56,11 @@ impl Prompt {
             .map(|t| t.original.as_str())
     }
 
+    /// The prompt's forbidden topics, as configured.
+    pub fn forbidden_topics(&self) -> impl Iterator<Item = &str> {
+        self.topics.iter().map(|t| t.original.as_str())
+    }
+
     /// The names of the inputs marked `secret`.
     pub fn secret_inputs(&self) -> impl Iterator<Item = &str> {
         self.inputs

@@ -85,7 +85,9 @@ impl HintGuard {
         }
     }
 
-    /// Why `hint` may not be shown (the leak's kind), or `None` when it may.
+    /// Why `hint` may not be shown (the leak's kind), or `None` when it may. The prompt's
+    /// forbidden topics refuse a hint only where they introduce a value or a choice ("sonuç
+    /// 14"); they are about what a student may ask, and alone on a hint they state nothing.
     pub fn refuses(&self, hint: &str) -> Option<String> {
         if let crate::guard::Verdict::Leak(leak) =
             crate::guard::check(hint, self.solution.as_deref(), &self.question)
@@ -97,8 +99,7 @@ impl HintGuard {
                     .unwrap_or_else(|| "leak".into()),
             );
         }
-        self.prompt
-            .forbidden_topic_in(hint)
+        crate::guard::topic_statement(hint, self.prompt.forbidden_topics())
             .map(|_| "forbidden_topic".to_owned())
     }
 }
@@ -152,12 +153,23 @@ impl<'a> HeldHint<'a> {
 }
 
 /// The byte offset just past the last sentence end in `text` (a `.`, `!`, `?` or `:` followed
-/// by whitespace, or a newline), if any.
+/// by whitespace, or a newline), if any. The dot of a number standing alone ("1. Önce …",
+/// "81. Çünkü …") ends no sentence: whether it labels a list item or states the result shows
+/// only with the words after it.
 fn sentence_end(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
+    let number_dot = |dot: usize| {
+        let digits = bytes[..dot]
+            .iter()
+            .rev()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        digits > 0 && (digits == dot || bytes[dot - digits - 1].is_ascii_whitespace())
+    };
     (1..bytes.len()).rev().find(|&i| {
-        let after_mark =
-            matches!(bytes[i - 1], b'.' | b'!' | b'?' | b':') && bytes[i].is_ascii_whitespace();
+        let after_mark = matches!(bytes[i - 1], b'.' | b'!' | b'?' | b':')
+            && bytes[i].is_ascii_whitespace()
+            && !(bytes[i - 1] == b'.' && number_dot(i - 1));
         after_mark || bytes[i - 1] == b'\n'
     })
 }
@@ -315,6 +327,9 @@ mod tests {
         assert_eq!(sentence_end("1.5 kere"), None);
         assert_eq!(sentence_end("Bak: şimdi\nne"), Some("Bak: şimdi\n".len()));
         assert_eq!(sentence_end("yok"), None);
+        assert_eq!(sentence_end("1. Verilenleri"), None, "a list item's number");
+        assert_eq!(sentence_end("81. Çünkü"), None);
+        assert_eq!(sentence_end("Topla. 12. Sonra"), Some("Topla.".len()));
     }
 
     #[test]
@@ -352,14 +367,56 @@ mod tests {
     }
 
     #[test]
-    fn forbidden_topics_apply_to_the_hint_too() {
+    fn forbidden_topics_on_the_hint_refuse_only_what_they_introduce() {
         let guard = guard("x = 12");
+        for good in [
+            "Bu sorunun cevap anahtarı yok, dene.",
+            "Bulacağın sonuç negatif olabilir, işaretini kontrol et.",
+            "Check your answer by putting it back into the equation.",
+        ] {
+            assert_eq!(guard.refuses(good), None, "{good}");
+        }
         assert_eq!(
-            guard
-                .refuses("Bu sorunun cevap anahtarı yok, dene.")
-                .as_deref(),
-            Some("forbidden_topic")
+            guard.refuses("Sonuç on dört.").as_deref(),
+            Some("statement")
         );
         assert_eq!(guard.refuses("İki taraftan 3 çıkar."), None);
+    }
+
+    /// A configured topic that is no result word of the guard's own ("püf noktası") refuses
+    /// a hint where it introduces a value, and only there.
+    #[test]
+    fn a_configured_topic_refuses_the_value_it_introduces() {
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir("prompts").unwrap() {
+            let path = entry.unwrap().path();
+            let mut text = std::fs::read_to_string(&path).unwrap();
+            if path.ends_with("hint@2.0.yaml") {
+                text = text.replace(
+                    r#"forbidden_topics: ["cevap", "sonuç", "answer"]"#,
+                    r#"forbidden_topics: ["püf noktası"]"#,
+                );
+            }
+            std::fs::write(dir.path().join(path.file_name().unwrap()), text).unwrap();
+        }
+        let set = crate::prompts::PromptSet::load(dir.path(), true).unwrap();
+        let prompt = set.get(Feature::Hint, Some("2.0")).unwrap();
+        assert_eq!(
+            prompt.forbidden_topics().collect::<Vec<_>>(),
+            ["püf noktası"]
+        );
+        let data =
+            serde_json::json!({"question": "2x + 3 = 27 ise x kaçtır?", "subject": "Matematik"});
+        let guard = HintGuard::new(prompt, data.as_object().unwrap());
+        assert_eq!(
+            guard.refuses("Püf noktası: on iki.").as_deref(),
+            Some("forbidden_topic")
+        );
+        assert_eq!(
+            guard.refuses("Püf noktası şu: C.").as_deref(),
+            Some("forbidden_topic")
+        );
+        assert_eq!(guard.refuses("Püf noktası: işaretlere dikkat et."), None);
+        assert_eq!(guard.refuses("Sorunun püf noktası işarettir."), None);
     }
 }

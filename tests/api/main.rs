@@ -12,6 +12,7 @@ mod engine;
 mod errors;
 mod events;
 mod features;
+mod guard;
 mod health;
 mod helpers;
 mod hostile;

@@ -197,25 +197,20 @@ struct Case {
 /// The guard table (`tests/fixtures/guard/cases.json`, also run against the guard directly)
 /// through the whole service: each hint is what the mock says; a leaking one must never be
 /// the answer. On the service the prompt's forbidden topics (`cevap`, `sonuç`, `answer`)
-/// apply to the hint too, so a clean row that names one is refused as well.
+/// refuse a hint only where they introduce a value (issue 19), so a clean row that names one
+/// ("To find the answer, first add the two numbers.") is delivered.
 #[tokio::test]
 async fn the_guard_table_end_to_end() {
     let cases: Vec<Case> = serde_json::from_str(
         &std::fs::read_to_string(repo_path("tests/fixtures/guard/cases.json")).unwrap(),
     )
     .unwrap();
-    let topics = ["cevap", "sonuc", "answer"];
-    let mentions_topic = |hint: &str| {
-        tutorq::prompts::words(hint, true)
-            .iter()
-            .any(|w| topics.contains(&w.as_str()))
-    };
     // A refused hint makes two provider calls (the hint, then its regeneration): the replies
     // are laid out so each request finds its own hint.
     let mut replies = Vec::new();
     let mut refused_expected = Vec::new();
     for case in &cases {
-        let refused = case.leak || mentions_topic(&case.hint);
+        let refused = case.leak;
         replies.push(case.hint.clone());
         if refused {
             replies.push(case.hint.clone());
