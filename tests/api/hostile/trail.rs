@@ -141,14 +141,27 @@ async fn a_poison_row_is_quarantined_and_never_blocks_the_audit_trail() {
 #[test]
 fn production_refuses_to_start_without_the_audit_hash_key() {
     let secret = "p".repeat(40);
-    let output = Command::new(env!("CARGO_BIN_EXE_tutorq"))
+    let port = crate::servers::free_port().to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tutorq"))
         .arg("serve")
         .current_dir(crate::helpers::repo_path(""))
         .env("TUTORQ_ENV", "production")
         .env("TUTORQ__AUTH__JWT_SECRET", &secret)
+        .env("TUTORQ__SERVER__PORT", &port)
         .env_remove("TUTORQ__AUDIT__HASH_KEY")
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("tutorq serve started in production without the audit hash key");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("TUTORQ__AUDIT__HASH_KEY"), "{stderr}");
