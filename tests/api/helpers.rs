@@ -211,6 +211,38 @@ impl TestApp {
         task["task_id"].as_str().unwrap().to_owned()
     }
 
+    /// `POST /v1/admin/api-keys` as an admin with `body`.
+    pub async fn create_api_key(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/admin/api-keys"))
+            .bearer_auth(self.auth_token("root", Role::Admin))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// A new API key (`tq_…`) for `owner` with `role`.
+    pub async fn api_key(&self, owner: &str, role: &str) -> String {
+        let response = self
+            .create_api_key(&json!({ "name": owner, "owner": owner, "role": role }))
+            .await;
+        assert_eq!(response.status(), 201, "the key is created");
+        let created: Value = response.json().await.unwrap();
+        created["key"].as_str().unwrap().to_owned()
+    }
+
+    /// `POST path` with a JSON body and a bearer credential.
+    pub async fn post_json(&self, path: &str, bearer: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(bearer)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     /// This app's `host:port`.
     pub fn host(&self) -> &str {
         self.address.trim_start_matches("http://")

@@ -1,7 +1,6 @@
 //! Who may call: one policy for principal ids, `nbf`, issuer and audience, token lifetime.
 
 use serde_json::{Value, json};
-use tutorq::auth::Role;
 
 use crate::helpers::{TestApp, assert_problem, sample_input, spawn_app, spawn_app_with};
 
@@ -21,13 +20,8 @@ fn signed(app: &TestApp, claims: &Value) -> String {
 }
 
 async fn hint_with(app: &TestApp, token: &str) -> reqwest::Response {
-    app.client
-        .post(app.url("/v1/ai/hint"))
-        .bearer_auth(token)
-        .json(&json!({ "input": sample_input("hint"), "mode": "async" }))
-        .send()
-        .await
-        .unwrap()
+    let body = json!({ "input": sample_input("hint"), "mode": "async" });
+    app.post_json("/v1/ai/hint", token, &body).await
 }
 
 async fn refused(response: reqwest::Response, says: &str) {
@@ -73,17 +67,7 @@ async fn principal_ids_outside_the_policy_are_refused_naming_the_rule() {
 #[tokio::test]
 async fn an_api_key_with_an_owner_outside_the_policy_is_refused() {
     let app = spawn_app().await;
-    let created = app
-        .client
-        .post(app.url("/v1/admin/api-keys"))
-        .bearer_auth(app.auth_token("root", Role::Admin))
-        .json(&json!({ "name": "grader", "owner": "svc-grader", "role": "service" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let created: Value = created.json().await.unwrap();
-    let key = created["key"].as_str().unwrap().to_owned();
+    let key = app.api_key("svc-grader", "service").await;
     assert_eq!(hint_with(&app, &key).await.status(), 202);
     let pool = sqlx::PgPool::connect(app.settings.database.url.expose())
         .await

@@ -60,13 +60,8 @@ async fn an_api_key_owner_with_nul_is_refused_with_the_rule() {
     let app = spawn_app().await;
     for owner in ["svc\u{0}x", "svc x", "{svc}"] {
         let response = app
-            .client
-            .post(app.url("/v1/admin/api-keys"))
-            .bearer_auth(app.auth_token("root", Role::Admin))
-            .json(&json!({ "name": "k", "owner": owner, "role": "service" }))
-            .send()
-            .await
-            .unwrap();
+            .create_api_key(&json!({ "name": "k", "owner": owner, "role": "service" }))
+            .await;
         let body = assert_problem(response, 422, "invalid-input").await;
         assert!(
             body["errors"]["owner"]
@@ -78,13 +73,8 @@ async fn an_api_key_owner_with_nul_is_refused_with_the_rule() {
         no_database_text(&body);
     }
     let response = app
-        .client
-        .post(app.url("/v1/admin/api-keys"))
-        .bearer_auth(app.auth_token("root", Role::Admin))
-        .json(&json!({ "name": "k\u{0}", "owner": "svc", "role": "service" }))
-        .send()
-        .await
-        .unwrap();
+        .create_api_key(&json!({ "name": "k\u{0}", "owner": "svc", "role": "service" }))
+        .await;
     assert_problem(response, 422, "invalid-input").await;
 }
 

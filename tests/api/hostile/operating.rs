@@ -124,13 +124,9 @@ async fn the_procfile_runs_two_workers_per_machine_under_honcho() {
 }
 
 async fn hint(app: &TestApp, bearer: &str) -> u16 {
-    app.client
-        .post(app.url("/v1/ai/hint"))
-        .bearer_auth(bearer)
-        .json(&json!({ "input": sample_input("hint"), "mode": "async" }))
-        .send()
+    let body = json!({ "input": sample_input("hint"), "mode": "async" });
+    app.post_json("/v1/ai/hint", bearer, &body)
         .await
-        .unwrap()
         .status()
         .as_u16()
 }
@@ -146,14 +142,8 @@ async fn the_per_ip_cap_does_not_throttle_the_platforms_own_services() {
         assert_eq!(hint(&app, &service).await, 202, "service request {i}");
     }
     let student = app.auth_token("u1", Role::Student);
-    let response = app
-        .client
-        .post(app.url("/v1/ai/hint"))
-        .bearer_auth(&student)
-        .json(&json!({ "input": sample_input("hint"), "mode": "async" }))
-        .send()
-        .await
-        .unwrap();
+    let body = json!({ "input": sample_input("hint"), "mode": "async" });
+    let response = app.post_json("/v1/ai/hint", &student, &body).await;
     let body = assert_problem(response, 429, "rate-limited").await;
     assert_eq!(body["layer"], "ip", "{body}");
     // A bad token is no way around the address's cap.

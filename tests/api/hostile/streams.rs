@@ -303,26 +303,11 @@ async fn streams_and_sockets_end_when_their_token_expires() {
 #[tokio::test]
 async fn api_keys_open_event_streams_and_websockets() {
     let app = spawn_app_with_workers(|_| {}).await;
-    let created: Value = app
-        .client
-        .post(app.url("/v1/admin/api-keys"))
-        .bearer_auth(app.auth_token("root", Role::Admin))
-        .json(&json!({ "name": "backend", "owner": "svc-backend", "role": "service" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = created["key"].as_str().unwrap().to_owned();
+    let key = app.api_key("svc-backend", "service").await;
+    let body = json!({ "input": crate::helpers::sample_input("hint"), "mode": "async" });
     let task: Value = app
-        .client
-        .post(app.url("/v1/ai/hint"))
-        .bearer_auth(&key)
-        .json(&json!({ "input": crate::helpers::sample_input("hint"), "mode": "async" }))
-        .send()
+        .post_json("/v1/ai/hint", &key, &body)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
