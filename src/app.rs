@@ -34,10 +34,8 @@ impl std::ops::Deref for AppState {
 /// The state behind [`AppState`].
 pub struct Shared {
     pub settings: Arc<Settings>,
-    pub stores: Stores,
     pub service: AiService,
-    pub auth: Authenticator,
-    pub api_keys: crate::auth::ApiKeys,
+    pub auth: crate::auth::Auth,
     pub limits: Limits,
     /// What callers hold open in this process (long-polls, event streams, WebSockets).
     pub open: crate::api::OpenSlots,
@@ -82,10 +80,15 @@ impl AppState {
         providers.spawn_health_checks(Duration::from_secs(settings.providers.health_interval_secs));
         let limits = Limits::new(stores.redis.clone(), &settings.limits);
         let settings = Arc::new(settings);
+        let api_keys = crate::auth::ApiKeys::new(stores.db.clone());
         Ok(Self(Arc::new(Shared {
-            auth: Authenticator::new(&settings.auth),
-            api_keys: crate::auth::ApiKeys::new(stores.db.clone()),
+            auth: crate::auth::Auth {
+                tokens: Authenticator::new(&settings.auth),
+                keys: api_keys.clone(),
+            },
             service: AiService::new(
+                stores.clone(),
+                api_keys,
                 Arc::new(prompts),
                 providers,
                 engine,
@@ -96,7 +99,6 @@ impl AppState {
             ),
             limits,
             open: crate::api::OpenSlots::new(&settings.server.open),
-            stores,
             settings,
         })))
     }

@@ -12,7 +12,7 @@ use super::json::ApiJson;
 use super::problem::ApiError;
 use crate::app::AppState;
 use crate::auth::{Principal, Role};
-use crate::limits::parse_overrides;
+use crate::service::api_keys::NewApiKey;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -40,10 +40,6 @@ pub(super) struct NewKey {
     webhook_secret: bool,
 }
 
-fn database(err: sqlx::Error) -> ApiError {
-    ApiError::database(err)
-}
-
 #[utoipa::path(
     post, path = "/v1/admin/api-keys", operation_id = "createApiKey", tag = "admin",
     request_body(content = NewKey),
@@ -57,54 +53,19 @@ pub(super) async fn create(
     ApiJson(body): ApiJson<NewKey>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     require_role(&principal, &[Role::Admin])?;
-    let name = body.name.trim();
-    let owner = body.owner.trim();
-    if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
-        return Err(ApiError::invalid_field(
-            "name",
-            "must be 1 to 200 characters, without control characters",
-        ));
-    }
-    crate::auth::check_id(owner).map_err(|rule| ApiError::invalid_field("owner", rule))?;
-    if !matches!(body.role, Role::Service | Role::Teacher) {
-        return Err(ApiError::invalid_field(
-            "role",
-            "must be `service` or `teacher`",
-        ));
-    }
-    let overrides = match &body.quota {
-        Some(quota) => Some(parse_overrides(quota).map_err(|errors| {
-            ApiError::InvalidInput {
-                detail: "`quota` has invalid limits".into(),
-                errors: errors
-                    .into_iter()
-                    .map(|(k, v)| (format!("quota.{k}"), v))
-                    .collect(),
-            }
-        })?),
-        None => None,
-    };
-    let quota = body.quota.clone().map(Value::Object);
-    let webhook_secret = body.webhook_secret.then(crate::auth::new_webhook_secret);
-    let (key, info) = state
-        .api_keys
-        .create(
-            name,
-            owner,
-            body.role,
-            quota.as_ref(),
-            webhook_secret.as_deref(),
-        )
-        .await
-        .map_err(database)?;
-    if let Some(overrides) = overrides {
-        state
-            .limits
-            .set_overrides(owner, &overrides)
-            .await
-            .map_err(|err| ApiError::StoreUnavailable(err.to_string()))?;
-    }
-    tracing::info!(by = %principal.user_id, prefix = %info.prefix, owner, "API key created");
+    let owner = body.owner.trim().to_owned();
+    let created = state
+        .service
+        .create_api_key(NewApiKey {
+            name: body.name,
+            owner: owner.clone(),
+            role: body.role,
+            quota: body.quota,
+            webhook_secret: body.webhook_secret,
+        })
+        .await?;
+    let (key, info, webhook_secret) = (created.key, created.info, created.webhook_secret);
+    tracing::info!(by = %principal.user_id, prefix = %info.prefix, %owner, "API key created");
     let mut body = serde_json::to_value(&info).expect("key info serializes");
     body["key"] = key.into();
     if let Some(secret) = webhook_secret {
@@ -124,7 +85,7 @@ pub(super) async fn list(
     principal: Principal,
 ) -> Result<Json<Value>, ApiError> {
     require_role(&principal, &[Role::Admin])?;
-    let keys = state.api_keys.list().await.map_err(database)?;
+    let keys = state.service.api_keys().await?;
     Ok(Json(json!({ "api_keys": keys })))
 }
 
@@ -142,7 +103,7 @@ pub(super) async fn revoke(
     require_role(&principal, &[Role::Admin])?;
     let id = uuid::Uuid::parse_str(&id)
         .map_err(|_| ApiError::NotFound(format!("there is no API key `{id}`")))?;
-    if state.api_keys.revoke(id).await.map_err(database)? {
+    if state.service.revoke_api_key(id).await? {
         tracing::info!(by = %principal.user_id, %id, "API key revoked");
         Ok(StatusCode::NO_CONTENT)
     } else {

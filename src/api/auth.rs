@@ -32,17 +32,7 @@ pub async fn require_auth(
 /// The caller of an `Authorization` header value: an API key (`Bearer tq_…`) as its owner, or
 /// a JWT. Every route that authenticates, streams and sockets included, goes through here.
 pub async fn authenticate(state: &AppState, header: Option<&str>) -> Result<Principal, AuthError> {
-    match bearer_api_key(header) {
-        Some(key) => state.api_keys.authenticate(key).await,
-        None => state.auth.authenticate(header),
-    }
-}
-
-/// The API key of a `Bearer tq_…` header.
-fn bearer_api_key(header: Option<&str>) -> Option<&str> {
-    let (scheme, token) = header?.trim().split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && crate::auth::is_api_key(token)).then_some(token)
+    state.auth.authenticate(header).await
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Principal {

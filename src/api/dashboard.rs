@@ -6,10 +6,6 @@
 //! every call, the event stream included (read with `fetch`, not `EventSource`, so no token
 //! ever sits in a URL).
 
-mod queues;
-mod snapshot;
-mod tasks;
-
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -26,7 +22,7 @@ use super::auth::{require_auth, require_role};
 use super::problem::ApiError;
 use crate::app::AppState;
 use crate::auth::{Principal, Role};
-use snapshot::Collector;
+use crate::service::dashboard::{Collector, Snapshot};
 
 /// How often the live stream sends a snapshot.
 const EVERY: Duration = Duration::from_secs(1);
@@ -93,9 +89,9 @@ fn asset(body: &'static str, media_type: &'static str) -> Response {
 pub(super) async fn snapshot_once(
     State(state): State<AppState>,
     principal: Principal,
-) -> Result<Json<snapshot::Snapshot>, ApiError> {
+) -> Result<Json<Snapshot>, ApiError> {
     require_role(&principal, &[Role::Admin])?;
-    Ok(Json(Collector::new(state).collect().await))
+    Ok(Json(Collector::new(state.service.clone()).collect().await))
 }
 
 /// A `snapshot` event every second for five minutes, then the stream ends (the page reconnects).
@@ -121,7 +117,7 @@ fn live(state: AppState) -> impl Stream<Item = Result<Event, Infallible>> {
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let until = tokio::time::Instant::now() + STREAM_LIFETIME;
     stream::unfold(
-        (Collector::new(state), ticks),
+        (Collector::new(state.service.clone()), ticks),
         move |(mut collector, mut ticks)| async move {
             let tick = ticks.tick().await;
             if tick >= until {
@@ -151,41 +147,11 @@ pub(super) async fn task(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     require_role(&principal, &[Role::Admin])?;
-    let missing = || ApiError::NotFound(format!("no task {id}"));
-    let Ok(uuid) = uuid::Uuid::parse_str(&id) else {
-        return Err(missing());
-    };
-    let store = &state.service.engine().store;
-    let unavailable = |err: redis::RedisError| ApiError::StoreUnavailable(err.to_string());
-    let (task, source) = match store.get(&id).await.map_err(unavailable)? {
-        Some(record) => {
-            let mut view = record.to_json();
-            view["user_id"] = record.user_id.clone().into();
-            view["role"] = record.role.clone().into();
-            view["kind"] = record.kind.clone().into();
-            view["request_id"] = record.request_id.clone().into();
-            let row = tasks::TaskRow::from_record(&record);
-            view["duration_ms"] = row.duration_ms.into();
-            view["run_ms"] = row.run_ms.into();
-            (view, "redis")
-        }
-        None => {
-            let row = tasks::finished(&state.stores.db, uuid)
-                .await
-                .map_err(ApiError::database)?
-                .ok_or_else(missing)?;
-            (
-                serde_json::to_value(row).expect("a task row serializes"),
-                "history",
-            )
-        }
-    };
-    let events = queues::task_events(&state.stores.redis, &id)
-        .await
-        .map_err(unavailable)?;
+    let found = state.service.admin_task(&id).await?;
+    let found = found.ok_or_else(|| ApiError::NotFound(format!("no task {id}")))?;
     Ok(Json(json!({
-        "task": task,
-        "source": source,
-        "events": tasks::events_json(events),
+        "task": found.task,
+        "source": found.source,
+        "events": found.events,
     })))
 }

@@ -51,7 +51,10 @@ pub(super) async fn stream_token(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     state.service.task(&principal, &id, Duration::ZERO).await?;
-    let token = state.auth.mint_stream(&principal, &id, STREAM_TOKEN_TTL);
+    let token = state
+        .auth
+        .tokens
+        .mint_stream(&principal, &id, STREAM_TOKEN_TTL);
     Ok(Json(json!({
         "token": token,
         "expires_in": STREAM_TOKEN_TTL.as_secs(),
@@ -85,7 +88,7 @@ pub(super) async fn events(
             let value = value.to_str().map_err(|_| AuthError::Malformed)?;
             super::auth::authenticate(&state, Some(value)).await?
         }
-        (None, Some(token)) => state.auth.verify_stream(token, &id)?,
+        (None, Some(token)) => state.auth.tokens.verify_stream(token, &id)?,
         (None, None) => return Err(AuthError::Missing.into()),
     };
     let cursor = headers

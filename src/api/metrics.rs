@@ -48,8 +48,7 @@ pub(super) async fn scrape(
             return Err(AuthError::Invalid("it is not the metrics token".into()).into());
         }
     }
-    let engine = state.service.engine();
-    let text = crate::metrics::render(&engine.store, state.service.providers()).await;
+    let text = state.service.metrics_text().await;
     let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -425,10 +425,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::InvalidOutput { provider, problems } => {
                 Self::InvalidModelOutput { provider, problems }
             }
-            ServiceError::Store(err) => {
-                tracing::warn!(%err, "Redis unavailable");
-                Self::StoreUnavailable(err.to_string())
-            }
+            ServiceError::Store(err) => err.into(),
             ServiceError::IdempotencyMismatch => Self::IdempotencyKeyReused,
             ServiceError::TaskNotFound => Self::NotFound("there is no task with this id".into()),
             ServiceError::TaskFinal(state) => Self::TaskFinal(state),
@@ -463,6 +460,18 @@ impl From<ServiceError> for ApiError {
                 detail: format!("`callback_url` is refused: {reason}"),
                 errors: BTreeMap::from([("callback_url".to_owned(), reason)]),
             },
+        }
+    }
+}
+
+impl From<crate::storage::StoreError> for ApiError {
+    fn from(err: crate::storage::StoreError) -> Self {
+        match err {
+            crate::storage::StoreError::Redis(err) => {
+                tracing::warn!(%err, "Redis unavailable");
+                Self::StoreUnavailable(err.to_string())
+            }
+            crate::storage::StoreError::Postgres(err) => Self::database(err),
         }
     }
 }

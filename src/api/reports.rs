@@ -15,8 +15,8 @@ use super::auth::require_role;
 use super::problem::ApiError;
 use super::query::ApiQuery;
 use crate::app::AppState;
-use crate::audit::reports::{self, AuditFilter, GroupBy, Range};
 use crate::auth::{Principal, Role};
+use crate::service::reports::{AuditFilter, GroupBy, Quarantined, Range};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -37,7 +37,7 @@ pub(super) struct QuarantineQuery {
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub(super) struct QuarantineList {
     total: i64,
-    events: Vec<crate::audit::quarantine::Quarantined>,
+    events: Vec<Quarantined>,
 }
 
 /// Audit events PostgreSQL refused for their content (isolated from their batch so the rest
@@ -61,9 +61,7 @@ pub(super) async fn quarantine(
             "must be between 1 and 500",
         ));
     }
-    let (total, events) = crate::audit::quarantine::list(&state.stores.db, limit)
-        .await
-        .map_err(database)?;
+    let (total, events) = state.service.quarantined(limit).await?;
     Ok(Json(QuarantineList { total, events }))
 }
 
@@ -77,10 +75,6 @@ pub(super) struct ReportQuery {
     status: Option<String>,
     cursor: Option<String>,
     limit: Option<i64>,
-}
-
-fn database(err: sqlx::Error) -> ApiError {
-    ApiError::database(err)
 }
 
 /// `[from, to)`: both RFC 3339; `to` defaults to now and `from` to 30 days before `to`.
@@ -172,9 +166,7 @@ pub(super) async fn usage(
             "must be one of user, feature, provider, model, day",
         )
     })?;
-    let rows = reports::usage(&state.stores.db, &range, group)
-        .await
-        .map_err(database)?;
+    let rows = state.service.usage_report(&range, group).await?;
     if wants_csv(&headers) {
         return Ok(csv(
             &[
@@ -222,9 +214,10 @@ pub(super) async fn latency(
     require_role(&principal, &[Role::Admin])?;
     let range = range(&query)?;
     let feature = feature(&query)?;
-    let rows = reports::latency(&state.stores.db, &range, feature.as_deref())
-        .await
-        .map_err(database)?;
+    let rows = state
+        .service
+        .latency_report(&range, feature.as_deref())
+        .await?;
     if wants_csv(&headers) {
         let ms = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_default();
         return Ok(csv(
@@ -321,9 +314,7 @@ async fn audit_events(
         before,
         limit,
     };
-    let rows = reports::audit_page(&state.stores.db, &range, &filter)
-        .await
-        .map_err(database)?;
+    let rows = state.service.audit_events(&range, &filter).await?;
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| encode_cursor(&r.created_at, r.id)))
         .flatten();

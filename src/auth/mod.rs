@@ -53,6 +53,30 @@ impl FromStr for Role {
     }
 }
 
+/// Both kinds of credential a caller may present: JWTs (and the short-lived stream tokens) and
+/// API keys. What the HTTP layer holds to authenticate anyone.
+#[derive(Clone)]
+pub struct Auth {
+    pub tokens: Authenticator,
+    pub keys: ApiKeys,
+}
+
+impl Auth {
+    /// The caller of an `Authorization` header value: an API key (`Bearer tq_…`) as its owner,
+    /// or a JWT.
+    pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthError> {
+        let key = header.and_then(|value| {
+            let (scheme, token) = value.trim().split_once(' ')?;
+            let token = token.trim();
+            (scheme.eq_ignore_ascii_case("bearer") && is_api_key(token)).then_some(token)
+        });
+        match key {
+            Some(key) => self.keys.authenticate(key).await,
+            None => self.tokens.authenticate(header),
+        }
+    }
+}
+
 /// The authenticated caller; travels in request extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {

@@ -104,9 +104,9 @@ async fn one_run(
     run: usize,
 ) -> anyhow::Result<Figures> {
     let mut figures = Figures::default();
-    let mut redis = state.stores.redis.clone();
+    let mut redis = state.service.stores().redis.clone();
     flush(&mut redis).await?;
-    let db = &state.stores.db;
+    let db = &state.service.stores().db;
     sqlx::query("TRUNCATE audit_events").execute(db).await?;
 
     // (1) The writer alone, fed as fast as it takes events.

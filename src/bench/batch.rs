@@ -47,9 +47,10 @@ pub async fn batch(settings: Settings, options: BatchBench) -> anyhow::Result<()
     let state = AppState::build(settings.clone()).await?;
     let token = state
         .auth
+        .tokens
         .mint("bench-batch", Role::Service, Duration::from_secs(7200));
     let runs = repeat(options.runs, async |_| {
-        flush(&mut state.stores.redis.clone()).await?;
+        flush(&mut state.service.stores().redis.clone()).await?;
         one_run(&settings, &options, &token).await
     })
     .await?;

@@ -39,7 +39,7 @@ impl Processes {
     /// Finds Redis (`INFO server`) and the postmaster (the parent of this connection's backend)
     /// of the stores `state` uses; either is left out when it runs elsewhere.
     pub async fn find(state: &AppState, web: u32) -> Self {
-        let mut redis = state.stores.redis.clone();
+        let mut redis = state.service.stores().redis.clone();
         let info: Option<String> = redis::cmd("INFO")
             .arg("server")
             .query_async(&mut redis)
@@ -51,7 +51,7 @@ impl Processes {
                 .and_then(|pid| pid.trim().parse().ok())
         });
         let backend: Option<i32> = sqlx::query_scalar("SELECT pg_backend_pid()")
-            .fetch_one(&state.stores.db)
+            .fetch_one(&state.service.stores().db)
             .await
             .ok();
         let postmaster = backend.and_then(|pid| stat(pid as u32)).map(|s| s.ppid);

@@ -52,7 +52,7 @@ async fn one_run(
     options: &LimitsBench,
     run: usize,
 ) -> anyhow::Result<Figures> {
-    let mut redis = state.stores.redis.clone();
+    let mut redis = state.service.stores().redis.clone();
     flush(&mut redis).await?;
     let mut figures = Figures::default();
 

@@ -314,7 +314,7 @@ async fn inline_load(
 ) -> anyhow::Result<InlineFigures> {
     let tokens: Vec<String> = (0..load.users.max(1))
         .map(|i| {
-            state.auth.mint(
+            state.auth.tokens.mint(
                 &format!("bench-inline-{i}"),
                 crate::auth::Role::Service,
                 Duration::from_secs(3600),
@@ -362,7 +362,7 @@ async fn inline_on_off(
     load: InlineLoad,
     run: usize,
 ) -> anyhow::Result<(InlineFigures, InlineFigures)> {
-    let mut redis = state.stores.redis.clone();
+    let mut redis = state.service.stores().redis.clone();
     let mut measure = async |enabled: &str| {
         flush(&mut redis).await?;
         inline_load(state, settings, &[(variable, enabled)], load).await

@@ -78,13 +78,13 @@ async fn one_run(
     options: &QueueBench,
 ) -> anyhow::Result<Figures> {
     let mut figures = Figures::default();
-    let mut redis = state.stores.redis.clone();
+    let mut redis = state.service.stores().redis.clone();
 
     // (e) idle RSS of a fresh `tutorq all`. Each run starts from empty stores: the history rows
     // of earlier runs would otherwise make PostgreSQL work harder on the same two cores.
     flush(&mut redis).await?;
     sqlx::query("TRUNCATE task_history, webhook_deliveries")
-        .execute(&state.stores.db)
+        .execute(&state.service.stores().db)
         .await?;
     let port = free_port()?;
     let mut engine = Engine::spawn(settings, port, "all")?;
@@ -133,7 +133,7 @@ async fn one_run(
 /// Succeeded `hint` tasks so far: the sample count of the feature's latency average, which the
 /// completer raises once per recorded success (cheaper than reading every record while timing).
 async fn completed(state: &AppState) -> anyhow::Result<usize> {
-    let mut redis = state.stores.redis.clone();
+    let mut redis = state.service.stores().redis.clone();
     let samples: Option<String> = redis.hget(keys::latency("hint"), "samples").await?;
     Ok(samples.and_then(|s| s.parse().ok()).unwrap_or(0))
 }
@@ -151,7 +151,7 @@ async fn wait_completed(state: &AppState, target: usize) -> anyhow::Result<()> {
 }
 
 async fn hash_field(state: &AppState, ids: &[String], field: &str) -> anyhow::Result<Vec<i64>> {
-    let mut redis = state.stores.redis.clone();
+    let mut redis = state.service.stores().redis.clone();
     let mut values = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(5000) {
         let mut pipe = redis::pipe();
@@ -191,7 +191,7 @@ fn rate(finished: &[i64]) -> f64 {
 
 /// Every task succeeded, after one attempt, with exactly one `succeeded` event.
 async fn verify_exactly_once(state: &AppState, ids: &[String]) -> anyhow::Result<()> {
-    let mut redis = state.stores.redis.clone();
+    let mut redis = state.service.stores().redis.clone();
     let mut bad = 0usize;
     for chunk in ids.chunks(2000) {
         let mut pipe = redis::pipe();
@@ -272,6 +272,7 @@ async fn pickup_latency(state: &AppState, count: usize) -> anyhow::Result<(Vec<f
 async fn http_intake(state: &AppState, port: u16, options: &QueueBench) -> anyhow::Result<f64> {
     let token = state
         .auth
+        .tokens
         .mint("bench-http", Role::Service, Duration::from_secs(3600));
     let url = format!("http://127.0.0.1:{port}/v1/ai/hint?mode=async");
     let body = json!({"input": {"question": "2x + 3 = 11 ise x kaçtır?", "subject": "Matematik", "hint_level": 1}});

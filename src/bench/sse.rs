@@ -47,7 +47,7 @@ fn finish_all(ids: &[String]) -> Vec<Finish> {
 
 pub async fn sse(settings: Settings, options: SseBench) -> anyhow::Result<()> {
     let state = AppState::build(settings.clone()).await?;
-    let mut redis = state.stores.redis.clone();
+    let mut redis = state.service.stores().redis.clone();
     flush(&mut redis).await?;
 
     // (a) fan-out.
@@ -58,6 +58,7 @@ pub async fn sse(settings: Settings, options: SseBench) -> anyhow::Result<()> {
     let ids = enqueue(&state, options.subscribers, "bench-sse").await?;
     let token = state
         .auth
+        .tokens
         .mint("bench-sse", Role::Service, Duration::from_secs(3600));
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(0)

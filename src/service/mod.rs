@@ -2,10 +2,14 @@
 //! or queues it; workers call `run_job`. Handlers stay thin and never talk to Redis or a
 //! provider themselves.
 
+pub mod api_keys;
 pub mod batches;
+pub mod dashboard;
+pub mod health;
 mod inline;
 pub mod job;
 mod output;
+pub mod reports;
 mod safety;
 mod streaming;
 mod tasks;
@@ -127,8 +131,8 @@ pub enum ServiceError {
         provider: &'static str,
         problems: Vec<String>,
     },
-    #[error("Redis is unavailable: {0}")]
-    Store(#[from] redis::RedisError),
+    #[error(transparent)]
+    Store(#[from] crate::storage::StoreError),
     #[error("this Idempotency-Key was used with a different request body")]
     IdempotencyMismatch,
     #[error("no task with this id")]
@@ -145,6 +149,18 @@ pub enum ServiceError {
     BatchNotFound,
 }
 
+impl From<redis::RedisError> for ServiceError {
+    fn from(err: redis::RedisError) -> Self {
+        Self::Store(err.into())
+    }
+}
+
+impl From<sqlx::Error> for ServiceError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Store(err.into())
+    }
+}
+
 /// The service handle: one reference count to clone (it travels into every spawned run).
 #[derive(Clone)]
 pub struct AiService(Arc<Parts>);
@@ -159,6 +175,8 @@ impl std::ops::Deref for AiService {
 
 /// What [`AiService`] holds.
 pub struct Parts {
+    stores: crate::storage::Stores,
+    api_keys: crate::auth::ApiKeys,
     prompts: Arc<PromptRegistry>,
     providers: ProviderChains,
     engine: Engine,
@@ -170,7 +188,10 @@ pub struct Parts {
 }
 
 impl AiService {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
+        stores: crate::storage::Stores,
+        api_keys: crate::auth::ApiKeys,
         prompts: Arc<PromptRegistry>,
         providers: ProviderChains,
         engine: Engine,
@@ -183,6 +204,8 @@ impl AiService {
         let moderation =
             crate::guard::Moderation::from_config(&settings.safety.moderation).unwrap_or_default();
         Self(Arc::new(Parts {
+            stores,
+            api_keys,
             moderation,
             prompts,
             providers,
@@ -192,6 +215,11 @@ impl AiService {
             limits,
             cache,
         }))
+    }
+
+    /// The stores themselves, for tools that measure or reset them (`tutorq bench`).
+    pub fn stores(&self) -> &crate::storage::Stores {
+        &self.stores
     }
 
     pub fn providers(&self) -> &ProviderChains {

@@ -1,5 +1,6 @@
 //! Handles to the two stores every process shares: Redis (hot state) and PostgreSQL (history).
 
+mod error;
 mod postgres;
 mod redis;
 
@@ -7,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+pub use error::StoreError;
 pub use postgres::{connect as connect_postgres, migrate};
 pub use redis::connect as connect_redis;
 

@@ -1,6 +1,10 @@
-//! The dashboard's whole state in one JSON document, gathered from Redis, PostgreSQL and this
-//! process's provider chains at once. A part whose store fails or is slow is left empty and
-//! named in `errors`, so one failing store never blanks the page.
+//! The operators' dashboard as the service gathers it: the whole state in one document, from
+//! Redis, PostgreSQL and this process's provider chains at once (a part whose store fails or is
+//! slow is left empty and named in `errors`, so one failing store never blanks the page), and
+//! any user's task with its events.
+
+mod queues;
+mod tasks;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
@@ -9,9 +13,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::{Value as Json, json};
 
-use super::queues::{self, QueueView, WorkerView};
-use super::tasks::{self, TaskRow};
-use crate::app::AppState;
+pub use queues::{QueueView, WorkerView};
+pub use tasks::TaskRow;
+
+use super::{AiService, ServiceError};
 use crate::audit::reports::{self, GroupBy, Range, UsageRow};
 use crate::providers::ProviderStatus;
 
@@ -59,7 +64,7 @@ pub struct UsageToday {
 /// Builds snapshots; kept for the life of one live stream so that throughput can be measured
 /// between snapshots and today's usage is not aggregated every second.
 pub struct Collector {
-    state: AppState,
+    service: AiService,
     samples: VecDeque<(Instant, BTreeMap<String, u64>)>,
     usage: Option<(Instant, UsageToday)>,
 }
@@ -77,20 +82,20 @@ async fn bounded<T, E: std::fmt::Display>(
 }
 
 impl Collector {
-    pub fn new(state: AppState) -> Self {
+    pub fn new(service: AiService) -> Self {
         Self {
-            state,
+            service,
             samples: VecDeque::new(),
             usage: None,
         }
     }
 
     pub async fn collect(&mut self) -> Snapshot {
-        let state = self.state.clone();
-        let engine = state.service.engine();
+        let service = self.service.clone();
+        let engine = service.engine();
         let kinds = engine.store.kinds().by_priority();
-        let redis = &state.stores.redis;
-        let db = &state.stores.db;
+        let redis = &service.stores.redis;
+        let db = &service.stores.db;
         let usage_due = self
             .usage
             .as_ref()
@@ -102,11 +107,11 @@ impl Collector {
             engine.store.get_many(&ids).await
         });
         let finished = bounded("history", tasks::recent_finished(db, RECENT as i64));
-        let dead = bounded("dead", state.service.dead_tasks(RECENT));
-        let blocks = bounded("blocks", state.limits.blocks());
+        let dead = bounded("dead", service.dead_tasks(RECENT));
+        let blocks = bounded("blocks", service.limits.blocks());
         let usage = async {
             if usage_due {
-                Some(bounded("usage", usage_today(&state)).await)
+                Some(bounded("usage", usage_today(&service)).await)
             } else {
                 None
             }
@@ -157,7 +162,7 @@ impl Collector {
             workers,
             recent: tasks::merge_recent(open, finished, RECENT),
             dead,
-            providers: state.service.providers().status(),
+            providers: service.providers().status(),
             usage_today: self.usage.as_ref().map(|(_, today)| today.clone()),
             blocks,
             errors,
@@ -205,15 +210,15 @@ impl Collector {
 }
 
 /// Today's requests by user (the top ones) and by feature, from the audit trail.
-async fn usage_today(state: &AppState) -> Result<UsageToday, anyhow::Error> {
-    let zone = jiff::tz::TimeZone::get(&state.settings.limits.timezone)?;
+async fn usage_today(service: &AiService) -> Result<UsageToday, anyhow::Error> {
+    let zone = jiff::tz::TimeZone::get(&service.settings.limits.timezone)?;
     let now = jiff::Timestamp::now();
     let midnight = now.to_zoned(zone).start_of_day()?;
     let range = Range {
         from: midnight.timestamp().to_string(),
         to: (now + jiff::SignedDuration::from_secs(1)).to_string(),
     };
-    let db = &state.stores.db;
+    let db = &service.stores.db;
     let (users, features) = tokio::try_join!(
         reports::usage(db, &range, GroupBy::User),
         reports::usage(db, &range, GroupBy::Feature),
@@ -231,8 +236,52 @@ async fn usage_today(state: &AppState) -> Result<UsageToday, anyhow::Error> {
     users.truncate(TOP_USERS);
     Ok(UsageToday {
         since: midnight.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string(),
-        timezone: state.settings.limits.timezone.clone(),
+        timezone: service.settings.limits.timezone.clone(),
         users,
         features: most_first(features),
     })
+}
+
+/// Any user's task as an admin sees it: its record while Redis holds it, else its history row,
+/// with its events.
+pub struct AdminTask {
+    pub task: Json,
+    /// `redis` or `history`.
+    pub source: &'static str,
+    pub events: Vec<Json>,
+}
+
+impl AiService {
+    /// Any user's task with its events; `None` when neither Redis nor the history knows it.
+    pub async fn admin_task(&self, id: &str) -> Result<Option<AdminTask>, ServiceError> {
+        let Ok(uuid) = uuid::Uuid::parse_str(id) else {
+            return Ok(None);
+        };
+        let (task, source) = match self.engine.store.get(id).await? {
+            Some(record) => {
+                let mut view = record.to_json();
+                view["user_id"] = record.user_id.clone().into();
+                view["role"] = record.role.clone().into();
+                view["kind"] = record.kind.clone().into();
+                view["request_id"] = record.request_id.clone().into();
+                let row = TaskRow::from_record(&record);
+                view["duration_ms"] = row.duration_ms.into();
+                view["run_ms"] = row.run_ms.into();
+                (view, "redis")
+            }
+            None => match tasks::finished(&self.stores.db, uuid).await? {
+                Some(row) => (
+                    serde_json::to_value(row).expect("a task row serializes"),
+                    "history",
+                ),
+                None => return Ok(None),
+            },
+        };
+        let events = queues::task_events(&self.stores.redis, id).await?;
+        Ok(Some(AdminTask {
+            task,
+            source,
+            events: tasks::events_json(events),
+        }))
+    }
 }

@@ -1,0 +1,62 @@
+//! Whether this process can serve: its stores answer and its prompts are loaded, each check
+//! timed; and the Prometheus text of everything it counts.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Instant;
+
+use super::AiService;
+
+/// One readiness check: how it went and how long it took.
+pub struct Check {
+    pub name: &'static str,
+    /// `None` when it passed; else what failed.
+    pub failure: Option<String>,
+    /// Milliseconds, to the microsecond.
+    pub latency_ms: f64,
+}
+
+/// Runs a check and says how long it took.
+async fn timed<T>(check: impl Future<Output = T>) -> (T, f64) {
+    let started = Instant::now();
+    let result = check.await;
+    let ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+    (result, ms)
+}
+
+impl AiService {
+    /// Redis and PostgreSQL, checked at once, and how many features have prompts.
+    pub async fn readiness(&self) -> (Vec<Check>, usize) {
+        let ((redis, redis_ms), (postgres, postgres_ms)) = tokio::join!(
+            timed(self.stores.ping_redis()),
+            timed(self.stores.ping_postgres())
+        );
+        let checks = [
+            ("redis", redis, redis_ms),
+            ("postgres", postgres, postgres_ms),
+        ]
+        .into_iter()
+        .map(|(name, result, latency_ms)| Check {
+            name,
+            failure: result
+                .err()
+                .map(|err| format!("{err:#} (after {latency_ms} ms)")),
+            latency_ms,
+        })
+        .collect();
+        (checks, self.prompts.snapshot().versions().len())
+    }
+
+    /// The Prometheus text format of this process's metrics, with the queue gauges read now.
+    pub async fn metrics_text(&self) -> String {
+        crate::metrics::render(&self.engine.store, &self.providers).await
+    }
+}
+
+/// Failing checks by name, as the readiness answer lists them.
+pub fn failing(checks: &[Check]) -> BTreeMap<String, String> {
+    checks
+        .iter()
+        .filter_map(|c| c.failure.clone().map(|f| (c.name.to_owned(), f)))
+        .collect()
+}
