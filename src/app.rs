@@ -81,12 +81,18 @@ impl AppState {
         let limits = Limits::new(stores.redis.clone(), &settings.limits);
         let settings = Arc::new(settings);
         let api_keys = crate::auth::ApiKeys::new(stores.db.clone());
+        // The term lists are the guard's: it says whether they are valid.
+        let moderation = crate::guard::Moderation::from_config(&settings.safety.moderation)
+            .map_err(|err| {
+                anyhow::anyhow!("invalid configuration at `safety.moderation`: {err}")
+            })?;
         Ok(Self(Arc::new(Shared {
             auth: crate::auth::Auth {
                 tokens: Authenticator::new(&settings.auth),
                 keys: api_keys.clone(),
             },
             service: AiService::new(
+                moderation,
                 stores.clone(),
                 api_keys,
                 Arc::new(prompts),

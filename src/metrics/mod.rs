@@ -12,8 +12,6 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub use usage::UsageMeter;
 
-use crate::providers::ProviderChains;
-use crate::tasks::TaskStore;
 
 pub const HTTP_REQUESTS: &str = "tutorq_http_requests_total";
 pub const HTTP_DURATION: &str = "tutorq_http_request_duration_seconds";
@@ -158,30 +156,43 @@ fn describe() {
     describe_gauge!(WS_CONNECTIONS, "Open WebSocket connections");
 }
 
-/// Samples what lives in Redis and in the breakers (queue gauges, dead tasks, the audit
-/// spool, breaker states), then renders every metric in the Prometheus text format.
-pub async fn render(store: &TaskStore, providers: &ProviderChains) -> String {
-    match store.figures().await {
-        Ok(figures) => {
-            for queue in &figures.queues {
-                let kind = queue.kind.clone();
-                gauge!(QUEUE_DEPTH, "kind" => kind.clone()).set(queue.depth as f64);
-                gauge!(QUEUE_IN_FLIGHT, "kind" => kind.clone()).set(queue.in_flight as f64);
-                gauge!(QUEUE_RETRYING, "kind" => kind).set(queue.retrying as f64);
-            }
-            gauge!(DEAD_TASKS).set(figures.dead as f64);
-            gauge!(AUDIT_SPOOL).set(figures.audit_spool as f64);
+/// What lives outside this process's counters, sampled when `/metrics` is scraped: the queues
+/// (read from Redis; `None` when Redis did not answer, and the gauges keep their last values)
+/// and this process's circuit breakers.
+#[derive(Debug, Default)]
+pub struct Sampled {
+    pub queues: Option<QueuesSample>,
+    /// `(provider, breaker state)`: `closed`, `half_open` or `open`.
+    pub breakers: Vec<(&'static str, &'static str)>,
+}
+
+/// The queue gauges' values.
+#[derive(Debug, Default)]
+pub struct QueuesSample {
+    /// `(kind, depth, in flight, retrying)` per job kind.
+    pub kinds: Vec<(String, u64, u64, u64)>,
+    pub dead: u64,
+    pub audit_spool: u64,
+}
+
+/// Sets the sampled gauges, then renders every metric in the Prometheus text format.
+pub fn render(sampled: Sampled) -> String {
+    if let Some(queues) = sampled.queues {
+        for (kind, depth, in_flight, retrying) in queues.kinds {
+            gauge!(QUEUE_DEPTH, "kind" => kind.clone()).set(depth as f64);
+            gauge!(QUEUE_IN_FLIGHT, "kind" => kind.clone()).set(in_flight as f64);
+            gauge!(QUEUE_RETRYING, "kind" => kind).set(retrying as f64);
         }
-        // The gauges keep their last values; the scrape still answers.
-        Err(err) => tracing::warn!(%err, "could not read the queue figures for /metrics"),
+        gauge!(DEAD_TASKS).set(queues.dead as f64);
+        gauge!(AUDIT_SPOOL).set(queues.audit_spool as f64);
     }
-    for status in providers.status() {
-        let state = match status.breaker.state {
+    for (provider, state) in sampled.breakers {
+        let state = match state {
             "closed" => 0.0,
             "half_open" => 1.0,
             _ => 2.0,
         };
-        gauge!(BREAKER_STATE, "provider" => status.name).set(state);
+        gauge!(BREAKER_STATE, "provider" => provider).set(state);
     }
     let mut text = install().render();
     usage::render_costs(&mut text);

@@ -74,7 +74,7 @@ pub(super) fn render_costs(out: &mut String) {
 
 /// A provider name from a closed set (`cache` is the response cache).
 fn bounded_provider(provider: &str) -> &'static str {
-    crate::providers::KNOWN
+    crate::config::PROVIDERS
         .iter()
         .chain(&["cache"])
         .find(|known| **known == provider)

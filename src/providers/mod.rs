@@ -27,8 +27,8 @@ pub use openai::OpenAiCompatible;
 
 use crate::prompts::RenderedPrompt;
 
-/// Provider names a chain may use.
-pub const KNOWN: &[&str] = &["mock", "openai", "azure", "anthropic"];
+/// Provider names a chain may use (the configuration owns the list it accepts).
+pub use crate::config::PROVIDERS as KNOWN;
 
 /// What a caller asks of one completion.
 #[derive(Debug, Clone, Default)]

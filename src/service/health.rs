@@ -49,7 +49,28 @@ impl AiService {
 
     /// The Prometheus text format of this process's metrics, with the queue gauges read now.
     pub async fn metrics_text(&self) -> String {
-        crate::metrics::render(&self.engine.store, &self.providers).await
+        let queues = match self.engine.store.figures().await {
+            Ok(figures) => Some(crate::metrics::QueuesSample {
+                kinds: figures
+                    .queues
+                    .into_iter()
+                    .map(|q| (q.kind, q.depth, q.in_flight, q.retrying))
+                    .collect(),
+                dead: figures.dead,
+                audit_spool: figures.audit_spool,
+            }),
+            Err(err) => {
+                tracing::warn!(%err, "could not read the queue figures for /metrics");
+                None
+            }
+        };
+        let breakers = self
+            .providers
+            .status()
+            .into_iter()
+            .map(|status| (status.name, status.breaker.state))
+            .collect();
+        crate::metrics::render(crate::metrics::Sampled { queues, breakers })
     }
 }
 

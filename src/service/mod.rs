@@ -190,6 +190,7 @@ pub struct Parts {
 impl AiService {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
+        moderation: crate::guard::Moderation,
         stores: crate::storage::Stores,
         api_keys: crate::auth::ApiKeys,
         prompts: Arc<PromptRegistry>,
@@ -200,9 +201,6 @@ impl AiService {
         limits: Limits,
         cache: ResponseCache,
     ) -> Self {
-        // Settings::load checked the term lists; a bad one cannot get here.
-        let moderation =
-            crate::guard::Moderation::from_config(&settings.safety.moderation).unwrap_or_default();
         Self(Arc::new(Parts {
             stores,
             api_keys,
