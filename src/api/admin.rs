@@ -1,9 +1,12 @@
 //! `/v1/admin/*`: operator endpoints (admin role only).
 
+use std::collections::BTreeMap;
+
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{Map, Value as Json_, json};
+use serde::Serialize;
+use serde_json::Value as Json_;
 
 use super::auth::require_role;
 use super::problem::ApiError;
@@ -22,72 +25,90 @@ pub fn router() -> Router<AppState> {
 /// The providers the chains use: calls this process made, breaker state, last health check.
 #[utoipa::path(
     get, path = "/v1/admin/providers", operation_id = "listProviders", tag = "admin",
-    responses((status = 200, description = "Providers: calls, circuit breaker state, last health check", body = super::openapi::Providers), (status = 401), (status = 403))
+    responses((status = 200, description = "Providers: calls, circuit breaker state, last health check", body = Providers), (status = 401), (status = 403))
 )]
 pub(super) async fn providers(
     State(state): State<AppState>,
     principal: Principal,
-) -> Result<Json<Json_>, ApiError> {
+) -> Result<Json<Providers>, ApiError> {
     require_role(&principal, &[Role::Admin])?;
-    let providers = state.service.providers().status();
-    Ok(Json(json!({ "providers": providers })))
+    Ok(Json(Providers {
+        providers: state.service.providers().status(),
+    }))
 }
 
-fn versions_json(set: &crate::prompts::PromptSet) -> Json_ {
-    let map: Map<String, Json_> = set
-        .versions()
-        .into_iter()
-        .map(|(feature, versions)| (feature.to_string(), versions.into()))
-        .collect();
-    Json_::Object(map)
+/// The providers the chains use: calls this process made, breaker state, last health check.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Providers {
+    #[schema(value_type = Vec<Object>)]
+    providers: Vec<crate::service::ProviderStatus>,
+}
+
+/// Loaded prompt versions per feature, lowest first (the highest is the default).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct PromptVersions {
+    prompts: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct PromptsReloaded {
+    reloaded: bool,
+    prompts: BTreeMap<String, Vec<String>>,
+}
+
+/// Dead tasks of the last week (each with its owner's `user_id`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct DeadTasks {
+    #[schema(value_type = Vec<super::openapi::Task>)]
+    tasks: Vec<Json_>,
 }
 
 #[utoipa::path(
     get, path = "/v1/admin/prompts", operation_id = "listPrompts", tag = "admin",
-    responses((status = 200, description = "Loaded prompt versions per feature", body = super::openapi::PromptVersions), (status = 401), (status = 403))
+    responses((status = 200, description = "Loaded prompt versions per feature", body = PromptVersions), (status = 401), (status = 403))
 )]
 pub(super) async fn list_prompts(
     State(state): State<AppState>,
     principal: Principal,
-) -> Result<Json<Json_>, ApiError> {
+) -> Result<Json<PromptVersions>, ApiError> {
     require_role(&principal, &[Role::Admin])?;
-    Ok(Json(
-        json!({ "prompts": versions_json(&state.service.prompts().snapshot()) }),
-    ))
+    Ok(Json(PromptVersions {
+        prompts: state.service.prompt_versions(),
+    }))
 }
 
 /// Loads `prompts/` again; a bad file answers 422 and leaves the running prompts in place.
 #[utoipa::path(
     post, path = "/v1/admin/prompts/reload", operation_id = "reloadPrompts", tag = "admin",
-    responses((status = 200, description = "Reloaded", body = super::openapi::PromptsReloaded), (status = 401), (status = 403),
+    responses((status = 200, description = "Reloaded", body = PromptsReloaded), (status = 401), (status = 403),
         (status = 422))
 )]
 pub(super) async fn reload_prompts(
     State(state): State<AppState>,
     principal: Principal,
-) -> Result<Json<Json_>, ApiError> {
+) -> Result<Json<PromptsReloaded>, ApiError> {
     require_role(&principal, &[Role::Admin])?;
-    let set = state
+    let prompts = state
         .service
-        .prompts()
-        .reload()
+        .reload_prompts()
         .map_err(ApiError::InvalidPrompts)?;
     tracing::info!(by = %principal.user_id, "prompts reloaded");
-    Ok(Json(
-        json!({ "reloaded": true, "prompts": versions_json(&set) }),
-    ))
+    Ok(Json(PromptsReloaded {
+        reloaded: true,
+        prompts,
+    }))
 }
 
 /// Dead tasks, newest first (at most 100).
 #[utoipa::path(
     get, path = "/v1/admin/dead", operation_id = "listDeadTasks", tag = "admin",
-    responses((status = 200, description = "Dead tasks of the last week", body = super::openapi::DeadTasks), (status = 401), (status = 403),
+    responses((status = 200, description = "Dead tasks of the last week", body = DeadTasks), (status = 401), (status = 403),
         (status = 503))
 )]
 pub(super) async fn dead(
     State(state): State<AppState>,
     principal: Principal,
-) -> Result<Json<Json_>, ApiError> {
+) -> Result<Json<DeadTasks>, ApiError> {
     require_role(&principal, &[Role::Admin])?;
     let records = state.service.dead_tasks(100).await?;
     let tasks: Vec<Json_> = records
@@ -98,7 +119,7 @@ pub(super) async fn dead(
             view
         })
         .collect();
-    Ok(Json(json!({ "tasks": tasks })))
+    Ok(Json(DeadTasks { tasks }))
 }
 
 /// Queues a dead task again with fresh attempts.

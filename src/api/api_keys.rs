@@ -4,15 +4,15 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, post};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::auth::require_role;
 use super::json::ApiJson;
 use super::problem::ApiError;
 use crate::app::AppState;
 use crate::auth::{Principal, Role};
-use crate::service::api_keys::NewApiKey;
+use crate::service::api_keys::{KeyInfo, NewApiKey};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -43,7 +43,7 @@ pub(super) struct NewKey {
 #[utoipa::path(
     post, path = "/v1/admin/api-keys", operation_id = "createApiKey", tag = "admin",
     request_body(content = NewKey),
-    responses((status = 201, description = "The key (`tq_...`), shown once", body = super::openapi::CreatedApiKey), (status = 415), (status = 400), (status = 401),
+    responses((status = 201, description = "The key (`tq_...`), shown once", body = CreatedKey), (status = 415), (status = 400), (status = 401),
         (status = 403), (status = 422),
         (status = 503))
 )]
@@ -51,7 +51,7 @@ pub(super) async fn create(
     State(state): State<AppState>,
     principal: Principal,
     ApiJson(body): ApiJson<NewKey>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     require_role(&principal, &[Role::Admin])?;
     let owner = body.owner.trim().to_owned();
     let created = state
@@ -66,27 +66,46 @@ pub(super) async fn create(
         .await?;
     let (key, info, webhook_secret) = (created.key, created.info, created.webhook_secret);
     tracing::info!(by = %principal.user_id, prefix = %info.prefix, %owner, "API key created");
-    let mut body = serde_json::to_value(&info).expect("key info serializes");
-    body["key"] = key.into();
-    if let Some(secret) = webhook_secret {
-        body["webhook_secret"] = secret.into();
-    }
-    body["note"] = "the key is shown only now; store it safely".into();
-    Ok((StatusCode::CREATED, Json(body)))
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedKey {
+            info,
+            key,
+            webhook_secret,
+            note: "the key is shown only now; store it safely",
+        }),
+    ))
+}
+
+/// A new key: the listing fields, and the key (and webhook secret) shown this once.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct CreatedKey {
+    #[serde(flatten)]
+    info: KeyInfo,
+    /// `tq_...`: send it as `Authorization: Bearer`.
+    key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhook_secret: Option<String>,
+    note: &'static str,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct KeyList {
+    api_keys: Vec<KeyInfo>,
 }
 
 #[utoipa::path(
     get, path = "/v1/admin/api-keys", operation_id = "listApiKeys", tag = "admin",
-    responses((status = 200, description = "Keys: prefix, owner, role, created, last used", body = super::openapi::ApiKeyList), (status = 401), (status = 403),
+    responses((status = 200, description = "Keys: prefix, owner, role, created, last used", body = KeyList), (status = 401), (status = 403),
         (status = 503))
 )]
 pub(super) async fn list(
     State(state): State<AppState>,
     principal: Principal,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyList>, ApiError> {
     require_role(&principal, &[Role::Admin])?;
     let keys = state.service.api_keys().await?;
-    Ok(Json(json!({ "api_keys": keys })))
+    Ok(Json(KeyList { api_keys: keys }))
 }
 
 #[utoipa::path(

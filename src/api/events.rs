@@ -15,7 +15,7 @@ use axum::{Json, Router, middleware};
 use futures_util::StreamExt as _;
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::auth::require_auth;
 use super::problem::ApiError;
@@ -42,24 +42,34 @@ pub fn router(state: AppState) -> Router<AppState> {
 #[utoipa::path(
     post, path = "/v1/tasks/{id}/stream-token", operation_id = "createStreamToken", tag = "tasks",
     params(("id" = String, Path, description = "The id")),
-    responses((status = 200, description = "A short-lived token for `?token=` on the task's events", body = super::openapi::StreamToken), (status = 401), (status = 404),
+    responses((status = 200, description = "A short-lived token for `?token=` on the task's events", body = StreamToken), (status = 401), (status = 404),
         (status = 503))
 )]
 pub(super) async fn stream_token(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StreamToken>, ApiError> {
     state.service.task(&principal, &id, Duration::ZERO).await?;
     let token = state
         .auth
         .tokens
         .mint_stream(&principal, &id, STREAM_TOKEN_TTL);
-    Ok(Json(json!({
-        "token": token,
-        "expires_in": STREAM_TOKEN_TTL.as_secs(),
-        "url": format!("/v1/tasks/{id}/events?token={token}"),
-    })))
+    Ok(Json(StreamToken {
+        url: format!("/v1/tasks/{id}/events?token={token}"),
+        token,
+        expires_in: STREAM_TOKEN_TTL.as_secs(),
+    }))
+}
+
+/// A token for `?token=` on one task's events (for `EventSource`, which cannot send headers).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct StreamToken {
+    token: String,
+    /// Seconds it stays valid.
+    expires_in: u64,
+    /// The events URL with the token.
+    url: String,
 }
 
 #[derive(Debug, Default, Deserialize)]

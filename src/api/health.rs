@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Value as Json_, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::problem::ApiError;
 use crate::app::AppState;
@@ -17,38 +18,66 @@ pub fn router() -> Router<AppState> {
         .route("/readyz", get(readyz))
 }
 
+/// The process runs.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Live {
+    /// `ok`.
+    status: &'static str,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct Check {
+    /// `ok`.
+    status: &'static str,
+    latency_ms: f64,
+    /// Prompts: the features loaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    features: Option<usize>,
+}
+
+/// Every dependency answers.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Ready {
+    /// `ready`.
+    status: &'static str,
+    /// `redis`, `postgres`, `prompts`.
+    checks: BTreeMap<&'static str, Check>,
+}
+
 #[utoipa::path(
     get, path = "/healthz", operation_id = "healthz", tag = "health", security(()),
-    responses((status = 200, description = "The process runs", body = super::openapi::Live))
+    responses((status = 200, description = "The process runs", body = Live))
 )]
-pub(super) async fn healthz() -> Json<Json_> {
-    Json(json!({ "status": "ok" }))
+pub(super) async fn healthz() -> Json<Live> {
+    Json(Live { status: "ok" })
 }
 
 #[utoipa::path(
     get, path = "/readyz", operation_id = "readyz", tag = "health", security(()),
-    responses((status = 200, description = "Redis, PostgreSQL and the prompts answer, with each check's latency", body = super::openapi::Ready), (status = 503))
+    responses((status = 200, description = "Redis, PostgreSQL and the prompts answer, with each check's latency", body = Ready), (status = 503))
 )]
-pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Json_>, ApiError> {
-    let started = std::time::Instant::now();
-    let (checks, features) = state.service.readiness().await;
-    let failing = crate::service::health::failing(&checks);
+pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
+    let checks = state.service.readiness().await;
+    let failing: BTreeMap<String, String> = checks
+        .iter()
+        .filter_map(|c| c.failure.clone().map(|f| (c.name.to_owned(), f)))
+        .collect();
     if !failing.is_empty() {
         return Err(ApiError::NotReady { failing });
     }
-    let mut answer: BTreeMap<&str, Json_> = checks
-        .iter()
+    let checks = checks
+        .into_iter()
         .map(|c| {
-            (
-                c.name,
-                json!({ "status": "ok", "latency_ms": c.latency_ms }),
-            )
+            let check = Check {
+                status: "ok",
+                latency_ms: c.latency_ms,
+                features: c.features,
+            };
+            (c.name, check)
         })
         .collect();
-    let prompts_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
-    answer.insert(
-        "prompts",
-        json!({ "status": "ok", "features": features, "latency_ms": prompts_ms }),
-    );
-    Ok(Json(json!({ "status": "ready", "checks": answer })))
+    Ok(Json(Ready {
+        status: "ready",
+        checks,
+    }))
 }

@@ -67,7 +67,7 @@ pub fn router() -> Router<AppState> {
         super::metrics::scrape,
         super::problem::describe
     ),
-    components(schemas(Problem, JsonObject)),
+    components(schemas(super::problem::ProblemBody, JsonObject)),
     modifiers(&Bearer, &Problems),
     tags(
         (name = "ai", description = "AI requests"),
@@ -188,22 +188,6 @@ impl Modify for Problems {
     }
 }
 
-/// An RFC 9457 problem: what went wrong, precisely. `type` resolves to a page describing the
-/// problem (`GET /problems/{slug}`).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct Problem {
-    /// `/problems/<slug>`, e.g. `/problems/invalid-input`.
-    r#type: String,
-    title: String,
-    status: u16,
-    detail: String,
-    /// The request's id (also in the `x-request-id` header): quote it when reporting.
-    request_id: Option<String>,
-    /// Per field: what is wrong with it (`input.question`, `items[3].input.count`, ...).
-    errors: Option<std::collections::BTreeMap<String, String>>,
-}
-
 /// A task: a queued (or inline) request's state, and once final its result or error.
 #[derive(ToSchema)]
 #[allow(dead_code)]
@@ -245,76 +229,10 @@ pub struct TaskList {
     next_cursor: Option<String>,
 }
 
-/// Dead tasks of the last week (each with its owner's `user_id`).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct DeadTasks {
-    tasks: Vec<Task>,
-}
-
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct BatchList {
     batches: Vec<crate::tasks::BatchView>,
-}
-
-/// A token for `?token=` on one task's events (for `EventSource`, which cannot send headers).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct StreamToken {
-    token: String,
-    /// Seconds it stays valid.
-    expires_in: u64,
-    /// The events URL with the token.
-    url: String,
-}
-
-/// Loaded prompt versions per feature, lowest first (the highest is the default).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct PromptVersions {
-    prompts: std::collections::BTreeMap<String, Vec<String>>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct PromptsReloaded {
-    reloaded: bool,
-    prompts: std::collections::BTreeMap<String, Vec<String>>,
-}
-
-/// The providers the chains use: calls this process made, breaker state, last health check.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct Providers {
-    #[schema(value_type = Vec<Object>)]
-    providers: Vec<Value>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct ApiKeyList {
-    api_keys: Vec<crate::auth::KeyInfo>,
-}
-
-/// A new key: the listing fields, and the key (and webhook secret) shown this once.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct CreatedApiKey {
-    id: String,
-    prefix: String,
-    name: String,
-    owner: String,
-    role: String,
-    #[schema(value_type = Option<Object>)]
-    quota: Option<Value>,
-    created_at: String,
-    last_used_at: Option<String>,
-    revoked_at: Option<String>,
-    /// `tq_...`: send it as `Authorization: Bearer`.
-    key: String,
-    webhook_secret: Option<String>,
-    note: String,
 }
 
 #[derive(ToSchema)]
@@ -367,67 +285,6 @@ pub struct Quota {
     #[schema(value_type = Object)]
     monthly: Value,
     blocked_until: Option<String>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct Live {
-    /// `ok`.
-    status: String,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct Check {
-    /// `ok`.
-    status: String,
-    latency_ms: f64,
-    /// Prompts: the features loaded.
-    features: Option<u32>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct Ready {
-    /// `ready`.
-    status: String,
-    /// `redis`, `postgres`, `prompts`.
-    checks: std::collections::BTreeMap<String, Check>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct UsageReport {
-    from: String,
-    to: String,
-    group_by: String,
-    rows: Vec<crate::audit::reports::UsageRow>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct LatencyReport {
-    from: String,
-    to: String,
-    rows: Vec<crate::audit::reports::LatencyRow>,
-}
-
-/// Audit events (or moderation flags), newest first.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct AuditPage {
-    events: Vec<crate::audit::reports::AuditRow>,
-    next_cursor: Option<String>,
-}
-
-/// What a problem type means.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct ProblemType {
-    r#type: String,
-    title: String,
-    status: u16,
-    description: String,
 }
 
 /// A JSON object; its fields are described in the operation's text.

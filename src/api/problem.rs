@@ -485,19 +485,39 @@ fn describe_fields(errors: &FieldErrors) -> String {
     }
 }
 
-#[derive(Serialize)]
-struct ProblemBody {
+/// An RFC 9457 problem: what went wrong, precisely. `type` resolves to a page describing the
+/// problem (`GET /problems/{slug}`).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
+pub(super) struct ProblemBody {
+    /// `/problems/<slug>`, e.g. `/problems/invalid-input`.
     #[serde(rename = "type")]
+    #[schema(rename = "type")]
     kind: String,
     title: &'static str,
     status: u16,
     detail: String,
+    /// The request's id (also in the `x-request-id` header): quote it when reporting.
     #[serde(skip_serializing_if = "Option::is_none")]
     request_id: Option<String>,
+    /// Per field: what is wrong with it (`input.question`, `items[3].input.count`, ...).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     errors: FieldErrors,
+    /// Extensions of some problem types (`retry_after`, `layer`, `blocked_until`, ...).
     #[serde(flatten)]
+    #[schema(ignore)]
     extensions: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What a problem type means.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct ProblemType {
+    #[serde(rename = "type")]
+    #[schema(rename = "type")]
+    kind: String,
+    title: &'static str,
+    status: u16,
+    description: &'static str,
 }
 
 impl IntoResponse for ApiError {
@@ -592,16 +612,16 @@ fn www_authenticate(reason: &AuthError) -> HeaderValue {
 #[utoipa::path(
     get, path = "/problems/{slug}", operation_id = "describeProblem", tag = "health", security(()),
     params(("slug" = String, Path, description = "A problem type, e.g. invalid-input")),
-    responses((status = 200, description = "What the problem type means", body = super::openapi::ProblemType), (status = 404))
+    responses((status = 200, description = "What the problem type means", body = ProblemType), (status = 404))
 )]
 pub async fn describe(Path(slug): Path<String>) -> Response {
     match KINDS.iter().find(|k| k.0 == slug) {
-        Some((slug, title, status, meaning)) => Json(serde_json::json!({
-            "type": format!("/problems/{slug}"),
-            "title": title,
-            "status": status,
-            "description": meaning,
-        }))
+        Some((slug, title, status, meaning)) => Json(ProblemType {
+            kind: format!("/problems/{slug}"),
+            title,
+            status: *status,
+            description: meaning,
+        })
         .into_response(),
         None => ApiError::NotFound(format!("there is no problem type `{slug}`")).into_response(),
     }

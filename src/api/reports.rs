@@ -9,14 +9,15 @@ use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine as _;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::auth::require_role;
 use super::problem::ApiError;
 use super::query::ApiQuery;
 use crate::app::AppState;
 use crate::auth::{Principal, Role};
-use crate::service::reports::{AuditFilter, GroupBy, Quarantined, Range};
+use crate::service::reports::{
+    AuditFilter, AuditRow, GroupBy, LatencyRow, Quarantined, Range, UsageRow,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -148,7 +149,7 @@ fn csv(columns: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Respons
     get, path = "/v1/admin/usage", operation_id = "usageReport", tag = "reports",
     params(("from" = Option<String>, Query, description = "RFC 3339 (default: 30 days ago)"), ("to" = Option<String>, Query, description = "RFC 3339 (default: now)"),
            ("group_by" = Option<String>, Query, description = "user, feature, provider, model or day")),
-    responses((status = 200, description = "Requests, tokens, cost, cache hits, degraded answers and errors per group (CSV with `Accept: text/csv`)", content((super::openapi::UsageReport = "application/json"), (String = "text/csv"))), (status = 404, description = "no such feature"), (status = 401), (status = 403),
+    responses((status = 200, description = "Requests, tokens, cost, cache hits, degraded answers and errors per group (CSV with `Accept: text/csv`)", content((UsageReport = "application/json"), (String = "text/csv"))), (status = 404, description = "no such feature"), (status = 401), (status = 403),
         (status = 422), (status = 503))
 )]
 pub(super) async fn usage(
@@ -193,16 +194,42 @@ pub(super) async fn usage(
             }),
         ));
     }
-    Ok(
-        Json(json!({ "from": range.from, "to": range.to, "group_by": group_by, "rows": rows }))
-            .into_response(),
-    )
+    Ok(Json(UsageReport {
+        from: range.from,
+        to: range.to,
+        group_by: group_by.to_owned(),
+        rows,
+    })
+    .into_response())
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct UsageReport {
+    from: String,
+    to: String,
+    group_by: String,
+    rows: Vec<UsageRow>,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct LatencyReport {
+    from: String,
+    to: String,
+    rows: Vec<LatencyRow>,
+}
+
+/// Audit events (or moderation flags), newest first.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct AuditPage {
+    events: Vec<AuditRow>,
+    /// Pass as `cursor` for the next page; null on the last.
+    next_cursor: Option<String>,
 }
 
 #[utoipa::path(
     get, path = "/v1/admin/latency", operation_id = "latencyReport", tag = "reports",
     params(("feature" = Option<String>, Query, description = "Only this feature"), ("from" = Option<String>, Query, description = "RFC 3339"), ("to" = Option<String>, Query, description = "RFC 3339")),
-    responses((status = 200, description = "p50/p95/p99 of successful requests per feature (CSV with `Accept: text/csv`)", content((super::openapi::LatencyReport = "application/json"), (String = "text/csv"))), (status = 404, description = "no such feature"), (status = 401), (status = 403),
+    responses((status = 200, description = "p50/p95/p99 of successful requests per feature (CSV with `Accept: text/csv`)", content((LatencyReport = "application/json"), (String = "text/csv"))), (status = 404, description = "no such feature"), (status = 401), (status = 403),
         (status = 422), (status = 503))
 )]
 pub(super) async fn latency(
@@ -233,7 +260,12 @@ pub(super) async fn latency(
             }),
         ));
     }
-    Ok(Json(json!({ "from": range.from, "to": range.to, "rows": rows })).into_response())
+    Ok(Json(LatencyReport {
+        from: range.from,
+        to: range.to,
+        rows,
+    })
+    .into_response())
 }
 
 #[utoipa::path(
@@ -241,7 +273,7 @@ pub(super) async fn latency(
     params(("user_id" = Option<String>, Query, description = "Only this user"), ("feature" = Option<String>, Query, description = "Only this feature"),
            ("status" = Option<String>, Query, description = "pre_request, success, error, flag or guard"), ("from" = Option<String>, Query, description = "RFC 3339"),
            ("to" = Option<String>, Query, description = "RFC 3339"), ("limit" = Option<i64>, Query, description = "1 to 500"), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
-    responses((status = 200, description = "Audit events, newest first (CSV with `Accept: text/csv`)", content((super::openapi::AuditPage = "application/json"), (String = "text/csv"))), (status = 404, description = "no such feature"), (status = 401), (status = 403),
+    responses((status = 200, description = "Audit events, newest first (CSV with `Accept: text/csv`)", content((AuditPage = "application/json"), (String = "text/csv"))), (status = 404, description = "no such feature"), (status = 401), (status = 403),
         (status = 422), (status = 503))
 )]
 pub(super) async fn audit(
@@ -268,7 +300,7 @@ pub(super) async fn audit(
     get, path = "/v1/admin/flags", operation_id = "moderationFlags", tag = "reports",
     params(("user_id" = Option<String>, Query, description = "Only this user"), ("from" = Option<String>, Query, description = "RFC 3339"),
            ("to" = Option<String>, Query, description = "RFC 3339"), ("limit" = Option<i64>, Query, description = "1 to 500"), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
-    responses((status = 200, description = "Moderation flags, newest first (teachers and admins; CSV with `Accept: text/csv`)", content((super::openapi::AuditPage = "application/json"), (String = "text/csv"))), (status = 404, description = "no such feature"), (status = 401), (status = 403),
+    responses((status = 200, description = "Moderation flags, newest first (teachers and admins; CSV with `Accept: text/csv`)", content((AuditPage = "application/json"), (String = "text/csv"))), (status = 404, description = "no such feature"), (status = 401), (status = 403),
         (status = 422), (status = 503))
 )]
 pub(super) async fn flags(
@@ -371,7 +403,11 @@ async fn audit_events(
         }
         return Ok(response);
     }
-    Ok(Json(json!({ "events": rows, "next_cursor": next })).into_response())
+    Ok(Json(AuditPage {
+        events: rows,
+        next_cursor: next,
+    })
+    .into_response())
 }
 
 fn encode_cursor(created_at: &str, id: uuid::Uuid) -> String {

@@ -12,7 +12,6 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub use usage::UsageMeter;
 
-
 pub const HTTP_REQUESTS: &str = "tutorq_http_requests_total";
 pub const HTTP_DURATION: &str = "tutorq_http_request_duration_seconds";
 pub const ADMISSIONS_REFUSED: &str = "tutorq_admissions_refused_total";

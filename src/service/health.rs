@@ -1,7 +1,6 @@
 //! Whether this process can serve: its stores answer and its prompts are loaded, each check
 //! timed; and the Prometheus text of everything it counts.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Instant;
 
@@ -14,6 +13,8 @@ pub struct Check {
     pub failure: Option<String>,
     /// Milliseconds, to the microsecond.
     pub latency_ms: f64,
+    /// The prompts check: how many features have prompts.
+    pub features: Option<usize>,
 }
 
 /// Runs a check and says how long it took.
@@ -25,13 +26,13 @@ async fn timed<T>(check: impl Future<Output = T>) -> (T, f64) {
 }
 
 impl AiService {
-    /// Redis and PostgreSQL, checked at once, and how many features have prompts.
-    pub async fn readiness(&self) -> (Vec<Check>, usize) {
+    /// Redis and PostgreSQL, checked at once, then the prompts.
+    pub async fn readiness(&self) -> Vec<Check> {
         let ((redis, redis_ms), (postgres, postgres_ms)) = tokio::join!(
             timed(self.stores.ping_redis()),
             timed(self.stores.ping_postgres())
         );
-        let checks = [
+        let mut checks: Vec<Check> = [
             ("redis", redis, redis_ms),
             ("postgres", postgres, postgres_ms),
         ]
@@ -42,9 +43,18 @@ impl AiService {
                 .err()
                 .map(|err| format!("{err:#} (after {latency_ms} ms)")),
             latency_ms,
+            features: None,
         })
         .collect();
-        (checks, self.prompts.snapshot().versions().len())
+        let (features, latency_ms) =
+            timed(async { self.prompts.snapshot().versions().len() }).await;
+        checks.push(Check {
+            name: "prompts",
+            failure: None,
+            latency_ms,
+            features: Some(features),
+        });
+        checks
     }
 
     /// The Prometheus text format of this process's metrics, with the queue gauges read now.
@@ -72,12 +82,4 @@ impl AiService {
             .collect();
         crate::metrics::render(crate::metrics::Sampled { queues, breakers })
     }
-}
-
-/// Failing checks by name, as the readiness answer lists them.
-pub fn failing(checks: &[Check]) -> BTreeMap<String, String> {
-    checks
-        .iter()
-        .filter_map(|c| c.failure.clone().map(|f| (c.name.to_owned(), f)))
-        .collect()
 }

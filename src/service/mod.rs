@@ -161,6 +161,15 @@ impl From<sqlx::Error> for ServiceError {
     }
 }
 
+fn versions(set: &crate::prompts::PromptSet) -> std::collections::BTreeMap<String, Vec<String>> {
+    set.versions()
+        .into_iter()
+        .map(|(feature, versions)| (feature.to_string(), versions))
+        .collect()
+}
+
+pub use crate::providers::ProviderStatus;
+
 /// The service handle: one reference count to clone (it travels into every spawned run).
 #[derive(Clone)]
 pub struct AiService(Arc<Parts>);
@@ -230,6 +239,18 @@ impl AiService {
 
     pub fn webhooks(&self) -> &crate::webhooks::Webhooks {
         &self.webhooks
+    }
+
+    /// Loaded prompt versions per feature, lowest first.
+    pub fn prompt_versions(&self) -> std::collections::BTreeMap<String, Vec<String>> {
+        versions(&self.prompts.snapshot())
+    }
+
+    /// Loads `prompts/` again; a bad file keeps the running prompts.
+    pub fn reload_prompts(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, Vec<String>>, crate::prompts::LoadError> {
+        self.prompts.reload().map(|set| versions(&set))
     }
 
     pub fn prompts(&self) -> &Arc<PromptRegistry> {
