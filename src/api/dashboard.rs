@@ -16,13 +16,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router, middleware};
 use futures_util::stream::{self, Stream};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::auth::{require_auth, require_role};
 use super::problem::ApiError;
 use crate::app::AppState;
 use crate::auth::{Principal, Role};
-use crate::service::dashboard::{Collector, Snapshot};
+use crate::service::dashboard::{AdminTask, Collector, Snapshot};
 
 /// How often the live stream sends a snapshot.
 const EVERY: Duration = Duration::from_secs(1);
@@ -84,7 +84,7 @@ fn asset(body: &'static str, media_type: &'static str) -> Response {
 /// The dashboard's state now (throughput needs two snapshots: it is `null` here).
 #[utoipa::path(
     get, path = "/v1/admin/dashboard", operation_id = "dashboardSnapshot", tag = "admin",
-    responses((status = 200, description = "The dashboard's state: queues (depth, in flight, retrying, finished), workers, the 50 most recent tasks of every user, dead tasks, providers, today's usage by user and feature, blocked users; `errors` names parts that could not be read", body = super::openapi::JsonObject), (status = 401), (status = 403, description = "the caller is not an admin"))
+    responses((status = 200, description = "The dashboard's state: queues (depth, in flight, retrying, finished), workers, the 50 most recent tasks of every user, dead tasks, providers, today's usage by user and feature, blocked users; `errors` names parts that could not be read", body = Snapshot), (status = 401), (status = 403, description = "the caller is not an admin"))
 )]
 pub(super) async fn snapshot_once(
     State(state): State<AppState>,
@@ -139,19 +139,16 @@ fn live(state: AppState) -> impl Stream<Item = Result<Event, Infallible>> {
 #[utoipa::path(
     get, path = "/v1/admin/tasks/{id}", operation_id = "adminTask", tag = "admin",
     params(("id" = String, Path, description = "The task id")),
-    responses((status = 200, description = "`task` (any user's), `source` (`redis` or `history`) and `events` (id, event, data)", body = super::openapi::JsonObject), (status = 401), (status = 403, description = "the caller is not an admin"), (status = 404, description = "no such task"), (status = 503))
+    responses((status = 200, description = "`task` (any user's), `source` (`redis` or `history`) and `events` (id, event, data)", body = AdminTask), (status = 401), (status = 403, description = "the caller is not an admin"), (status = 404, description = "no such task"), (status = 503))
 )]
 pub(super) async fn task(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AdminTask>, ApiError> {
     require_role(&principal, &[Role::Admin])?;
     let found = state.service.admin_task(&id).await?;
-    let found = found.ok_or_else(|| ApiError::NotFound(format!("no task {id}")))?;
-    Ok(Json(json!({
-        "task": found.task,
-        "source": found.source,
-        "events": found.events,
-    })))
+    Ok(Json(found.ok_or_else(|| {
+        ApiError::NotFound(format!("no task {id}"))
+    })?))
 }

@@ -31,7 +31,7 @@ const USAGE_EVERY: Duration = Duration::from_secs(10);
 /// The throughput window.
 const WINDOW: Duration = Duration::from_secs(60);
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Snapshot {
     /// Server time of the snapshot (open tasks' ages are measured against it).
     pub at: String,
@@ -43,8 +43,10 @@ pub struct Snapshot {
     /// Dead tasks, most recently dead first.
     pub dead: Vec<TaskRow>,
     /// This process's view of the providers: calls, breaker, last health check.
+    #[schema(value_type = Vec<Object>)]
     pub providers: Vec<ProviderStatus>,
     pub usage_today: Option<UsageToday>,
+    #[schema(value_type = Vec<Object>)]
     pub blocks: Vec<Json>,
     /// Parts that could not be read, with the reason: `queues`, `recent`, `history`, `dead`,
     /// `usage`, `blocks`.
@@ -52,7 +54,7 @@ pub struct Snapshot {
 }
 
 /// Requests since local midnight (`limits.timezone`), by user and by feature, most first.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UsageToday {
     /// Local midnight, RFC 3339 with the offset.
     pub since: String,
@@ -244,10 +246,15 @@ async fn usage_today(service: &AiService) -> Result<UsageToday, anyhow::Error> {
 
 /// Any user's task as an admin sees it: its record while Redis holds it, else its history row,
 /// with its events.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AdminTask {
+    /// The task (any user's), with its owner, role, kind, request id and durations.
+    #[schema(value_type = Object)]
     pub task: Json,
     /// `redis` or `history`.
     pub source: &'static str,
+    /// Its events: id, event, data.
+    #[schema(value_type = Vec<Object>)]
     pub events: Vec<Json>,
 }
 

@@ -21,7 +21,7 @@ use crate::tasks::{JobKind, keys};
 const REAPER: &str = "reaper";
 
 /// One job kind's queue.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct QueueView {
     pub kind: String,
     pub queue: String,
@@ -43,7 +43,7 @@ pub struct QueueView {
 }
 
 /// What a worker is doing, as far as Redis can tell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WorkerStatus {
     /// Holds jobs and heart-beats them.
@@ -61,7 +61,7 @@ pub enum WorkerStatus {
 }
 
 /// One consumer of a queue's group: one worker pool of one process.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WorkerView {
     /// `<kind>@<host>:<pid>:<random>`.
     pub name: String,

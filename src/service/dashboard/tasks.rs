@@ -11,7 +11,7 @@ use crate::feature::Feature;
 use crate::tasks::{TaskRecord, timestamp};
 
 /// One row of the recent and dead task tables.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TaskRow {
     pub task_id: String,
     pub user_id: String,
