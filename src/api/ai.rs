@@ -197,7 +197,7 @@ pub(super) async fn submit(
 }
 
 /// 202 with the task's record and where to follow it.
-pub fn accepted(record: &crate::tasks::TaskRecord) -> Response {
+pub fn accepted(record: &crate::service::TaskRecord) -> Response {
     let location = format!("/v1/tasks/{}", record.id);
     let mut response = (StatusCode::ACCEPTED, Json(record.to_json())).into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {

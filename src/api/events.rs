@@ -23,7 +23,7 @@ use super::query::ApiQuery;
 use super::slots::Slot;
 use crate::app::AppState;
 use crate::auth::{AuthError, Principal};
-use crate::tasks::Subscription;
+use crate::service::Subscription;
 
 /// How long a stream token is valid.
 const STREAM_TOKEN_TTL: Duration = Duration::from_secs(300);

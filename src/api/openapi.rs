@@ -232,7 +232,7 @@ pub struct TaskList {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct BatchList {
-    batches: Vec<crate::tasks::BatchView>,
+    batches: Vec<crate::service::BatchView>,
 }
 
 #[derive(ToSchema)]

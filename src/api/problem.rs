@@ -13,9 +13,9 @@ use serde::Serialize;
 
 use super::request_context::current_request_id;
 use crate::auth::AuthError;
-use crate::prompts::{FieldErrors, InputError, LoadError, LookupError};
-use crate::providers::ChainError;
-use crate::service::ServiceError;
+use crate::service::{
+    ChainError, FieldErrors, InputError, LoadError, LookupError, ServiceError, StoreError,
+};
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
@@ -265,27 +265,6 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// A PostgreSQL failure as the client may see it: never PostgreSQL's own text (it is
-    /// logged). A value PostgreSQL refuses for its content is the client's mistake (400); any
-    /// other failure is 503.
-    pub fn database(err: sqlx::Error) -> Self {
-        tracing::warn!(%err, "PostgreSQL refused or failed a query");
-        if crate::audit::quarantine::refuses_row(&err) {
-            return Self::InvalidInput {
-                detail: "a value in this request cannot be stored (it holds NUL or is too large)"
-                    .into(),
-                errors: FieldErrors::new(),
-            };
-        }
-        Self::NotReady {
-            failing: [(
-                "postgres".to_owned(),
-                "did not answer; the server log has the details".to_owned(),
-            )]
-            .into(),
-        }
-    }
-
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
         Self::InvalidInput {
             detail: format!("`{field}` is invalid"),
@@ -464,14 +443,28 @@ impl From<ServiceError> for ApiError {
     }
 }
 
-impl From<crate::storage::StoreError> for ApiError {
-    fn from(err: crate::storage::StoreError) -> Self {
+/// A store failure as the client may see it: never the store's own text (it is logged). A
+/// value PostgreSQL refuses for its content is the client's mistake (400); a Redis failure is
+/// `store-unavailable`, a PostgreSQL one `not-ready` (503).
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        tracing::warn!(%err, "a store refused or failed");
+        if err.refuses_content() {
+            return Self::InvalidInput {
+                detail: "a value in this request cannot be stored (it holds NUL or is too large)"
+                    .into(),
+                errors: FieldErrors::new(),
+            };
+        }
         match err {
-            crate::storage::StoreError::Redis(err) => {
-                tracing::warn!(%err, "Redis unavailable");
-                Self::StoreUnavailable(err.to_string())
-            }
-            crate::storage::StoreError::Postgres(err) => Self::database(err),
+            StoreError::Redis(err) => Self::StoreUnavailable(err.to_string()),
+            StoreError::Postgres(_) => Self::NotReady {
+                failing: [(
+                    "postgres".to_owned(),
+                    "did not answer; the server log has the details".to_owned(),
+                )]
+                .into(),
+            },
         }
     }
 }

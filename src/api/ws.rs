@@ -24,7 +24,7 @@ use super::slots::Slot;
 use crate::app::AppState;
 use crate::auth::{AuthError, Principal};
 use crate::service::AiService;
-use crate::tasks::TaskEvent;
+use crate::service::TaskEvent;
 
 const PROTOCOL: &str = "tutorq";
 const BEARER_PROTOCOL: &str = "bearer.";
@@ -352,7 +352,7 @@ impl Connection {
 /// Sends a task's events as frames until its final event; a dropped subscription asks the
 /// client to resync from the last event it got.
 async fn forward(
-    mut subscription: crate::tasks::Subscription,
+    mut subscription: crate::service::Subscription,
     outbox: mpsc::Sender<Value>,
     task_id: String,
     mut last: String,

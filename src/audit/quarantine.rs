@@ -11,21 +11,7 @@ use super::event::AuditEvent;
 
 /// Whether `err` is PostgreSQL refusing a row for its content (it would refuse it again), as
 /// opposed to PostgreSQL being away or busy (worth waiting for).
-pub fn refuses_row(err: &sqlx::Error) -> bool {
-    match err {
-        sqlx::Error::Database(db) => {
-            let code = db.code().unwrap_or_default();
-            // 22: data exception (NUL, bad encoding, out of range); 54: program limit exceeded
-            // (index row too large); 23: integrity (not unique_violation: the writer skips
-            // rows already there).
-            code.starts_with("22")
-                || code.starts_with("54")
-                || (code.starts_with("23") && code != "23505")
-        }
-        sqlx::Error::Encode(_) => true,
-        _ => false,
-    }
-}
+pub use crate::storage::refuses_content as refuses_row;
 
 /// Keeps `event` with the reason PostgreSQL gave; a second quarantine of it is a no-op.
 pub async fn keep(pool: &PgPool, event: &AuditEvent, err: &sqlx::Error) -> sqlx::Result<()> {

@@ -26,10 +26,15 @@ use crate::cache::{CachedAnswer, Lookup, ResponseCache};
 use crate::config::Settings;
 use crate::feature::Feature;
 use crate::limits::{Admission, LimitError, Limits, Violation};
-use crate::prompts::{InputError, LookupError, PromptRegistry};
-use crate::providers::{ChainError, CompletionOptions, FinishReason, ProviderChains, Usage};
-use crate::tasks::{Engine, NewTask, TaskRecord};
+use crate::prompts::PromptRegistry;
+use crate::providers::{CompletionOptions, FinishReason, ProviderChains, Usage};
+use crate::tasks::{Engine, NewTask};
 
+// What the HTTP layer sees of the layers below: the types it takes, returns and maps.
+pub use crate::prompts::{FieldErrors, InputError, LoadError, LookupError};
+pub use crate::providers::{ChainError, ProviderStatus};
+pub use crate::storage::StoreError;
+pub use crate::tasks::{BatchView, Subscription, TaskEvent, TaskRecord};
 pub use tasks::TaskQuery;
 
 /// The `provider` of an answer that came from the response cache.
@@ -167,8 +172,6 @@ fn versions(set: &crate::prompts::PromptSet) -> std::collections::BTreeMap<Strin
         .map(|(feature, versions)| (feature.to_string(), versions))
         .collect()
 }
-
-pub use crate::providers::ProviderStatus;
 
 /// The service handle: one reference count to clone (it travels into every spawned run).
 #[derive(Clone)]

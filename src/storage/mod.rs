@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-pub use error::StoreError;
+pub use error::{StoreError, refuses_content};
 pub use postgres::{connect as connect_postgres, migrate};
 pub use redis::connect as connect_redis;
 
