@@ -350,7 +350,7 @@ impl AiService {
                     self.release_idempotency_key(principal, key, &task_id).await;
                 }
                 let kind = match &err {
-                    LimitError::Refused(refusal) => refusal.limit.clone(),
+                    LimitError::Refused(refusal) => refusal.limit.name().to_owned(),
                     LimitError::Unavailable(_) => "store_unavailable".to_owned(),
                 };
                 self.engine.audit.refused(&facts, &kind, &err.to_string());
