@@ -350,3 +350,26 @@ impl Limits {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The limits sit below the HTTP layer (DESIGN.md §2): nothing here may name `api` or `app`.
+    #[test]
+    fn the_limits_import_nothing_from_the_api_or_the_app() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/limits");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for layer in ["api", "app"] {
+                    let path_of = format!("crate::{layer}");
+                    assert!(
+                        !text.contains(&path_of),
+                        "{} names {path_of}",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+}
