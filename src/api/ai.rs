@@ -1,6 +1,6 @@
 //! `POST /v1/ai/{feature}`: one AI request, answered inline (200) or queued (202).
 
-use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -8,9 +8,11 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use super::client_ip::ClientIp;
 use super::json::ApiJson;
 use super::problem::ApiError;
 use super::query::ApiQuery;
+use super::rate_limit_headers;
 use super::request_context::current_request_id;
 use crate::app::AppState;
 use crate::auth::Principal;
@@ -131,7 +133,7 @@ pub(super) async fn submit(
     FeaturePath(feature): FeaturePath,
     ApiQuery(query): ApiQuery<SubmitQuery>,
     headers: HeaderMap,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    ClientIp(client_ip): ClientIp,
     body: Result<ApiJson<SubmitBody>, ApiError>,
 ) -> Result<Response, ApiError> {
     let body = match body {
@@ -160,14 +162,7 @@ pub(super) async fn submit(
         request_id: current_request_id().unwrap_or_default(),
         stream: body.stream,
         callback_url: body.callback_url,
-        client_ip: Some(
-            crate::limits::ip::client_ip(
-                peer.ip(),
-                &headers,
-                &state.limits.settings().ip.trusted_proxies,
-            )
-            .to_string(),
-        ),
+        client_ip: Some(client_ip.to_string()),
     };
     // A streamed answer is an open event stream: its slot is taken before anything runs.
     let mut stream_slot = if request.stream {
@@ -191,7 +186,7 @@ pub(super) async fn submit(
         }
     };
     if let Some(figures) = admission.figures {
-        figures.write_headers(response.headers_mut(), None);
+        rate_limit_headers::admitted(response.headers_mut(), &figures);
     }
     Ok(response)
 }

@@ -1,7 +1,7 @@
 //! `/v1/batches`: bulk requests (teachers, services and admins). Submit, follow, read the
 //! results as JSON lines, cancel.
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::require_role;
+use super::client_ip::ClientIp;
 use super::problem::ApiError;
 use super::query::ApiQuery;
 use super::request_context::current_request_id;
@@ -127,13 +128,12 @@ async fn read_body(
 )]
 pub(super) async fn create(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    ClientIp(client_ip): ClientIp,
     principal: Principal,
     ApiQuery(query): ApiQuery<BatchQuery>,
     request: axum::extract::Request,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     require_role(&principal, ROLES)?;
-    let request_headers = request.headers().clone();
     let body = read_body(&state, query, request).await?;
     let feature: Feature = body
         .feature
@@ -148,11 +148,6 @@ pub(super) async fn create(
     if body.concurrency == Some(0) {
         return Err(ApiError::invalid_field("concurrency", "must be at least 1"));
     }
-    let client_ip = crate::limits::ip::client_ip(
-        peer.ip(),
-        &request_headers,
-        &state.limits.settings().ip.trusted_proxies,
-    );
     let batch = NewBatch {
         feature,
         items: body.items,

@@ -5,16 +5,19 @@ mod ai;
 mod api_keys;
 mod auth;
 mod batches;
+mod client_ip;
 mod dashboard;
 mod demo;
 mod events;
 mod health;
+mod ip_limit;
 mod json;
 mod limits;
 mod metrics;
 mod openapi;
 mod problem;
 mod query;
+mod rate_limit_headers;
 mod reports;
 mod request_context;
 mod slots;
@@ -69,7 +72,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::limits::ip::limit_ip,
+            ip_limit::limit_ip,
         ))
         .layer(middleware::from_fn(query::check_uri))
         .layer(middleware::from_fn(metrics::track))

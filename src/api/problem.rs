@@ -11,15 +11,18 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::rate_limit_headers;
 use super::request_context::current_request_id;
 use crate::auth::AuthError;
 use crate::service::{
-    ChainError, FieldErrors, InputError, LoadError, LookupError, ServiceError, StoreError,
+    ChainError, FieldErrors, InputError, IpVerdict, Limit, LoadError, LookupError, Refusal,
+    ServiceError, StoreError,
 };
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
-/// The problem kinds: `(slug, title, status, what it means)`.
+/// The problem kinds: `(slug, title, status, what it means)`. The limits' own kinds come from
+/// [`Limit`] (see [`kind`]).
 const KINDS: &[(&str, &str, u16, &str)] = &[
     (
         "task-final",
@@ -154,48 +157,6 @@ const KINDS: &[(&str, &str, u16, &str)] = &[
         "Every AI provider in the feature's chain failed; try again later.",
     ),
     (
-        "rate-limited",
-        "Too Many Requests",
-        429,
-        "Too many requests in a short time; `layer` says which limit (`ip`: per client address, `user`: per user, with a cooldown after a breach). `Retry-After` says when to try again.",
-    ),
-    (
-        "blocked",
-        "Blocked",
-        403,
-        "Repeated violations (rate-limit breaches, forbidden topics, oversized or invalid requests) blocked this user until `blocked_until`.",
-    ),
-    (
-        "daily-requests",
-        "Daily Request Quota Used Up",
-        429,
-        "The user's daily request quota is used up; it resets at local midnight (`resets_at`).",
-    ),
-    (
-        "daily-tokens",
-        "Daily Token Quota Used Up",
-        429,
-        "This request's estimated tokens would pass the user's daily token quota; it resets at local midnight (`resets_at`).",
-    ),
-    (
-        "monthly-requests",
-        "Monthly Request Quota Used Up",
-        429,
-        "The user's monthly request quota is used up; it resets on the 1st (`resets_at`).",
-    ),
-    (
-        "monthly-tokens",
-        "Monthly Token Quota Used Up",
-        429,
-        "This request's estimated tokens would pass the user's monthly token quota; it resets on the 1st (`resets_at`).",
-    ),
-    (
-        "feature-tokens",
-        "Feature Token Bucket Empty",
-        429,
-        "The user's token bucket for this feature is empty; it refills over time (`Retry-After`).",
-    ),
-    (
         "too-many-open",
         "Too Many Open",
         429,
@@ -208,6 +169,15 @@ const KINDS: &[(&str, &str, u16, &str)] = &[
         "A dependency (Redis, PostgreSQL, prompts) is not available; `errors` names it.",
     ),
 ];
+
+/// A problem kind by its slug: one of [`KINDS`], or a limit's.
+fn kind(slug: &str) -> Option<(&'static str, &'static str, u16, &'static str)> {
+    KINDS.iter().copied().find(|k| k.0 == slug).or_else(|| {
+        Limit::problem_types()
+            .find(|p| p.slug == slug)
+            .map(|p| (p.slug, p.title, p.status, p.meaning))
+    })
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -257,9 +227,9 @@ pub enum ApiError {
     #[error("{0}")]
     TooManyOpen(String),
     #[error("{0}")]
-    IpRateLimited(crate::limits::IpVerdict),
+    IpRateLimited(IpVerdict),
     #[error("{0}")]
-    Limited(Box<crate::limits::Refusal>),
+    Limited(Box<Refusal>),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -295,17 +265,9 @@ impl ApiError {
             Self::TaskFinal(_) => "task-final",
             Self::IdempotencyKeyReused => "idempotency-key-reused",
             Self::StoreUnavailable(_) => "store-unavailable",
-            Self::IpRateLimited(_) => "rate-limited",
+            Self::IpRateLimited(_) => Limit::Ip.problem().slug,
             Self::TooManyOpen(_) => "too-many-open",
-            Self::Limited(refusal) => match refusal.limit.as_str() {
-                "blocked" => "blocked",
-                "daily-requests" => "daily-requests",
-                "daily-tokens" => "daily-tokens",
-                "monthly-requests" => "monthly-requests",
-                "monthly-tokens" => "monthly-tokens",
-                "feature-tokens" => "feature-tokens",
-                _ => "rate-limited",
-            },
+            Self::Limited(refusal) => refusal.limit.problem().slug,
             Self::Internal(_) => "internal",
         }
     }
@@ -355,28 +317,17 @@ impl ApiError {
                 extra.insert("providers_tried".into(), tried.into());
             }
             Self::IpRateLimited(verdict) => {
-                extra.insert("layer".into(), "ip".into());
+                extra.insert("layer".into(), Limit::Ip.layer().as_str().into());
                 extra.insert("retry_after".into(), verdict.retry_after_secs().into());
             }
             Self::Limited(refusal) => {
-                let layer = match refusal.limit.as_str() {
-                    "user-rate" | "blocked" => "user",
-                    _ => "quota",
-                };
-                extra.insert("layer".into(), layer.into());
+                extra.insert("layer".into(), refusal.limit.layer().as_str().into());
                 extra.insert("retry_after".into(), refusal.retry_after_secs().into());
                 if let Some(until) = refusal.blocked_until() {
                     extra.insert("blocked_until".into(), until.into());
                 }
-                if let Some(figures) = refusal.figures {
-                    let resets = match refusal.limit.as_str() {
-                        "daily-requests" | "daily-tokens" => Some(figures.daily_reset_at),
-                        "monthly-requests" | "monthly-tokens" => Some(figures.monthly_reset_at),
-                        _ => None,
-                    };
-                    if let Some(at) = resets {
-                        extra.insert("resets_at".into(), crate::limits::iso(at).into());
-                    }
+                if let Some(at) = refusal.resets_at() {
+                    extra.insert("resets_at".into(), at.into());
                 }
             }
             _ => {}
@@ -516,11 +467,7 @@ pub(super) struct ProblemType {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let slug = self.slug();
-        let (_, title, status, _) = KINDS
-            .iter()
-            .find(|k| k.0 == slug)
-            .copied()
-            .expect("every slug is listed in KINDS");
+        let (_, title, status, _) = kind(slug).expect("every slug is listed in KINDS");
         let request_id = current_request_id();
         let detail = match &self {
             Self::Internal(err) => {
@@ -546,29 +493,11 @@ impl IntoResponse for ApiError {
             Self::Unauthorized(reason) => {
                 headers.insert(header::WWW_AUTHENTICATE, www_authenticate(reason));
             }
-            Self::IpRateLimited(verdict) => {
-                headers.insert(header::RETRY_AFTER, verdict.retry_after_secs().into());
-                headers.insert("ratelimit-limit", verdict.limit.into());
-                headers.insert("ratelimit-remaining", 0.into());
-                headers.insert(
-                    "ratelimit-reset",
-                    (verdict.reset.as_millis() as u64).div_ceil(1000).into(),
-                );
-                if let Ok(policy) =
-                    HeaderValue::from_str(&format!("\"ip\";q={};w=60", verdict.limit))
-                {
-                    headers.insert("ratelimit-policy", policy);
-                }
-            }
+            Self::IpRateLimited(verdict) => rate_limit_headers::ip_refused(headers, verdict),
             Self::TooManyOpen(_) => {
                 headers.insert(header::RETRY_AFTER, 5.into());
             }
-            Self::Limited(refusal) => {
-                headers.insert(header::RETRY_AFTER, refusal.retry_after_secs().into());
-                if let Some(figures) = refusal.figures {
-                    figures.write_headers(headers, refusal.policy());
-                }
-            }
+            Self::Limited(refusal) => rate_limit_headers::refused(headers, refusal),
             _ => {}
         }
         response
@@ -608,11 +537,11 @@ fn www_authenticate(reason: &AuthError) -> HeaderValue {
     responses((status = 200, description = "What the problem type means", body = ProblemType), (status = 404))
 )]
 pub async fn describe(Path(slug): Path<String>) -> Response {
-    match KINDS.iter().find(|k| k.0 == slug) {
+    match kind(&slug) {
         Some((slug, title, status, meaning)) => Json(ProblemType {
             kind: format!("/problems/{slug}"),
             title,
-            status: *status,
+            status,
             description: meaning,
         })
         .into_response(),

@@ -6,13 +6,21 @@
 //! Tokens are reserved at admission (the estimate: prompt tokens plus `max_tokens`) and settled
 //! to the real usage when the task ends, in the same Lua step that records the end
 //! (`tasks/lua/prelude.lua`, `settle`); a failure or cancellation refunds them.
+//!
+//! `limit` describes every limit once (what its script answers, its problem type, layer,
+//! override and `RateLimit` policy); `admit` is the admission script's named contract and call;
+//! `ip` the per-IP check. Which address a request comes from, and the `RateLimit-*` headers,
+//! are the API's (`api/client_ip.rs`, `api/rate_limit_headers.rs`).
 
+mod admit;
 mod figures;
-pub mod ip;
+mod ip;
+mod limit;
+mod overrides;
 mod periods;
+mod refusal;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use redis::Script;
 use redis::aio::ConnectionManager;
@@ -22,8 +30,11 @@ use crate::auth::{Principal, Role};
 use crate::config::{LimitSettings, RoleLimits};
 use crate::feature::Feature;
 
-pub use figures::{Figures, OVERRIDABLE, Refusal, iso, parse_overrides};
+pub use figures::{Figures, Period, Policy};
 pub use ip::IpVerdict;
+pub use limit::{Layer, Limit, ProblemType};
+pub use overrides::{Overridable, parse_overrides};
+pub use refusal::{Refusal, iso};
 
 /// Sorted set of blocked users (score: block end, ms), for `GET /v1/admin/blocks`.
 const BLOCKED_INDEX: &str = "ai:abuse:blocked";
@@ -139,118 +150,12 @@ impl Limits {
             settings: Arc::new(settings.clone()),
             resets: Arc::default(),
             scripts: Arc::new(Scripts {
-                admit: limit_script!("admit"),
+                admit: admit::script(),
                 violation: limit_script!("violation"),
                 ip: limit_script!("ip"),
                 refund: Script::new(include_str!("lua/refund.lua")),
             }),
         }
-    }
-
-    pub fn enabled(&self) -> bool {
-        self.settings.enabled
-    }
-
-    pub fn settings(&self) -> &LimitSettings {
-        &self.settings
-    }
-
-    /// Admits one request of `principal` for `feature`, reserving `estimate` tokens, or says
-    /// which limit refuses it. `member` must be unique per request (the task id).
-    pub async fn admit(
-        &self,
-        principal: &Principal,
-        feature: Feature,
-        estimate: u64,
-        member: &str,
-    ) -> Result<Admission, LimitError> {
-        self.admit_many(principal, feature, 1, estimate, member)
-            .await
-    }
-
-    /// Admits a batch of `requests` items as one step: one entry in the user's window, all of
-    /// them against the daily and monthly request caps, and `estimate` (all items' tokens)
-    /// reserved at once; the items settle their shares as they end.
-    pub async fn admit_many(
-        &self,
-        principal: &Principal,
-        feature: Feature,
-        requests: u64,
-        estimate: u64,
-        member: &str,
-    ) -> Result<Admission, LimitError> {
-        if !self.settings.enabled {
-            return Ok(Admission::default());
-        }
-        let user = principal.user_id.as_str();
-        let role = self.settings.roles.get(principal.role);
-        let (daily_reset_at, monthly_reset_at) = self.next_resets();
-        let abuse = &self.settings.abuse;
-        let mut invocation = self.scripts.admit.prepare_invoke();
-        invocation
-            .key(user_key(user, "abuse") + ":blocked")
-            .key(user_key(user, "rate"))
-            .key(user_key(user, "rate") + ":cooldown")
-            .key(quota_key(user, "daily"))
-            .key(quota_key(user, "monthly"))
-            .key(quota_key(user, &format!("bucket:{feature}")))
-            .key(user_key(user, "limits"))
-            .key(user_key(user, "abuse") + ":violations")
-            .key(BLOCKED_INDEX)
-            .arg(user)
-            .arg(member)
-            .arg(estimate)
-            .arg(daily_reset_at)
-            .arg(monthly_reset_at)
-            .arg(abuse.violations)
-            .arg(abuse.window_secs * 1000)
-            .arg(abuse.block_secs * 1000)
-            .arg(self.settings.window_secs * 1000)
-            .arg(role.per_minute)
-            .arg(role.cooldown_secs)
-            .arg(role.daily_requests)
-            .arg(role.daily_tokens)
-            .arg(role.monthly_requests)
-            .arg(role.monthly_tokens)
-            .arg(role.bucket_tokens)
-            .arg(role.bucket_refill_per_sec)
-            .arg(requests);
-        let reply: Result<(String, i64, Vec<i64>), redis::RedisError> = async {
-            let values: Vec<redis::Value> = invocation.invoke_async(&mut self.conn.clone()).await?;
-            let verdict: String = redis::from_redis_value_ref(&values[0])?;
-            let retry: i64 = redis::from_redis_value_ref(&values[1])?;
-            let rest: Vec<i64> = values[2..]
-                .iter()
-                .map(redis::from_redis_value_ref)
-                .collect::<Result<_, _>>()?;
-            Ok((verdict, retry, rest))
-        }
-        .await;
-        let (verdict, retry_ms, numbers) = match reply {
-            Ok(reply) => reply,
-            Err(err) if self.settings.fail_open.user => {
-                tracing::warn!(%err, "limit store unavailable; admitting (limits.fail_open.user)");
-                return Ok(Admission::default());
-            }
-            Err(err) => return Err(err.into()),
-        };
-        let figures = Figures::from_script(&numbers, self.settings.window_secs);
-        if verdict != "ok" {
-            crate::metrics::admission_refused(&verdict);
-            return Err(LimitError::Refused(Box::new(Refusal::new(
-                &verdict,
-                Duration::from_millis(retry_ms.max(0) as u64),
-                figures,
-            ))));
-        }
-        Ok(Admission {
-            reservation: Some(Reservation {
-                tokens: estimate,
-                daily_reset_at: figures.daily_reset_at,
-                monthly_reset_at: figures.monthly_reset_at,
-            }),
-            figures: Some(figures),
-        })
     }
 
     /// Gives back what an admitted request reserved, when it is refused before any task exists
@@ -313,25 +218,6 @@ impl Limits {
             .flatten())
     }
 
-    /// The per-IP layer.
-    pub async fn ip(&self, ip: std::net::IpAddr) -> Result<IpVerdict, redis::RedisError> {
-        let limit = self.settings.ip.per_minute;
-        let (admitted, remaining, retry_ms, reset_ms): (i64, i64, i64, i64) = self
-            .scripts
-            .ip
-            .key(format!("ai:rate:ip:{{{ip}}}"))
-            .arg(limit)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        Ok(IpVerdict {
-            admitted: admitted == 1,
-            limit,
-            remaining: remaining.max(0) as u64,
-            retry_after: Duration::from_millis(retry_ms.max(0) as u64),
-            reset: Duration::from_millis(reset_ms.max(0) as u64),
-        })
-    }
-
     /// Lifts a user's block and forgets their violations.
     pub async fn unblock(&self, user: &str) -> Result<bool, redis::RedisError> {
         let (removed, _, _): (i64, i64, i64) = redis::pipe()
@@ -372,13 +258,13 @@ impl Limits {
     pub async fn set_overrides(
         &self,
         user: &str,
-        overrides: &[(&'static str, f64)],
+        overrides: &[(Overridable, f64)],
     ) -> Result<(), redis::RedisError> {
         let key = user_key(user, "limits");
         let mut pipe = redis::pipe();
         pipe.atomic().del(&key).ignore();
-        for (name, value) in overrides {
-            pipe.hset(&key, *name, *value).ignore();
+        for (figure, value) in overrides {
+            pipe.hset(&key, figure.key(), *value).ignore();
         }
         pipe.query_async::<()>(&mut self.conn.clone()).await
     }
@@ -393,7 +279,7 @@ impl Limits {
             .await?;
         Ok(fields
             .into_iter()
-            .map(|(name, value)| (name, figures::number(value)))
+            .map(|(name, value)| (name, overrides::number(value)))
             .collect())
     }
 
@@ -402,7 +288,7 @@ impl Limits {
         let user = principal.user_id.as_str();
         let overrides = self.overrides(user).await?;
         let mut limits = *self.settings.roles.get(principal.role);
-        figures::apply_overrides(&mut limits, &overrides);
+        overrides::apply_overrides(&mut limits, &overrides);
         let now = jiff::Timestamp::now();
         let (daily_next, monthly_next) = self.next_resets();
         type Period = (Option<u64>, Option<u64>, Option<i64>);
@@ -433,7 +319,7 @@ impl Limits {
             serde_json::json!({
                 "requests": { "limit": max_requests, "used": requests, "remaining": max_requests.saturating_sub(requests) },
                 "tokens": { "limit": max_tokens, "used": tokens, "remaining": max_tokens.saturating_sub(tokens) },
-                "resets_at": figures::iso(current.unwrap_or(next)),
+                "resets_at": iso(current.unwrap_or(next)),
             })
         };
         Ok(QuotaStatus {
@@ -460,7 +346,30 @@ impl Limits {
             ),
             limits,
             overrides,
-            blocked_until: (blocked > 0).then(|| figures::iso(now.as_millisecond() + blocked)),
+            blocked_until: (blocked > 0).then(|| iso(now.as_millisecond() + blocked)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The limits sit below the HTTP layer (DESIGN.md §2): nothing here may name `api` or `app`.
+    #[test]
+    fn the_limits_import_nothing_from_the_api_or_the_app() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/limits");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for layer in ["api", "app"] {
+                    let path_of = format!("crate::{layer}");
+                    assert!(
+                        !text.contains(&path_of),
+                        "{} names {path_of}",
+                        path.display()
+                    );
+                }
+            }
+        }
     }
 }

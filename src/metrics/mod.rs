@@ -206,23 +206,9 @@ pub fn http_request(method: &'static str, route: String, status: u16, elapsed: D
         .record(elapsed.as_secs_f64());
 }
 
-/// A request refused by an admission layer: `ip`, or the refusing limit's name.
-pub fn admission_refused(layer: &str) {
-    const LAYERS: &[&str] = &[
-        "ip",
-        "blocked",
-        "user-rate",
-        "daily-requests",
-        "daily-tokens",
-        "monthly-requests",
-        "monthly-tokens",
-        "feature-tokens",
-    ];
-    let layer = LAYERS
-        .iter()
-        .find(|l| **l == layer)
-        .copied()
-        .unwrap_or("other");
+/// A request refused by an admission limit; `layer` is the limit's name (`Limit::name`, a
+/// closed set).
+pub fn admission_refused(layer: &'static str) {
     counter!(ADMISSIONS_REFUSED, "layer" => layer).increment(1);
 }
 

@@ -31,6 +31,7 @@ use crate::providers::{CompletionOptions, FinishReason, ProviderChains, Usage};
 use crate::tasks::{Engine, NewTask};
 
 // What the HTTP layer sees of the layers below: the types it takes, returns and maps.
+pub use crate::limits::{Figures, IpVerdict, Limit, Refusal};
 pub use crate::prompts::{FieldErrors, InputError, LoadError, LookupError};
 pub use crate::providers::{ChainError, ProviderStatus};
 pub use crate::storage::StoreError;
@@ -400,7 +401,7 @@ impl AiService {
                     self.release_idempotency_key(principal, key, &task_id).await;
                 }
                 let kind = match &err {
-                    LimitError::Refused(refusal) => refusal.limit.clone(),
+                    LimitError::Refused(refusal) => refusal.limit.name().to_owned(),
                     LimitError::Unavailable(_) => "store_unavailable".to_owned(),
                 };
                 self.engine.audit.refused(&facts, &kind, &err.to_string());
