@@ -8,6 +8,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod batch_cli;
+pub mod batches;
 pub mod bench;
 pub mod cache;
 pub mod cli;

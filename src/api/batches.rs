@@ -119,7 +119,7 @@ async fn read_body(
            ("callback_url" = Option<String>, Query, description = "With an NDJSON body: the batch webhook"),
            ("concurrency" = Option<usize>, Query, description = "With an NDJSON body: items that may run at once")),
     request_body(content = BatchBody, description = "Up to 10,000 items; or `application/x-ndjson`, one `{\"input\": ...}` per line"),
-    responses((status = 202, description = "Accepted: the batch with its counts", body = crate::tasks::BatchView), (status = 400), (status = 401),
+    responses((status = 202, description = "Accepted: the batch with its counts", body = crate::service::batches::BatchView), (status = 400), (status = 401),
         (status = 403), (status = 404),
         (status = 413), (status = 415),
         (status = 422), (status = 429),
@@ -187,7 +187,7 @@ pub(super) async fn list(
 #[utoipa::path(
     get, path = "/v1/batches/{id}", operation_id = "getBatch", tag = "batches",
     params(("id" = String, Path, description = "The id")),
-    responses((status = 200, description = "Counts, state, timestamps and ETA", body = crate::tasks::BatchView), (status = 401), (status = 403),
+    responses((status = 200, description = "Counts, state, timestamps and ETA", body = crate::service::batches::BatchView), (status = 401), (status = 403),
         (status = 404), (status = 503))
 )]
 pub(super) async fn show(
@@ -205,7 +205,7 @@ pub(super) async fn show(
 #[utoipa::path(
     delete, path = "/v1/batches/{id}", operation_id = "cancelBatch", tag = "batches",
     params(("id" = String, Path, description = "The id")),
-    responses((status = 200, description = "Cancelled: held and queued items never start, running ones stop", body = crate::tasks::BatchView), (status = 401), (status = 403),
+    responses((status = 200, description = "Cancelled: held and queued items never start, running ones stop", body = crate::service::batches::BatchView), (status = 401), (status = 403),
         (status = 404), (status = 503))
 )]
 pub(super) async fn cancel(

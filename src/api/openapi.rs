@@ -255,7 +255,7 @@ pub struct DeadTasks {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct BatchList {
-    batches: Vec<crate::tasks::BatchView>,
+    batches: Vec<crate::service::batches::BatchView>,
 }
 
 /// A token for `?token=` on one task's events (for `EventSource`, which cannot send headers).

@@ -2,9 +2,12 @@
 //! or queues it; workers call `run_job`. Handlers stay thin and never talk to Redis or a
 //! provider themselves.
 
+mod batch_item;
 pub mod batches;
+pub mod hooks;
 mod inline;
 pub mod job;
+pub mod jobs;
 mod output;
 mod safety;
 mod streaming;
@@ -162,6 +165,7 @@ pub struct Parts {
     prompts: Arc<PromptRegistry>,
     providers: ProviderChains,
     engine: Engine,
+    audit: crate::audit::AuditLog,
     settings: Arc<Settings>,
     webhooks: crate::webhooks::Webhooks,
     limits: Limits,
@@ -170,10 +174,13 @@ pub struct Parts {
 }
 
 impl AiService {
+    /// The facade over its parts, each built once at start-up (`app.rs`).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         prompts: Arc<PromptRegistry>,
         providers: ProviderChains,
         engine: Engine,
+        audit: crate::audit::AuditLog,
         settings: Arc<Settings>,
         webhooks: crate::webhooks::Webhooks,
         limits: Limits,
@@ -187,6 +194,7 @@ impl AiService {
             prompts,
             providers,
             engine,
+            audit,
             settings,
             webhooks,
             limits,
@@ -212,6 +220,10 @@ impl AiService {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    pub fn audit(&self) -> &crate::audit::AuditLog {
+        &self.audit
     }
 
     /// Counts a violation against the user; a failure to record it is logged, not raised (the
@@ -334,7 +346,7 @@ impl AiService {
             prompt_version: Some(prompt.version.clone()),
             client_ip: request.client_ip.clone(),
         };
-        self.engine.audit.pre_request(&facts, &request.input);
+        self.audit.pre_request(&facts, &request.input);
         self.audit_flags(
             &facts,
             &safety::input_flags(&self.moderation, &prompt, &data),
@@ -353,7 +365,7 @@ impl AiService {
                     LimitError::Refused(refusal) => refusal.limit.clone(),
                     LimitError::Unavailable(_) => "store_unavailable".to_owned(),
                 };
-                self.engine.audit.refused(&facts, &kind, &err.to_string());
+                self.audit.refused(&facts, &kind, &err.to_string());
                 return Err(err.into());
             }
         };
@@ -368,9 +380,7 @@ impl AiService {
                 if let Some(key) = &request.idempotency_key {
                     self.release_idempotency_key(principal, key, &task_id).await;
                 }
-                self.engine
-                    .audit
-                    .refused(&facts, "callback_refused", &reason);
+                self.audit.refused(&facts, "callback_refused", &reason);
                 return Err(ServiceError::CallbackUrl(reason));
             }
         };
