@@ -15,7 +15,7 @@ use crate::prompts::PromptRegistry;
 use crate::providers::ProviderChains;
 use crate::service::AiService;
 use crate::storage::{self, Stores};
-use crate::tasks::{Engine, JobKinds};
+use crate::tasks::{Engine, JobKinds, JobRegistry};
 
 /// Everything a handler or worker needs. Cloning is one reference count: axum clones the state
 /// for every extractor and middleware of every request, and a field-by-field clone of the
@@ -43,6 +43,14 @@ pub struct Shared {
 
 impl AppState {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_jobs(settings, &crate::service::jobs::registry()).await
+    }
+
+    /// Like [`build`](Self::build), for the job kinds of `jobs` (the tests add one of their own).
+    pub async fn build_with_jobs(
+        settings: Settings,
+        jobs: &JobRegistry<AiService>,
+    ) -> anyhow::Result<Self> {
         if settings.metrics.enabled {
             crate::metrics::install();
         }
@@ -64,7 +72,7 @@ impl AppState {
                 );
             }
         }
-        let kinds = JobKinds::load(&settings.jobs.dir)
+        let kinds = JobKinds::load(&settings.jobs.dir, &jobs.kinds())
             .map_err(|err| anyhow::anyhow!("the job kind files are invalid: {err}"))?;
         let audit =
             crate::audit::AuditLog::start(&settings.audit, stores.db.clone(), stores.redis.clone());
@@ -73,9 +81,9 @@ impl AppState {
             stores.redis_client.clone(),
             stores.db.clone(),
             kinds,
-            audit,
-            crate::metrics::UsageMeter::new(&settings.audit),
         );
+        let usage = crate::metrics::UsageMeter::new(&settings.audit);
+        let engine = crate::service::hooks::install(engine, &audit, usage);
         let providers = ProviderChains::from_settings(&settings.providers);
         providers.spawn_health_checks(Duration::from_secs(settings.providers.health_interval_secs));
         let limits = Limits::new(stores.redis.clone(), &settings.limits);
@@ -98,6 +106,7 @@ impl AppState {
                 Arc::new(prompts),
                 providers,
                 engine,
+                audit,
                 settings.clone(),
                 crate::webhooks::Webhooks::new(&settings, Some(stores.db.clone())),
                 limits.clone(),
@@ -119,8 +128,16 @@ pub struct Application {
 impl Application {
     /// Builds the state and binds `server.host:server.port` (port 0 picks a free one).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_jobs(settings, &crate::service::jobs::registry()).await
+    }
+
+    /// Like [`build`](Self::build), for the job kinds of `jobs`.
+    pub async fn build_with_jobs(
+        settings: Settings,
+        jobs: &JobRegistry<AiService>,
+    ) -> anyhow::Result<Self> {
         let address = format!("{}:{}", settings.server.host, settings.server.port);
-        let state = AppState::build(settings).await?;
+        let state = AppState::build_with_jobs(settings, jobs).await?;
         let listener = TcpListener::bind(&address)
             .await
             .with_context(|| format!("binding {address}"))?;
@@ -149,6 +166,7 @@ impl Application {
         let grace = Duration::from_secs(self.state.settings.server.shutdown_grace_secs);
         let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
         let engine = self.state.service.engine().clone();
+        let audit = self.state.service.audit().clone();
         let limits = crate::http_server::Limits::from(&self.state.settings.server);
         let router = crate::api::router(self.state);
         let server = crate::http_server::serve(self.listener, router, limits, async move {
@@ -165,7 +183,7 @@ impl Application {
         }
         // What answered requests wrote goes out before the process ends.
         engine.history.flush(Duration::from_secs(5)).await;
-        engine.audit.flush(Duration::from_secs(5)).await;
+        audit.flush(Duration::from_secs(5)).await;
         Ok(())
     }
 }

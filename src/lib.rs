@@ -1,13 +1,17 @@
 //! tutorq: the AI engine of a Turkish student-coaching platform.
 //!
 //! Layers, top to bottom (DESIGN.md §2): `api` → `service` → `prompts` / `providers` /
-//! `tasks` → `storage`. `api` never talks to Redis or a provider directly.
+//! `batches` / `webhooks` → `tasks` → `storage`. `api` never talks to Redis or a provider
+//! directly. The engine (`tasks`) knows queues, attempts and records only: job kinds describe
+//! themselves and are listed in `service::jobs`, and what follows a task's end is the finish
+//! hooks `service::hooks` installs.
 
 pub mod api;
 pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod batch_cli;
+pub mod batches;
 pub mod bench;
 pub mod cache;
 pub mod cli;

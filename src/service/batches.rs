@@ -8,14 +8,16 @@ use std::collections::HashMap;
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
+use super::batch_item::BatchItemJob;
 use super::job::AiRequestJob;
 use super::{AiService, ServiceError};
 use crate::auth::Principal;
+use crate::batches::{BatchRecord, BatchStore};
 use crate::feature::Feature;
 use crate::prompts::{FieldErrors, InputError};
-use crate::tasks::{
-    BATCH_ITEM, BatchRecord, BatchView, HistoryRow, NewTask, TaskRecord, TaskState,
-};
+use crate::tasks::{HistoryRow, Job, NewTask, TaskRecord, TaskState};
+
+pub use crate::batches::BatchView;
 
 /// Largest batch accepted.
 pub const MAX_ITEMS: usize = 10_000;
@@ -112,7 +114,7 @@ impl AiService {
                     prompt_version: Some(prompt.version.clone()),
                     client_ip: batch.client_ip.clone(),
                 };
-                self.engine.audit.pre_request(&facts, &input);
+                self.audit.pre_request(&facts, &input);
                 self.audit_flags(
                     &facts,
                     &super::safety::input_flags(&self.moderation, &prompt, &job.input),
@@ -122,7 +124,7 @@ impl AiService {
                     .map(|r| crate::limits::Reservation { tokens, ..r }.encode());
                 let task = NewTask {
                     id: task_id,
-                    kind: BATCH_ITEM.to_owned(),
+                    kind: BatchItemJob::KIND.to_owned(),
                     job: serde_json::to_string(&job).expect("a job serializes"),
                     user_id: principal.user_id.clone(),
                     role: principal.role.to_string(),
@@ -140,7 +142,8 @@ impl AiService {
             .map(|(index, errors)| json!({ "index": index, "errors": errors }))
             .collect();
         let store = &self.engine.store;
-        let ttl = store.kinds().kind(BATCH_ITEM).result_ttl.as_secs();
+        let item_kind = store.kinds().kind(BatchItemJob::KIND);
+        let ttl = item_kind.result_ttl.as_secs();
         let limit = self.settings.jobs.batch_concurrency.max(1);
         let concurrency = batch.concurrency.map_or(limit, |c| c.clamp(1, limit));
         let mut fields = vec![
@@ -165,12 +168,13 @@ impl AiService {
             let chunk: Vec<NewTask> = chunk.iter().map(|(_, t)| t.clone()).collect();
             store.hold_many(&chunk).await?;
         }
-        store
-            .save_batch(&BatchRecord {
+        self.batch_store()
+            .save(&BatchRecord {
                 id: &id,
                 user_id: &principal.user_id,
                 fields,
                 items: tasks.iter().map(|(i, t)| (*i, t.id.clone())).collect(),
+                item_kind,
                 concurrency,
                 created_us,
                 ttl_secs: ttl,
@@ -179,6 +183,11 @@ impl AiService {
         let first: Vec<NewTask> = first.iter().map(|(_, t)| t.clone()).collect();
         store.enqueue_many(&first).await?;
         self.batch(principal, &id).await
+    }
+
+    /// The batches' records, beside the engine's tasks.
+    pub(super) fn batch_store(&self) -> BatchStore {
+        BatchStore::new(self.engine.store.clone())
     }
 
     /// The caller's batch with its progress (another user's answers 404).
@@ -192,7 +201,7 @@ impl AiService {
         principal: &Principal,
         id: &str,
     ) -> Result<HashMap<String, String>, ServiceError> {
-        match self.engine.store.batch(id).await? {
+        match self.batch_store().fields(id).await? {
             Some(fields) if fields.get("user_id") == Some(&principal.user_id) => Ok(fields),
             _ => Err(ServiceError::BatchNotFound),
         }
@@ -208,7 +217,7 @@ impl AiService {
         id: &str,
     ) -> Result<impl futures_util::Stream<Item = String> + Send + 'static, ServiceError> {
         let fields = self.own_batch(principal, id).await?;
-        let items = self.engine.store.batch_items(id).await?;
+        let items = self.batch_store().items(id).await?;
         let invalid: Vec<Json> =
             serde_json::from_str(fields.get("invalid").map_or("[]", |s| s)).unwrap_or_default();
         let mut invalid: Vec<(usize, String)> = invalid
@@ -244,15 +253,16 @@ impl AiService {
         id: &str,
     ) -> Result<BatchView, ServiceError> {
         self.own_batch(principal, id).await?;
-        let store = &self.engine.store;
-        store.stop_batch(id).await?;
-        let ids: Vec<String> = store
-            .batch_items(id)
+        let batches = self.batch_store();
+        batches.stop(id).await?;
+        let ids: Vec<String> = batches
+            .items(id)
             .await?
             .into_iter()
             .map(|(_, t)| t)
             .collect();
-        let kind = store.kinds().kind(BATCH_ITEM).clone();
+        let store = &self.engine.store;
+        let kind = store.kinds().kind(BatchItemJob::KIND).clone();
         let cancelled = store
             .cancel_many(&kind, &ids, Some(&principal.user_id))
             .await?;
@@ -262,8 +272,8 @@ impl AiService {
                 if let Some(row) = HistoryRow::from_record(&record) {
                     self.engine.history.record(row);
                 }
-                self.engine.audit.refused(
-                    &record.audit_facts(),
+                self.audit.refused(
+                    &super::hooks::audit_facts(&record),
                     "cancelled",
                     &format!("batch cancelled by {}", principal.user_id),
                 );
@@ -277,11 +287,7 @@ impl AiService {
         &self,
         principal: &Principal,
     ) -> Result<Vec<BatchView>, ServiceError> {
-        let ids = self
-            .engine
-            .store
-            .user_batches(&principal.user_id, 50)
-            .await?;
+        let ids = self.batch_store().of_user(&principal.user_id, 50).await?;
         let mut views = Vec::with_capacity(ids.len());
         for id in ids {
             match self.batch(principal, &id).await {

@@ -8,10 +8,10 @@ use tracing::Instrument as _;
 use super::{AiService, Completion, ServiceError};
 use crate::feature::Feature;
 use crate::providers::ProviderError;
-use crate::tasks::JobFailure;
+use crate::tasks::{Delivery, Job, JobFailure};
 
-/// The stable job name in `jobs/ai_request.yaml`.
-pub const AI_REQUEST: &str = "ai_request";
+/// The kind's stable name (its [`Job::KIND`]), for code that picks the kind's settings.
+pub const AI_REQUEST: &str = <AiRequestJob as Job>::KIND;
 
 /// A queued AI request. Field names are the wire format of jobs waiting in Redis: rename with
 /// `#[serde(rename)]`, never by renaming the field alone.
@@ -29,6 +29,23 @@ pub struct AiRequestJob {
     /// Stream the answer as `delta` events while it is produced.
     #[serde(default)]
     pub stream: bool,
+}
+
+impl Job for AiRequestJob {
+    const KIND: &'static str = "ai_request";
+    type Context = AiService;
+
+    fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    async fn run(
+        self,
+        service: AiService,
+        _delivery: Delivery,
+    ) -> Result<Json, apalis::prelude::BoxDynError> {
+        service.run_job(self).await
+    }
 }
 
 impl AiService {

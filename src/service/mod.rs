@@ -3,11 +3,14 @@
 //! provider themselves.
 
 pub mod api_keys;
+mod batch_item;
 pub mod batches;
 pub mod dashboard;
 pub mod health;
+pub mod hooks;
 mod inline;
 pub mod job;
+pub mod jobs;
 mod output;
 pub mod reports;
 mod safety;
@@ -31,11 +34,12 @@ use crate::providers::{CompletionOptions, FinishReason, ProviderChains, Usage};
 use crate::tasks::{Engine, NewTask};
 
 // What the HTTP layer sees of the layers below: the types it takes, returns and maps.
+pub use crate::batches::BatchView;
 pub use crate::limits::{Figures, IpVerdict, Limit, Refusal};
 pub use crate::prompts::{FieldErrors, InputError, LoadError, LookupError};
 pub use crate::providers::{ChainError, ProviderStatus};
 pub use crate::storage::StoreError;
-pub use crate::tasks::{BatchView, Subscription, TaskEvent, TaskRecord};
+pub use crate::tasks::{Subscription, TaskEvent, TaskRecord};
 pub use tasks::TaskQuery;
 
 /// The `provider` of an answer that came from the response cache.
@@ -193,6 +197,7 @@ pub struct Parts {
     prompts: Arc<PromptRegistry>,
     providers: ProviderChains,
     engine: Engine,
+    audit: crate::audit::AuditLog,
     settings: Arc<Settings>,
     webhooks: crate::webhooks::Webhooks,
     limits: Limits,
@@ -201,6 +206,7 @@ pub struct Parts {
 }
 
 impl AiService {
+    /// The facade over its parts, each built once at start-up (`app.rs`).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         moderation: crate::guard::Moderation,
@@ -209,6 +215,7 @@ impl AiService {
         prompts: Arc<PromptRegistry>,
         providers: ProviderChains,
         engine: Engine,
+        audit: crate::audit::AuditLog,
         settings: Arc<Settings>,
         webhooks: crate::webhooks::Webhooks,
         limits: Limits,
@@ -221,6 +228,7 @@ impl AiService {
             prompts,
             providers,
             engine,
+            audit,
             settings,
             webhooks,
             limits,
@@ -263,6 +271,10 @@ impl AiService {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    pub fn audit(&self) -> &crate::audit::AuditLog {
+        &self.audit
     }
 
     /// Counts a violation against the user; a failure to record it is logged, not raised (the
@@ -385,7 +397,7 @@ impl AiService {
             prompt_version: Some(prompt.version.clone()),
             client_ip: request.client_ip.clone(),
         };
-        self.engine.audit.pre_request(&facts, &request.input);
+        self.audit.pre_request(&facts, &request.input);
         self.audit_flags(
             &facts,
             &safety::input_flags(&self.moderation, &prompt, &data),
@@ -404,7 +416,7 @@ impl AiService {
                     LimitError::Refused(refusal) => refusal.limit.name().to_owned(),
                     LimitError::Unavailable(_) => "store_unavailable".to_owned(),
                 };
-                self.engine.audit.refused(&facts, &kind, &err.to_string());
+                self.audit.refused(&facts, &kind, &err.to_string());
                 return Err(err.into());
             }
         };
@@ -419,9 +431,7 @@ impl AiService {
                 if let Some(key) = &request.idempotency_key {
                     self.release_idempotency_key(principal, key, &task_id).await;
                 }
-                self.engine
-                    .audit
-                    .refused(&facts, "callback_refused", &reason);
+                self.audit.refused(&facts, "callback_refused", &reason);
                 return Err(ServiceError::CallbackUrl(reason));
             }
         };

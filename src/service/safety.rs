@@ -230,8 +230,7 @@ impl AiService {
     /// Audits a request's moderation flags (once per task: the event id comes from it).
     pub(super) fn audit_flags(&self, facts: &crate::audit::RequestFacts, flags: &[Flag]) {
         if !flags.is_empty() {
-            self.engine
-                .audit
+            self.audit
                 .flag(facts, serde_json::to_value(flags).expect("flags serialize"));
         }
     }
@@ -279,7 +278,7 @@ impl AiService {
             first.usage.completion_tokens + second.usage.completion_tokens,
         );
         let again = guard.refuses(&second.text);
-        self.engine.audit.guard(
+        self.audit.guard(
             &facts,
             json!({
                 "first": kind,

@@ -161,14 +161,14 @@ impl AiService {
                 if let Some(row) = HistoryRow::from_record(&record) {
                     self.engine.history.record(row);
                 }
-                self.engine.audit.refused(
-                    &record.audit_facts(),
+                self.audit.refused(
+                    &super::hooks::audit_facts(&record),
                     "cancelled",
                     &format!("cancelled by {}", principal.user_id),
                 );
                 if let Some(url) = &record.callback_url {
                     let payload = serde_json::json!({ "task_id": task_id, "state": "cancelled" });
-                    let job = crate::tasks::WebhookJob::for_final(
+                    let job = crate::webhooks::WebhookJob::for_final(
                         task_id,
                         &record.user_id,
                         "cancelled",

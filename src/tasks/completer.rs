@@ -1,20 +1,17 @@
 //! Records finished attempts in Redis in batches: whatever has finished by the time the previous
 //! batch is written goes into the next one, so a busy pool makes one Lua call per many jobs and
-//! an idle one adds no waiting.
+//! an idle one adds no waiting. Then the installed finish hooks see the batch's final tasks.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::history::{HistoryRow, HistorySink};
+use super::hooks::{FinishHooks, FinishedTask};
 use super::inflight::InFlight;
 use super::kinds::JobKind;
-use super::latency::LatencyBook;
+use super::record::TaskState;
 use super::store::{Finish, Outcome, TaskStore};
-use super::webhook_job::WebhookJob;
-use crate::audit::{AuditLog, RequestFacts};
-use crate::metrics::UsageMeter;
 
 const BATCH: usize = 512;
 
@@ -22,10 +19,7 @@ pub struct Completer {
     pub store: TaskStore,
     pub kind: JobKind,
     pub inflight: InFlight,
-    pub history: HistorySink,
-    pub latency: LatencyBook,
-    pub audit: AuditLog,
-    pub usage: UsageMeter,
+    pub hooks: Arc<FinishHooks>,
 }
 
 impl Completer {
@@ -43,7 +37,8 @@ impl Completer {
         }
     }
 
-    /// Writes one batch, retrying until Redis takes it: an unrecorded finish would run again.
+    /// Writes one batch, retrying until Redis takes it (an unrecorded finish would run again),
+    /// then hands the tasks it made final to the hooks.
     pub async fn record(&self, batch: Vec<Finish>) {
         let mut pause = Duration::from_millis(50);
         let results = loop {
@@ -56,72 +51,44 @@ impl Completer {
                 }
             }
         };
-        let mut samples: HashMap<String, Vec<f64>> = HashMap::new();
-        let mut webhooks = Vec::new();
-        for (mut finish, result) in batch.into_iter().zip(results) {
-            self.inflight
-                .end(finish.entry_id.as_deref(), &finish.task_id);
+        let now_us = jiff::Timestamp::now().as_microsecond();
+        let mut finals = Vec::with_capacity(batch.len());
+        for (finish, result) in batch.into_iter().zip(results) {
+            let Finish {
+                entry_id,
+                task_id,
+                outcome,
+                payload,
+                slot,
+            } = finish;
+            self.inflight.end(entry_id.as_deref(), &task_id);
+            // The worker slot is free once its finish is recorded.
+            drop(slot);
             if !result.applied {
                 continue;
             }
-            let now_us = jiff::Timestamp::now().as_microsecond();
             let ran = result
+                .facts
                 .started_us
                 .map(|started| Duration::from_micros(now_us.saturating_sub(started).max(0) as u64));
-            let state = match finish.outcome {
-                Outcome::Succeeded => "succeeded",
-                Outcome::Failed => "failed",
-                Outcome::Dead => "dead",
+            let state = match outcome {
+                Outcome::Succeeded => TaskState::Succeeded,
+                Outcome::Failed => TaskState::Failed,
+                Outcome::Dead => TaskState::Dead,
                 Outcome::Retrying(_) => {
                     crate::metrics::job_finished(&self.kind.name, "retrying", ran);
                     continue;
                 }
             };
-            crate::metrics::job_finished(&self.kind.name, state, ran);
-            if finish.outcome == Outcome::Succeeded {
-                self.usage.record(&result.feature, &finish.payload);
-            }
-            if let (Outcome::Succeeded, Some(ms)) = (
-                finish.outcome,
-                finish.payload.get("latency_ms").and_then(|v| v.as_f64()),
-            ) {
-                samples.entry(result.feature.clone()).or_default().push(ms);
-            }
-            if let Some(url) = &result.callback_url {
-                let job = WebhookJob::for_final(
-                    &finish.task_id,
-                    &result.user_id,
-                    state,
-                    url,
-                    &finish.payload,
-                );
-                webhooks.push(job.into_task(&result.user_id, &result.role, &result.request_id));
-            }
-            if let Some(row) =
-                HistoryRow::from_finish(&finish.task_id, state, &result, &finish.payload)
-            {
-                self.history.record(row);
-            }
-            let facts = RequestFacts {
-                task_id: finish.task_id.clone(),
-                request_id: result.request_id.clone(),
-                user_id: result.user_id.clone(),
-                role: result.role.clone(),
-                feature: result.feature.clone(),
-                prompt_name: None,
-                prompt_version: None,
-                client_ip: None,
-            };
-            let duration_ms = result.created_us.map(|created| (now_us - created) / 1000);
-            let outcome = std::mem::take(&mut finish.payload);
-            self.audit
-                .finished(facts, state, outcome, duration_ms, result.attempts);
+            crate::metrics::job_finished(&self.kind.name, state.as_str(), ran);
+            finals.push(FinishedTask {
+                task_id,
+                state,
+                facts: result.facts,
+                payload,
+                finished_us: Some(now_us),
+            });
         }
-        if let Err(err) = self.store.enqueue_many(&webhooks).await {
-            tracing::error!(%err, count = webhooks.len(), "could not queue webhook deliveries");
-        }
-        for (feature, samples) in samples {
-            self.latency.observe(&feature, &samples);
-        }
+        self.hooks.finished(finals).await;
     }
 }

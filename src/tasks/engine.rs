@@ -1,8 +1,11 @@
 //! The engine handle every process holds: the task store, what this process runs, the history
-//! writer and the latency book.
+//! writer, the latency book and the finish hooks the service installed.
+
+use std::sync::Arc;
 
 use super::completer::Completer;
 use super::history::{self, HistorySink};
+use super::hooks::FinishHooks;
 use super::hub::Hub;
 use super::inflight::InFlight;
 use super::kinds::JobKind;
@@ -10,8 +13,6 @@ use super::kinds::JobKinds;
 use super::latency::LatencyBook;
 use super::store::Finish;
 use super::store::TaskStore;
-use crate::audit::AuditLog;
-use crate::metrics::UsageMeter;
 
 #[derive(Clone)]
 pub struct Engine {
@@ -20,20 +21,18 @@ pub struct Engine {
     pub history: HistorySink,
     pub latency: LatencyBook,
     pub hub: Hub,
-    pub audit: AuditLog,
-    /// Counts finished tasks' tokens and cost for `/metrics`.
-    pub usage: UsageMeter,
+    /// What happens once a task is recorded final (see [`Engine::with_hooks`]).
+    hooks: Arc<FinishHooks>,
 }
 
 impl Engine {
-    /// Starts the history writer and the cancel listener of this process.
+    /// Starts the history writer and the cancel listener of this process. No finish hooks yet:
+    /// install them with [`Engine::with_hooks`] before any pool or inline run starts.
     pub fn start(
         conn: redis::aio::ConnectionManager,
         client: redis::Client,
         db: sqlx::PgPool,
         kinds: JobKinds,
-        audit: AuditLog,
-        usage: UsageMeter,
     ) -> Self {
         let (history, _writer) = history::spawn(db);
         let inflight = InFlight::default();
@@ -45,23 +44,32 @@ impl Engine {
             store: TaskStore::new(conn, client, kinds),
             inflight,
             history,
-            audit,
-            usage,
+            hooks: Arc::default(),
+        }
+    }
+
+    /// The engine with `hooks` called whenever a task is recorded final.
+    pub fn with_hooks(mut self, hooks: FinishHooks) -> Self {
+        self.hooks = Arc::new(hooks);
+        self
+    }
+
+    pub(super) fn hooks(&self) -> &Arc<FinishHooks> {
+        &self.hooks
+    }
+
+    /// The completer of one kind: records finishes, then calls the hooks.
+    pub(super) fn completer(&self, kind: &JobKind) -> Completer {
+        Completer {
+            store: self.store.clone(),
+            kind: kind.clone(),
+            inflight: self.inflight.clone(),
+            hooks: self.hooks.clone(),
         }
     }
 
     /// Records finished attempts now (inline runs, and jobs that failed before reaching a worker).
     pub async fn record(&self, kind: &JobKind, batch: Vec<Finish>) {
-        Completer {
-            store: self.store.clone(),
-            kind: kind.clone(),
-            inflight: self.inflight.clone(),
-            history: self.history.clone(),
-            latency: self.latency.clone(),
-            audit: self.audit.clone(),
-            usage: self.usage.clone(),
-        }
-        .record(batch)
-        .await;
+        self.completer(kind).record(batch).await;
     }
 }

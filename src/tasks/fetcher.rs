@@ -15,10 +15,12 @@ use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use super::delivery::Delivery;
-use super::history::{HistoryRow, HistorySink};
+use super::hooks::{FinishHooks, FinishedTask};
 use super::inflight::InFlight;
+use super::job::Job;
 use super::keys;
 use super::kinds::JobKind;
+use super::record::TaskState;
 use super::store::{Finish, Outcome, Started, TaskStore};
 
 /// Most jobs taken by one read.
@@ -38,8 +40,7 @@ pub struct Fetcher<J> {
     pub inflight: InFlight,
     pub jobs: mpsc::Sender<Task<J>>,
     pub finished: mpsc::UnboundedSender<Finish>,
-    pub history: HistorySink,
-    pub audit: crate::audit::AuditLog,
+    pub hooks: Arc<FinishHooks>,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -162,24 +163,14 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
     async fn hand_over(&mut self, started: Vec<Started>, slots: &mut OwnedSemaphorePermit) {
         for entry in started {
             if entry.attempt < 0 {
-                // Dead at start: its worker kept dying. Its history row comes from the record.
+                // Dead at start: its worker kept dying. The hooks hear of it from the record.
                 crate::metrics::job_finished(&self.kind.name, "dead", None);
-                let (store, history, audit) =
-                    (self.store.clone(), self.history.clone(), self.audit.clone());
+                let (store, hooks) = (self.store.clone(), self.hooks.clone());
                 tokio::spawn(async move {
                     let Ok(Some(record)) = store.get(&entry.task_id).await else {
                         return;
                     };
-                    if let Some(row) = HistoryRow::from_record(&record) {
-                        history.record(row);
-                    }
-                    audit.finished(
-                        record.audit_facts(),
-                        "dead",
-                        record.outcome.clone().unwrap_or_default(),
-                        record.finished_us.map(|f| (f - record.created_us) / 1000),
-                        record.attempts,
-                    );
+                    hooks.died_at_start(FinishedTask::from_record(record, TaskState::Dead));
                 });
                 continue;
             }
@@ -258,13 +249,14 @@ async fn read_entries(
     Ok(entries)
 }
 
-/// Promotes due retries, re-queues entries of silent consumers and heart-beats the entries this
-/// process holds, until shutdown.
-pub async fn upkeep(
+/// Promotes due retries (after the kind's own upkeep, [`Job::upkeep`]), re-queues entries of
+/// silent consumers and heart-beats the entries this process holds, until shutdown.
+pub async fn upkeep<J: Job>(
     store: TaskStore,
     kind: JobKind,
     consumer: String,
     inflight: InFlight,
+    context: J::Context,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let beat_every = (kind.visibility_timeout / 3).max(Duration::from_millis(500));
@@ -277,11 +269,7 @@ pub async fn upkeep(
     loop {
         tokio::select! {
             _ = promote.tick() => {
-                if kind.name == super::batches::BATCH_ITEM
-                    && let Err(err) = store.announce_ended_batches().await
-                {
-                    tracing::warn!(%err, "queueing the webhooks of ended batches failed");
-                }
+                J::upkeep(&context).await;
                 loop {
                     match store.promote(&kind, FETCH_BATCH).await {
                         Ok((moved, _)) if moved as usize == FETCH_BATCH => continue,

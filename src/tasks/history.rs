@@ -5,9 +5,12 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 use uuid::Uuid;
+
+use super::hooks::{FinishHook, FinishedTask};
 
 /// Rows kept while PostgreSQL is down; beyond this the oldest are dropped (and logged).
 const MAX_BUFFERED: usize = 100_000;
@@ -52,27 +55,23 @@ struct Facts<'a> {
 }
 
 impl HistoryRow {
-    /// A row for a task that has just been recorded final by the completer.
-    pub fn from_finish(
-        task_id: &str,
-        state: &str,
-        finished: &super::store::Finished,
-        payload: &serde_json::Value,
-    ) -> Option<Self> {
+    /// A row for a task that has just been recorded final.
+    pub fn from_finished(task: &FinishedTask) -> Option<Self> {
+        let facts = &task.facts;
         Self::build(
             Facts {
-                task_id,
-                state,
-                user_id: &finished.user_id,
-                role: &finished.role,
-                feature: &finished.feature,
-                request_id: &finished.request_id,
-                created_us: finished.created_us,
-                started_us: finished.started_us,
-                finished_us: None,
-                attempts: finished.attempts,
+                task_id: &task.task_id,
+                state: task.state.as_str(),
+                user_id: &facts.user_id,
+                role: &facts.role,
+                feature: &facts.feature,
+                request_id: &facts.request_id,
+                created_us: facts.created_us,
+                started_us: facts.started_us,
+                finished_us: task.finished_us,
+                attempts: facts.attempts,
             },
-            payload,
+            &task.payload,
         )
     }
 
@@ -150,6 +149,26 @@ impl HistorySink {
         if self.0.send(Message::Flush(tx)).is_ok() && tokio::time::timeout(limit, rx).await.is_err()
         {
             tracing::warn!("task history not fully written before shutdown");
+        }
+    }
+}
+
+/// Every final task gets its row, including one that died at start.
+impl FinishHook for HistorySink {
+    fn finished<'a>(&'a self, tasks: &'a [FinishedTask]) -> BoxFuture<'a, ()> {
+        tasks.iter().for_each(|task| self.record_final(task));
+        Box::pin(async {})
+    }
+
+    fn died_at_start(&self, task: &FinishedTask) {
+        self.record_final(task);
+    }
+}
+
+impl HistorySink {
+    fn record_final(&self, task: &FinishedTask) {
+        if let Some(row) = HistoryRow::from_finished(task) {
+            self.record(row);
         }
     }
 }

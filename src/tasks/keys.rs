@@ -35,7 +35,7 @@ pub fn delayed(queue: &str) -> String {
     format!("ai:delayed:{queue}")
 }
 
-/// A batch's hash (`tasks/batches.rs` has its other keys).
+/// A batch's hash (`batches/store.rs` has its other keys).
 pub fn batch(id: &str) -> String {
     format!("ai:batch:{{{id}}}")
 }

@@ -1,17 +1,14 @@
-//! Job kinds (`jobs/*.yaml`): each kind's queue, concurrency, timeouts, attempts, backoff and
-//! result TTL, checked at start.
+//! Job kinds' settings (`jobs/*.yaml`): each kind's queue, concurrency, timeouts, attempts,
+//! backoff and result TTL, checked at start against the kinds the process registered.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use serde::Deserialize;
 
 use crate::config::duration;
-
-/// The kinds the engine knows; a file for any other name is refused.
-pub const KNOWN: &[&str] = &["ai_request", "batch_item", "webhook_delivery"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,13 +58,6 @@ impl JobKind {
     }
 
     fn check(&self) -> Result<(), String> {
-        if !KNOWN.contains(&self.name.as_str()) {
-            return Err(format!(
-                "unknown job kind `{}` (known: {})",
-                self.name,
-                KNOWN.join(", ")
-            ));
-        }
         if self.concurrency == 0 {
             return Err("concurrency must be at least 1".into());
         }
@@ -100,16 +90,35 @@ impl JobKind {
 pub struct JobKinds(BTreeMap<String, JobKind>);
 
 impl JobKinds {
-    /// Reads `dir/*.yaml`; a malformed or missing file is refused with its path and reason.
-    pub fn load(dir: &Path) -> Result<Self, String> {
+    /// Reads `dir/*.yaml`, one file per kind of `registered` (the job registry's names): a
+    /// malformed file, a file whose kind is not registered and a registered kind without a file
+    /// are each refused with the path and the reason.
+    pub fn load(dir: &Path, registered: &[&str]) -> Result<Self, String> {
+        let listed = std::fs::read_dir(dir).map_err(|err| format!("{}: {err}", dir.display()))?;
+        let mut files: Vec<PathBuf> = listed
+            .filter_map(|entry| Some(entry.ok()?.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+            .collect();
+        files.sort();
         let mut kinds = BTreeMap::new();
-        for name in KNOWN {
-            let path = dir.join(format!("{name}.yaml"));
+        for path in files {
+            let name = path
+                .file_stem()
+                .and_then(|stem| stem.to_str())
+                .unwrap_or_default()
+                .to_owned();
+            if !registered.contains(&name.as_str()) {
+                return Err(format!(
+                    "{}: no job kind `{name}` is registered (registered: {})",
+                    path.display(),
+                    registered.join(", ")
+                ));
+            }
             let text = std::fs::read_to_string(&path)
                 .map_err(|err| format!("{}: {err}", path.display()))?;
             let kind: JobKind = serde_norway::from_str(&text)
                 .map_err(|err| format!("{}: {err}", path.display()))?;
-            if kind.name != *name {
+            if kind.name != name {
                 return Err(format!(
                     "{}: `name` must be `{name}` to match the file name",
                     path.display()
@@ -117,7 +126,13 @@ impl JobKinds {
             }
             kind.check()
                 .map_err(|reason| format!("{}: {reason}", path.display()))?;
-            kinds.insert(kind.name.clone(), kind);
+            kinds.insert(name, kind);
+        }
+        if let Some(missing) = registered.iter().find(|name| !kinds.contains_key(**name)) {
+            return Err(format!(
+                "{}: missing: the job kind `{missing}` is registered but has no file",
+                dir.join(format!("{missing}.yaml")).display()
+            ));
         }
         Ok(Self(kinds))
     }
@@ -126,11 +141,11 @@ impl JobKinds {
         self.0.get(name)
     }
 
-    /// The kind, which every loaded set has for each of [`KNOWN`].
+    /// A kind the set must have: every registered kind is loaded.
     pub fn kind(&self, name: &str) -> &JobKind {
         self.0
             .get(name)
-            .unwrap_or_else(|| panic!("job kind `{name}` is always loaded"))
+            .unwrap_or_else(|| panic!("job kind `{name}` is registered and loaded"))
     }
 
     /// Kinds by descending priority.
@@ -145,8 +160,29 @@ impl JobKinds {
 mod tests {
     use super::*;
 
+    fn registered() -> Vec<&'static str> {
+        crate::service::jobs::registry().kinds()
+    }
+
+    fn shipped_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs")
+    }
+
     fn shipped() -> JobKinds {
-        JobKinds::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs")).unwrap()
+        JobKinds::load(&shipped_dir(), &registered()).unwrap()
+    }
+
+    /// A copy of the shipped files.
+    fn copy() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for name in registered() {
+            std::fs::copy(
+                shipped_dir().join(format!("{name}.yaml")),
+                dir.path().join(format!("{name}.yaml")),
+            )
+            .unwrap();
+        }
+        dir
     }
 
     #[test]
@@ -178,22 +214,44 @@ mod tests {
 
     #[test]
     fn a_bad_file_is_refused_with_its_path() {
-        let dir = tempfile::tempdir().unwrap();
-        for name in KNOWN {
-            std::fs::copy(
-                Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("jobs/{name}.yaml")),
-                dir.path().join(format!("{name}.yaml")),
-            )
-            .unwrap();
-        }
+        let dir = copy();
         let path = dir.path().join("batch_item.yaml");
         let text = std::fs::read_to_string(&path)
             .unwrap()
             .replace("concurrency: 32", "concurrency: many");
         std::fs::write(&path, text).unwrap();
-        let err = JobKinds::load(dir.path()).unwrap_err();
+        let err = JobKinds::load(dir.path(), &registered()).unwrap_err();
         assert!(
             err.starts_with(&path.display().to_string()) && err.contains("concurrency"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_file_of_an_unregistered_kind_is_refused() {
+        let dir = copy();
+        let path = dir.path().join("horoscope.yaml");
+        let text = std::fs::read_to_string(dir.path().join("ai_request.yaml"))
+            .unwrap()
+            .replace("name: ai_request", "name: horoscope");
+        std::fs::write(&path, text).unwrap();
+        let err = JobKinds::load(dir.path(), &registered()).unwrap_err();
+        assert!(
+            err.starts_with(&path.display().to_string())
+                && err.contains("no job kind `horoscope` is registered"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_registered_kind_without_a_file_is_refused() {
+        let dir = copy();
+        let path = dir.path().join("webhook_delivery.yaml");
+        std::fs::remove_file(&path).unwrap();
+        let err = JobKinds::load(dir.path(), &registered()).unwrap_err();
+        assert!(
+            err.starts_with(&path.display().to_string())
+                && err.contains("`webhook_delivery` is registered but has no file"),
             "{err}"
         );
     }

@@ -1,33 +1,37 @@
 //! The queue engine: typed jobs on Redis Streams under apalis workers, task records and events,
-//! retries with backoff, dead tasks, crash recovery and task history.
+//! retries with backoff, dead tasks, crash recovery and task history. It knows queues, attempts
+//! and records only: job kinds describe themselves ([`Job`], listed in a [`JobRegistry`]) and
+//! what follows a task's end is the finish hooks the service installs ([`FinishHooks`]).
 
 mod backend;
-mod batches;
 mod completer;
 mod delivery;
 mod engine;
 mod fetcher;
 mod figures;
 mod history;
+mod hooks;
 mod hub;
 mod inflight;
+mod job;
 pub mod keys;
 mod kinds;
 mod latency;
 mod pool;
 mod record;
+mod registry;
 mod store;
-mod webhook_job;
 
-pub use batches::{BATCH_ITEM, BatchRecord, BatchView};
 pub use delivery::{Delivery, JobFailure, classify};
 pub use engine::Engine;
 pub use figures::{EngineFigures, QueueFigures};
 pub use history::{HistoryRow, HistorySink};
+pub use hooks::{FinishHook, FinishHooks, FinishKeeper, FinishedTask, TaskFacts};
 pub use hub::{Hub, Subscription, TaskEvent, compare_ids};
+pub use job::{Job, Provides};
 pub use kinds::{JobKind, JobKinds};
 pub use latency::LatencyBook;
-pub use pool::{JobFn, JobOrigin, consumer_name, run_pool};
+pub use pool::{consumer_name, run_pool};
 pub use record::{TaskRecord, TaskState, timestamp};
+pub use registry::JobRegistry;
 pub use store::{Cancelled, Finish, Finished, NewTask, Outcome, TaskStore};
-pub use webhook_job::{WEBHOOK_DELIVERY, WebhookJob};

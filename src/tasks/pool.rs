@@ -4,33 +4,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use apalis::prelude::{BoxDynError, Data, WorkerBuilder, WorkerBuilderExt, WorkerContext};
-use futures_util::future::BoxFuture;
-use serde::de::DeserializeOwned;
-use serde_json::Value as Json;
+use apalis::prelude::{Data, WorkerBuilder, WorkerBuilderExt, WorkerContext};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::Instrument as _;
 
 use super::backend::StreamBackend;
-use super::completer::Completer;
 use super::delivery::{Delivery, JobFailure};
 use super::engine::Engine;
 use super::fetcher::{self, Fetcher};
+use super::job::Job;
 use super::kinds::JobKind;
 
 /// Fetchers per pool (see [`run_pool`]).
 const FETCHERS: usize = 2;
-
-/// Runs one job: its payload and delivery in, the result fields out, or an error that says
-/// whether to retry (see [`JobFailure`]).
-pub type JobFn<J> =
-    Arc<dyn Fn(J, Delivery) -> BoxFuture<'static, Result<Json, BoxDynError>> + Send + Sync>;
-
-/// Where a job came from: every log line of its run carries the request that created it.
-pub trait JobOrigin {
-    /// The id of the HTTP request that created the task (empty when unknown).
-    fn request_id(&self) -> &str;
-}
 
 /// A unique consumer name per pool and process: `<kind>@<host>:<pid>:<random>`.
 pub fn consumer_name(kind: &JobKind) -> String {
@@ -45,19 +31,16 @@ pub fn consumer_name(kind: &JobKind) -> String {
     )
 }
 
-/// Serves `kind` until `shutdown` fires, then stops fetching, lets in-flight jobs finish for at
-/// most `grace`, and records their outcomes. Jobs not finished by then are re-queued by another
-/// process's reclaimer after the visibility timeout.
-pub async fn run_pool<J>(
+/// Serves `kind` with the job type `J` until `shutdown` fires, then stops fetching, lets
+/// in-flight jobs finish for at most `grace`, and records their outcomes. Jobs not finished by
+/// then are re-queued by another process's reclaimer after the visibility timeout.
+pub async fn run_pool<J: Job>(
     engine: Engine,
     kind: JobKind,
-    handler: JobFn<J>,
+    context: J::Context,
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
-) -> anyhow::Result<()>
-where
-    J: DeserializeOwned + JobOrigin + Send + Sync + 'static,
-{
+) -> anyhow::Result<()> {
     let mut pause = Duration::from_millis(100);
     while let Err(err) = engine.store.ensure_group(&kind).await {
         tracing::warn!(%err, queue = %kind.queue, "cannot create the consumer group yet; retrying");
@@ -72,23 +55,13 @@ where
     let (jobs_tx, jobs_rx) = mpsc::channel(kind.concurrency);
     let (finished_tx, finished_rx) = mpsc::unbounded_channel();
 
-    let completer = tokio::spawn(
-        Completer {
-            store: engine.store.clone(),
-            kind: kind.clone(),
-            inflight: engine.inflight.clone(),
-            history: engine.history.clone(),
-            latency: engine.latency.clone(),
-            audit: engine.audit.clone(),
-            usage: engine.usage.clone(),
-        }
-        .run(finished_rx),
-    );
-    let upkeep = tokio::spawn(fetcher::upkeep(
+    let completer = tokio::spawn(engine.completer(&kind).run(finished_rx));
+    let upkeep = tokio::spawn(fetcher::upkeep::<J>(
         engine.store.clone(),
         kind.clone(),
         consumer.clone(),
         engine.inflight.clone(),
+        context.clone(),
         shutdown.clone(),
     ));
     // Two fetchers: while one waits for its batch, the other's is being started, so Redis and
@@ -104,8 +77,7 @@ where
                     inflight: engine.inflight.clone(),
                     jobs: jobs_tx.clone(),
                     finished: finished_tx.clone(),
-                    history: engine.history.clone(),
-                    audit: engine.audit.clone(),
+                    hooks: engine.hooks().clone(),
                     shutdown: shutdown.clone(),
                 }
                 .run(),
@@ -114,15 +86,15 @@ where
         .collect();
     drop(jobs_tx);
 
-    let context = WorkerContext::new(consumer.as_str());
+    let worker_context = WorkerContext::new(consumer.as_str());
     let kind_name = kind.name.clone();
-    let worker = WorkerBuilder::new(&context)
+    let worker = WorkerBuilder::new(&worker_context)
         .backend(StreamBackend::<J>::new(jobs_rx, finished_tx, kind.clone()))
         .concurrency(kind.concurrency)
         .timeout(kind.timeout)
         .catch_panic()
         .build(move |job: J, delivery: Data<Delivery>| {
-            let handler = handler.clone();
+            let context = context.clone();
             // ERROR level: recorded under any `log.level` (see `api/request_context.rs`).
             let span = tracing::error_span!(
                 "job",
@@ -135,7 +107,7 @@ where
                 let delivery = delivery.0;
                 let cancel = delivery.cancel.clone();
                 tokio::select! {
-                    result = handler(job, delivery) => result,
+                    result = job.run(context, delivery) => result,
                     () = cancel.notified() => Err(JobFailure::new("cancelled", "the task was cancelled").give_up()),
                 }
             }
@@ -148,7 +120,7 @@ where
     for fetcher in fetchers {
         let _ = fetcher.await;
     }
-    if context.stop().is_ok() && tokio::time::timeout(grace, running).await.is_err() {
+    if worker_context.stop().is_ok() && tokio::time::timeout(grace, running).await.is_err() {
         tracing::warn!(%consumer, "in-flight jobs did not finish within the grace period; they will be reclaimed");
     }
     let _ = upkeep.await;

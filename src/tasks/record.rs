@@ -95,20 +95,6 @@ pub struct TaskRecord {
 }
 
 impl TaskRecord {
-    /// What the audit trail needs to know of the request behind this task.
-    pub fn audit_facts(&self) -> crate::audit::RequestFacts {
-        crate::audit::RequestFacts {
-            task_id: self.id.clone(),
-            request_id: self.request_id.clone(),
-            user_id: self.user_id.clone(),
-            role: self.role.clone(),
-            feature: self.feature.clone(),
-            prompt_name: None,
-            prompt_version: None,
-            client_ip: None,
-        }
-    }
-
     pub fn from_hash(fields: HashMap<String, String>) -> Option<Self> {
         let text = |name: &str| fields.get(name).cloned().unwrap_or_default();
         let number = |name: &str| fields.get(name).and_then(|v| v.parse::<i64>().ok());

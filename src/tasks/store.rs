@@ -9,6 +9,7 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use serde_json::Value as Json;
 
+use super::hooks::TaskFacts;
 use super::keys;
 use super::kinds::{JobKind, JobKinds};
 use super::record::TaskRecord;
@@ -75,7 +76,7 @@ pub struct NewTask {
     pub callback_url: Option<String>,
     /// Tokens reserved at admission (`limits::Reservation::encode`), settled when the task ends.
     pub quota: Option<String>,
-    /// The batch this task is an item of (`tasks/batches.rs`).
+    /// The batch this task is an item of (`batches/`).
     pub batch: Option<String>,
 }
 
@@ -146,19 +147,12 @@ impl Finish {
     }
 }
 
-/// What recording a finish did, with the fields the history row needs.
+/// What recording a finish did, with the task's stored facts (for the finish hooks).
 #[derive(Debug, Clone)]
 pub struct Finished {
     /// False when the task was already final (first final state wins).
     pub applied: bool,
-    pub user_id: String,
-    pub role: String,
-    pub feature: String,
-    pub request_id: String,
-    pub created_us: Option<i64>,
-    pub started_us: Option<i64>,
-    pub attempts: u32,
-    pub callback_url: Option<String>,
+    pub facts: TaskFacts,
 }
 
 /// What cancelling found.
@@ -262,6 +256,12 @@ impl TaskStore {
 
     pub fn client(&self) -> &redis::Client {
         &self.client
+    }
+
+    /// The shared connection, for modules that keep records of their own beside the tasks'
+    /// (the batches).
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
     }
 
     /// Creates the consumer group of a kind's queue (and the stream) if missing.
@@ -492,14 +492,16 @@ impl TaskStore {
                 )| {
                     Finished {
                         applied: applied == 1,
-                        user_id,
-                        role,
-                        feature,
-                        request_id,
-                        created_us: created.parse().ok(),
-                        started_us: started.parse().ok(),
-                        attempts: attempts.parse().unwrap_or(0),
-                        callback_url: (!callback.is_empty()).then_some(callback),
+                        facts: TaskFacts {
+                            user_id,
+                            role,
+                            feature,
+                            request_id,
+                            created_us: created.parse().ok(),
+                            started_us: started.parse().ok(),
+                            attempts: attempts.parse().unwrap_or(0),
+                            callback_url: (!callback.is_empty()).then_some(callback),
+                        },
                     }
                 },
             )

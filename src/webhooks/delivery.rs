@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use apalis::prelude::BoxDynError;
 use serde_json::{Value as Json, json};
 
-use super::{Webhooks, guard, signature};
-use crate::tasks::{Delivery, JobFailure, JobKind, TaskStore, WebhookJob, keys};
+use super::{WebhookJob, Webhooks, guard, signature};
+use crate::tasks::{Delivery, JobFailure, JobKind, TaskStore, keys};
 
 pub async fn deliver(
     webhooks: &Webhooks,
@@ -213,7 +213,6 @@ async fn record(
     }
 }
 
-/// `webhook: delivered | failed` on the announced task (while its record lives).
 /// The delivery state on the task (or batch) the webhook announces: `webhook` in its record.
 async fn set_status(store: &TaskStore, job: &WebhookJob, status: &str) {
     let key = if job.batch {

@@ -1,10 +1,15 @@
 //! Signed webhooks to callback URLs: the SSRF guard at submit time, Standard Webhooks
-//! signatures, and the `webhook_delivery` job that POSTs, records each attempt in PostgreSQL and
-//! tells the queue whether to retry.
+//! signatures, the finish hook that queues a final task's webhook, and the `webhook_delivery`
+//! job that POSTs, records each attempt in PostgreSQL and tells the queue whether to retry.
 
 mod delivery;
+mod finals;
 pub mod guard;
+mod job;
 pub mod signature;
+
+pub use finals::FinalWebhooks;
+pub use job::{Courier, WebhookJob};
 
 use std::time::Duration;
 

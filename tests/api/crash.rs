@@ -8,22 +8,17 @@ use std::time::{Duration, Instant};
 use tutorq::config::Settings;
 use tutorq::tasks::{NewTask, keys};
 
-use crate::helpers::{repo_path, test_settings};
+use crate::helpers::{jobs_copy, repo_path, test_settings};
 
 /// Jobs with a short visibility timeout and a small pool, so a drill takes seconds.
 fn drill_jobs(concurrency: usize, visibility: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for name in ["ai_request", "batch_item", "webhook_delivery"] {
-        let text = std::fs::read_to_string(repo_path(&format!("jobs/{name}.yaml"))).unwrap();
-        let text = text
-            .replace("concurrency: 1024", &format!("concurrency: {concurrency}"))
+    jobs_copy(|_, text| {
+        text.replace("concurrency: 1024", &format!("concurrency: {concurrency}"))
             .replace(
                 "visibility_timeout: 15s",
                 &format!("visibility_timeout: {visibility}"),
-            );
-        std::fs::write(dir.path().join(format!("{name}.yaml")), text).unwrap();
-    }
-    dir
+            )
+    })
 }
 
 /// The task store of the drill's stores and job kinds, with the ai_request group created.

@@ -14,7 +14,8 @@ use tutorq::auth::Role;
 use tutorq::config::Settings;
 
 use crate::helpers::{
-    TestApp, assert_problem, repo_path, sample_input, spawn_app_with, spawn_app_with_workers,
+    TestApp, assert_problem, jobs_copy, repo_path, sample_input, spawn_app_with,
+    spawn_app_with_workers,
 };
 
 /// Chromium's start, the page's checks (each waits up to 30 s) and the screenshot.
@@ -43,13 +44,7 @@ async fn wait_final(app: &TestApp, user: &str, id: &str) -> Value {
 
 /// `jobs/` with one attempt per task, so a failing task is dead at once.
 fn single_attempt_jobs() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for name in ["ai_request", "batch_item", "webhook_delivery"] {
-        let text = std::fs::read_to_string(repo_path(&format!("jobs/{name}.yaml"))).unwrap();
-        let text = text.replace("max_attempts: 3", "max_attempts: 1");
-        std::fs::write(dir.path().join(format!("{name}.yaml")), text).unwrap();
-    }
-    dir
+    jobs_copy(|_, text| text.replace("max_attempts: 3", "max_attempts: 1"))
 }
 
 /// Evaluations go to an OpenAI-compatible server that is not there (connection refused, a

@@ -8,7 +8,7 @@ use tutorq::auth::Role;
 use tutorq::config::LatencySetting;
 
 use crate::helpers::{
-    TestApp, assert_problem, repo_path, sample_input, spawn_app_with, spawn_app_with_workers,
+    TestApp, assert_problem, jobs_copy, sample_input, spawn_app_with, spawn_app_with_workers,
 };
 
 fn hint() -> Value {
@@ -43,20 +43,15 @@ async fn wait_final(app: &TestApp, user: &str, id: &str) -> Value {
 
 /// A copy of `jobs/` with short timings for tests.
 fn fast_jobs(max_attempts: u32, visibility: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for name in ["ai_request", "batch_item", "webhook_delivery"] {
-        let text = std::fs::read_to_string(repo_path(&format!("jobs/{name}.yaml"))).unwrap();
-        let text = text
-            .replace("max_attempts: 3", &format!("max_attempts: {max_attempts}"))
+    jobs_copy(|_, text| {
+        text.replace("max_attempts: 3", &format!("max_attempts: {max_attempts}"))
             .replace(
                 "visibility_timeout: 15s",
                 &format!("visibility_timeout: {visibility}"),
             )
             .replace("initial: 1s", "initial: 200ms")
-            .replace("jitter: true", "jitter: false");
-        std::fs::write(dir.path().join(format!("{name}.yaml")), text).unwrap();
-    }
-    dir
+            .replace("jitter: true", "jitter: false")
+    })
 }
 
 fn jobs_dir(dir: &Path) -> impl FnOnce(&mut tutorq::config::Settings) + '_ {

@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 use tutorq::app::Application;
 use tutorq::auth::{Authenticator, Claims, Role};
 use tutorq::config::{Secret, Settings};
+use tutorq::service::AiService;
+use tutorq::tasks::JobRegistry;
 
 use crate::servers::servers;
 
@@ -20,6 +22,17 @@ pub struct TestApp {
 
 pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// A copy of the shipped `jobs/`: one file per registered kind (`service/jobs.rs`), each
+/// file's text passed through `edit(kind, text)`.
+pub fn jobs_copy(edit: impl Fn(&str, String) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for kind in tutorq::service::jobs::registry().kinds() {
+        let text = std::fs::read_to_string(repo_path(&format!("jobs/{kind}.yaml"))).unwrap();
+        std::fs::write(dir.path().join(format!("{kind}.yaml")), edit(kind, text)).unwrap();
+    }
+    dir
 }
 
 /// Settings of the `test` environment pointed at this test's own stores.
@@ -60,6 +73,17 @@ pub async fn spawn_app_with_workers(customize: impl FnOnce(&mut Settings)) -> Te
     spawn(customize, true).await
 }
 
+/// An app with its worker pools running in the same process, serving the kinds of `jobs`
+/// (the shipped registry with a test's own kinds added).
+pub async fn spawn_app_with_jobs(
+    jobs: JobRegistry<AiService>,
+    customize: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let mut settings = test_settings().await;
+    customize(&mut settings);
+    spawn_serving(settings, Some(jobs)).await
+}
+
 /// An app with exactly these settings (from [`test_settings`], changed by the test).
 pub async fn spawn_app_from_settings(settings: Settings) -> TestApp {
     spawn_from(settings, false).await
@@ -77,19 +101,30 @@ async fn spawn(customize: impl FnOnce(&mut Settings), workers: bool) -> TestApp 
 }
 
 async fn spawn_from(settings: Settings, workers: bool) -> TestApp {
-    let application = Application::build(settings.clone())
+    let jobs = workers.then(tutorq::service::jobs::registry);
+    spawn_serving(settings, jobs).await
+}
+
+/// The app, with worker pools for the kinds of `jobs` when given.
+async fn spawn_serving(settings: Settings, jobs: Option<JobRegistry<AiService>>) -> TestApp {
+    let registry = jobs.clone().unwrap_or_else(tutorq::service::jobs::registry);
+    let application = Application::build_with_jobs(settings.clone(), &registry)
         .await
         .expect("the app builds");
     let address = format!("http://127.0.0.1:{}", application.port());
-    if workers {
+    if let Some(jobs) = jobs {
         let service = application.state().service.clone();
         let never = tutorq::shutdown::Shutdown::never();
-        tokio::spawn(tutorq::service::workers::run(
-            service,
-            Vec::new(),
-            never,
-            Duration::from_secs(1),
-        ));
+        tokio::spawn(async move {
+            tutorq::service::workers::run_with(
+                service,
+                &jobs,
+                Vec::new(),
+                never,
+                Duration::from_secs(1),
+            )
+            .await
+        });
     }
     tokio::spawn(application.run_until_stopped(std::future::pending()));
     TestApp {

@@ -16,6 +16,7 @@ mod guard;
 mod health;
 mod helpers;
 mod hostile;
+mod job_kinds;
 mod limits;
 mod logs;
 mod metrics;

@@ -8,9 +8,12 @@ use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
+use tutorq::tasks::Job as _;
+use tutorq::webhooks::WebhookJob;
 
 use crate::helpers::{
-    TestApp, assert_problem, repo_path, sample_input, spawn_app_with, spawn_app_with_workers,
+    TestApp, assert_problem, jobs_copy, repo_path, sample_input, spawn_app_with,
+    spawn_app_with_workers,
 };
 
 async fn submit(app: &TestApp, callback: &str) -> reqwest::Response {
@@ -93,18 +96,14 @@ async fn receiver(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<(Instant, Header
 
 /// `jobs/` with fast webhook retries.
 fn fast_webhook_jobs() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for name in ["ai_request", "batch_item", "webhook_delivery"] {
-        let mut text = std::fs::read_to_string(repo_path(&format!("jobs/{name}.yaml"))).unwrap();
-        if name == "webhook_delivery" {
-            text = text
-                .replace("initial: 30s", "initial: 200ms")
-                .replace("multiplier: 4.0", "multiplier: 2.0")
-                .replace("jitter: true", "jitter: false");
+    jobs_copy(|kind, text| {
+        if kind != WebhookJob::KIND {
+            return text;
         }
-        std::fs::write(dir.path().join(format!("{name}.yaml")), text).unwrap();
-    }
-    dir
+        text.replace("initial: 30s", "initial: 200ms")
+            .replace("multiplier: 4.0", "multiplier: 2.0")
+            .replace("jitter: true", "jitter: false")
+    })
 }
 
 async fn wait_webhook(app: &TestApp, id: &str, expected: &str) {

@@ -70,7 +70,7 @@ local function settle(task, user, feature, quota, used)
 end
 
 
--- Batches (tasks/batches.rs): an item is a task with a `batch` field. `batch_step` keeps the
+-- Batches (batches/store.rs): an item is a task with a `batch` field. `batch_step` keeps the
 -- batch in step when item `id` moves from state `from` to `to`: the running count, the final
 -- counts, the per-batch concurrency cap (a dispatched item that ends queues the next held one;
 -- a `held` item never took a slot) and the batch's end (its id goes to `ai:batches:ended`,

@@ -1,15 +1,13 @@
-//! The `webhook_delivery` job: one signed POST of a finished task's final event to its
-//! callback URL. Queued by the completer (and by cancellation) when a task with a
-//! `callback_url` ends, and by the `batch_item` pool's upkeep when a batch with one ends.
+//! The `webhook_delivery` job: one signed POST of a finished task's final event (or a batch's
+//! end) to its callback URL. Queued by the finish hook ([`super::FinalWebhooks`]), by
+//! cancellation, and by the `batch_item` pool's upkeep when a batch with a callback ends.
 
+use apalis::prelude::BoxDynError;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
-use super::batches::BatchView;
-use super::store::NewTask;
-
-/// The stable job name in `jobs/webhook_delivery.yaml`.
-pub const WEBHOOK_DELIVERY: &str = "webhook_delivery";
+use super::Webhooks;
+use crate::tasks::{Delivery, Job, NewTask, TaskStore};
 
 /// Wire format of a queued webhook; rename fields only with `#[serde(rename)]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -32,9 +30,25 @@ pub struct WebhookJob {
     pub request_id: String,
 }
 
-impl super::pool::JobOrigin for WebhookJob {
+/// What a delivery needs: the signing secrets and guard settings, and the task store (to mark
+/// the announced task or batch delivered, and to know the kind's last attempt).
+#[derive(Clone)]
+pub struct Courier {
+    pub webhooks: Webhooks,
+    pub store: TaskStore,
+}
+
+impl Job for WebhookJob {
+    const KIND: &'static str = "webhook_delivery";
+    type Context = Courier;
+
     fn request_id(&self) -> &str {
         &self.request_id
+    }
+
+    async fn run(self, courier: Courier, delivery: Delivery) -> Result<Json, BoxDynError> {
+        let kind = courier.store.kinds().kind(Self::KIND);
+        super::deliver(&courier.webhooks, &courier.store, kind, self, &delivery).await
     }
 }
 
@@ -57,14 +71,20 @@ impl WebhookJob {
         }
     }
 
-    /// The webhook announcing that a batch ended (`batch.completed`, `batch.cancelled`, ...),
-    /// with its final counts. The message id comes from the batch id: every attempt and any
-    /// second queueing carry the same `webhook-id`.
-    pub fn for_batch(batch_id: &str, user_id: &str, url: &str, view: &BatchView) -> Self {
+    /// The webhook announcing that a batch ended in `state` (`batch.completed`,
+    /// `batch.cancelled`, ...), with its final counts as `data`. The message id comes from the
+    /// batch id: every attempt and any second queueing carry the same `webhook-id`.
+    pub fn for_batch(
+        batch_id: &str,
+        user_id: &str,
+        url: &str,
+        state: &str,
+        data: &impl Serialize,
+    ) -> Self {
         let body = json!({
-            "type": format!("batch.{}", view.state),
+            "type": format!("batch.{state}"),
             "timestamp": jiff::Timestamp::now().to_string(),
-            "data": view,
+            "data": data,
         });
         Self {
             message_id: format!("msg_batch_{}", batch_id.replace('-', "")),
@@ -81,7 +101,7 @@ impl WebhookJob {
         request_id.clone_into(&mut self.request_id);
         NewTask {
             id: uuid::Uuid::now_v7().to_string(),
-            kind: WEBHOOK_DELIVERY.to_owned(),
+            kind: Self::KIND.to_owned(),
             job: serde_json::to_string(&self).expect("a webhook job serializes"),
             user_id: user_id.to_owned(),
             role: role.to_owned(),

@@ -1,0 +1,175 @@
+//! Batch records in Redis: `ai:batch:{id}` (a hash: owner, feature, callback, the invalid items,
+//! and counters the task scripts keep: `valid`, `running`, `succeeded`, `failed`, `cancelled`,
+//! `done`, `ended_us`), `ai:batch:{id}:items` (a list of `index task_id`, in item order),
+//! `ai:batch:{id}:held` (the items waiting for a slot under the batch's concurrency cap) and
+//! `ai:batches:user:{user_id}` (a user's batches by creation time).
+//!
+//! Each valid item is a task of the `batch_item` kind with a `batch` field, so it has the
+//! engine's records, events, retries and history. The first `concurrency` items are queued at
+//! once, the rest held; whenever a queued item reaches a final state the script recording it
+//! queues the next held one and counts it (`batch_step` in `tasks/lua/prelude.lua`: it runs
+//! inside the engine's own scripts, atomic with the item's state change). The script that counts
+//! the last item pushes the batch id to `ai:batches:ended`; the `batch_item` pool's upkeep turns
+//! that into the batch's webhook ([`BatchStore::announce_ended`]).
+
+use std::collections::HashMap;
+
+use redis::AsyncCommands as _;
+
+use super::BatchView;
+use crate::tasks::{JobKind, TaskStore, keys};
+use crate::webhooks::WebhookJob;
+
+/// Ids of batches whose last item just finished, waiting for their webhook.
+const ENDED: &str = "ai:batches:ended";
+
+fn batch_key(id: &str) -> String {
+    keys::batch(id)
+}
+
+fn items_key(id: &str) -> String {
+    format!("ai:batch:{{{id}}}:items")
+}
+
+fn held_key(id: &str) -> String {
+    format!("ai:batch:{{{id}}}:held")
+}
+
+/// The id of a batch's webhook task: one per batch, whoever queues it.
+fn webhook_task_id(batch_id: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(format!("batch-webhook/{batch_id}").as_bytes());
+    uuid::Uuid::new_v8(digest[..16].try_into().expect("16 bytes")).to_string()
+}
+
+fn user_key(user_id: &str) -> String {
+    format!("ai:batches:user:{{{user_id}}}")
+}
+
+/// A batch to record: its hash fields, and its valid items in order.
+pub struct BatchRecord<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub fields: Vec<(&'static str, String)>,
+    /// `(index, task id)` of the valid items.
+    pub items: Vec<(usize, String)>,
+    /// The items' job kind: its queue takes each held item when a slot frees.
+    pub item_kind: &'a JobKind,
+    /// How many items run at once; the rest are held.
+    pub concurrency: usize,
+    pub created_us: i64,
+    pub ttl_secs: u64,
+}
+
+/// The batches' records, beside the task store their items live in; cloning is one reference
+/// count.
+#[derive(Clone)]
+pub struct BatchStore(TaskStore);
+
+impl BatchStore {
+    pub fn new(tasks: TaskStore) -> Self {
+        Self(tasks)
+    }
+
+    /// Stores a batch: its hash and its item and held lists. Call it after the items' tasks
+    /// exist (held) and before any is queued, so that no item can end before the batch knows it.
+    pub async fn save(&self, batch: &BatchRecord<'_>) -> redis::RedisResult<()> {
+        let (id, ttl) = (batch.id, batch.ttl_secs as i64);
+        let queue = keys::queue(&batch.item_kind.queue);
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.hset_multiple(batch_key(id), &batch.fields).ignore();
+        pipe.hset_multiple(
+            batch_key(id),
+            &[
+                ("valid", batch.items.len().to_string()),
+                ("concurrency", batch.concurrency.to_string()),
+                ("queue", queue),
+            ],
+        )
+        .ignore();
+        pipe.expire(batch_key(id), ttl).ignore();
+        for chunk in batch.items.chunks(1000) {
+            let entries: Vec<String> = chunk.iter().map(|(i, t)| format!("{i} {t}")).collect();
+            pipe.rpush(items_key(id), entries).ignore();
+        }
+        pipe.expire(items_key(id), ttl).ignore();
+        let held: Vec<&String> = batch
+            .items
+            .iter()
+            .skip(batch.concurrency)
+            .map(|(_, t)| t)
+            .collect();
+        for chunk in held.chunks(1000) {
+            pipe.rpush(held_key(id), chunk).ignore();
+        }
+        pipe.expire(held_key(id), ttl).ignore();
+        pipe.zadd(user_key(batch.user_id), id, batch.created_us)
+            .ignore();
+        pipe.expire(user_key(batch.user_id), ttl).ignore();
+        pipe.query_async::<()>(&mut self.0.connection()).await
+    }
+
+    /// A batch's fields, or `None` when it does not exist (or expired).
+    pub async fn fields(&self, id: &str) -> redis::RedisResult<Option<HashMap<String, String>>> {
+        let fields: HashMap<String, String> = self.0.connection().hgetall(batch_key(id)).await?;
+        Ok((!fields.is_empty()).then_some(fields))
+    }
+
+    /// `(index, task id)` of a batch's queued items, in item order.
+    pub async fn items(&self, id: &str) -> redis::RedisResult<Vec<(usize, String)>> {
+        let entries: Vec<String> = self.0.connection().lrange(items_key(id), 0, -1).await?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|e| {
+                let (index, task) = e.split_once(' ')?;
+                Some((index.parse().ok()?, task.to_owned()))
+            })
+            .collect())
+    }
+
+    /// Stops a batch from starting more items: its held items stay held for good (the caller
+    /// cancels them and the queued ones next).
+    pub async fn stop(&self, id: &str) -> redis::RedisResult<()> {
+        let now = jiff::Timestamp::now().as_microsecond();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .del(held_key(id))
+            .ignore()
+            .hset(batch_key(id), "cancel_requested_us", now)
+            .ignore();
+        pipe.query_async::<()>(&mut self.0.connection()).await
+    }
+
+    /// A user's batch ids, newest first.
+    pub async fn of_user(&self, user_id: &str, limit: isize) -> redis::RedisResult<Vec<String>> {
+        self.0
+            .connection()
+            .zrevrange(user_key(user_id), 0, limit - 1)
+            .await
+    }
+
+    /// Queues the webhook of every batch that ended since the last call and has a callback
+    /// URL. The webhook's task id comes from the batch id, so a second run (another worker,
+    /// or a crash between queueing and clearing) creates nothing twice.
+    pub async fn announce_ended(&self) -> redis::RedisResult<usize> {
+        let mut conn = self.0.connection();
+        let ended: Vec<String> = conn.lrange(ENDED, 0, 99).await?;
+        for id in &ended {
+            if let Some(fields) = self.fields(id).await?
+                && let Some(url) = fields.get("callback_url")
+            {
+                let view = BatchView::from_fields(id, &fields);
+                let user = fields.get("user_id").map_or("", String::as_str);
+                let role = fields.get("role").map_or("", String::as_str);
+                let request = fields.get("request_id").map_or("", String::as_str);
+                let mut task = WebhookJob::for_batch(id, user, url, view.state, &view)
+                    .into_task(user, role, request);
+                task.id = webhook_task_id(id);
+                self.0.enqueue(&task).await?;
+            }
+            let _: i64 = conn.lrem(ENDED, 1, id).await?;
+        }
+        Ok(ended.len())
+    }
+}

@@ -1,0 +1,103 @@
+//! What the service does once the engine records a task final, installed on the engine at
+//! start-up in one list: the task's history row, usage metering, latency samples, the webhook,
+//! and last the audit event (which keeps the outcome).
+
+use std::collections::HashMap;
+
+use futures_util::future::BoxFuture;
+
+use crate::audit::{AuditLog, RequestFacts};
+use crate::metrics::UsageMeter;
+use crate::tasks::{
+    Engine, FinishHook, FinishHooks, FinishKeeper, FinishedTask, LatencyBook, TaskRecord, TaskState,
+};
+use crate::webhooks::FinalWebhooks;
+
+/// `engine` with the service's finish hooks installed.
+pub fn install(engine: Engine, audit: &AuditLog, usage: UsageMeter) -> Engine {
+    let hooks = FinishHooks::new()
+        .with(engine.history.clone())
+        .with(Metering(usage))
+        .with(LatencySamples(engine.latency.clone()))
+        .with(FinalWebhooks(engine.store.clone()))
+        .kept_by(AuditFinals(audit.clone()));
+    engine.with_hooks(hooks)
+}
+
+/// Tokens and cost of each succeeded task, for `/metrics`.
+struct Metering(UsageMeter);
+
+impl FinishHook for Metering {
+    fn finished<'a>(&'a self, tasks: &'a [FinishedTask]) -> BoxFuture<'a, ()> {
+        for task in succeeded(tasks) {
+            self.0.record(&task.facts.feature, &task.payload);
+        }
+        Box::pin(async {})
+    }
+}
+
+/// The run time of each succeeded task teaches its feature's latency estimate (the inline or
+/// queue decision), folded once per feature and batch.
+struct LatencySamples(LatencyBook);
+
+impl FinishHook for LatencySamples {
+    fn finished<'a>(&'a self, tasks: &'a [FinishedTask]) -> BoxFuture<'a, ()> {
+        let mut samples: HashMap<&str, Vec<f64>> = HashMap::new();
+        for task in succeeded(tasks) {
+            if let Some(ms) = task.payload.get("latency_ms").and_then(|v| v.as_f64()) {
+                samples.entry(&task.facts.feature).or_default().push(ms);
+            }
+        }
+        for (feature, samples) in samples {
+            self.0.observe(feature, &samples);
+        }
+        Box::pin(async {})
+    }
+}
+
+fn succeeded(tasks: &[FinishedTask]) -> impl Iterator<Item = &FinishedTask> {
+    tasks.iter().filter(|t| t.state == TaskState::Succeeded)
+}
+
+/// The `success` or `error` event of every final task, including one that died at start; the
+/// outcome moves into the event.
+struct AuditFinals(AuditLog);
+
+impl FinishKeeper for AuditFinals {
+    fn keep(&self, tasks: Vec<FinishedTask>) {
+        for task in tasks {
+            let duration_ms = task.duration_ms();
+            let facts = RequestFacts {
+                task_id: task.task_id,
+                request_id: task.facts.request_id,
+                user_id: task.facts.user_id,
+                role: task.facts.role,
+                feature: task.facts.feature,
+                prompt_name: None,
+                prompt_version: None,
+                client_ip: None,
+            };
+            self.0.finished(
+                facts,
+                task.state.as_str(),
+                task.payload,
+                duration_ms,
+                task.facts.attempts,
+            );
+        }
+    }
+}
+
+/// What the audit trail needs to know of the request behind a task read back from its record.
+pub fn audit_facts(record: &TaskRecord) -> RequestFacts {
+    RequestFacts {
+        task_id: record.id.clone(),
+        request_id: record.request_id.clone(),
+        user_id: record.user_id.clone(),
+        role: record.role.clone(),
+        feature: record.feature.clone(),
+        prompt_name: None,
+        prompt_version: None,
+        client_ip: None,
+    }
+}
