@@ -36,7 +36,6 @@ pub struct Shared {
     pub settings: Arc<Settings>,
     pub service: AiService,
     pub auth: crate::auth::Auth,
-    pub limits: Limits,
     /// What callers hold open in this process (long-polls, event streams, WebSockets).
     pub open: crate::api::OpenSlots,
 }
@@ -109,10 +108,9 @@ impl AppState {
                 audit,
                 settings.clone(),
                 crate::webhooks::Webhooks::new(&settings, Some(stores.db.clone())),
-                limits.clone(),
+                limits,
                 crate::cache::ResponseCache::new(stores.redis.clone(), &settings.cache),
             ),
-            limits,
             open: crate::api::OpenSlots::new(&settings.server.open),
             settings,
         })))

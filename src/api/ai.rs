@@ -17,7 +17,7 @@ use super::request_context::current_request_id;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::feature::Feature;
-use crate::limits::Violation;
+use crate::service::limits::Violation;
 use crate::service::{Mode, SubmitRequest, Submitted};
 
 pub fn router() -> Router<AppState> {

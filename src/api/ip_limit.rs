@@ -12,7 +12,7 @@ use super::client_ip::ClientIp;
 use super::problem::ApiError;
 use crate::app::AppState;
 use crate::auth::{Principal, Role};
-use crate::limits::Limit;
+use crate::service::limits::Limit;
 
 /// Middleware for the `/v1` routes.
 pub(super) async fn limit_ip(
@@ -33,7 +33,7 @@ pub(super) async fn limit_ip(
     };
     let ClientIp(ip) =
         ClientIp::resolve(peer.ip(), request.headers(), &settings.ip.trusted_proxies);
-    match state.limits.ip(ip).await {
+    match state.service.admit_ip(ip).await {
         Ok(verdict) if verdict.admitted => next.run(request).await,
         Ok(verdict) => {
             // The platform's own services (role `service`) are held to their own limits, not
@@ -52,11 +52,7 @@ pub(super) async fn limit_ip(
             crate::metrics::admission_refused(Limit::Ip.name());
             ApiError::IpRateLimited(verdict).into_response()
         }
-        Err(err) if settings.fail_open.ip => {
-            tracing::warn!(%err, "limit store unavailable; admitting (limits.fail_open.ip)");
-            next.run(request).await
-        }
-        Err(err) => ApiError::StoreUnavailable(err.to_string()).into_response(),
+        Err(err) => ApiError::from(err).into_response(),
     }
 }
 

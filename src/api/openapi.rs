@@ -235,58 +235,6 @@ pub struct BatchList {
     batches: Vec<crate::service::BatchView>,
 }
 
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct Block {
-    user_id: String,
-    /// RFC 3339.
-    blocked_until: String,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct Blocks {
-    blocks: Vec<Block>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct Unblocked {
-    user_id: String,
-    was_blocked: bool,
-}
-
-/// One user's overrides of their role's limits (`daily_tokens`, `per_minute`, ...).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct LimitOverrides {
-    user_id: String,
-    #[schema(value_type = Object)]
-    overrides: Value,
-}
-
-/// The caller's limits (their role's, then their overrides), use and reset times.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct Quota {
-    user_id: String,
-    role: String,
-    enabled: bool,
-    #[schema(value_type = Object)]
-    limits: Value,
-    #[schema(value_type = Object)]
-    overrides: Value,
-    /// This minute: `limit`, `used`, `remaining`, `resets_in_ms`.
-    #[schema(value_type = Object)]
-    window: Value,
-    /// Today and this month: `requests` and `tokens` (`limit`, `used`, `remaining`), `resets_at`.
-    #[schema(value_type = Object)]
-    daily: Value,
-    #[schema(value_type = Object)]
-    monthly: Value,
-    blocked_until: Option<String>,
-}
-
 /// A JSON object; its fields are described in the operation's text.
 #[derive(ToSchema)]
 #[schema(value_type = Object)]

@@ -14,9 +14,9 @@ use serde::Serialize;
 use super::rate_limit_headers;
 use super::request_context::current_request_id;
 use crate::auth::AuthError;
+use crate::service::limits::{IpVerdict, Limit, Refusal};
 use crate::service::{
-    ChainError, FieldErrors, InputError, IpVerdict, Limit, LoadError, LookupError, Refusal,
-    ServiceError, StoreError,
+    ChainError, FieldErrors, InputError, LoadError, LookupError, ServiceError, StoreError,
 };
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
@@ -359,10 +359,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::IdempotencyMismatch => Self::IdempotencyKeyReused,
             ServiceError::TaskNotFound => Self::NotFound("there is no task with this id".into()),
             ServiceError::TaskFinal(state) => Self::TaskFinal(state),
-            ServiceError::Limited(crate::limits::LimitError::Refused(refusal)) => {
+            ServiceError::Limited(crate::service::limits::LimitError::Refused(refusal)) => {
                 Self::Limited(refusal)
             }
-            ServiceError::Limited(crate::limits::LimitError::Unavailable(err)) => {
+            ServiceError::Limited(crate::service::limits::LimitError::Unavailable(err)) => {
                 tracing::warn!(%err, "Redis unavailable for admission");
                 Self::StoreUnavailable(err.to_string())
             }

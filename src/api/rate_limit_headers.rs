@@ -4,7 +4,7 @@
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 
-use crate::limits::{Figures, IpVerdict, Limit, Refusal};
+use crate::service::limits::{Figures, IpVerdict, Limit, Refusal};
 
 /// An admitted request: the trio describes the per-user window.
 pub(super) fn admitted(headers: &mut HeaderMap, figures: &Figures) {

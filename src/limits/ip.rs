@@ -31,6 +31,17 @@ impl IpVerdict {
     /// The length of the per-IP window, in seconds.
     pub const WINDOW_SECS: u64 = 60;
 
+    /// Admitted without asking Redis (it could not be asked, and the layer fails open).
+    pub fn admitted_without_check() -> Self {
+        Self {
+            admitted: true,
+            limit: 0,
+            remaining: 0,
+            retry_after: Duration::ZERO,
+            reset: Duration::ZERO,
+        }
+    }
+
     pub fn retry_after_secs(&self) -> u64 {
         (self.retry_after.as_millis() as u64).div_ceil(1000).max(1)
     }

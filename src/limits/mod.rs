@@ -127,16 +127,25 @@ pub struct Limits {
     resets: Arc<std::sync::Mutex<(i64, i64)>>,
 }
 
-/// One user's limits, usage and reset times: `GET /v1/quota`.
-#[derive(Debug, Serialize)]
+/// One user's limits (their role's, then their overrides), use and reset times:
+/// `GET /v1/quota`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct QuotaStatus {
     pub user_id: String,
+    #[schema(value_type = String)]
     pub role: Role,
     pub enabled: bool,
+    #[schema(value_type = Object)]
     pub limits: RoleLimits,
+    #[schema(value_type = Object)]
     pub overrides: serde_json::Map<String, serde_json::Value>,
+    /// This minute: `limit`, `used`, `remaining`, `seconds`.
+    #[schema(value_type = Object)]
     pub window: serde_json::Value,
+    /// Today and this month: `requests` and `tokens` (`limit`, `used`, `remaining`), `resets_at`.
+    #[schema(value_type = Object)]
     pub daily: serde_json::Value,
+    #[schema(value_type = Object)]
     pub monthly: serde_json::Value,
     pub blocked_until: Option<String>,
 }

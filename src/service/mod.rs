@@ -11,6 +11,7 @@ pub mod hooks;
 mod inline;
 pub mod job;
 pub mod jobs;
+pub mod limits;
 mod output;
 pub mod reports;
 mod safety;
@@ -35,7 +36,6 @@ use crate::tasks::{Engine, NewTask};
 
 // What the HTTP layer sees of the layers below: the types it takes, returns and maps.
 pub use crate::batches::BatchView;
-pub use crate::limits::{Figures, IpVerdict, Limit, Refusal};
 pub use crate::prompts::{FieldErrors, InputError, LoadError, LookupError};
 pub use crate::providers::{ChainError, ProviderStatus};
 pub use crate::storage::StoreError;
