@@ -17,29 +17,10 @@ use crate::service::AiService;
 use crate::storage::{self, Stores};
 use crate::tasks::{Engine, JobKinds, JobRegistry};
 
-/// Everything a handler or worker needs. Cloning is one reference count: axum clones the state
-/// for every extractor and middleware of every request, and a field-by-field clone of the
-/// services (with their maps and connections) was a tenth of a web process's CPU.
-#[derive(Clone)]
-pub struct AppState(Arc<Shared>);
+pub use crate::api::{AppState, Shared};
 
-impl std::ops::Deref for AppState {
-    type Target = Shared;
-
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
-
-/// The state behind [`AppState`].
-pub struct Shared {
-    pub settings: Arc<Settings>,
-    pub service: AiService,
-    pub auth: crate::auth::Auth,
-    /// What callers hold open in this process (long-polls, event streams, WebSockets).
-    pub open: crate::api::OpenSlots,
-}
-
+/// How the state is built: every store, engine and service of the process, once. (The type is
+/// the HTTP layer's; its construction, which names every layer, is the composition root's.)
 impl AppState {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         Self::build_with_jobs(settings, &crate::service::jobs::registry()).await
@@ -93,7 +74,7 @@ impl AppState {
             .map_err(|err| {
                 anyhow::anyhow!("invalid configuration at `safety.moderation`: {err}")
             })?;
-        Ok(Self(Arc::new(Shared {
+        Ok(Self::new(Shared {
             auth: crate::auth::Auth {
                 tokens: Authenticator::new(&settings.auth),
                 keys: api_keys.clone(),
@@ -113,7 +94,7 @@ impl AppState {
             ),
             open: crate::api::OpenSlots::new(&settings.server.open),
             settings,
-        })))
+        }))
     }
 }
 

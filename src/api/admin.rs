@@ -10,7 +10,7 @@ use serde_json::Value as Json_;
 
 use super::auth::require_role;
 use super::problem::ApiError;
-use crate::app::AppState;
+use crate::api::AppState;
 use crate::auth::{Principal, Role};
 
 pub fn router() -> Router<AppState> {

@@ -14,7 +14,7 @@ use super::problem::ApiError;
 use super::query::ApiQuery;
 use super::rate_limit_headers;
 use super::request_context::current_request_id;
-use crate::app::AppState;
+use crate::api::AppState;
 use crate::auth::Principal;
 use crate::feature::Feature;
 use crate::service::limits::Violation;

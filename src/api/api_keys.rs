@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::auth::require_role;
 use super::json::ApiJson;
 use super::problem::ApiError;
-use crate::app::AppState;
+use crate::api::AppState;
 use crate::auth::{Principal, Role};
 use crate::service::api_keys::{KeyInfo, NewApiKey};
 

@@ -8,7 +8,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::problem::ApiError;
-use crate::app::AppState;
+use crate::api::AppState;
 use crate::auth::{AuthError, Principal, Role};
 
 pub async fn require_auth(

@@ -15,7 +15,7 @@ use super::client_ip::ClientIp;
 use super::problem::ApiError;
 use super::query::ApiQuery;
 use super::request_context::current_request_id;
-use crate::app::AppState;
+use crate::api::AppState;
 use crate::auth::{Principal, Role};
 use crate::feature::Feature;
 use crate::service::batches::{MAX_ITEMS, NewBatch};

@@ -8,7 +8,7 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 
-use crate::app::AppState;
+use crate::api::AppState;
 
 /// Where a request comes from, as the per-IP limit and the audit trail see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

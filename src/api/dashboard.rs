@@ -20,7 +20,7 @@ use serde_json::json;
 
 use super::auth::{require_auth, require_role};
 use super::problem::ApiError;
-use crate::app::AppState;
+use crate::api::AppState;
 use crate::auth::{Principal, Role};
 use crate::service::dashboard::{AdminTask, Collector, Snapshot};
 

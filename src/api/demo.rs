@@ -5,7 +5,7 @@ use axum::Router;
 use axum::response::Html;
 use axum::routing::get;
 
-use crate::app::AppState;
+use crate::api::AppState;
 
 pub fn router(enabled: bool) -> Router<AppState> {
     if !enabled {

@@ -21,7 +21,7 @@ use super::auth::require_auth;
 use super::problem::ApiError;
 use super::query::ApiQuery;
 use super::slots::Slot;
-use crate::app::AppState;
+use crate::api::AppState;
 use crate::auth::{AuthError, Principal};
 use crate::service::Subscription;
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::problem::ApiError;
-use crate::app::AppState;
+use crate::api::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

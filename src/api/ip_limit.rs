@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::client_ip::ClientIp;
 use super::problem::ApiError;
-use crate::app::AppState;
+use crate::api::AppState;
 use crate::auth::{Principal, Role};
 use crate::service::limits::Limit;
 

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 
 use super::problem::ApiError;
-use crate::app::AppState;
+use crate::api::AppState;
 
 pub struct ApiJson<T>(pub T);
 

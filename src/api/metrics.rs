@@ -12,7 +12,7 @@ use axum::routing::get;
 use sha2::{Digest, Sha256};
 
 use super::problem::ApiError;
-use crate::app::AppState;
+use crate::api::AppState;
 use crate::auth::AuthError;
 
 pub fn router() -> Router<AppState> {

@@ -21,6 +21,7 @@ mod rate_limit_headers;
 mod reports;
 mod request_context;
 mod slots;
+mod state;
 mod tasks;
 mod ws;
 
@@ -36,8 +37,7 @@ pub use openapi::description as openapi_description;
 pub use problem::ApiError;
 pub use request_context::REQUEST_ID_HEADER;
 pub use slots::OpenSlots;
-
-use crate::app::AppState;
+pub use state::{AppState, Shared};
 
 pub fn router(state: AppState) -> Router {
     let authenticated = Router::new()

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::auth::require_role;
 use super::problem::ApiError;
 use super::query::ApiQuery;
-use crate::app::AppState;
+use crate::api::AppState;
 use crate::auth::{Principal, Role};
 use crate::service::reports::{
     AuditFilter, AuditRow, GroupBy, LatencyRow, Quarantined, Range, UsageRow,

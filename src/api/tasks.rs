@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::problem::ApiError;
-use crate::app::AppState;
+use crate::api::AppState;
 use crate::auth::Principal;
 use crate::service::TaskQuery;
 

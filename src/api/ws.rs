@@ -21,7 +21,7 @@ use tokio::task::AbortHandle;
 
 use super::problem::ApiError;
 use super::slots::Slot;
-use crate::app::AppState;
+use crate::api::AppState;
 use crate::auth::{AuthError, Principal};
 use crate::service::AiService;
 use crate::service::TaskEvent;

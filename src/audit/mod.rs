@@ -43,6 +43,11 @@ pub struct RequestFacts {
     pub client_ip: Option<String>,
 }
 
+/// Events waiting in the Redis spool for PostgreSQL, whichever process spooled them.
+pub async fn spool_length(redis: &ConnectionManager) -> redis::RedisResult<u64> {
+    Spool::new(redis.clone()).len().await
+}
+
 #[derive(Clone)]
 pub struct AuditLog(Option<Arc<Inner>>);
 

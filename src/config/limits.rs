@@ -4,8 +4,6 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::auth::Role;
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitSettings {
@@ -45,17 +43,6 @@ pub struct RoleTable {
     pub teacher: RoleLimits,
     pub service: RoleLimits,
     pub admin: RoleLimits,
-}
-
-impl RoleTable {
-    pub fn get(&self, role: Role) -> &RoleLimits {
-        match role {
-            Role::Student => &self.student,
-            Role::Teacher => &self.teacher,
-            Role::Service => &self.service,
-            Role::Admin => &self.admin,
-        }
-    }
 }
 
 /// One role's limits; every figure can be overridden per user (`PUT /v1/admin/users/{id}/limits`).

@@ -17,7 +17,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use audit::{AuditSettings, Price};
-pub use limits::{AbuseSettings, CacheSettings, FailOpen, IpLimits, LimitSettings, RoleLimits};
+pub use limits::{
+    AbuseSettings, CacheSettings, FailOpen, IpLimits, LimitSettings, RoleLimits, RoleTable,
+};
 pub use metrics::{MetricsSettings, WorkerSettings};
 pub use providers::{
     AnthropicSettings, AzureSettings, BreakerSettings, LatencySetting, MockSettings,

@@ -212,7 +212,7 @@ impl Limits {
             return Ok(Admission::default());
         }
         let user = principal.user_id.as_str();
-        let role = self.settings.roles.get(principal.role);
+        let role = super::role_limits(&self.settings.roles, principal.role);
         let (daily_reset_at, monthly_reset_at) = self.next_resets();
         let abuse = &self.settings.abuse;
         let keys = Keys {

@@ -127,6 +127,16 @@ pub struct Limits {
     resets: Arc<std::sync::Mutex<(i64, i64)>>,
 }
 
+/// A role's row of the configured table.
+pub(crate) fn role_limits(table: &crate::config::RoleTable, role: Role) -> &RoleLimits {
+    match role {
+        Role::Student => &table.student,
+        Role::Teacher => &table.teacher,
+        Role::Service => &table.service,
+        Role::Admin => &table.admin,
+    }
+}
+
 /// One user's limits (their role's, then their overrides), use and reset times:
 /// `GET /v1/quota`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -296,7 +306,7 @@ impl Limits {
     pub async fn status(&self, principal: &Principal) -> Result<QuotaStatus, redis::RedisError> {
         let user = principal.user_id.as_str();
         let overrides = self.overrides(user).await?;
-        let mut limits = *self.settings.roles.get(principal.role);
+        let mut limits = *role_limits(&self.settings.roles, principal.role);
         overrides::apply_overrides(&mut limits, &overrides);
         let now = jiff::Timestamp::now();
         let (daily_next, monthly_next) = self.next_resets();

@@ -59,15 +59,19 @@ impl AiService {
 
     /// The Prometheus text format of this process's metrics, with the queue gauges read now.
     pub async fn metrics_text(&self) -> String {
-        let queues = match self.engine.store.figures().await {
-            Ok(figures) => Some(crate::metrics::QueuesSample {
+        let (figures, spool) = tokio::join!(
+            self.engine.store.figures(),
+            crate::audit::spool_length(&self.stores.redis)
+        );
+        let queues = match figures.and_then(|figures| Ok((figures, spool?))) {
+            Ok((figures, audit_spool)) => Some(crate::metrics::QueuesSample {
                 kinds: figures
                     .queues
                     .into_iter()
                     .map(|q| (q.kind, q.depth, q.in_flight, q.retrying))
                     .collect(),
                 dead: figures.dead,
-                audit_spool: figures.audit_spool,
+                audit_spool,
             }),
             Err(err) => {
                 tracing::warn!(%err, "could not read the queue figures for /metrics");

@@ -24,12 +24,10 @@ pub struct EngineFigures {
     pub queues: Vec<QueueFigures>,
     /// Dead tasks listed (`ai:dead`, every kind).
     pub dead: u64,
-    /// Audit events waiting in the Redis spool for PostgreSQL.
-    pub audit_spool: u64,
 }
 
 impl TaskStore {
-    /// Every queue's figures, the dead set and the audit spool in one round trip. A queue no
+    /// Every queue's figures and the dead set in one round trip. A queue no
     /// worker has served yet has no consumer group: its in-flight count is 0.
     pub async fn figures(&self) -> RedisResult<EngineFigures> {
         let kinds = self.kinds().by_priority();
@@ -42,7 +40,6 @@ impl TaskStore {
             pipe.cmd("ZCARD").arg(keys::delayed(&kind.queue));
         }
         pipe.cmd("ZCARD").arg(keys::DEAD);
-        pipe.cmd("LLEN").arg(crate::audit::SPOOL_KEY);
         let replies: Vec<RedisResult<Value>> = pipe
             .ignore_errors()
             .query_async(&mut self.conn.clone())
@@ -78,7 +75,6 @@ impl TaskStore {
         Ok(EngineFigures {
             queues,
             dead: next(false)?,
-            audit_spool: next(false)?,
         })
     }
 }

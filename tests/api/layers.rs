@@ -16,17 +16,52 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "service",
         &[
-            "audit", "auth", "cache", "config", "feature", "guard", "limits", "metrics",
-            "prompts", "providers", "shutdown", "storage", "tasks", "webhooks",
+            "audit",
+            "auth",
+            "batches",
+            "cache",
+            "config",
+            "feature",
+            "guard",
+            "limits",
+            "metrics",
+            "prompts",
+            "providers",
+            "shutdown",
+            "storage",
+            "tasks",
+            "webhooks",
         ],
     ),
-    ("webhooks", &["config", "metrics", "storage", "tasks"]),
-    ("tasks", &["config", "feature", "metrics", "shutdown", "storage"]),
+    (
+        "batches",
+        &[
+            "config", "feature", "metrics", "storage", "tasks", "webhooks",
+        ],
+    ),
+    (
+        "webhooks",
+        &["auth", "config", "metrics", "storage", "tasks"],
+    ),
+    (
+        "tasks",
+        &["config", "feature", "metrics", "shutdown", "storage"],
+    ),
     ("audit", &["config", "feature", "metrics", "storage"]),
-    ("limits", &["auth", "config", "feature", "metrics", "storage"]),
+    (
+        "limits",
+        &["auth", "config", "feature", "metrics", "storage"],
+    ),
     (
         "cache",
-        &["config", "feature", "metrics", "prompts", "providers", "storage"],
+        &[
+            "config",
+            "feature",
+            "metrics",
+            "prompts",
+            "providers",
+            "storage",
+        ],
     ),
     ("providers", &["config", "feature", "metrics", "prompts"]),
     ("guard", &["config", "feature", "prompts"]),
@@ -103,13 +138,53 @@ fn every_module_names_only_the_layers_below_it() {
             .get(module.as_str())
             .unwrap_or_else(|| panic!("src/{file}: the module `{module}` has no row in MAY_USE"));
         if !allowed.contains(&named.as_str()) {
-            broken.push(format!("src/{file}:{line}: `{module}` names `crate::{named}`"));
+            broken.push(format!(
+                "src/{file}:{line}: `{module}` names `crate::{named}`"
+            ));
         }
     }
     assert!(
         broken.is_empty(),
         "{} reference(s) past the layers of DESIGN.md §2:\n{}",
         broken.len(),
+        broken.join("\n")
+    );
+}
+
+/// The HTTP layer reaches no store by its client crate either.
+#[test]
+fn the_api_names_no_store_client() {
+    let api = repo_path("src/api");
+    let mut broken = Vec::new();
+    let mut stack = vec![api];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (number, line) in text.lines().enumerate() {
+                    let code = line.split("//").next().unwrap_or_default();
+                    for client in ["redis::", "sqlx::"] {
+                        let named = code.match_indices(client).any(|(at, _)| {
+                            !code[..at].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                        });
+                        if named {
+                            broken.push(format!(
+                                "{}:{}: names `{client}`",
+                                path.display(),
+                                number + 1
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "the API reaches a store directly:\n{}",
         broken.join("\n")
     );
 }
@@ -150,7 +225,10 @@ fn the_modules_depend_on_each_other_without_a_cycle() {
     let mut done = BTreeSet::new();
     for node in edges.keys() {
         if let Some(cycle) = visit(node, &edges, &mut Vec::new(), &mut done) {
-            panic!("the modules depend on each other in a cycle: {}", cycle.join(" → "));
+            panic!(
+                "the modules depend on each other in a cycle: {}",
+                cycle.join(" → ")
+            );
         }
     }
 }

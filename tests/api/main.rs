@@ -17,6 +17,7 @@ mod health;
 mod helpers;
 mod hostile;
 mod job_kinds;
+mod layers;
 mod limits;
 mod logs;
 mod metrics;

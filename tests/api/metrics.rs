@@ -445,5 +445,8 @@ async fn queue_figures_are_read_before_any_worker_ran() {
             "{queue:?}"
         );
     }
-    assert_eq!((figures.dead, figures.audit_spool), (0, 0));
+    let spool = tutorq::audit::spool_length(&app.state().service.stores().redis)
+        .await
+        .unwrap();
+    assert_eq!((figures.dead, spool), (0, 0));
 }
