@@ -10,6 +10,7 @@ mod engine;
 mod fetcher;
 mod figures;
 mod history;
+pub mod history_rows;
 mod hooks;
 mod hub;
 mod inflight;
@@ -24,7 +25,7 @@ mod store;
 
 pub use delivery::{Delivery, JobFailure, classify};
 pub use engine::Engine;
-pub use figures::{EngineFigures, QueueFigures};
+pub use figures::{EngineFigures, QueueFigures, WorkerStatus, WorkerView};
 pub use history::{HistoryRow, HistorySink};
 pub use hooks::{FinishHook, FinishHooks, FinishKeeper, FinishedTask, TaskFacts};
 pub use hub::{Hub, Subscription, TaskEvent, compare_ids};

@@ -3,9 +3,6 @@
 //! slow is left empty and named in `errors`, so one failing store never blanks the page), and
 //! any user's task with its events.
 
-mod queues;
-mod tasks;
-
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -13,8 +10,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::{Value as Json, json};
 
-pub use queues::{QueueView, WorkerView};
-pub use tasks::TaskRow;
+pub use crate::tasks::history_rows::TaskRow;
+pub use crate::tasks::{QueueFigures, WorkerView};
+
+use crate::tasks::history_rows as tasks;
 
 use super::{AiService, ServiceError};
 use crate::audit::reports::{self, GroupBy, Range, UsageRow};
@@ -35,7 +34,7 @@ const WINDOW: Duration = Duration::from_secs(60);
 pub struct Snapshot {
     /// Server time of the snapshot (open tasks' ages are measured against it).
     pub at: String,
-    pub queues: Vec<QueueView>,
+    pub queues: Vec<QueueFigures>,
     pub dead_total: u64,
     pub workers: Vec<WorkerView>,
     /// The most recent tasks of every user, newest first.
@@ -95,17 +94,15 @@ impl Collector {
     pub async fn collect(&mut self) -> Snapshot {
         let service = self.service.clone();
         let engine = service.engine();
-        let kinds = engine.store.kinds().by_priority();
-        let redis = &service.stores.redis;
         let db = &service.stores.db;
         let usage_due = self
             .usage
             .as_ref()
             .is_none_or(|(at, _)| at.elapsed() >= USAGE_EVERY);
 
-        let figures = bounded("queues", queues::read(redis, &kinds));
+        let figures = bounded("queues", engine.store.figures());
         let open = bounded("recent", async {
-            let ids = queues::open_task_ids(redis, &kinds, RECENT).await?;
+            let ids = engine.store.open_task_ids(RECENT).await?;
             engine.store.get_many(&ids).await
         });
         let finished = bounded("history", tasks::recent_finished(db, RECENT as i64));
@@ -173,7 +170,7 @@ impl Collector {
 
     /// Fills `finished_per_sec` from the counters seen over the last minute. A counter that went
     /// down (the stream was deleted) starts the window again.
-    fn measure_throughput(&mut self, queues: &mut [QueueView]) {
+    fn measure_throughput(&mut self, queues: &mut [QueueFigures]) {
         if queues.is_empty() {
             return;
         }
@@ -284,7 +281,7 @@ impl AiService {
                 None => return Ok(None),
             },
         };
-        let events = queues::task_events(&self.stores.redis, id).await?;
+        let events = self.engine.store.events_of(id).await?;
         Ok(Some(AdminTask {
             task,
             source,

@@ -1,5 +1,5 @@
-//! Tasks across every user, for admins: the most recent ones (open ones from Redis, finished
-//! ones from `task_history`) and one task with its events.
+//! Tasks across every user as operators see them: a row per task, made from its Redis record
+//! (open tasks) or read back from `task_history` (finished ones), and a task's events as JSON.
 
 use std::collections::HashMap;
 
@@ -7,8 +7,8 @@ use serde::Serialize;
 use serde_json::{Value as Json, json};
 use sqlx::PgPool;
 
+use super::record::{TaskRecord, timestamp};
 use crate::feature::Feature;
-use crate::tasks::{TaskRecord, timestamp};
 
 /// One row of the recent and dead task tables.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
