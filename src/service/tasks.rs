@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use super::{AiService, ServiceError, SubmitRequest};
 use crate::auth::Principal;
 use crate::feature::Feature;
-use crate::tasks::{Cancelled, HistoryRow, TaskRecord, TaskState, keys};
+use crate::tasks::{Cancelled, HistoryRow, TaskRecord, TaskState};
 
 /// Filters and page of `GET /v1/tasks`.
 #[derive(Debug, Clone)]
@@ -109,11 +109,10 @@ impl AiService {
         &self,
         principal: &Principal,
     ) -> (crate::tasks::Subscription, Vec<String>) {
-        let feed = keys::user_feed(&principal.user_id);
         let cursor = self
             .engine
             .store
-            .last_entry_id(&feed)
+            .feed_end(&principal.user_id)
             .await
             .ok()
             .flatten()
@@ -125,7 +124,11 @@ impl AiService {
             .unwrap_or(0)
             * 1000
             + 999;
-        let subscription = self.engine.hub.subscribe_stream(&feed, &cursor).await;
+        let subscription = self
+            .engine
+            .hub
+            .subscribe_feed(&principal.user_id, &cursor)
+            .await;
         let ids = self
             .engine
             .store
@@ -253,11 +256,10 @@ impl AiService {
         key: &str,
         task_id: &str,
     ) {
-        let slot = keys::idempotency(&principal.user_id, key);
         if let Err(err) = self
             .engine
             .store
-            .release_key(&slot, &format!("{task_id} "))
+            .release_idempotency_key(&principal.user_id, key, &format!("{task_id} "))
             .await
         {
             tracing::warn!(%err, "could not release an unused Idempotency-Key");
@@ -282,9 +284,12 @@ impl AiService {
             format!("{:x}", hasher.finalize())
         };
         let value = format!("{task_id} {fingerprint}");
-        let slot = keys::idempotency(&principal.user_id, key);
         let ttl = self.settings.intake.idempotency_ttl_secs;
-        let (claimed, existing) = self.engine.store.claim_key(&slot, &value, ttl).await?;
+        let (claimed, existing) = self
+            .engine
+            .store
+            .claim_idempotency_key(&principal.user_id, key, &value, ttl)
+            .await?;
         if claimed {
             return Ok(None);
         }

@@ -117,6 +117,12 @@ impl Hub {
         self.subscribe_stream(&keys::events(task_id), cursor).await
     }
 
+    /// A user's feed of new tasks after `cursor`, then live entries.
+    pub async fn subscribe_feed(&self, user_id: &str, cursor: &str) -> Subscription {
+        self.subscribe_stream(&keys::user_feed(user_id), cursor)
+            .await
+    }
+
     /// Entries of the stream at `key` after `cursor`, then live ones.
     pub async fn subscribe_stream(&self, key: &str, cursor: &str) -> Subscription {
         let inner = &self.inner;

@@ -2,17 +2,15 @@
 //! with the queue operation it belongs to, so several web and worker processes can share one
 //! Redis safely.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
+use redis::Script;
 use redis::aio::ConnectionManager;
-use redis::{AsyncCommands, Script};
 use serde_json::Value as Json;
 
 use super::hooks::TaskFacts;
 use super::keys;
 use super::kinds::{JobKind, JobKinds};
-use super::record::TaskRecord;
 
 struct Scripts {
     create: Script,
@@ -574,12 +572,6 @@ impl TaskStore {
             .await
     }
 
-    pub async fn get(&self, task_id: &str) -> redis::RedisResult<Option<TaskRecord>> {
-        let fields: HashMap<String, String> =
-            self.conn.clone().hgetall(keys::task(task_id)).await?;
-        Ok(TaskRecord::from_hash(fields))
-    }
-
     /// Cancels a task of `owner` (any owner when `None`).
     /// Cancels many tasks of one kind in pipelines of 1,000 (a batch's items); tasks already
     /// final are left as they are. Returns the ids of the tasks it cancelled.
@@ -665,63 +657,6 @@ impl TaskStore {
         Ok(replayed == 1)
     }
 
-    /// Records of the ids in `ids`, in order, skipping expired ones.
-    pub async fn get_many(&self, ids: &[String]) -> redis::RedisResult<Vec<TaskRecord>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for id in ids {
-            pipe.hgetall(keys::task(id));
-        }
-        let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut self.conn.clone()).await?;
-        Ok(hashes
-            .into_iter()
-            .filter_map(TaskRecord::from_hash)
-            .collect())
-    }
-
-    /// A user's task ids, newest first, created strictly before `before_us` when given.
-    pub async fn user_task_ids(
-        &self,
-        user_id: &str,
-        before_us: Option<i64>,
-        limit: usize,
-    ) -> redis::RedisResult<Vec<(String, i64)>> {
-        let max = before_us.map_or("+inf".to_owned(), |us| format!("({us}"));
-        redis::cmd("ZREVRANGEBYSCORE")
-            .arg(keys::user_tasks(user_id))
-            .arg(max)
-            .arg("-inf")
-            .arg("WITHSCORES")
-            .arg("LIMIT")
-            .arg(0)
-            .arg(limit)
-            .query_async(&mut self.conn.clone())
-            .await
-    }
-
-    /// Dead task ids, newest first.
-    pub async fn dead_ids(&self, limit: usize) -> redis::RedisResult<Vec<String>> {
-        self.conn
-            .clone()
-            .zrevrange(keys::DEAD, 0, limit as isize - 1)
-            .await
-    }
-
-    /// The id of the last event of a task's stream, if it has any.
-    pub async fn last_event_id(&self, task_id: &str) -> redis::RedisResult<Option<String>> {
-        let last: Vec<(String, HashMap<String, String>)> = redis::cmd("XREVRANGE")
-            .arg(keys::events(task_id))
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut self.conn.clone())
-            .await?;
-        Ok(last.into_iter().next().map(|(id, _)| id))
-    }
-
     /// Appends an event that changes no state (streamed text) to a task's events.
     pub async fn append_event(
         &self,
@@ -743,73 +678,15 @@ impl TaskStore {
         Ok(())
     }
 
-    /// Sets one field of an existing hash (no-op when the key has expired).
-    pub async fn set_field_if_exists(
-        &self,
-        key: &str,
-        field: &str,
-        value: &str,
-    ) -> redis::RedisResult<()> {
-        const SET_IF_EXISTS: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end return 1";
+    /// The webhook's delivery state (`pending`, `delivered`, `failed`) on the task or batch it
+    /// announces; nothing when that record has expired.
+    pub async fn set_webhook_state(&self, record: &str, state: &str) -> redis::RedisResult<()> {
+        const SET_IF_EXISTS: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'webhook', ARGV[1]) end return 1";
         let _: i64 = Script::new(SET_IF_EXISTS)
-            .key(key)
-            .arg(field)
-            .arg(value)
+            .key(record)
+            .arg(state)
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(())
-    }
-
-    /// The id of the newest entry of the stream at `key`, if any.
-    pub async fn last_entry_id(&self, key: &str) -> redis::RedisResult<Option<String>> {
-        let last: Vec<(String, HashMap<String, String>)> = redis::cmd("XREVRANGE")
-            .arg(key)
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut self.conn.clone())
-            .await?;
-        Ok(last.into_iter().next().map(|(id, _)| id))
-    }
-
-    /// Sets `key` to `value` unless it exists (for `ttl_secs`); returns whether it was set and the
-    /// value it now holds.
-    pub async fn claim_key(
-        &self,
-        key: &str,
-        value: &str,
-        ttl_secs: u64,
-    ) -> redis::RedisResult<(bool, String)> {
-        let mut conn = self.conn.clone();
-        let set: Option<String> = redis::cmd("SET")
-            .arg(key)
-            .arg(value)
-            .arg("NX")
-            .arg("EX")
-            .arg(ttl_secs)
-            .query_async(&mut conn)
-            .await?;
-        if set.is_some() {
-            return Ok((true, value.to_owned()));
-        }
-        let held: Option<String> = conn.get(key).await?;
-        Ok((false, held.unwrap_or_default()))
-    }
-
-    /// Gives up a key taken with [`claim_key`](Self::claim_key), if it still holds `prefix...`.
-    pub async fn release_key(&self, key: &str, prefix: &str) -> redis::RedisResult<()> {
-        const RELEASE: &str = "local v = redis.call('GET', KEYS[1]) if v and string.sub(v, 1, #ARGV[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end return 1";
-        let _: i64 = Script::new(RELEASE)
-            .key(key)
-            .arg(prefix)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        Ok(())
-    }
-
-    /// Entries waiting in a kind's queue (not yet fetched) and fetched but unacknowledged.
-    pub async fn queue_depth(&self, kind: &JobKind) -> redis::RedisResult<u64> {
-        self.conn.clone().xlen(keys::queue(&kind.queue)).await
     }
 }

@@ -220,5 +220,5 @@ async fn set_status(store: &TaskStore, job: &WebhookJob, status: &str) {
     } else {
         keys::task(&job.task_id)
     };
-    let _ = store.set_field_if_exists(&key, "webhook", status).await;
+    let _ = store.set_webhook_state(&key, status).await;
 }
