@@ -16,18 +16,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tutorq::auth::Role;
 
-use crate::helpers::{TestApp, repo_path, sample_input, spawn_app_with_workers};
+use crate::helpers::{TestApp, repo_path, spawn_app_with_workers};
 
 /// The whole browser run: Chromium's start, three checks, each waiting up to 30 s.
 const RUN_LIMIT: Duration = Duration::from_secs(180);
-
-async fn queue(app: &TestApp, user: &str) -> String {
-    let body = json!({ "input": sample_input("hint"), "mode": "async" });
-    let response = app.post_ai_as(user, "hint", &body, &[]).await;
-    assert_eq!(response.status(), 202);
-    let task: Value = response.json().await.unwrap();
-    task["task_id"].as_str().unwrap().to_owned()
-}
 
 /// The ids of a task's stream entries, in order: what `Last-Event-ID` and `event_id` carry.
 async fn stream_ids(app: &TestApp, task_id: &str) -> Vec<String> {
@@ -82,8 +74,8 @@ async fn chromium_follows_tasks_over_sse_and_websocket_and_resumes_after_a_drop(
     let ws_jwt = app
         .auth
         .mint("browser-ws", Role::Student, Duration::from_secs(600));
-    let follow = queue(&app, "browser-sse").await;
-    let resume = queue(&app, "browser-sse").await;
+    let follow = app.queue_hint("browser-sse").await;
+    let resume = app.queue_hint("browser-sse").await;
 
     let run = tokio::process::Command::new("node")
         .arg(repo_path("tests/browser/run.mjs"))

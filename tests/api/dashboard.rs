@@ -14,21 +14,11 @@ use tutorq::auth::Role;
 use tutorq::config::Settings;
 
 use crate::helpers::{
-    TestApp, assert_problem, jobs_copy, repo_path, sample_input, spawn_app_with,
-    spawn_app_with_workers,
+    TestApp, assert_problem, jobs_copy, repo_path, spawn_app_with, spawn_app_with_workers,
 };
 
 /// Chromium's start, the page's checks (each waits up to 30 s) and the screenshot.
 const RUN_LIMIT: Duration = Duration::from_secs(180);
-
-/// Queues `feature` for `user` and returns the task id.
-async fn queue(app: &TestApp, user: &str, feature: &str) -> String {
-    let body = json!({ "input": sample_input(feature), "mode": "async" });
-    let response = app.post_ai_as(user, feature, &body, &[]).await;
-    assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
-    let task: Value = response.json().await.unwrap();
-    task["task_id"].as_str().unwrap().to_owned()
-}
 
 async fn wait_final(app: &TestApp, user: &str, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -161,8 +151,8 @@ async fn the_snapshot_shows_queues_workers_recent_and_dead_tasks_providers_usage
         s.limits.abuse.violations = 1;
     })
     .await;
-    let done = queue(&app, "alice", "hint").await;
-    let dead = queue(&app, "bob", "evaluation").await;
+    let done = app.queue("alice", "hint").await;
+    let dead = app.queue("bob", "evaluation").await;
     assert_eq!(
         wait_final(&app, "alice", &done).await["status"],
         "succeeded"
@@ -300,7 +290,7 @@ async fn the_live_stream_sends_a_snapshot_every_second_with_throughput() {
             .unwrap()
             .starts_with("text/event-stream")
     );
-    let id = queue(&app, "alice", "hint").await;
+    let id = app.queue("alice", "hint").await;
     wait_final(&app, "alice", &id).await;
     let found = snapshots(response, 3, Duration::from_secs(20)).await;
     let ai = |snapshot: &Value| {
@@ -327,7 +317,7 @@ async fn the_live_stream_sends_a_snapshot_every_second_with_throughput() {
 #[tokio::test]
 async fn an_admin_reads_any_users_task_with_its_events() {
     let app = spawn_app_with_workers(|_| {}).await;
-    let id = queue(&app, "alice", "hint").await;
+    let id = app.queue("alice", "hint").await;
     wait_final(&app, "alice", &id).await;
     let detail = admin_get(&app, &format!("/v1/admin/tasks/{id}")).await;
     assert_eq!(detail["source"], "redis");
@@ -424,12 +414,12 @@ async fn chromium_dashboard_shows_a_live_task_replays_a_dead_one_and_unblocks_a_
     })
     .await;
     // Before the page opens: a dead task, an earlier finished task, a blocked user.
-    let dead = queue(&app, "student-dead", "evaluation").await;
+    let dead = app.queue("student-dead", "evaluation").await;
     assert_eq!(
         wait_final(&app, "student-dead", &dead).await["status"],
         "dead"
     );
-    let earlier = queue(&app, "student-early", "explanation").await;
+    let earlier = app.queue("student-early", "explanation").await;
     wait_final(&app, "student-early", &earlier).await;
     let bad = json!({ "input": { "subject": "Matematik" } });
     assert_eq!(
@@ -478,7 +468,7 @@ async fn chromium_dashboard_shows_a_live_task_replays_a_dead_one_and_unblocks_a_
             let message: Option<Value> = serde_json::from_str(&line).ok();
             output.push(line);
             if message.as_ref().is_some_and(|m| m["step"] == "ready") {
-                let id = queue(&app, "student-live", "hint").await;
+                let id = app.queue("student-live", "hint").await;
                 stdin
                     .write_all(format!("{}\n", json!({ "task_id": id })).as_bytes())
                     .await

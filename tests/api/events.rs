@@ -46,14 +46,6 @@ pub async fn frames(mut response: reqwest::Response, limit: Duration) -> Vec<Fra
         .collect()
 }
 
-async fn queue(app: &TestApp, user: &str) -> String {
-    let body = json!({ "input": sample_input("hint"), "mode": "async" });
-    let response = app.post_ai_as(user, "hint", &body, &[]).await;
-    assert_eq!(response.status(), 202);
-    let task: Value = response.json().await.unwrap();
-    task["task_id"].as_str().unwrap().to_owned()
-}
-
 fn token(app: &TestApp, user: &str) -> String {
     app.auth.mint(user, Role::Student, Duration::from_secs(600))
 }
@@ -84,7 +76,7 @@ fn names(frames: &[Frame]) -> Vec<&str> {
 #[tokio::test]
 async fn every_event_then_the_stream_closes_and_resumes_without_gaps_or_repeats() {
     let app = spawn_app_with_workers(|_| {}).await;
-    let id = queue(&app, "u1").await;
+    let id = app.queue_hint("u1").await;
     let response = open(&app, &id, Some(&token(&app, "u1")), "", None).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
@@ -125,7 +117,7 @@ async fn every_event_then_the_stream_closes_and_resumes_without_gaps_or_repeats(
 async fn live_events_arrive_while_the_task_runs() {
     let app =
         spawn_app_with_workers(|s| s.providers.mock.latency_ms = LatencySetting::Fixed(400)).await;
-    let id = queue(&app, "u1").await;
+    let id = app.queue_hint("u1").await;
     let all = frames(
         open(&app, &id, Some(&token(&app, "u1")), "", None).await,
         Duration::from_secs(10),
@@ -137,8 +129,8 @@ async fn live_events_arrive_while_the_task_runs() {
 #[tokio::test]
 async fn stream_tokens_open_one_stream_and_nothing_else() {
     let app = spawn_app_with_workers(|_| {}).await;
-    let id = queue(&app, "u1").await;
-    let other = queue(&app, "u1").await;
+    let id = app.queue_hint("u1").await;
+    let other = app.queue_hint("u1").await;
     let issued: Value = app
         .client
         .post(app.url(&format!("/v1/tasks/{id}/stream-token")))
@@ -186,7 +178,7 @@ async fn stream_tokens_open_one_stream_and_nothing_else() {
 #[tokio::test]
 async fn another_users_task_stream_is_not_found() {
     let app = spawn_app_with(|_| {}).await;
-    let id = queue(&app, "alice").await;
+    let id = app.queue_hint("alice").await;
     assert_problem(
         open(&app, &id, Some(&token(&app, "mallory")), "", None).await,
         404,
@@ -271,7 +263,7 @@ async fn a_queued_streamed_request_adds_deltas_to_its_task_stream() {
 #[tokio::test]
 async fn a_subscriber_that_falls_behind_is_dropped_instead_of_growing_memory() {
     let app = spawn_app_with(|_| {}).await;
-    let id = queue(&app, "u1").await;
+    let id = app.queue_hint("u1").await;
     let state = tutorq::app::AppState::build(app.settings.clone())
         .await
         .unwrap();

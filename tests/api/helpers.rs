@@ -237,13 +237,19 @@ impl TestApp {
             .collect()
     }
 
-    /// Queues a hint (`mode: async`) as student `user`; its task id.
-    pub async fn queue_hint(&self, user: &str) -> String {
-        let body = json!({ "input": sample_input("hint"), "mode": "async" });
-        let response = self.post_ai_as(user, "hint", &body, &[]).await;
-        assert_eq!(response.status(), 202, "queued");
+    /// Queues a request of `feature` with its sample input (`mode: async`) as student `user`;
+    /// its task id.
+    pub async fn queue(&self, user: &str, feature: &str) -> String {
+        let body = json!({ "input": sample_input(feature), "mode": "async" });
+        let response = self.post_ai_as(user, feature, &body, &[]).await;
+        assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
         let task: Value = response.json().await.unwrap();
         task["task_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Queues a hint (`mode: async`) as student `user`; its task id.
+    pub async fn queue_hint(&self, user: &str) -> String {
+        self.queue(user, "hint").await
     }
 
     /// `POST /v1/admin/api-keys` as an admin with `body`.

@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tutorq::auth::Role;
 
-use crate::helpers::{TestApp, sample_input, spawn_app_with_workers};
+use crate::helpers::{TestApp, spawn_app_with_workers};
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -49,20 +49,6 @@ async fn next(socket: &mut Socket) -> Value {
     }
 }
 
-async fn queue(app: &TestApp, user: &str) -> String {
-    let response = app
-        .post_ai_as(
-            user,
-            "hint",
-            &json!({ "input": sample_input("hint"), "mode": "async" }),
-            &[],
-        )
-        .await;
-    assert_eq!(response.status(), 202);
-    let task: Value = response.json().await.unwrap();
-    task["task_id"].as_str().unwrap().to_owned()
-}
-
 /// Event names per task until each has a final event.
 async fn collect_until_final(
     socket: &mut Socket,
@@ -89,7 +75,7 @@ async fn collect_until_final(
 #[tokio::test]
 async fn a_subscribed_task_streams_its_events_and_resumes_from_an_event_id() {
     let app = spawn_app_with_workers(|_| {}).await;
-    let id = queue(&app, "u1").await;
+    let id = app.queue_hint("u1").await;
     let mut socket = connect(&app, "u1").await;
     send(&mut socket, json!({ "op": "subscribe", "task_ids": [id] })).await;
     assert_eq!(next(&mut socket).await["type"], "subscribed");
@@ -126,9 +112,9 @@ async fn subscribing_to_all_includes_tasks_created_later() {
     send(&mut socket, json!({ "op": "subscribe", "all": true })).await;
     let ack = next(&mut socket).await;
     assert_eq!(ack["all"], true);
-    let first = queue(&app, "u7").await;
-    let second = queue(&app, "u7").await;
-    let _not_mine = queue(&app, "someone-else").await;
+    let first = app.queue_hint("u7").await;
+    let second = app.queue_hint("u7").await;
+    let _not_mine = app.queue_hint("someone-else").await;
     let seen = collect_until_final(&mut socket, 2).await;
     assert_eq!(seen.len(), 2, "{seen:?}");
     for id in [&first, &second] {
@@ -139,7 +125,7 @@ async fn subscribing_to_all_includes_tasks_created_later() {
 #[tokio::test]
 async fn bad_messages_and_foreign_tasks_get_error_frames_not_a_closed_socket() {
     let app = spawn_app_with_workers(|_| {}).await;
-    let theirs = queue(&app, "alice").await;
+    let theirs = app.queue_hint("alice").await;
     let mut socket = connect(&app, "mallory").await;
     send(&mut socket, json!({ "op": "dance" })).await;
     let error = next(&mut socket).await;
