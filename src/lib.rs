@@ -1,10 +1,15 @@
 //! tutorq: the AI engine of a Turkish student-coaching platform.
 //!
-//! Layers, top to bottom (DESIGN.md §2): `api` → `service` → `prompts` / `providers` /
-//! `batches` / `webhooks` → `tasks` → `storage`. `api` never talks to Redis or a provider
-//! directly. The engine (`tasks`) knows queues, attempts and records only: job kinds describe
-//! themselves and are listed in `service::jobs`, and what follows a task's end is the finish
-//! hooks `service::hooks` installs.
+//! Layers, top to bottom (DESIGN.md §2): `api` (handlers, extractors, problem answers; its
+//! `AppState` holds settings, the service and the credentials) → `service` (the one facade:
+//! intake, execution, tasks, batches, limits, reports, API keys, dashboard, health) →
+//! `limits`, `cache`, `prompts`, `guard`, `providers`, `batches`, `webhooks`, `audit` →
+//! `tasks` (queues, attempts, records) → `storage` → `config`. `api` names only the service
+//! (and `auth`, `config`, `feature`, `metrics`), never a store; `tests/api/layers.rs` checks
+//! every module's `crate::` references against the table and that none forms a cycle. `app`
+//! builds everything once; `cli` and `bench` are the entry points. The engine knows no job
+//! kind: kinds describe themselves (`tasks::Job`) and are listed in `service::jobs`, and what
+//! follows a task's end is the finish hooks `service::hooks` installs.
 
 pub mod api;
 pub mod app;
