@@ -63,15 +63,7 @@ impl TaskStore {
 
     /// The id of the last event of a task's stream, if it has any.
     pub async fn last_event_id(&self, task_id: &str) -> redis::RedisResult<Option<String>> {
-        let last: Vec<(String, HashMap<String, String>)> = redis::cmd("XREVRANGE")
-            .arg(keys::events(task_id))
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut self.conn.clone())
-            .await?;
-        Ok(last.into_iter().next().map(|(id, _)| id))
+        self.newest_entry(&keys::events(task_id)).await
     }
 
     /// Entries waiting in a kind's queue (not yet fetched) and fetched but unacknowledged.
@@ -81,8 +73,12 @@ impl TaskStore {
 
     /// The id of the newest entry of a user's feed of new tasks, if any.
     pub async fn feed_end(&self, user_id: &str) -> redis::RedisResult<Option<String>> {
+        self.newest_entry(&keys::user_feed(user_id)).await
+    }
+
+    async fn newest_entry(&self, stream: &str) -> redis::RedisResult<Option<String>> {
         let last: Vec<(String, HashMap<String, String>)> = redis::cmd("XREVRANGE")
-            .arg(keys::user_feed(user_id))
+            .arg(stream)
             .arg("+")
             .arg("-")
             .arg("COUNT")
