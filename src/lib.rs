@@ -26,6 +26,7 @@ pub mod guard;
 pub mod http_server;
 pub mod limits;
 pub mod metrics;
+pub mod outcome;
 pub mod prompts;
 pub mod providers;
 pub mod service;

@@ -6,12 +6,12 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
-use serde_json::Value as Json_;
 
 use super::auth::require_role;
 use super::problem::ApiError;
 use crate::api::AppState;
 use crate::auth::{Principal, Role};
+use crate::service::TaskView;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -59,8 +59,15 @@ pub(super) struct PromptsReloaded {
 /// Dead tasks of the last week (each with its owner's `user_id`).
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct DeadTasks {
-    #[schema(value_type = Vec<super::openapi::Task>)]
-    tasks: Vec<Json_>,
+    tasks: Vec<DeadTask>,
+}
+
+/// A dead task and whose it is.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct DeadTask {
+    user_id: String,
+    #[serde(flatten)]
+    task: TaskView,
 }
 
 #[utoipa::path(
@@ -111,12 +118,11 @@ pub(super) async fn dead(
 ) -> Result<Json<DeadTasks>, ApiError> {
     require_role(&principal, &[Role::Admin])?;
     let records = state.service.dead_tasks(100).await?;
-    let tasks: Vec<Json_> = records
+    let tasks = records
         .iter()
-        .map(|r| {
-            let mut view = r.to_json();
-            view["user_id"] = r.user_id.clone().into();
-            view
+        .map(|r| DeadTask {
+            user_id: r.user_id.clone(),
+            task: r.view(),
         })
         .collect();
     Ok(Json(DeadTasks { tasks }))
@@ -126,7 +132,7 @@ pub(super) async fn dead(
 #[utoipa::path(
     post, path = "/v1/admin/dead/{id}/retry", operation_id = "replayDeadTask", tag = "admin",
     params(("id" = String, Path, description = "The id")),
-    responses((status = 202, description = "Queued again with its attempts reset", body = super::openapi::Task), (status = 401), (status = 403),
+    responses((status = 202, description = "Queued again with its attempts reset", body = TaskView), (status = 401), (status = 403),
         (status = 404), (status = 409),
         (status = 503))
 )]

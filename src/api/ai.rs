@@ -120,7 +120,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     params(("feature" = String, Path, description = "hint, explanation, study_plan, evaluation or question_gen")),
     request_body(content = SubmitBody, description = "The feature's inputs (see `inputs:` in its prompt) and how to run it"),
     responses(
-        (status = 200, description = "Answered inline: the result, usage, provider, prompt version, and `status: succeeded` (with `stream`: `text/event-stream` of `delta` events, then the final state)", content((crate::service::Completion = "application/json"), (String = "text/event-stream"))), (status = 202, description = "Queued: the task (`Location: /v1/tasks/{id}`)", body = super::openapi::Task), (status = 400),
+        (status = 200, description = "Answered inline: the result, usage, provider, prompt version, and `status: succeeded` (with `stream`: `text/event-stream` of `delta` events, then the final state)", content((crate::service::Completion = "application/json"), (String = "text/event-stream"))), (status = 202, description = "Queued: the task (`Location: /v1/tasks/{id}`)", body = crate::service::TaskView), (status = 400),
         (status = 401), (status = 403),
         (status = 404), (status = 413),
         (status = 415), (status = 422),
@@ -194,7 +194,7 @@ pub(super) async fn submit(
 /// 202 with the task's record and where to follow it.
 pub fn accepted(record: &crate::service::TaskRecord) -> Response {
     let location = format!("/v1/tasks/{}", record.id);
-    let mut response = (StatusCode::ACCEPTED, Json(record.to_json())).into_response();
+    let mut response = (StatusCode::ACCEPTED, Json(record.view())).into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);
     }

@@ -7,7 +7,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::auth::require_role;
@@ -18,6 +18,7 @@ use super::request_context::current_request_id;
 use crate::api::AppState;
 use crate::auth::{Principal, Role};
 use crate::feature::Feature;
+use crate::service::BatchView;
 use crate::service::batches::{MAX_ITEMS, NewBatch};
 
 const ROLES: &[Role] = &[Role::Teacher, Role::Service, Role::Admin];
@@ -132,7 +133,7 @@ pub(super) async fn create(
     principal: Principal,
     ApiQuery(query): ApiQuery<BatchQuery>,
     request: axum::extract::Request,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<BatchView>), ApiError> {
     require_role(&principal, ROLES)?;
     let body = read_body(&state, query, request).await?;
     let feature: Feature = body
@@ -159,24 +160,27 @@ pub(super) async fn create(
         client_ip: Some(client_ip.to_string()),
     };
     let view = state.service.create_batch(&principal, batch).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(serde_json::to_value(view).expect("a batch serializes")),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(view)))
 }
 
 #[utoipa::path(
     get, path = "/v1/batches", operation_id = "listBatches", tag = "batches",
-    responses((status = 200, description = "The caller's latest batches", body = super::openapi::BatchList), (status = 401), (status = 403),
+    responses((status = 200, description = "The caller's latest batches", body = BatchList), (status = 401), (status = 403),
         (status = 503))
 )]
 pub(super) async fn list(
     State(state): State<AppState>,
     principal: Principal,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BatchList>, ApiError> {
     require_role(&principal, ROLES)?;
     let batches = state.service.list_batches(&principal).await?;
-    Ok(Json(json!({ "batches": batches })))
+    Ok(Json(BatchList { batches }))
+}
+
+/// The caller's latest batches.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct BatchList {
+    batches: Vec<BatchView>,
 }
 
 #[utoipa::path(
@@ -189,12 +193,10 @@ pub(super) async fn show(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BatchView>, ApiError> {
     require_role(&principal, ROLES)?;
     let view = state.service.batch(&principal, &id).await?;
-    Ok(Json(
-        serde_json::to_value(view).expect("a batch serializes"),
-    ))
+    Ok(Json(view))
 }
 
 #[utoipa::path(
@@ -207,12 +209,10 @@ pub(super) async fn cancel(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BatchView>, ApiError> {
     require_role(&principal, ROLES)?;
     let view = state.service.cancel_batch(&principal, &id).await?;
-    Ok(Json(
-        serde_json::to_value(view).expect("a batch serializes"),
-    ))
+    Ok(Json(view))
 }
 
 /// Server-Sent Events: `progress` (the batch's counts) whenever they changed, at most every

@@ -8,7 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 use crate::api::AppState;
 
@@ -67,7 +67,7 @@ pub fn router() -> Router<AppState> {
         super::metrics::scrape,
         super::problem::describe
     ),
-    components(schemas(super::problem::ProblemBody, JsonObject)),
+    components(schemas(super::problem::ProblemBody)),
     modifiers(&Bearer, &Problems),
     tags(
         (name = "ai", description = "AI requests"),
@@ -187,59 +187,6 @@ impl Modify for Problems {
         }
     }
 }
-
-/// A task: a queued (or inline) request's state, and once final its result or error.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct Task {
-    task_id: String,
-    /// queued, running, retrying, succeeded, failed, cancelled or dead.
-    status: String,
-    feature: Option<String>,
-    attempts: u32,
-    max_attempts: u32,
-    /// The worker running it (null when none yet).
-    worker: Option<String>,
-    created_at: String,
-    started_at: Option<String>,
-    finished_at: Option<String>,
-    /// When a retrying task runs again.
-    next_attempt_at: Option<String>,
-    /// Succeeded: text for free-form features, a JSON object for structured ones.
-    #[schema(value_type = Option<Value>)]
-    result: Option<Value>,
-    /// Failed, dead or retrying: `{kind, message}`.
-    #[schema(value_type = Option<Object>)]
-    error: Option<Value>,
-    #[schema(value_type = Option<Object>)]
-    usage: Option<Value>,
-    /// The webhook's delivery: pending, delivered or failed.
-    webhook: Option<String>,
-    /// `self` and `events`.
-    #[schema(value_type = Object)]
-    links: Value,
-}
-
-/// A page of the caller's tasks, newest first.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct TaskList {
-    tasks: Vec<Task>,
-    /// Pass as `cursor` for the next page; null on the last.
-    next_cursor: Option<String>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct BatchList {
-    batches: Vec<crate::service::BatchView>,
-}
-
-/// A JSON object; its fields are described in the operation's text.
-#[derive(ToSchema)]
-#[schema(value_type = Object)]
-#[allow(dead_code)]
-pub struct JsonObject(Value);
 
 /// The description of this API (OpenAPI 3.1).
 pub fn description() -> Value {

@@ -5,13 +5,12 @@ use std::time::Duration;
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::problem::ApiError;
 use crate::api::AppState;
 use crate::auth::Principal;
-use crate::service::TaskQuery;
+use crate::service::{TaskQuery, TaskRecord, TaskView};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -30,7 +29,7 @@ pub(super) struct ShowQuery {
 #[utoipa::path(
     get, path = "/v1/tasks/{id}", operation_id = "getTask", tag = "tasks",
     params(("id" = String, Path, description = "The id"), ("wait" = Option<f64>, Query, description = "Seconds to wait for a final state (long-poll, 0 to `intake.long_poll_max_secs`, 30 by default)")),
-    responses((status = 200, description = "The task: status, result or error, usage, attempts, timestamps", body = super::openapi::Task), (status = 401), (status = 404),
+    responses((status = 200, description = "The task: status, result or error, usage, attempts, timestamps", body = TaskView), (status = 401), (status = 404),
         (status = 422), (status = 429), (status = 503))
 )]
 pub(super) async fn show(
@@ -38,7 +37,7 @@ pub(super) async fn show(
     principal: Principal,
     Path(id): Path<String>,
     query: Result<Query<ShowQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TaskView>, ApiError> {
     let Query(query) = query.map_err(|err| ApiError::invalid_field("query", err.body_text()))?;
     let max = state.settings.intake.long_poll_max_secs;
     let wait = match query.wait {
@@ -58,22 +57,22 @@ pub(super) async fn show(
         Some(state.open.long_polls.take(&principal.user_id)?)
     };
     let record = state.service.task(&principal, &id, wait).await?;
-    Ok(Json(record.to_json()))
+    Ok(Json(record.view()))
 }
 
 #[utoipa::path(
     delete, path = "/v1/tasks/{id}", operation_id = "cancelTask", tag = "tasks",
     params(("id" = String, Path, description = "The id")),
-    responses((status = 200, description = "Cancelled: queued tasks never start, a running one is stopped", body = super::openapi::Task), (status = 401), (status = 404),
+    responses((status = 200, description = "Cancelled: queued tasks never start, a running one is stopped", body = TaskView), (status = 401), (status = 404),
         (status = 409), (status = 503))
 )]
 pub(super) async fn cancel(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TaskView>, ApiError> {
     let record = state.service.cancel_task(&principal, &id).await?;
-    Ok(Json(record.to_json()))
+    Ok(Json(record.view()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,14 +90,14 @@ pub(super) struct ListQuery {
            ("feature" = Option<String>, Query, description = "Only this feature"),
            ("limit" = Option<usize>, Query, description = "Page size, 1 to 100"),
            ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
-    responses((status = 200, description = "The caller's tasks, newest first", body = super::openapi::TaskList), (status = 401), (status = 422),
+    responses((status = 200, description = "The caller's tasks, newest first", body = TaskList), (status = 401), (status = 422),
         (status = 503))
 )]
 pub(super) async fn list(
     State(state): State<AppState>,
     principal: Principal,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TaskList>, ApiError> {
     let Query(query) = query.map_err(|err| ApiError::invalid_field("query", err.body_text()))?;
     let task_query = TaskQuery {
         state: query
@@ -136,8 +135,16 @@ pub(super) async fn list(
             .transpose()?,
     };
     let (records, next) = state.service.list_tasks(&principal, &task_query).await?;
-    let tasks: Vec<Value> = records.iter().map(|r| r.to_json()).collect();
-    Ok(Json(
-        json!({ "tasks": tasks, "next_cursor": next.map(|c| c.to_string()) }),
-    ))
+    Ok(Json(TaskList {
+        tasks: records.iter().map(TaskRecord::view).collect(),
+        next_cursor: next.map(|c| c.to_string()),
+    }))
+}
+
+/// A page of the caller's tasks, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct TaskList {
+    tasks: Vec<TaskView>,
+    /// Pass as `cursor` for the next page; null on the last.
+    next_cursor: Option<String>,
 }

@@ -25,6 +25,7 @@ use sqlx::PgPool;
 use tokio::sync::mpsc;
 
 use crate::config::AuditSettings;
+use crate::outcome::Outcome;
 pub use event::{AuditEvent, Kind, event_id, input_hash};
 pub use spool::KEY as SPOOL_KEY;
 use spool::Spool;
@@ -219,14 +220,14 @@ impl AuditLog {
         self.record(event);
     }
 
-    /// `success` or `error` for a task that reached a final state, from its stored outcome
-    /// (`result`, `usage`, `provider`, … or `error`). The event is built by the writer, off the
+    /// `success` or `error` for a task that reached a final state, from its outcome (the
+    /// answer and how it was made, or the error). The event is built by the writer, off the
     /// caller's path (the completer records whole batches of jobs at once).
     pub fn finished(
         &self,
         facts: RequestFacts,
         state: &str,
-        outcome: Json,
+        outcome: Outcome,
         duration_ms: Option<i64>,
         attempts: u32,
     ) {
@@ -253,7 +254,7 @@ impl AuditLog {
 pub struct Final {
     facts: RequestFacts,
     state: String,
-    outcome: Json,
+    outcome: Outcome,
     duration_ms: Option<i64>,
     attempts: u32,
 }
@@ -263,7 +264,7 @@ fn final_event(settings: &AuditSettings, done: Final) -> AuditEvent {
     let Final {
         mut facts,
         state,
-        mut outcome,
+        outcome,
         duration_ms,
         attempts,
     } = done;
@@ -275,41 +276,44 @@ fn final_event(settings: &AuditSettings, done: Final) -> AuditEvent {
         );
         value
     };
-    let usage = outcome["usage"].take();
-    let tokens = |field: &str| usage[field].as_u64().unwrap_or(0);
-    let text = |value: &Json| value.as_str().map(str::to_owned);
-    facts.prompt_name = facts
-        .prompt_name
-        .or_else(|| text(&outcome["prompt"]["name"]));
-    facts.prompt_version = facts
-        .prompt_version
-        .or_else(|| text(&outcome["prompt"]["version"]));
+    let Outcome {
+        result,
+        answer,
+        error,
+    } = outcome;
+    if let Some(answer) = &answer {
+        facts.prompt_name = facts
+            .prompt_name
+            .or_else(|| Some(answer.prompt.name.clone()));
+        facts.prompt_version = facts
+            .prompt_version
+            .or_else(|| Some(answer.prompt.version.clone()));
+    }
     let success = state == "succeeded";
-    let provider = text(&outcome["provider"]);
-    let model = text(&outcome["model"]);
-    let cached = outcome["cached"].as_bool().unwrap_or(false);
-    let degraded = outcome["degraded"].as_bool().unwrap_or(false);
     let error_kind = (!success).then(|| {
-        outcome["error"]["kind"]
-            .as_str()
-            .unwrap_or(&state)
-            .to_owned()
+        error
+            .as_ref()
+            .map_or_else(|| state.clone(), |error| error.kind.clone())
     });
-    let (prompt_tokens, completion_tokens) = (tokens("prompt_tokens"), tokens("completion_tokens"));
+    let usage = answer.as_ref().map(|a| a.usage).unwrap_or_default();
+    let failed_providers = answer
+        .as_ref()
+        .map(|a| a.failed_providers.clone())
+        .filter(|failed| !failed.is_empty());
     let payload = if success {
         json!({
-            "response": clean(outcome["result"].take()),
-            "usage": usage,
-            "finish_reason": outcome["finish_reason"].take(),
+            "response": clean(result.unwrap_or_default()),
+            "usage": answer.as_ref().map(|a| a.usage),
+            "finish_reason": answer.as_ref().map(|a| a.finish_reason),
             "attempts": attempts,
-            "failed_providers": outcome["failed_providers"].take(),
+            "failed_providers": failed_providers,
         })
     } else {
         json!({
             "state": state,
-            "error": clean(outcome["error"].take()),
+            "error": clean(error.map(|e| json!(e)).unwrap_or_default()),
             "attempts": attempts,
-            "failed_providers": outcome["failed_providers"].take(),
+            "failed_providers": failed_providers,
         })
     };
     let mut event = base(
@@ -317,19 +321,25 @@ fn final_event(settings: &AuditSettings, done: Final) -> AuditEvent {
         if success { Kind::Success } else { Kind::Error },
         payload,
     );
-    event.cost_usd = match (&provider, &model) {
-        (Some(provider), Some(model)) => {
-            settings.cost(provider, model, prompt_tokens, completion_tokens)
-        }
-        _ => 0.0,
-    };
-    event.provider = provider;
-    event.model = model;
+    let (prompt_tokens, completion_tokens) = (
+        u64::from(usage.prompt_tokens),
+        u64::from(usage.completion_tokens),
+    );
+    if let Some(answer) = answer {
+        event.cost_usd = settings.cost(
+            &answer.provider,
+            &answer.model,
+            prompt_tokens,
+            completion_tokens,
+        );
+        event.cached = answer.cached;
+        event.degraded = answer.degraded;
+        event.provider = Some(answer.provider);
+        event.model = Some(answer.model);
+    }
     event.prompt_tokens = prompt_tokens as i32;
     event.completion_tokens = completion_tokens as i32;
     event.duration_ms = duration_ms.map(|ms| ms.clamp(0, i32::MAX as i64) as i32);
-    event.cached = cached;
-    event.degraded = degraded;
     event.error_kind = error_kind;
     event
 }

@@ -17,7 +17,8 @@ use super::{Engine, enqueue, flush, free_port, hint_round_trip, percentile};
 use crate::app::AppState;
 use crate::auth::Role;
 use crate::config::Settings;
-use crate::tasks::{Finish, Outcome};
+use crate::outcome::Outcome;
+use crate::tasks::{Ending, Finish};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SseBench {
@@ -38,8 +39,8 @@ fn finish_all(ids: &[String]) -> Vec<Finish> {
             Finish::new(
                 None,
                 id.clone(),
-                Outcome::Succeeded,
-                json!({ "result": "bench" }),
+                Ending::Succeeded,
+                Outcome::value(json!("bench")),
             )
         })
         .collect()

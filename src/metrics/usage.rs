@@ -8,12 +8,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
-use metrics::counter;
-use serde_json::Value as Json;
-
 use super::{COST, TOKENS};
 use crate::config::AuditSettings;
 use crate::feature::Feature;
+use crate::outcome::Answer;
+use metrics::counter;
 
 #[derive(Clone)]
 pub struct UsageMeter(Arc<AuditSettings>);
@@ -23,19 +22,13 @@ impl UsageMeter {
         Self(Arc::new(prices.clone()))
     }
 
-    /// Counts a succeeded task's `usage` (`provider`, `model` from the same payload).
-    pub fn record(&self, feature: &str, payload: &Json) {
-        let usage = &payload["usage"];
-        let (Some(prompt), Some(completion)) = (
-            usage["prompt_tokens"].as_u64(),
-            usage["completion_tokens"].as_u64(),
-        ) else {
-            return;
-        };
+    /// Counts the tokens of a succeeded task's answer and what they cost.
+    pub fn record(&self, feature: &str, answer: &Answer) {
+        let prompt = u64::from(answer.usage.prompt_tokens);
+        let completion = u64::from(answer.usage.completion_tokens);
         let feature = feature.parse::<Feature>().map_or("other", Feature::as_str);
-        let provider = payload["provider"].as_str().unwrap_or_default();
-        let model = payload["model"].as_str().unwrap_or_default();
-        let cost = self.0.cost(provider, model, prompt, completion);
+        let provider = answer.provider.as_str();
+        let cost = self.0.cost(provider, &answer.model, prompt, completion);
         let provider = bounded_provider(provider);
         counter!(TOKENS, "feature" => feature, "provider" => provider, "kind" => "prompt")
             .increment(prompt);

@@ -4,10 +4,10 @@
 
 use apalis::prelude::BoxDynError;
 use serde::{Deserialize, Serialize};
-use serde_json::Value as Json;
 
 use super::AiService;
 use super::job::AiRequestJob;
+use crate::outcome::Outcome;
 use crate::tasks::{Delivery, Job};
 
 /// An item's job: an [`AiRequestJob`] under its own kind, with the same wire format.
@@ -23,7 +23,7 @@ impl Job for BatchItemJob {
         &self.0.request_id
     }
 
-    async fn run(self, service: AiService, _delivery: Delivery) -> Result<Json, BoxDynError> {
+    async fn run(self, service: AiService, _delivery: Delivery) -> Result<Outcome, BoxDynError> {
         service.run_job(self.0).await
     }
 

@@ -360,10 +360,10 @@ fn result_line(
     record: &TaskRecord,
     stems: &mut std::collections::HashSet<String>,
 ) -> Json {
-    let outcome = record.outcome.clone().unwrap_or(Json::Null);
+    let outcome = record.outcome.as_ref();
     match record.state {
         TaskState::Succeeded => {
-            let mut result = outcome["result"].clone();
+            let mut result = outcome.and_then(|o| o.result.clone()).unwrap_or_default();
             let removed = dedupe_questions(&mut result, stems);
             let mut line = json!({
                 "index": index, "status": "succeeded", "task_id": task, "result": result,
@@ -375,7 +375,10 @@ fn result_line(
         }
         state => json!({
             "index": index, "status": state.as_str(), "task_id": task,
-            "error": if outcome["error"].is_null() { json!({ "kind": state.as_str() }) } else { outcome["error"].clone() },
+            "error": match outcome.and_then(|o| o.error.as_ref()) {
+                Some(error) => json!(error),
+                None => json!({ "kind": state.as_str() }),
+            },
         }),
     }
 }

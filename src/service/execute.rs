@@ -6,6 +6,7 @@ use serde_json::Value as Json;
 
 use super::*;
 use crate::cache::{CachedAnswer, Lookup};
+use crate::outcome::Answer;
 use crate::providers::{CompletionOptions, Usage};
 
 impl AiService {
@@ -85,22 +86,27 @@ impl AiService {
             task_id: task_id.to_owned(),
             feature,
             result,
-            usage: response.usage,
-            provider: response.provider,
-            model: response.model,
-            finish_reason: response.finish_reason,
-            prompt: PromptRef {
-                name: prompt.name.clone(),
-                version: prompt.version.clone(),
+            answer: Answer {
+                usage: response.usage,
+                provider: response.provider.to_owned(),
+                model: response.model,
+                finish_reason: response.finish_reason,
+                prompt: PromptRef {
+                    name: prompt.name.clone(),
+                    version: prompt.version.clone(),
+                },
+                latency_ms: started.elapsed().as_millis() as u64,
+                cached,
+                degraded: response.degraded,
+                failed_providers: response.failed,
+                regenerated: guarded.is_some_and(|(regenerated, _)| regenerated),
+                guarded: guarded.is_some_and(|(_, safe)| safe),
+                support: safety::support_note(&flags).map(str::to_owned),
+                flags: flags
+                    .iter()
+                    .map(|f| f.category.as_str().to_owned())
+                    .collect(),
             },
-            latency_ms: started.elapsed().as_millis() as u64,
-            cached,
-            degraded: response.degraded,
-            failed_providers: response.failed,
-            regenerated: guarded.is_some_and(|(regenerated, _)| regenerated),
-            guarded: guarded.is_some_and(|(_, safe)| safe),
-            support: safety::support_note(&flags),
-            flags: flags.iter().map(|f| f.category.as_str()).collect(),
         })
     }
 

@@ -30,7 +30,9 @@ struct Metering(UsageMeter);
 impl FinishHook for Metering {
     fn finished<'a>(&'a self, tasks: &'a [FinishedTask]) -> BoxFuture<'a, ()> {
         for task in succeeded(tasks) {
-            self.0.record(&task.facts.feature, &task.payload);
+            if let Some(answer) = &task.outcome.answer {
+                self.0.record(&task.facts.feature, answer);
+            }
         }
         Box::pin(async {})
     }
@@ -44,8 +46,11 @@ impl FinishHook for LatencySamples {
     fn finished<'a>(&'a self, tasks: &'a [FinishedTask]) -> BoxFuture<'a, ()> {
         let mut samples: HashMap<&str, Vec<f64>> = HashMap::new();
         for task in succeeded(tasks) {
-            if let Some(ms) = task.payload.get("latency_ms").and_then(|v| v.as_f64()) {
-                samples.entry(&task.facts.feature).or_default().push(ms);
+            if let Some(answer) = &task.outcome.answer {
+                samples
+                    .entry(&task.facts.feature)
+                    .or_default()
+                    .push(answer.latency_ms as f64);
             }
         }
         for (feature, samples) in samples {
@@ -80,7 +85,7 @@ impl FinishKeeper for AuditFinals {
             self.0.finished(
                 facts,
                 task.state.as_str(),
-                task.payload,
+                task.outcome,
                 duration_ms,
                 task.facts.attempts,
             );

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use serde_json::json;
 use tracing::Instrument as _;
 
-use super::job::{AI_REQUEST, AiRequestJob, failure_of, job_failure, outcome_payload};
+use super::job::{AI_REQUEST, AiRequestJob, failure_of, job_failure};
 use super::{AiService, Completion, ServiceError, Submitted};
-use crate::tasks::{Delivery, Finish, NewTask, Outcome, classify};
+use crate::outcome::Outcome;
+use crate::tasks::{Delivery, Ending, Finish, NewTask, classify};
 
 impl AiService {
     /// Runs `job` here; answers `Accepted` if it is still running after `limit`.
@@ -116,8 +116,8 @@ impl AiService {
             Some(Ok(completion)) => Finish::new(
                 None,
                 task_id.clone(),
-                Outcome::Succeeded,
-                outcome_payload(completion),
+                Ending::Succeeded,
+                Outcome::from(completion.clone()),
             ),
             Some(Err(error)) if !detached.load(Ordering::SeqCst) => {
                 // The caller is waiting and gets this error: the task ends here.
@@ -125,8 +125,8 @@ impl AiService {
                 Finish::new(
                     None,
                     task_id.clone(),
-                    Outcome::Failed,
-                    json!({ "error": { "kind": failure.kind, "message": failure.message } }),
+                    Ending::Failed,
+                    Outcome::error(failure.kind, failure.message),
                 )
             }
             Some(Err(_)) => {
@@ -141,8 +141,8 @@ impl AiService {
             None => Finish::new(
                 None,
                 task_id.clone(),
-                Outcome::Failed,
-                json!({ "error": { "kind": "cancelled", "message": "the task was cancelled" } }),
+                Ending::Failed,
+                Outcome::error("cancelled", "the task was cancelled"),
             ),
         };
         self.engine.record(&kind, vec![finish]).await;

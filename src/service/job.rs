@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 use tracing::Instrument as _;
 
-use super::{AiService, Completion, ServiceError};
+use super::{AiService, ServiceError};
 use crate::feature::Feature;
+use crate::outcome::Outcome;
 use crate::providers::ProviderError;
 use crate::tasks::{Delivery, Job, JobFailure};
 
@@ -43,32 +44,25 @@ impl Job for AiRequestJob {
         self,
         service: AiService,
         _delivery: Delivery,
-    ) -> Result<Json, apalis::prelude::BoxDynError> {
+    ) -> Result<Outcome, apalis::prelude::BoxDynError> {
         service.run_job(self).await
     }
 }
 
 impl AiService {
     /// Runs a queued AI request; the error says whether the queue should retry.
-    pub async fn run_job(&self, job: AiRequestJob) -> Result<Json, apalis::prelude::BoxDynError> {
+    pub async fn run_job(
+        &self,
+        job: AiRequestJob,
+    ) -> Result<Outcome, apalis::prelude::BoxDynError> {
         let span = tracing::info_span!("job", task_id = %job.task_id, request_id = %job.request_id, feature = %job.feature);
         let completion = self
             .execute(&job)
             .instrument(span)
             .await
             .map_err(job_failure)?;
-        Ok(outcome_payload(&completion))
+        Ok(completion.into())
     }
-}
-
-/// The fields a successful task stores and shows: everything of the completion but its id.
-pub fn outcome_payload(completion: &Completion) -> Json {
-    let mut value = serde_json::to_value(completion).expect("a completion serializes");
-    if let Json::Object(map) = &mut value {
-        map.remove("task_id");
-        map.remove("feature");
-    }
-    value
 }
 
 /// Whether a failed run may succeed when tried again.

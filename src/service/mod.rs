@@ -31,16 +31,18 @@ use crate::cache::ResponseCache;
 use crate::config::Settings;
 use crate::feature::Feature;
 use crate::limits::{LimitError, Limits};
+use crate::outcome::{Answer, Outcome};
 use crate::prompts::PromptRegistry;
-use crate::providers::{FinishReason, ProviderChains, Usage};
+use crate::providers::ProviderChains;
 use crate::tasks::Engine;
 
 // What the HTTP layer sees of the layers below: the types it takes, returns and maps.
 pub use crate::batches::BatchView;
+pub use crate::outcome::PromptRef;
 pub use crate::prompts::{FieldErrors, InputError, LoadError, LookupError};
 pub use crate::providers::{ChainError, ProviderStatus};
 pub use crate::storage::StoreError;
-pub use crate::tasks::{Subscription, TaskEvent, TaskRecord};
+pub use crate::tasks::{Subscription, TaskEvent, TaskRecord, TaskView};
 pub use tasks::TaskQuery;
 
 /// The `provider` of an answer that came from the response cache.
@@ -74,13 +76,7 @@ pub struct SubmitRequest {
     pub client_ip: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct PromptRef {
-    pub name: String,
-    pub version: String,
-}
-
-/// A finished AI request.
+/// A finished AI request: its result, and how it was made.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Completion {
     pub task_id: String,
@@ -88,32 +84,14 @@ pub struct Completion {
     /// Text for free-form features, a JSON object for structured ones.
     #[schema(value_type = Value)]
     pub result: Json,
-    pub usage: Usage,
-    pub provider: &'static str,
-    pub model: String,
-    pub finish_reason: FinishReason,
-    pub prompt: PromptRef,
-    /// Time spent producing the answer (prompt rendering and provider calls).
-    pub latency_ms: u64,
-    /// Answered from the response cache: no provider call, no tokens charged.
-    pub cached: bool,
-    /// Every provider failed and the mock answered instead (the answer is a placeholder).
-    pub degraded: bool,
-    /// "provider: error" for each provider attempt that failed before this answer.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub failed_providers: Vec<String>,
-    /// The hint guard refused the first hint and this one was generated again.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub regenerated: bool,
-    /// The hint guard refused both hints: this is the level's safe generic hint.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub guarded: bool,
-    /// Moderation flags of the input (`distress`, `self_harm`, `abuse`, `cheating`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub flags: Vec<&'static str>,
-    /// A supportive note to show beside the answer (distress, self-harm or abuse flags).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub support: Option<&'static str>,
+    #[serde(flatten)]
+    pub answer: Answer,
+}
+
+impl From<Completion> for Outcome {
+    fn from(completion: Completion) -> Self {
+        Outcome::answered(completion.result, completion.answer)
+    }
 }
 
 /// What `submit` did with a request.

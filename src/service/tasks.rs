@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use super::{AiService, ServiceError, SubmitRequest};
 use crate::auth::Principal;
 use crate::feature::Feature;
+use crate::outcome::Outcome;
 use crate::tasks::{Cancelled, HistoryRow, TaskRecord, TaskState};
 
 /// Filters and page of `GET /v1/tasks`.
@@ -170,13 +171,13 @@ impl AiService {
                     &format!("cancelled by {}", principal.user_id),
                 );
                 if let Some(url) = &record.callback_url {
-                    let payload = serde_json::json!({ "task_id": task_id, "state": "cancelled" });
+                    let outcome = Outcome::error("cancelled", "the task was cancelled");
                     let job = crate::webhooks::WebhookJob::for_final(
                         task_id,
                         &record.user_id,
                         "cancelled",
                         url,
-                        &payload,
+                        &outcome,
                     );
                     self.engine
                         .store

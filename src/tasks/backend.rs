@@ -16,12 +16,12 @@ use apalis::prelude::{Backend, BoxDynError, Layer, Service, Task, WorkerContext}
 use apalis_core::backend::BackendConfig;
 use apalis_core::backend::finalize::Ephemeral;
 use futures_util::future::BoxFuture;
-use serde_json::Value as Json;
 use tokio::sync::mpsc;
 
 use super::delivery::{Delivery, classify};
 use super::kinds::JobKind;
 use super::store::Finish;
+use crate::outcome::Outcome;
 
 #[derive(Debug, thiserror::Error)]
 #[error("the job channel closed")]
@@ -127,13 +127,13 @@ pub struct AckService<S> {
 
 impl<S, J> Service<Task<J>> for AckService<S>
 where
-    S: Service<Task<J>, Response = Json>,
+    S: Service<Task<J>, Response = Outcome>,
     S::Error: Into<BoxDynError>,
     S::Future: Send + 'static,
 {
-    type Response = Json;
+    type Response = Outcome;
     type Error = BoxDynError;
-    type Future = BoxFuture<'static, Result<Json, BoxDynError>>;
+    type Future = BoxFuture<'static, Result<Outcome, BoxDynError>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)

@@ -11,7 +11,7 @@ use super::hooks::{FinishHooks, FinishedTask};
 use super::inflight::InFlight;
 use super::kinds::JobKind;
 use super::record::TaskState;
-use super::store::{Finish, Outcome, TaskStore};
+use super::store::{Ending, Finish, TaskStore};
 
 const BATCH: usize = 512;
 
@@ -57,8 +57,8 @@ impl Completer {
             let Finish {
                 entry_id,
                 task_id,
+                ending,
                 outcome,
-                payload,
                 slot,
             } = finish;
             self.inflight.end(entry_id.as_deref(), &task_id);
@@ -71,11 +71,11 @@ impl Completer {
                 .facts
                 .started_us
                 .map(|started| Duration::from_micros(now_us.saturating_sub(started).max(0) as u64));
-            let state = match outcome {
-                Outcome::Succeeded => TaskState::Succeeded,
-                Outcome::Failed => TaskState::Failed,
-                Outcome::Dead => TaskState::Dead,
-                Outcome::Retrying(_) => {
+            let state = match ending {
+                Ending::Succeeded => TaskState::Succeeded,
+                Ending::Failed => TaskState::Failed,
+                Ending::Dead => TaskState::Dead,
+                Ending::Retrying(_) => {
                     crate::metrics::job_finished(&self.kind.name, "retrying", ran);
                     continue;
                 }
@@ -85,7 +85,7 @@ impl Completer {
                 task_id,
                 state,
                 facts: result.facts,
-                payload,
+                outcome,
                 finished_us: Some(now_us),
             });
         }

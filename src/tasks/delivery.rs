@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use apalis::prelude::{AbortError, BoxDynError, RetryAfterError};
-use serde_json::{Value as Json, json};
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 
 use super::kinds::JobKind;
-use super::store::{Finish, Outcome};
+use super::store::{Ending, Finish};
+use crate::outcome::Outcome;
 
 /// One delivery of one job: which queue entry, which task, which attempt. Holds the worker
 /// slot until the job is done and its finish recorded (the finish keeps a share of it), so
@@ -70,12 +70,12 @@ impl JobFailure {
     }
 }
 
-/// The `{error: {kind, message}}` payload of an error, from the first `JobFailure` in its chain.
-fn error_payload(error: &BoxDynError) -> Json {
+/// The `{kind, message}` of an error, from the first `JobFailure` in its chain.
+fn error_outcome(error: &BoxDynError) -> Outcome {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
     while let Some(current) = source {
         if let Some(failure) = current.downcast_ref::<JobFailure>() {
-            return json!({ "error": { "kind": failure.kind, "message": failure.message } });
+            return Outcome::error(failure.kind, failure.message.clone());
         }
         source = current.source();
     }
@@ -84,7 +84,7 @@ fn error_payload(error: &BoxDynError) -> Json {
     } else {
         "error"
     };
-    json!({ "error": { "kind": kind, "message": error.to_string() } })
+    Outcome::error(kind, error.to_string())
 }
 
 /// Decides what the queue does with an attempt's result: record success, retry (after the
@@ -93,29 +93,29 @@ fn error_payload(error: &BoxDynError) -> Json {
 pub fn classify(
     kind: &JobKind,
     delivery: &Delivery,
-    result: &mut Result<Json, BoxDynError>,
+    result: &mut Result<Outcome, BoxDynError>,
 ) -> Finish {
-    let (outcome, payload) = match result {
-        Ok(value) => (Outcome::Succeeded, std::mem::take(value)),
+    let (ending, outcome) = match result {
+        Ok(outcome) => (Ending::Succeeded, std::mem::take(outcome)),
         Err(error) => {
-            let payload = error_payload(error);
-            let outcome = if error.downcast_ref::<AbortError>().is_some() {
-                Outcome::Failed
+            let outcome = error_outcome(error);
+            let ending = if error.downcast_ref::<AbortError>().is_some() {
+                Ending::Failed
             } else if delivery.attempt >= kind.max_attempts {
-                Outcome::Dead
+                Ending::Dead
             } else if let Some(retry) = error.downcast_ref::<RetryAfterError>() {
-                Outcome::Retrying(retry.get_duration().max(kind.retry_delay(delivery.attempt)))
+                Ending::Retrying(retry.get_duration().max(kind.retry_delay(delivery.attempt)))
             } else {
-                Outcome::Retrying(kind.retry_delay(delivery.attempt))
+                Ending::Retrying(kind.retry_delay(delivery.attempt))
             };
-            (outcome, payload)
+            (ending, outcome)
         }
     };
     Finish {
         entry_id: delivery.entry_id.clone(),
         task_id: delivery.task_id.clone(),
+        ending,
         outcome,
-        payload,
         slot: delivery.slot.clone(),
     }
 }

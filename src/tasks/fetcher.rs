@@ -11,7 +11,6 @@ use std::time::Duration;
 use apalis::prelude::{Task, TaskBuilder, TaskId};
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use serde::de::DeserializeOwned;
-use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use super::delivery::Delivery;
@@ -21,7 +20,8 @@ use super::job::Job;
 use super::keys;
 use super::kinds::JobKind;
 use super::record::TaskState;
-use super::store::{Finish, Outcome, Started, TaskStore};
+use super::store::{Ending, Finish, Started, TaskStore};
+use crate::outcome::Outcome;
 
 /// Most jobs taken by one read.
 const FETCH_BATCH: usize = 256;
@@ -180,7 +180,15 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
             let job: J = match serde_json::from_str(&entry.job) {
                 Ok(job) => job,
                 Err(err) => {
-                    let _ = self.finished.send(Finish::new(Some(entry.entry_id), entry.task_id, Outcome::Failed, json!({ "error": { "kind": "bad_job", "message": format!("the job payload does not decode: {err}") } })));
+                    let _ = self.finished.send(Finish::new(
+                        Some(entry.entry_id),
+                        entry.task_id,
+                        Ending::Failed,
+                        Outcome::error(
+                            "bad_job",
+                            format!("the job payload does not decode: {err}"),
+                        ),
+                    ));
                     continue;
                 }
             };

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::hooks::{FinishHook, FinishedTask};
+use crate::outcome::Outcome;
 
 /// Rows kept while PostgreSQL is down; beyond this the oldest are dropped (and logged).
 const MAX_BUFFERED: usize = 100_000;
@@ -71,13 +72,13 @@ impl HistoryRow {
                 finished_us: task.finished_us,
                 attempts: facts.attempts,
             },
-            &task.payload,
+            &task.outcome,
         )
     }
 
     /// A row for a task read back from Redis (cancelled by the API, dead at start).
     pub fn from_record(record: &super::record::TaskRecord) -> Option<Self> {
-        let payload = record.outcome.clone().unwrap_or(serde_json::Value::Null);
+        let none = Outcome::default();
         Self::build(
             Facts {
                 task_id: &record.id,
@@ -91,34 +92,31 @@ impl HistoryRow {
                 finished_us: record.finished_us,
                 attempts: record.attempts,
             },
-            &payload,
+            record.outcome.as_ref().unwrap_or(&none),
         )
     }
 
-    fn build(facts: Facts<'_>, payload: &serde_json::Value) -> Option<Self> {
-        // Field by field, not `pointer`: this runs once per finished job.
-        let field = |path: &[&str]| path.iter().try_fold(payload, |value, key| value.get(key));
-        let text = |path: &[&str]| field(path).and_then(|v| v.as_str()).map(str::to_owned);
-        let number = |path: &[&str]| field(path).and_then(|v| v.as_i64()).unwrap_or(0) as i32;
-        let flag = |key: &str| field(&[key]).and_then(|v| v.as_bool()).unwrap_or(false);
+    fn build(facts: Facts<'_>, outcome: &Outcome) -> Option<Self> {
+        let answer = outcome.answer.as_ref();
+        let error = outcome.error.as_ref();
         Some(Self {
             id: Uuid::parse_str(facts.task_id).ok()?,
             request_id: facts.request_id.to_owned(),
             user_id: facts.user_id.to_owned(),
             role: facts.role.to_owned(),
             feature: facts.feature.to_owned(),
-            prompt_name: text(&["prompt", "name"]).unwrap_or_default(),
-            prompt_version: text(&["prompt", "version"]).unwrap_or_default(),
+            prompt_name: answer.map(|a| a.prompt.name.clone()).unwrap_or_default(),
+            prompt_version: answer.map(|a| a.prompt.version.clone()).unwrap_or_default(),
             state: facts.state.to_owned(),
             attempts: facts.attempts as i32,
-            provider: text(&["provider"]),
-            model: text(&["model"]),
-            degraded: flag("degraded"),
-            cached: flag("cached"),
-            prompt_tokens: number(&["usage", "prompt_tokens"]),
-            completion_tokens: number(&["usage", "completion_tokens"]),
-            error_kind: text(&["error", "kind"]),
-            error_message: text(&["error", "message"]),
+            provider: answer.map(|a| a.provider.clone()),
+            model: answer.map(|a| a.model.clone()),
+            degraded: answer.is_some_and(|a| a.degraded),
+            cached: answer.is_some_and(|a| a.cached),
+            prompt_tokens: answer.map_or(0, |a| a.usage.prompt_tokens as i32),
+            completion_tokens: answer.map_or(0, |a| a.usage.completion_tokens as i32),
+            error_kind: error.map(|e| e.kind.clone()),
+            error_message: error.map(|e| e.message.clone()),
             created_us: facts.created_us?,
             started_us: facts.started_us,
             finished_us: facts

@@ -19,9 +19,9 @@ pub struct TaskRow {
     pub kind: Option<String>,
     pub state: String,
     pub attempts: u32,
-    pub created_at: Json,
-    pub started_at: Json,
-    pub finished_at: Json,
+    pub created_at: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
     /// Created → finished, for finished tasks (an open one's age is `at - created_at`).
     pub duration_ms: Option<u64>,
     /// Started → finished: the last attempt's run.
@@ -41,11 +41,8 @@ impl TaskRow {
         let error = record
             .outcome
             .as_ref()
-            .and_then(|outcome| outcome.get("error"))
-            .map(|error| {
-                let text = |key: &str| error.get(key).and_then(Json::as_str).unwrap_or("");
-                format!("{}: {}", text("kind"), text("message"))
-            });
+            .and_then(|outcome| outcome.error.as_ref())
+            .map(|error| format!("{}: {}", error.kind, error.message));
         let finished = record.finished_us.filter(|_| record.state.is_final());
         Self {
             task_id: record.id.clone(),

@@ -2,10 +2,9 @@
 //! service installs finish hooks at start-up (history, audit, usage metering, latency samples,
 //! webhooks) and the completer calls them once per recorded batch, after Redis took it.
 
-use futures_util::future::BoxFuture;
-use serde_json::Value as Json;
-
 use super::record::{TaskRecord, TaskState};
+use crate::outcome::Outcome;
+use futures_util::future::BoxFuture;
 
 /// The facts a task was created with, as the script recording its end read them back.
 #[derive(Debug, Clone, Default)]
@@ -27,8 +26,8 @@ pub struct FinishedTask {
     pub task_id: String,
     pub state: TaskState,
     pub facts: TaskFacts,
-    /// What the last attempt produced: the result fields, or `{error}` (as stored).
-    pub payload: Json,
+    /// What the last attempt produced: the result, or the error.
+    pub outcome: Outcome,
     /// When it was recorded final, if known.
     pub finished_us: Option<i64>,
 }
@@ -49,7 +48,7 @@ impl FinishedTask {
                 attempts: record.attempts,
                 callback_url: record.callback_url,
             },
-            payload: record.outcome.unwrap_or_default(),
+            outcome: record.outcome.unwrap_or_default(),
             finished_us: record.finished_us,
         }
     }

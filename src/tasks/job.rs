@@ -7,9 +7,9 @@ use std::future::Future;
 use apalis::prelude::BoxDynError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value as Json;
 
 use super::delivery::Delivery;
+use crate::outcome::Outcome;
 
 /// One job kind. The job's serde form is its wire format in Redis: jobs already waiting must
 /// still decode after a change, so rename fields only with `#[serde(rename)]`.
@@ -27,13 +27,14 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// of the job's run carries it.
     fn request_id(&self) -> &str;
 
-    /// Runs one attempt: the result fields the task stores, or an error that says what the
+    /// Runs one attempt: the outcome the task stores ([`Outcome::value`] for a plain result),
+    /// or an error that says what the
     /// queue does next (give up, retry, retry after; see [`super::JobFailure`]).
     fn run(
         self,
         context: Self::Context,
         delivery: Delivery,
-    ) -> impl Future<Output = Result<Json, BoxDynError>> + Send;
+    ) -> impl Future<Output = Result<Outcome, BoxDynError>> + Send;
 
     /// Work the kind's pool does beside its jobs, every time it promotes due retries (a few
     /// times a second); errors are the kind's to log. Most kinds have none.

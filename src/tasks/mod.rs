@@ -35,6 +35,6 @@ pub use job::{Job, Provides};
 pub use kinds::{JobKind, JobKinds};
 pub use latency::LatencyBook;
 pub use pool::{consumer_name, run_pool};
-pub use record::{TaskRecord, TaskState, timestamp};
+pub use record::{TaskLinks, TaskRecord, TaskState, TaskView, timestamp};
 pub use registry::JobRegistry;
-pub use store::{Cancelled, Finish, Finished, NewTask, Outcome, TaskStore};
+pub use store::{Cancelled, Ending, Finish, Finished, NewTask, TaskStore};

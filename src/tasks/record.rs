@@ -5,9 +5,12 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::Serialize;
-use serde_json::{Map, Value as Json, json};
+use serde_json::Value as Json;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+use crate::outcome::Outcome;
+
+/// queued, running, retrying, succeeded, failed, cancelled or dead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskState {
     Queued,
@@ -85,8 +88,8 @@ pub struct TaskRecord {
     pub started_us: Option<i64>,
     pub finished_us: Option<i64>,
     pub next_run_us: Option<i64>,
-    /// What the last attempt produced: the result fields, or `{error}`.
-    pub outcome: Option<Json>,
+    /// What the last attempt produced: the result, or the error.
+    pub outcome: Option<Outcome>,
     /// The job payload as queued.
     pub job: Json,
     pub callback_url: Option<String>,
@@ -126,51 +129,69 @@ impl TaskRecord {
     }
 
     /// The public view: status, result or error, usage, provider, attempts, timestamps, links.
-    pub fn to_json(&self) -> Json {
-        let mut view = Map::new();
-        view.insert("task_id".into(), self.id.clone().into());
-        view.insert("status".into(), self.state.as_str().into());
-        if !self.feature.is_empty() {
-            view.insert("feature".into(), self.feature.clone().into());
-        }
-        view.insert("attempts".into(), self.attempts.into());
-        view.insert(
-            "worker".into(),
-            if self.worker.is_empty() {
-                Json::Null
-            } else {
-                self.worker.clone().into()
+    pub fn view(&self) -> TaskView {
+        TaskView {
+            task_id: self.id.clone(),
+            status: self.state,
+            feature: (!self.feature.is_empty()).then(|| self.feature.clone()),
+            attempts: self.attempts,
+            max_attempts: self.max_attempts,
+            worker: (!self.worker.is_empty()).then(|| self.worker.clone()),
+            created_at: timestamp(Some(self.created_us)),
+            started_at: timestamp(self.started_us),
+            finished_at: timestamp(self.finished_us),
+            // A retrying task shows when it runs again and its last error.
+            next_attempt_at: (self.state == TaskState::Retrying)
+                .then(|| timestamp(self.next_run_us))
+                .flatten(),
+            outcome: self.outcome.clone().unwrap_or_default(),
+            webhook: self.webhook.clone(),
+            links: TaskLinks {
+                this: format!("/v1/tasks/{}", self.id),
+                events: format!("/v1/tasks/{}/events", self.id),
             },
-        );
-        view.insert("max_attempts".into(), self.max_attempts.into());
-        view.insert("created_at".into(), timestamp(Some(self.created_us)));
-        view.insert("started_at".into(), timestamp(self.started_us));
-        view.insert("finished_at".into(), timestamp(self.finished_us));
-        if self.state == TaskState::Retrying {
-            view.insert("next_attempt_at".into(), timestamp(self.next_run_us));
         }
-        if let Some(Json::Object(outcome)) = &self.outcome {
-            for (key, value) in outcome {
-                // A retrying task shows its last error; a final one its result or error.
-                view.entry(key.clone()).or_insert_with(|| value.clone());
-            }
-        }
-        if let Some(webhook) = &self.webhook {
-            view.insert("webhook".into(), webhook.clone().into());
-        }
-        view.insert(
-            "links".into(),
-            json!({ "self": format!("/v1/tasks/{}", self.id), "events": format!("/v1/tasks/{}/events", self.id) }),
-        );
-        Json::Object(view)
     }
 }
 
-/// RFC 3339 from microseconds since the epoch; `null` when absent.
-pub fn timestamp(us: Option<i64>) -> Json {
+/// A task as the API shows it: a queued (or inline) request's state, and once final its result
+/// or error.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TaskView {
+    pub task_id: String,
+    pub status: TaskState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feature: Option<String>,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    /// The worker running it (null when none yet).
+    pub worker: Option<String>,
+    pub created_at: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// When a retrying task runs again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// The webhook's delivery: pending, delivered or failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
+    pub links: TaskLinks,
+}
+
+/// Where a task and its events are read.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TaskLinks {
+    #[serde(rename = "self")]
+    pub this: String,
+    pub events: String,
+}
+
+/// RFC 3339 from microseconds since the epoch; `None` when absent.
+pub fn timestamp(us: Option<i64>) -> Option<String> {
     us.and_then(|us| jiff::Timestamp::from_microsecond(us).ok())
-        .map(|ts| Json::String(ts.to_string()))
-        .unwrap_or(Json::Null)
+        .map(|ts| ts.to_string())
 }
 
 #[cfg(test)]
@@ -194,9 +215,9 @@ mod tests {
     #[test]
     fn timestamps_are_rfc3339() {
         assert_eq!(
-            timestamp(Some(1_700_000_000_123_456)),
-            json!("2023-11-14T22:13:20.123456Z")
+            timestamp(Some(1_700_000_000_123_456)).as_deref(),
+            Some("2023-11-14T22:13:20.123456Z")
         );
-        assert_eq!(timestamp(None), Json::Null);
+        assert_eq!(timestamp(None), None);
     }
 }

@@ -11,6 +11,7 @@ use serde_json::Value as Json;
 use super::hooks::TaskFacts;
 use super::keys;
 use super::kinds::{JobKind, JobKinds};
+use crate::outcome::Outcome;
 
 struct Scripts {
     create: Script,
@@ -89,7 +90,7 @@ enum Mode {
 
 /// How one attempt ended, as the engine records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Ending {
     Succeeded,
     /// Give up: the error cannot be fixed by trying again.
     Failed,
@@ -99,13 +100,13 @@ pub enum Outcome {
     Retrying(Duration),
 }
 
-impl Outcome {
+impl Ending {
     fn name(self) -> &'static str {
         match self {
-            Outcome::Succeeded => "succeeded",
-            Outcome::Failed => "failed",
-            Outcome::Dead => "dead",
-            Outcome::Retrying(_) => "retrying",
+            Ending::Succeeded => "succeeded",
+            Ending::Failed => "failed",
+            Ending::Dead => "dead",
+            Ending::Retrying(_) => "retrying",
         }
     }
 }
@@ -116,30 +117,26 @@ pub struct Finish {
     /// The queue entry to acknowledge; `None` for an inline run (its lease is released instead).
     pub entry_id: Option<String>,
     pub task_id: String,
+    pub ending: Ending,
+    /// The result or the error, stored on the task and sent with its event.
     pub outcome: Outcome,
-    /// Result fields or `{error}`, stored on the task and sent with its event.
-    pub payload: Json,
     /// The worker slot of the attempt, released once the finish is recorded.
     pub slot: Option<std::sync::Arc<tokio::sync::OwnedSemaphorePermit>>,
 }
 
 impl Finish {
-    /// Tokens the attempt used (its payload's `usage`), which a quota reservation settles to.
-    pub fn tokens_used(&self) -> u64 {
-        let usage = &self.payload["usage"];
-        let count = |field: &str| usage[field].as_u64().unwrap_or(0);
-        usage["total_tokens"]
-            .as_u64()
-            .unwrap_or_else(|| count("prompt_tokens") + count("completion_tokens"))
-    }
-
     /// A finish that holds no worker slot (inline runs, undecodable jobs).
-    pub fn new(entry_id: Option<String>, task_id: String, outcome: Outcome, payload: Json) -> Self {
+    pub fn new(
+        entry_id: Option<String>,
+        task_id: String,
+        ending: Ending,
+        outcome: Outcome,
+    ) -> Self {
         Self {
             entry_id,
             task_id,
+            ending,
             outcome,
-            payload,
             slot: None,
         }
     }
@@ -459,8 +456,8 @@ impl TaskStore {
             .arg(keys::EVENTS_MAXLEN)
             .arg(kind.result_ttl.as_secs());
         for finish in batch {
-            let delay = match finish.outcome {
-                Outcome::Retrying(delay) => delay.as_millis() as u64,
+            let delay = match finish.ending {
+                Ending::Retrying(delay) => delay.as_millis() as u64,
                 _ => 0,
             };
             invocation
@@ -468,10 +465,10 @@ impl TaskStore {
                 .key(keys::events(&finish.task_id))
                 .arg(finish.entry_id.as_deref().unwrap_or(""))
                 .arg(&finish.task_id)
-                .arg(finish.outcome.name())
-                .arg(finish.payload.to_string())
+                .arg(finish.ending.name())
+                .arg(serde_json::to_string(&finish.outcome).expect("an outcome serialises"))
                 .arg(delay)
-                .arg(finish.tokens_used());
+                .arg(finish.outcome.tokens_used());
         }
         let rows: Vec<FinishRow> = invocation.invoke_async(&mut self.conn.clone()).await?;
         Ok(rows

@@ -5,9 +5,10 @@
 use std::time::{Duration, Instant};
 
 use apalis::prelude::BoxDynError;
-use serde_json::{Value as Json, json};
+use serde_json::json;
 
 use super::{WebhookJob, Webhooks, guard, signature};
+use crate::outcome::Outcome;
 use crate::tasks::{Delivery, JobFailure, JobKind, TaskStore, keys};
 
 pub async fn deliver(
@@ -16,7 +17,7 @@ pub async fn deliver(
     kind: &JobKind,
     job: WebhookJob,
     delivery: &Delivery,
-) -> Result<Json, BoxDynError> {
+) -> Result<Outcome, BoxDynError> {
     let last_attempt = delivery.attempt >= kind.max_attempts;
     let started = Instant::now();
     let result = attempt(webhooks, &job).await;
@@ -41,7 +42,9 @@ pub async fn deliver(
     let outcome = match result {
         Ok(status) => {
             set_status(store, &job, "delivered").await;
-            return Ok(json!({ "delivered": true, "status": status, "url": job.url }));
+            return Ok(Outcome::value(
+                json!({ "delivered": true, "status": status, "url": job.url }),
+            ));
         }
         Err((_, failure)) => failure,
     };

@@ -20,7 +20,7 @@ impl FinishHook for FinalWebhooks {
                     &facts.user_id,
                     task.state.as_str(),
                     url,
-                    &task.payload,
+                    &task.outcome,
                 );
                 Some(job.into_task(&facts.user_id, &facts.role, &facts.request_id))
             })

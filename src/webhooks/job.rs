@@ -4,9 +4,10 @@
 
 use apalis::prelude::BoxDynError;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value as Json, json};
+use serde_json::json;
 
 use super::Webhooks;
+use crate::outcome::Outcome;
 use crate::tasks::{Delivery, Job, NewTask, TaskStore};
 
 /// Wire format of a queued webhook; rename fields only with `#[serde(rename)]`.
@@ -46,7 +47,7 @@ impl Job for WebhookJob {
         &self.request_id
     }
 
-    async fn run(self, courier: Courier, delivery: Delivery) -> Result<Json, BoxDynError> {
+    async fn run(self, courier: Courier, delivery: Delivery) -> Result<Outcome, BoxDynError> {
         let kind = courier.store.kinds().kind(Self::KIND);
         super::deliver(&courier.webhooks, &courier.store, kind, self, &delivery).await
     }
@@ -54,11 +55,17 @@ impl Job for WebhookJob {
 
 impl WebhookJob {
     /// The webhook announcing that `task_id` reached `state`, with its final event payload.
-    pub fn for_final(task_id: &str, user_id: &str, state: &str, url: &str, payload: &Json) -> Self {
+    pub fn for_final(
+        task_id: &str,
+        user_id: &str,
+        state: &str,
+        url: &str,
+        outcome: &Outcome,
+    ) -> Self {
         let body = json!({
             "type": format!("task.{state}"),
             "timestamp": jiff::Timestamp::now().to_string(),
-            "data": { "task_id": task_id, "status": state, "outcome": payload },
+            "data": { "task_id": task_id, "status": state, "outcome": outcome },
         });
         Self {
             message_id: format!("msg_{}", uuid::Uuid::now_v7().simple()),

@@ -243,7 +243,7 @@ async fn a_job_that_crashes_every_worker_ends_dead_after_max_attempts() {
     assert_eq!(record.state, tutorq::tasks::TaskState::Dead);
     assert_eq!(record.attempts, 3);
     assert_eq!(
-        record.outcome.unwrap()["error"]["kind"],
+        record.outcome.unwrap().error.unwrap().kind,
         "attempts_exhausted"
     );
     assert_eq!(started_events(url.clone(), task.id.clone()).await, 3);

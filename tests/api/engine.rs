@@ -582,10 +582,11 @@ async fn the_ai_request_job_runs_without_a_worker() {
         .unwrap()
         .service
         .clone();
-    let payload = service
+    let outcome = service
         .run_job(job(sample_input("evaluation")))
         .await
         .unwrap();
+    let payload = serde_json::to_value(&outcome).unwrap();
     assert!(payload["result"]["score"].is_u64(), "{payload}");
     assert_eq!(payload["prompt"]["name"], "answer_evaluation");
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use apalis::prelude::BoxDynError;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use tutorq::outcome::Outcome;
 use tutorq::service::AiService;
 use tutorq::tasks::{Delivery, Job, JobFailure, JobRegistry, NewTask};
 
@@ -28,11 +29,13 @@ impl Job for Echo {
         &self.request_id
     }
 
-    async fn run(self, (): (), delivery: Delivery) -> Result<Value, BoxDynError> {
+    async fn run(self, (): (), delivery: Delivery) -> Result<Outcome, BoxDynError> {
         if self.text.is_empty() {
             return Err(JobFailure::new("nothing_to_echo", "the text is empty").give_up());
         }
-        Ok(json!({ "echo": self.text, "attempt": delivery.attempt }))
+        Ok(Outcome::value(
+            json!({ "echo": self.text, "attempt": delivery.attempt }),
+        ))
     }
 }
 
@@ -105,8 +108,8 @@ async fn a_job_kind_of_the_tests_own_is_queued_run_and_recorded() {
         .await
         .unwrap();
     assert_eq!(task["status"], "succeeded", "{task:#}");
-    assert_eq!(task["echo"], "merhaba");
-    assert_eq!(task["attempt"], 1);
+    assert_eq!(task["result"]["echo"], "merhaba");
+    assert_eq!(task["result"]["attempt"], 1);
     assert!(
         task["worker"].as_str().unwrap().starts_with("test_echo@"),
         "{task}"
@@ -159,7 +162,10 @@ async fn the_echo_job_runs_without_a_worker() {
         request_id: String::new(),
     };
     let answer = echo("selam").run((), delivery(2)).await.unwrap();
-    assert_eq!(answer, json!({ "echo": "selam", "attempt": 2 }));
+    assert_eq!(
+        answer,
+        Outcome::value(json!({ "echo": "selam", "attempt": 2 }))
+    );
     let error = echo("").run((), delivery(1)).await.unwrap_err();
     assert!(
         error

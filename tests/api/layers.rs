@@ -25,6 +25,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "guard",
             "limits",
             "metrics",
+            "outcome",
             "prompts",
             "providers",
             "shutdown",
@@ -41,13 +42,18 @@ const MAY_USE: &[(&str, &[&str])] = &[
     ),
     (
         "webhooks",
-        &["auth", "config", "metrics", "storage", "tasks"],
+        &["auth", "config", "metrics", "outcome", "storage", "tasks"],
     ),
     (
         "tasks",
-        &["config", "feature", "metrics", "shutdown", "storage"],
+        &[
+            "config", "feature", "metrics", "outcome", "shutdown", "storage",
+        ],
     ),
-    ("audit", &["config", "feature", "metrics", "storage"]),
+    (
+        "audit",
+        &["config", "feature", "metrics", "outcome", "storage"],
+    ),
     (
         "limits",
         &["auth", "config", "feature", "metrics", "storage"],
@@ -63,16 +69,20 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "storage",
         ],
     ),
-    ("providers", &["config", "feature", "metrics", "prompts"]),
+    (
+        "providers",
+        &["config", "feature", "metrics", "outcome", "prompts"],
+    ),
     ("guard", &["config", "feature", "prompts"]),
     ("prompts", &["config", "feature"]),
     ("auth", &["config"]),
     ("storage", &["config"]),
     ("shutdown", &["prompts"]),
-    ("metrics", &["config", "feature"]),
+    ("metrics", &["config", "feature", "outcome"]),
     ("telemetry", &["config"]),
     ("config", &["feature"]),
     ("feature", &[]),
+    ("outcome", &[]),
 ];
 
 const ROOTS: &[&str] = &["app", "cli", "batch_cli", "bench", "lib", "main"];

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Value as Json, json};
 
 pub use crate::tasks::history_rows::TaskRow;
-pub use crate::tasks::{QueueFigures, WorkerView};
+pub use crate::tasks::{QueueFigures, TaskView, WorkerView};
 
 use crate::tasks::history_rows as tasks;
 
@@ -245,14 +245,37 @@ async fn usage_today(service: &AiService) -> Result<UsageToday, anyhow::Error> {
 /// with its events.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AdminTask {
-    /// The task (any user's), with its owner, role, kind, request id and durations.
-    #[schema(value_type = Object)]
-    pub task: Json,
+    pub task: AdminTaskBody,
     /// `redis` or `history`.
     pub source: &'static str,
     /// Its events: id, event, data.
     #[schema(value_type = Vec<Object>)]
     pub events: Vec<Json>,
+}
+
+/// The task (any user's), with its owner and durations.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum AdminTaskBody {
+    /// While Redis holds its record: the task's view with its role, kind and request id.
+    Live(Box<LiveTask>),
+    /// After: its history row.
+    History(Box<TaskRow>),
+}
+
+/// A task's view as its owner sees it, and what only an operator sees.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LiveTask {
+    #[serde(flatten)]
+    pub task: TaskView,
+    pub user_id: String,
+    pub role: String,
+    pub kind: String,
+    pub request_id: String,
+    /// Created → finished, for a finished task.
+    pub duration_ms: Option<u64>,
+    /// Started → finished: the last attempt's run.
+    pub run_ms: Option<u64>,
 }
 
 impl AiService {
@@ -263,21 +286,20 @@ impl AiService {
         };
         let (task, source) = match self.engine.store.get(id).await? {
             Some(record) => {
-                let mut view = record.to_json();
-                view["user_id"] = record.user_id.clone().into();
-                view["role"] = record.role.clone().into();
-                view["kind"] = record.kind.clone().into();
-                view["request_id"] = record.request_id.clone().into();
                 let row = TaskRow::from_record(&record);
-                view["duration_ms"] = row.duration_ms.into();
-                view["run_ms"] = row.run_ms.into();
-                (view, "redis")
+                let live = LiveTask {
+                    task: record.view(),
+                    user_id: record.user_id,
+                    role: record.role,
+                    kind: record.kind,
+                    request_id: record.request_id,
+                    duration_ms: row.duration_ms,
+                    run_ms: row.run_ms,
+                };
+                (AdminTaskBody::Live(Box::new(live)), "redis")
             }
             None => match tasks::finished(&self.stores.db, uuid).await? {
-                Some(row) => (
-                    serde_json::to_value(row).expect("a task row serializes"),
-                    "history",
-                ),
+                Some(row) => (AdminTaskBody::History(Box::new(row)), "history"),
                 None => return Ok(None),
             },
         };
