@@ -21,6 +21,7 @@ pub mod bench;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod facts;
 pub mod feature;
 pub mod guard;
 pub mod http_server;

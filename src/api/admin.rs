@@ -121,7 +121,7 @@ pub(super) async fn dead(
     let tasks = records
         .iter()
         .map(|r| DeadTask {
-            user_id: r.user_id.clone(),
+            user_id: r.facts.user_id.clone(),
             task: r.view(),
         })
         .collect();

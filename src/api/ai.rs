@@ -182,7 +182,8 @@ pub(super) async fn submit(
             let slot = stream_slot
                 .take()
                 .expect("a streamed answer was asked for, so its slot was taken");
-            super::events::stream_response(&state, &principal, &record.id, "0-0", slot).await?
+            super::events::stream_response(&state, &principal, &record.facts.task_id, "0-0", slot)
+                .await?
         }
     };
     if let Some(figures) = admission.figures {
@@ -193,7 +194,7 @@ pub(super) async fn submit(
 
 /// 202 with the task's record and where to follow it.
 pub fn accepted(record: &crate::service::TaskRecord) -> Response {
-    let location = format!("/v1/tasks/{}", record.id);
+    let location = format!("/v1/tasks/{}", record.facts.task_id);
     let mut response = (StatusCode::ACCEPTED, Json(record.view())).into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);

@@ -25,7 +25,8 @@ use sqlx::PgPool;
 use tokio::sync::mpsc;
 
 use crate::config::AuditSettings;
-use crate::outcome::Outcome;
+use crate::facts::TaskFacts;
+use crate::outcome::{Outcome, PromptRef};
 pub use event::{AuditEvent, Kind, event_id, input_hash};
 pub use spool::KEY as SPOOL_KEY;
 use spool::Spool;
@@ -34,14 +35,22 @@ use writer::Message;
 /// Who asked for what: the facts every event of a request carries.
 #[derive(Debug, Clone)]
 pub struct RequestFacts {
-    pub task_id: String,
-    pub request_id: String,
-    pub user_id: String,
-    pub role: String,
-    pub feature: String,
-    pub prompt_name: Option<String>,
-    pub prompt_version: Option<String>,
+    pub task: TaskFacts,
+    /// The prompt the request was rendered with, when known (else the answer's).
+    pub prompt: Option<PromptRef>,
+    /// The client's address (at intake only).
     pub client_ip: Option<String>,
+}
+
+impl RequestFacts {
+    /// A task's facts, with no prompt and no client address known.
+    pub fn of(task: TaskFacts) -> Self {
+        Self {
+            task,
+            prompt: None,
+            client_ip: None,
+        }
+    }
 }
 
 /// Events waiting in the Redis spool for PostgreSQL, whichever process spooled them.
@@ -282,12 +291,7 @@ fn final_event(settings: &AuditSettings, done: Final) -> AuditEvent {
         error,
     } = outcome;
     if let Some(answer) = &answer {
-        facts.prompt_name = facts
-            .prompt_name
-            .or_else(|| Some(answer.prompt.name.clone()));
-        facts.prompt_version = facts
-            .prompt_version
-            .or_else(|| Some(answer.prompt.version.clone()));
+        facts.prompt.get_or_insert_with(|| answer.prompt.clone());
     }
     let success = state == "succeeded";
     let error_kind = (!success).then(|| {
@@ -346,15 +350,15 @@ fn final_event(settings: &AuditSettings, done: Final) -> AuditEvent {
 
 fn base(facts: &RequestFacts, kind: Kind, payload: Json) -> AuditEvent {
     AuditEvent {
-        id: event_id(&facts.task_id, kind),
+        id: event_id(&facts.task.task_id, kind),
         kind,
-        request_id: facts.request_id.clone(),
-        task_id: facts.task_id.parse().ok(),
-        user_id: facts.user_id.clone(),
-        role: facts.role.clone(),
-        feature: facts.feature.clone(),
-        prompt_name: facts.prompt_name.clone(),
-        prompt_version: facts.prompt_version.clone(),
+        request_id: facts.task.request_id.clone(),
+        task_id: facts.task.task_id.parse().ok(),
+        user_id: facts.task.user_id.clone(),
+        role: facts.task.role.as_str().to_owned(),
+        feature: facts.task.feature_name().to_owned(),
+        prompt_name: facts.prompt.as_ref().map(|p| p.name.clone()),
+        prompt_version: facts.prompt.as_ref().map(|p| p.version.clone()),
         at_us: jiff::Timestamp::now().as_microsecond(),
         provider: None,
         model: None,

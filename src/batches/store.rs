@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use redis::AsyncCommands as _;
 
 use super::BatchView;
+use crate::facts::TaskFacts;
 use crate::tasks::{JobKind, TaskStore, keys};
 use crate::webhooks::WebhookJob;
 
@@ -160,12 +161,17 @@ impl BatchStore {
                 && let Some(url) = fields.get("callback_url")
             {
                 let view = BatchView::from_fields(id, &fields);
-                let user = fields.get("user_id").map_or("", String::as_str);
-                let role = fields.get("role").map_or("", String::as_str);
-                let request = fields.get("request_id").map_or("", String::as_str);
-                let mut task = WebhookJob::for_batch(id, user, url, view.state, &view)
-                    .into_task(user, role, request);
-                task.id = webhook_task_id(id);
+                let text = |name: &str| fields.get(name).cloned().unwrap_or_default();
+                let owner = TaskFacts::from_stored(
+                    id.clone(),
+                    text("request_id"),
+                    text("user_id"),
+                    &text("role"),
+                    "",
+                );
+                let mut task = WebhookJob::for_batch(id, &owner.user_id, url, view.state, &view)
+                    .into_task(&owner);
+                task.facts.task_id = webhook_task_id(id);
                 self.0.enqueue(&task).await?;
             }
             let _: i64 = conn.lrem(ENDED, 1, id).await?;

@@ -27,6 +27,7 @@ pub use sse::{SseBench, sse};
 
 use crate::app::AppState;
 use crate::config::Settings;
+use crate::facts::{Role, TaskFacts};
 use crate::service::job::{AI_REQUEST, AiRequestJob};
 use crate::tasks::NewTask;
 
@@ -202,7 +203,6 @@ async fn flush(redis: &mut redis::aio::ConnectionManager) -> anyhow::Result<()> 
 }
 
 fn new_task(user: &str, index: usize) -> NewTask {
-    let id = uuid::Uuid::now_v7().to_string();
     let mut input = serde_json::Map::new();
     input.insert(
         "question".into(),
@@ -210,24 +210,19 @@ fn new_task(user: &str, index: usize) -> NewTask {
     );
     input.insert("subject".into(), json!("Matematik"));
     input.insert("hint_level".into(), json!(1));
-    let job = AiRequestJob {
-        task_id: id.clone(),
-        feature: crate::feature::Feature::Hint,
-        prompt_version: "1.0".into(),
-        input,
-        user_id: user.into(),
-        role: "service".into(),
+    let feature = crate::feature::Feature::Hint;
+    let facts = TaskFacts {
+        task_id: uuid::Uuid::now_v7().to_string(),
         request_id: format!("bench-{index}"),
-        stream: false,
+        user_id: user.into(),
+        role: Role::Service,
+        feature: Some(feature),
     };
+    let job = AiRequestJob::new(&facts, feature, "1.0".into(), input, false);
     NewTask {
-        id,
+        facts,
         kind: AI_REQUEST.into(),
         job: serde_json::to_string(&job).expect("a job serializes"),
-        user_id: user.into(),
-        role: "service".into(),
-        feature: "hint".into(),
-        request_id: format!("bench-{index}"),
         callback_url: None,
         quota: None,
         batch: None,
@@ -244,7 +239,7 @@ async fn enqueue(state: &AppState, count: usize, user: &str) -> anyhow::Result<V
             .map(|i| new_task(user, i))
             .collect();
         index += chunk.len();
-        ids.extend(chunk.iter().map(|t| t.id.clone()));
+        ids.extend(chunk.iter().map(|t| t.facts.task_id.clone()));
         store.enqueue_many(&chunk).await?;
     }
     Ok(ids)

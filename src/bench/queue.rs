@@ -231,7 +231,7 @@ async fn pickup_latency(state: &AppState, count: usize) -> anyhow::Result<(Vec<f
     for index in 0..count + 20 {
         let task = new_task("bench-latency", index);
         store.enqueue(&task).await?;
-        let events = keys::events(&task.id);
+        let events = keys::events(&task.facts.task_id);
         let mut cursor = "0-0".to_owned();
         let (mut created, mut started, mut succeeded) = (None, None, None);
         while succeeded.is_none() {

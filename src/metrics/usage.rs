@@ -23,10 +23,10 @@ impl UsageMeter {
     }
 
     /// Counts the tokens of a succeeded task's answer and what they cost.
-    pub fn record(&self, feature: &str, answer: &Answer) {
+    pub fn record(&self, feature: Option<Feature>, answer: &Answer) {
         let prompt = u64::from(answer.usage.prompt_tokens);
         let completion = u64::from(answer.usage.completion_tokens);
-        let feature = feature.parse::<Feature>().map_or("other", Feature::as_str);
+        let feature = feature.map_or("other", Feature::as_str);
         let provider = answer.provider.as_str();
         let cost = self.0.cost(provider, &answer.model, prompt, completion);
         let provider = bounded_provider(provider);

@@ -16,6 +16,7 @@ pub use inputs::{FieldErrors, InputError, clean as clean_input, validate};
 pub use registry::{FileError, LoadError, LookupError, PromptRegistry, PromptSet};
 
 use crate::feature::Feature;
+use crate::outcome::PromptRef;
 
 /// One checked version of one feature's prompt.
 #[derive(Debug)]
@@ -36,6 +37,14 @@ pub struct Prompt {
 }
 
 impl Prompt {
+    /// Its name and version, as answers and audit events name it.
+    pub fn reference(&self) -> PromptRef {
+        PromptRef {
+            name: self.name.clone(),
+            version: self.version.clone(),
+        }
+    }
+
     fn system_key(&self) -> String {
         format!("{}@{}/system", self.feature, self.version)
     }

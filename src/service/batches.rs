@@ -13,6 +13,7 @@ use super::job::AiRequestJob;
 use super::{AiService, ServiceError};
 use crate::auth::Principal;
 use crate::batches::{BatchRecord, BatchStore};
+use crate::facts::TaskFacts;
 use crate::feature::Feature;
 use crate::prompts::{FieldErrors, InputError};
 use crate::tasks::{HistoryRow, Job, NewTask, TaskRecord, TaskState};
@@ -93,25 +94,18 @@ impl AiService {
         let tasks: Vec<(usize, NewTask)> = valid
             .into_iter()
             .map(|(index, data, input, tokens)| {
-                let task_id = Uuid::now_v7().to_string();
-                let job = AiRequestJob {
-                    task_id: task_id.clone(),
-                    feature: batch.feature,
-                    prompt_version: prompt.version.clone(),
-                    input: data,
-                    user_id: principal.user_id.clone(),
-                    role: principal.role.to_string(),
+                let task = TaskFacts {
+                    task_id: Uuid::now_v7().to_string(),
                     request_id: format!("{}#{index}", batch.request_id),
-                    stream: false,
-                };
-                let facts = crate::audit::RequestFacts {
-                    task_id: task_id.clone(),
-                    request_id: job.request_id.clone(),
                     user_id: principal.user_id.clone(),
-                    role: principal.role.to_string(),
-                    feature: batch.feature.to_string(),
-                    prompt_name: Some(prompt.name.clone()),
-                    prompt_version: Some(prompt.version.clone()),
+                    role: principal.role,
+                    feature: Some(batch.feature),
+                };
+                let job =
+                    AiRequestJob::new(&task, batch.feature, prompt.version.clone(), data, false);
+                let facts = crate::audit::RequestFacts {
+                    task: task.clone(),
+                    prompt: Some(prompt.reference()),
                     client_ip: batch.client_ip.clone(),
                 };
                 self.audit.pre_request(&facts, &input);
@@ -123,13 +117,9 @@ impl AiService {
                     .reservation
                     .map(|r| crate::limits::Reservation { tokens, ..r }.encode());
                 let task = NewTask {
-                    id: task_id,
+                    facts: task,
                     kind: BatchItemJob::KIND.to_owned(),
                     job: serde_json::to_string(&job).expect("a job serializes"),
-                    user_id: principal.user_id.clone(),
-                    role: principal.role.to_string(),
-                    feature: batch.feature.to_string(),
-                    request_id: job.request_id.clone(),
                     callback_url: None,
                     quota,
                     batch: Some(id.clone()),
@@ -173,7 +163,10 @@ impl AiService {
                 id: &id,
                 user_id: &principal.user_id,
                 fields,
-                items: tasks.iter().map(|(i, t)| (*i, t.id.clone())).collect(),
+                items: tasks
+                    .iter()
+                    .map(|(i, t)| (*i, t.facts.task_id.clone()))
+                    .collect(),
                 item_kind,
                 concurrency,
                 created_us,
@@ -328,8 +321,10 @@ impl ResultPages {
                 return None;
             }
         };
-        let by_task: HashMap<&str, &TaskRecord> =
-            records.iter().map(|r| (r.id.as_str(), r)).collect();
+        let by_task: HashMap<&str, &TaskRecord> = records
+            .iter()
+            .map(|r| (r.facts.task_id.as_str(), r))
+            .collect();
         let mut text = String::new();
         for (index, task) in chunk {
             while let Some((_, line)) = self.invalid.next_if(|(i, _)| i < index) {

@@ -91,10 +91,7 @@ impl AiService {
                 provider: response.provider.to_owned(),
                 model: response.model,
                 finish_reason: response.finish_reason,
-                prompt: PromptRef {
-                    name: prompt.name.clone(),
-                    version: prompt.version.clone(),
-                },
+                prompt: prompt.reference(),
                 latency_ms: started.elapsed().as_millis() as u64,
                 cached,
                 degraded: response.degraded,

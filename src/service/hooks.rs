@@ -31,7 +31,7 @@ impl FinishHook for Metering {
     fn finished<'a>(&'a self, tasks: &'a [FinishedTask]) -> BoxFuture<'a, ()> {
         for task in succeeded(tasks) {
             if let Some(answer) = &task.outcome.answer {
-                self.0.record(&task.facts.feature, answer);
+                self.0.record(task.facts.feature, answer);
             }
         }
         Box::pin(async {})
@@ -44,11 +44,11 @@ struct LatencySamples(LatencyBook);
 
 impl FinishHook for LatencySamples {
     fn finished<'a>(&'a self, tasks: &'a [FinishedTask]) -> BoxFuture<'a, ()> {
-        let mut samples: HashMap<&str, Vec<f64>> = HashMap::new();
+        let mut samples: HashMap<&'static str, Vec<f64>> = HashMap::new();
         for task in succeeded(tasks) {
             if let Some(answer) = &task.outcome.answer {
                 samples
-                    .entry(&task.facts.feature)
+                    .entry(task.facts.feature_name())
                     .or_default()
                     .push(answer.latency_ms as f64);
             }
@@ -72,22 +72,12 @@ impl FinishKeeper for AuditFinals {
     fn keep(&self, tasks: Vec<FinishedTask>) {
         for task in tasks {
             let duration_ms = task.duration_ms();
-            let facts = RequestFacts {
-                task_id: task.task_id,
-                request_id: task.facts.request_id,
-                user_id: task.facts.user_id,
-                role: task.facts.role,
-                feature: task.facts.feature,
-                prompt_name: None,
-                prompt_version: None,
-                client_ip: None,
-            };
             self.0.finished(
-                facts,
+                RequestFacts::of(task.facts),
                 task.state.as_str(),
                 task.outcome,
                 duration_ms,
-                task.facts.attempts,
+                task.life.attempts,
             );
         }
     }
@@ -95,14 +85,5 @@ impl FinishKeeper for AuditFinals {
 
 /// What the audit trail needs to know of the request behind a task read back from its record.
 pub fn audit_facts(record: &TaskRecord) -> RequestFacts {
-    RequestFacts {
-        task_id: record.id.clone(),
-        request_id: record.request_id.clone(),
-        user_id: record.user_id.clone(),
-        role: record.role.clone(),
-        feature: record.feature.clone(),
-        prompt_name: None,
-        prompt_version: None,
-        client_ip: None,
-    }
+    RequestFacts::of(record.facts.clone())
 }

@@ -39,8 +39,8 @@ impl AiService {
                 Ok(joined) => joined,
                 Err(_) => {
                     detached.store(true, Ordering::SeqCst);
-                    tracing::info!(task_id = %task.id, "inline run overran its threshold; answering 202 and finishing in the background");
-                    let record = self.record_of(&task.id).await?;
+                    tracing::info!(task_id = %task.facts.task_id, "inline run overran its threshold; answering 202 and finishing in the background");
+                    let record = self.record_of(&task.facts.task_id).await?;
                     return Ok(Submitted::Accepted(record));
                 }
             },
@@ -49,7 +49,7 @@ impl AiService {
             Ok(Some(result)) => result.map(Submitted::Done),
             // Cancelled while the caller waited: show the cancelled task.
             Ok(None) | Err(_) => {
-                let record = self.record_of(&task.id).await?;
+                let record = self.record_of(&task.facts.task_id).await?;
                 Ok(Submitted::Accepted(record))
             }
         }
@@ -83,7 +83,7 @@ impl AiService {
                 .inline_run(job, Arc::new(AtomicBool::new(true)), kind)
                 .in_current_span(),
         );
-        let record = self.record_of(&task.id).await?;
+        let record = self.record_of(&task.facts.task_id).await?;
         Ok(Submitted::Streaming(record))
     }
 

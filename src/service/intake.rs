@@ -4,6 +4,7 @@
 use uuid::Uuid;
 
 use super::*;
+use crate::facts::TaskFacts;
 use crate::limits::{Admission, LimitError, Violation};
 use crate::prompts::InputError;
 use crate::tasks::NewTask;
@@ -119,14 +120,16 @@ impl AiService {
         {
             return Ok((Submitted::Accepted(existing), Admission::default()));
         }
-        let facts = crate::audit::RequestFacts {
+        let task = TaskFacts {
             task_id: task_id.clone(),
             request_id: request.request_id.clone(),
             user_id: principal.user_id.clone(),
-            role: principal.role.to_string(),
-            feature: feature.to_string(),
-            prompt_name: Some(prompt.name.clone()),
-            prompt_version: Some(prompt.version.clone()),
+            role: principal.role,
+            feature: Some(feature),
+        };
+        let facts = crate::audit::RequestFacts {
+            task: task.clone(),
+            prompt: Some(prompt.reference()),
             client_ip: request.client_ip.clone(),
         };
         self.audit.pre_request(&facts, &request.input);
@@ -169,12 +172,11 @@ impl AiService {
         };
         let submitted = self
             .run_admitted(
-                principal,
+                task,
                 feature,
                 request,
                 &prompt,
                 data,
-                task_id,
                 callback_url,
                 &admission,
             )
@@ -186,33 +188,26 @@ impl AiService {
     #[allow(clippy::too_many_arguments)]
     async fn run_admitted(
         &self,
-        principal: &Principal,
+        facts: TaskFacts,
         feature: Feature,
         request: SubmitRequest,
         prompt: &crate::prompts::Prompt,
         data: serde_json::Map<String, Json>,
-        task_id: String,
         callback_url: Option<reqwest::Url>,
         admission: &Admission,
     ) -> Result<Submitted, ServiceError> {
-        let job = job::AiRequestJob {
-            task_id: task_id.clone(),
+        let job = job::AiRequestJob::new(
+            &facts,
             feature,
-            prompt_version: prompt.version.clone(),
-            input: data,
-            user_id: principal.user_id.clone(),
-            role: principal.role.to_string(),
-            request_id: request.request_id.clone(),
-            stream: request.stream,
-        };
+            prompt.version.clone(),
+            data,
+            request.stream,
+        );
+        let task_id = facts.task_id.clone();
         let new_task = NewTask {
-            id: task_id.clone(),
+            facts,
             kind: job::AI_REQUEST.to_owned(),
             job: serde_json::to_string(&job).expect("a job serializes"),
-            user_id: principal.user_id.clone(),
-            role: principal.role.to_string(),
-            feature: feature.to_string(),
-            request_id: request.request_id.clone(),
             callback_url: callback_url.map(|url| url.to_string()),
             quota: admission.reservation.map(|r| r.encode()),
             batch: None,

@@ -6,6 +6,7 @@ use serde_json::{Map, Value as Json};
 use tracing::Instrument as _;
 
 use super::{AiService, ServiceError};
+use crate::facts::{Role, TaskFacts};
 use crate::feature::Feature;
 use crate::outcome::Outcome;
 use crate::providers::ProviderError;
@@ -25,11 +26,44 @@ pub struct AiRequestJob {
     /// The validated input.
     pub input: Map<String, Json>,
     pub user_id: String,
-    pub role: String,
+    pub role: Role,
     pub request_id: String,
     /// Stream the answer as `delta` events while it is produced.
     #[serde(default)]
     pub stream: bool,
+}
+
+impl AiRequestJob {
+    /// A request for `feature` with the facts of its task.
+    pub fn new(
+        facts: &TaskFacts,
+        feature: Feature,
+        prompt_version: String,
+        input: Map<String, Json>,
+        stream: bool,
+    ) -> Self {
+        Self {
+            task_id: facts.task_id.clone(),
+            feature,
+            prompt_version,
+            input,
+            user_id: facts.user_id.clone(),
+            role: facts.role,
+            request_id: facts.request_id.clone(),
+            stream,
+        }
+    }
+
+    /// The facts of its task, as the job carries them.
+    pub fn facts(&self) -> TaskFacts {
+        TaskFacts {
+            task_id: self.task_id.clone(),
+            request_id: self.request_id.clone(),
+            user_id: self.user_id.clone(),
+            role: self.role,
+            feature: Some(self.feature),
+        }
+    }
 }
 
 impl Job for AiRequestJob {

@@ -255,14 +255,8 @@ impl AiService {
             });
         };
         let facts = crate::audit::RequestFacts {
-            task_id: job.task_id.clone(),
-            request_id: job.request_id.clone(),
-            user_id: job.user_id.clone(),
-            role: job.role.clone(),
-            feature: job.feature.to_string(),
-            prompt_name: Some(guard.prompt.name.clone()),
-            prompt_version: Some(guard.prompt.version.clone()),
-            client_ip: None,
+            prompt: Some(guard.prompt.reference()),
+            ..crate::audit::RequestFacts::of(job.facts())
         };
         tracing::info!(task_id = %job.task_id, leak = %kind, "the hint revealed the answer; asking once more");
         let stricter = RenderedPrompt {

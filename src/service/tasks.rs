@@ -70,7 +70,7 @@ impl AiService {
         task_id: &str,
     ) -> Result<TaskRecord, ServiceError> {
         match self.engine.store.get(task_id).await? {
-            Some(record) if record.user_id == principal.user_id => Ok(record),
+            Some(record) if record.facts.user_id == principal.user_id => Ok(record),
             _ => Err(ServiceError::TaskNotFound),
         }
     }
@@ -141,7 +141,7 @@ impl AiService {
         let open = recent
             .into_iter()
             .filter(|r| !r.state.is_final() && r.created_us <= cutoff_us)
-            .map(|r| r.id)
+            .map(|r| r.facts.task_id)
             .collect();
         (subscription, open)
     }
@@ -174,14 +174,14 @@ impl AiService {
                     let outcome = Outcome::error("cancelled", "the task was cancelled");
                     let job = crate::webhooks::WebhookJob::for_final(
                         task_id,
-                        &record.user_id,
+                        &record.facts.user_id,
                         "cancelled",
                         url,
                         &outcome,
                     );
                     self.engine
                         .store
-                        .enqueue(&job.into_task(&record.user_id, &record.role, &record.request_id))
+                        .enqueue(&job.into_task(&record.facts))
                         .await?;
                 }
                 Ok(record)
@@ -212,7 +212,9 @@ impl AiService {
             let id_list: Vec<String> = ids.into_iter().map(|(id, _)| id).collect();
             for record in self.engine.store.get_many(&id_list).await? {
                 let state_ok = query.state.is_none_or(|s| s == record.state);
-                let feature_ok = query.feature.is_none_or(|f| f.as_str() == record.feature);
+                let feature_ok = query
+                    .feature
+                    .is_none_or(|f| record.facts.feature == Some(f));
                 if state_ok && feature_ok && found.len() < query.limit {
                     found.push(record);
                 }
@@ -303,7 +305,7 @@ impl AiService {
         for _ in 0..40 {
             if let Some(record) = self.engine.store.get(earlier_id).await? {
                 // Only the caller's own task is ever replayed.
-                if record.user_id != principal.user_id {
+                if record.facts.user_id != principal.user_id {
                     return Err(ServiceError::IdempotencyMismatch);
                 }
                 return Ok(Some(record));

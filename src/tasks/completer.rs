@@ -68,7 +68,7 @@ impl Completer {
                 continue;
             }
             let ran = result
-                .facts
+                .life
                 .started_us
                 .map(|started| Duration::from_micros(now_us.saturating_sub(started).max(0) as u64));
             let state = match ending {
@@ -82,9 +82,9 @@ impl Completer {
             };
             crate::metrics::job_finished(&self.kind.name, state.as_str(), ran);
             finals.push(FinishedTask {
-                task_id,
-                state,
                 facts: result.facts,
+                state,
+                life: result.life,
                 outcome,
                 finished_us: Some(now_us),
             });

@@ -11,7 +11,6 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::hooks::{FinishHook, FinishedTask};
-use crate::outcome::Outcome;
 
 /// Rows kept while PostgreSQL is down; beyond this the oldest are dropped (and logged).
 const MAX_BUFFERED: usize = 100_000;
@@ -41,74 +40,22 @@ pub struct HistoryRow {
     pub finished_us: i64,
 }
 
-/// The stored facts of a finished task that a history row needs besides its payload.
-struct Facts<'a> {
-    task_id: &'a str,
-    state: &'a str,
-    user_id: &'a str,
-    role: &'a str,
-    feature: &'a str,
-    request_id: &'a str,
-    created_us: Option<i64>,
-    started_us: Option<i64>,
-    finished_us: Option<i64>,
-    attempts: u32,
-}
-
 impl HistoryRow {
     /// A row for a task that has just been recorded final.
     pub fn from_finished(task: &FinishedTask) -> Option<Self> {
-        let facts = &task.facts;
-        Self::build(
-            Facts {
-                task_id: &task.task_id,
-                state: task.state.as_str(),
-                user_id: &facts.user_id,
-                role: &facts.role,
-                feature: &facts.feature,
-                request_id: &facts.request_id,
-                created_us: facts.created_us,
-                started_us: facts.started_us,
-                finished_us: task.finished_us,
-                attempts: facts.attempts,
-            },
-            &task.outcome,
-        )
-    }
-
-    /// A row for a task read back from Redis (cancelled by the API, dead at start).
-    pub fn from_record(record: &super::record::TaskRecord) -> Option<Self> {
-        let none = Outcome::default();
-        Self::build(
-            Facts {
-                task_id: &record.id,
-                state: record.state.as_str(),
-                user_id: &record.user_id,
-                role: &record.role,
-                feature: &record.feature,
-                request_id: &record.request_id,
-                created_us: Some(record.created_us),
-                started_us: record.started_us,
-                finished_us: record.finished_us,
-                attempts: record.attempts,
-            },
-            record.outcome.as_ref().unwrap_or(&none),
-        )
-    }
-
-    fn build(facts: Facts<'_>, outcome: &Outcome) -> Option<Self> {
+        let (facts, life, outcome) = (&task.facts, &task.life, &task.outcome);
         let answer = outcome.answer.as_ref();
         let error = outcome.error.as_ref();
         Some(Self {
-            id: Uuid::parse_str(facts.task_id).ok()?,
-            request_id: facts.request_id.to_owned(),
-            user_id: facts.user_id.to_owned(),
-            role: facts.role.to_owned(),
-            feature: facts.feature.to_owned(),
+            id: Uuid::parse_str(&facts.task_id).ok()?,
+            request_id: facts.request_id.clone(),
+            user_id: facts.user_id.clone(),
+            role: facts.role.as_str().to_owned(),
+            feature: facts.feature_name().to_owned(),
             prompt_name: answer.map(|a| a.prompt.name.clone()).unwrap_or_default(),
             prompt_version: answer.map(|a| a.prompt.version.clone()).unwrap_or_default(),
-            state: facts.state.to_owned(),
-            attempts: facts.attempts as i32,
+            state: task.state.as_str().to_owned(),
+            attempts: life.attempts as i32,
             provider: answer.map(|a| a.provider.clone()),
             model: answer.map(|a| a.model.clone()),
             degraded: answer.is_some_and(|a| a.degraded),
@@ -117,12 +64,17 @@ impl HistoryRow {
             completion_tokens: answer.map_or(0, |a| a.usage.completion_tokens as i32),
             error_kind: error.map(|e| e.kind.clone()),
             error_message: error.map(|e| e.message.clone()),
-            created_us: facts.created_us?,
-            started_us: facts.started_us,
-            finished_us: facts
+            created_us: life.created_us?,
+            started_us: life.started_us,
+            finished_us: task
                 .finished_us
                 .unwrap_or_else(|| jiff::Timestamp::now().as_microsecond()),
         })
+    }
+
+    /// A row for a task read back from Redis (cancelled by the API, dead at start).
+    pub fn from_record(record: &super::record::TaskRecord) -> Option<Self> {
+        Self::from_finished(&FinishedTask::from_record(record.clone(), record.state))
     }
 }
 

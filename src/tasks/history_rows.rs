@@ -45,9 +45,9 @@ impl TaskRow {
             .map(|error| format!("{}: {}", error.kind, error.message));
         let finished = record.finished_us.filter(|_| record.state.is_final());
         Self {
-            task_id: record.id.clone(),
-            user_id: record.user_id.clone(),
-            feature: record.feature.clone(),
+            task_id: record.facts.task_id.clone(),
+            user_id: record.facts.user_id.clone(),
+            feature: record.facts.feature_name().to_owned(),
             kind: Some(record.kind.clone()),
             state: record.state.to_string(),
             attempts: record.attempts,

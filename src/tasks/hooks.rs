@@ -3,16 +3,14 @@
 //! webhooks) and the completer calls them once per recorded batch, after Redis took it.
 
 use super::record::{TaskRecord, TaskState};
+use crate::facts::TaskFacts;
 use crate::outcome::Outcome;
 use futures_util::future::BoxFuture;
 
-/// The facts a task was created with, as the script recording its end read them back.
+/// When a task was created and last started, how often it was tried, and where its end is
+/// announced: what the script recording its end read back besides its facts.
 #[derive(Debug, Clone, Default)]
-pub struct TaskFacts {
-    pub user_id: String,
-    pub role: String,
-    pub feature: String,
-    pub request_id: String,
+pub struct TaskLife {
     pub created_us: Option<i64>,
     pub started_us: Option<i64>,
     pub attempts: u32,
@@ -23,9 +21,9 @@ pub struct TaskFacts {
 /// A task the engine just recorded in a final state.
 #[derive(Debug, Clone)]
 pub struct FinishedTask {
-    pub task_id: String,
-    pub state: TaskState,
     pub facts: TaskFacts,
+    pub state: TaskState,
+    pub life: TaskLife,
     /// What the last attempt produced: the result, or the error.
     pub outcome: Outcome,
     /// When it was recorded final, if known.
@@ -36,13 +34,9 @@ impl FinishedTask {
     /// A task read back from its record (one the start script declared `state`).
     pub fn from_record(record: TaskRecord, state: TaskState) -> Self {
         Self {
-            task_id: record.id,
+            facts: record.facts,
             state,
-            facts: TaskFacts {
-                user_id: record.user_id,
-                role: record.role,
-                feature: record.feature,
-                request_id: record.request_id,
+            life: TaskLife {
                 created_us: Some(record.created_us),
                 started_us: record.started_us,
                 attempts: record.attempts,
@@ -55,7 +49,7 @@ impl FinishedTask {
 
     /// Milliseconds from creation to the final state, when both are known.
     pub fn duration_ms(&self) -> Option<i64> {
-        Some((self.finished_us? - self.facts.created_us?) / 1000)
+        Some((self.finished_us? - self.life.created_us?) / 1000)
     }
 }
 

@@ -29,7 +29,7 @@ pub use delivery::{Delivery, JobFailure, classify};
 pub use engine::Engine;
 pub use figures::{EngineFigures, QueueFigures, WorkerStatus, WorkerView};
 pub use history::{HistoryRow, HistorySink};
-pub use hooks::{FinishHook, FinishHooks, FinishKeeper, FinishedTask, TaskFacts};
+pub use hooks::{FinishHook, FinishHooks, FinishKeeper, FinishedTask, TaskLife};
 pub use hub::{Hub, Subscription, TaskEvent, compare_ids};
 pub use job::{Job, Provides};
 pub use kinds::{JobKind, JobKinds};

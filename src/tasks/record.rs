@@ -7,6 +7,8 @@ use std::str::FromStr;
 use serde::Serialize;
 use serde_json::Value as Json;
 
+use crate::facts::TaskFacts;
+use crate::feature::Feature;
 use crate::outcome::Outcome;
 
 /// queued, running, retrying, succeeded, failed, cancelled or dead.
@@ -73,13 +75,9 @@ impl FromStr for TaskState {
 /// The stored fields of one task.
 #[derive(Debug, Clone)]
 pub struct TaskRecord {
-    pub id: String,
+    pub facts: TaskFacts,
     pub state: TaskState,
     pub kind: String,
-    pub feature: String,
-    pub user_id: String,
-    pub role: String,
-    pub request_id: String,
     /// The worker (consumer) that ran the last attempt; empty for inline runs.
     pub worker: String,
     pub attempts: u32,
@@ -102,13 +100,15 @@ impl TaskRecord {
         let text = |name: &str| fields.get(name).cloned().unwrap_or_default();
         let number = |name: &str| fields.get(name).and_then(|v| v.parse::<i64>().ok());
         Some(Self {
-            id: fields.get("id")?.clone(),
+            facts: TaskFacts::from_stored(
+                fields.get("id")?.clone(),
+                text("request_id"),
+                text("user_id"),
+                fields.get("role").map_or("", String::as_str),
+                fields.get("feature").map_or("", String::as_str),
+            ),
             state: fields.get("state")?.parse().ok()?,
             kind: text("kind"),
-            feature: text("feature"),
-            user_id: text("user_id"),
-            role: text("role"),
-            request_id: text("request_id"),
             worker: text("worker"),
             attempts: number("attempts").unwrap_or(0) as u32,
             max_attempts: number("max_attempts").unwrap_or(0) as u32,
@@ -130,10 +130,11 @@ impl TaskRecord {
 
     /// The public view: status, result or error, usage, provider, attempts, timestamps, links.
     pub fn view(&self) -> TaskView {
+        let id = &self.facts.task_id;
         TaskView {
-            task_id: self.id.clone(),
+            task_id: id.clone(),
             status: self.state,
-            feature: (!self.feature.is_empty()).then(|| self.feature.clone()),
+            feature: self.facts.feature,
             attempts: self.attempts,
             max_attempts: self.max_attempts,
             worker: (!self.worker.is_empty()).then(|| self.worker.clone()),
@@ -147,8 +148,8 @@ impl TaskRecord {
             outcome: self.outcome.clone().unwrap_or_default(),
             webhook: self.webhook.clone(),
             links: TaskLinks {
-                this: format!("/v1/tasks/{}", self.id),
-                events: format!("/v1/tasks/{}/events", self.id),
+                this: format!("/v1/tasks/{id}"),
+                events: format!("/v1/tasks/{id}/events"),
             },
         }
     }
@@ -161,7 +162,7 @@ pub struct TaskView {
     pub task_id: String,
     pub status: TaskState,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub feature: Option<String>,
+    pub feature: Option<Feature>,
     pub attempts: u32,
     pub max_attempts: u32,
     /// The worker running it (null when none yet).

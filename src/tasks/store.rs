@@ -8,9 +8,10 @@ use redis::Script;
 use redis::aio::ConnectionManager;
 use serde_json::Value as Json;
 
-use super::hooks::TaskFacts;
+use super::hooks::TaskLife;
 use super::keys;
 use super::kinds::{JobKind, JobKinds};
+use crate::facts::TaskFacts;
 use crate::outcome::Outcome;
 
 struct Scripts {
@@ -63,14 +64,10 @@ pub struct Started {
 /// A task to create.
 #[derive(Debug, Clone)]
 pub struct NewTask {
-    pub id: String,
+    pub facts: TaskFacts,
     pub kind: String,
     /// The job payload, JSON.
     pub job: String,
-    pub user_id: String,
-    pub role: String,
-    pub feature: String,
-    pub request_id: String,
     /// Where the final event is POSTed (a Standard Webhooks callback), if anywhere.
     pub callback_url: Option<String>,
     /// Tokens reserved at admission (`limits::Reservation::encode`), settled when the task ends.
@@ -148,6 +145,7 @@ pub struct Finished {
     /// False when the task was already final (first final state wins).
     pub applied: bool,
     pub facts: TaskFacts,
+    pub life: TaskLife,
 }
 
 /// What cancelling found.
@@ -279,26 +277,27 @@ impl TaskStore {
     /// KEYS and ARGV of `create.lua` for `task`, queued or (with a lease) inline.
     fn create_call(&self, task: &NewTask, mode: Mode) -> ([String; 5], [String; 15]) {
         let kind = self.kinds.kind(&task.kind);
+        let facts = &task.facts;
         let keys = [
-            keys::task(&task.id),
-            keys::events(&task.id),
-            keys::user_tasks(&task.user_id),
+            keys::task(&facts.task_id),
+            keys::events(&facts.task_id),
+            keys::user_tasks(&facts.user_id),
             match mode {
                 Mode::Inline(_) => keys::delayed(&kind.queue),
                 Mode::Queue | Mode::Hold => keys::queue(&kind.queue),
             },
-            keys::user_feed(&task.user_id),
+            keys::user_feed(&facts.user_id),
         ];
         let args = [
-            task.id.clone(),
+            facts.task_id.clone(),
             task.job.clone(),
             kind.result_ttl.as_secs().to_string(),
             kind.max_attempts.to_string(),
             kind.name.clone(),
-            task.user_id.clone(),
-            task.feature.clone(),
-            task.request_id.clone(),
-            task.role.clone(),
+            facts.user_id.clone(),
+            facts.feature_name().to_owned(),
+            facts.request_id.clone(),
+            facts.role.as_str().to_owned(),
             keys::EVENTS_MAXLEN.to_string(),
             match mode {
                 Mode::Queue => "queue",
@@ -471,27 +470,34 @@ impl TaskStore {
                 .arg(finish.outcome.tokens_used());
         }
         let rows: Vec<FinishRow> = invocation.invoke_async(&mut self.conn.clone()).await?;
-        Ok(rows
-            .into_iter()
+        Ok(batch
+            .iter()
+            .zip(rows)
             .map(
                 |(
-                    applied,
-                    user_id,
-                    role,
-                    feature,
-                    request_id,
-                    created,
-                    started,
-                    attempts,
-                    callback,
+                    finish,
+                    (
+                        applied,
+                        user_id,
+                        role,
+                        feature,
+                        request_id,
+                        created,
+                        started,
+                        attempts,
+                        callback,
+                    ),
                 )| {
                     Finished {
                         applied: applied == 1,
-                        facts: TaskFacts {
-                            user_id,
-                            role,
-                            feature,
+                        facts: TaskFacts::from_stored(
+                            finish.task_id.clone(),
                             request_id,
+                            user_id,
+                            &role,
+                            &feature,
+                        ),
+                        life: TaskLife {
                             created_us: created.parse().ok(),
                             started_us: started.parse().ok(),
                             attempts: attempts.parse().unwrap_or(0),

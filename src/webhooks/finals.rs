@@ -13,16 +13,16 @@ impl FinishHook for FinalWebhooks {
         let webhooks: Vec<NewTask> = tasks
             .iter()
             .filter_map(|task| {
-                let url = task.facts.callback_url.as_deref()?;
+                let url = task.life.callback_url.as_deref()?;
                 let facts = &task.facts;
                 let job = WebhookJob::for_final(
-                    &task.task_id,
+                    &facts.task_id,
                     &facts.user_id,
                     task.state.as_str(),
                     url,
                     &task.outcome,
                 );
-                Some(job.into_task(&facts.user_id, &facts.role, &facts.request_id))
+                Some(job.into_task(facts))
             })
             .collect();
         Box::pin(async move {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::Webhooks;
+use crate::facts::TaskFacts;
 use crate::outcome::Outcome;
 use crate::tasks::{Delivery, Job, NewTask, TaskStore};
 
@@ -104,16 +105,19 @@ impl WebhookJob {
         }
     }
 
-    pub fn into_task(mut self, user_id: &str, role: &str, request_id: &str) -> NewTask {
-        request_id.clone_into(&mut self.request_id);
+    /// The delivery as a task of its own, owned by whoever owns what it announces.
+    pub fn into_task(mut self, owner: &TaskFacts) -> NewTask {
+        owner.request_id.clone_into(&mut self.request_id);
         NewTask {
-            id: uuid::Uuid::now_v7().to_string(),
+            facts: TaskFacts {
+                task_id: uuid::Uuid::now_v7().to_string(),
+                request_id: owner.request_id.clone(),
+                user_id: owner.user_id.clone(),
+                role: owner.role,
+                feature: None,
+            },
             kind: Self::KIND.to_owned(),
             job: serde_json::to_string(&self).expect("a webhook job serializes"),
-            user_id: user_id.to_owned(),
-            role: role.to_owned(),
-            feature: String::new(),
-            request_id: request_id.to_owned(),
             callback_url: None,
             quota: None,
             batch: None,

@@ -304,15 +304,14 @@ async fn a_batch_holding_a_row_already_written_adds_only_its_new_rows() {
     let mut settings = app.settings.audit.clone();
     settings.enabled = true;
     let log = tutorq::audit::AuditLog::start(&settings, pool.clone(), redis);
-    let facts = |task_id: &str| tutorq::audit::RequestFacts {
-        task_id: task_id.to_owned(),
-        request_id: format!("req-{task_id}"),
-        user_id: "dup-check".into(),
-        role: "student".into(),
-        feature: "hint".into(),
-        prompt_name: None,
-        prompt_version: None,
-        client_ip: None,
+    let facts = |task_id: &str| {
+        tutorq::audit::RequestFacts::of(tutorq::facts::TaskFacts {
+            task_id: task_id.to_owned(),
+            request_id: format!("req-{task_id}"),
+            user_id: "dup-check".into(),
+            role: tutorq::facts::Role::Student,
+            feature: Some(tutorq::feature::Feature::Hint),
+        })
     };
     let (first, second) = (
         uuid::Uuid::now_v7().to_string(),

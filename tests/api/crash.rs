@@ -68,13 +68,15 @@ fn tasks(count: usize) -> Vec<NewTask> {
                 "input": { "question": format!("Drill sorusu {i}: 2x + 3 = 11 ise x?"), "subject": "Matematik", "hint_level": 1 }
             });
             NewTask {
-                id,
+                facts: tutorq::facts::TaskFacts {
+                    task_id: id,
+                    request_id: format!("drill-{i}"),
+                    user_id: "drill".into(),
+                    role: tutorq::facts::Role::Service,
+                    feature: Some(tutorq::feature::Feature::Hint),
+                },
                 kind: "ai_request".into(),
                 job: job.to_string(),
-                user_id: "drill".into(),
-                role: "service".into(),
-                feature: "hint".into(),
-                request_id: format!("drill-{i}"),
                 callback_url: None,
                 quota: None,
                 batch: None,
@@ -124,7 +126,7 @@ async fn killing_workers_mid_drain_loses_nothing() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(2_000);
     let batch = tasks(count);
-    let ids: Vec<String> = batch.iter().map(|t| t.id.clone()).collect();
+    let ids: Vec<String> = batch.iter().map(|t| t.facts.task_id.clone()).collect();
     store.enqueue_many(&batch).await.unwrap();
 
     // Two worker processes; the first is SIGKILLed twice during the drain and restarted.
@@ -219,7 +221,7 @@ async fn a_job_that_crashes_every_worker_ends_dead_after_max_attempts() {
     for attempt in 1..=3 {
         let mut child = worker(&settings, jobs.path(), 60_000);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while started_events(url.clone(), task.id.clone()).await < attempt {
+        while started_events(url.clone(), task.facts.task_id.clone()).await < attempt {
             assert!(Instant::now() < deadline, "attempt {attempt} never started");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -229,7 +231,7 @@ async fn a_job_that_crashes_every_worker_ends_dead_after_max_attempts() {
     let mut child = worker(&settings, jobs.path(), 60_000);
     let deadline = Instant::now() + Duration::from_secs(20);
     let record = loop {
-        let record = store.get(&task.id).await.unwrap().unwrap();
+        let record = store.get(&task.facts.task_id).await.unwrap().unwrap();
         if record.state.is_final() {
             break record;
         }
@@ -246,7 +248,10 @@ async fn a_job_that_crashes_every_worker_ends_dead_after_max_attempts() {
         record.outcome.unwrap().error.unwrap().kind,
         "attempts_exhausted"
     );
-    assert_eq!(started_events(url.clone(), task.id.clone()).await, 3);
+    assert_eq!(
+        started_events(url.clone(), task.facts.task_id.clone()).await,
+        3
+    );
 }
 
 /// A Redis of the test's own, with AOF, that it can stop and start again on the same port.
@@ -406,7 +411,7 @@ async fn sigterm_lets_running_jobs_finish_before_the_worker_exits() {
     // The attempt running when the signal lands. Under a loaded machine an earlier attempt may
     // have failed on a transient store error and been retried: that one is not the point here.
     let running = loop {
-        let record = store.get(&task.id).await.unwrap().unwrap();
+        let record = store.get(&task.facts.task_id).await.unwrap().unwrap();
         if record.state == tutorq::tasks::TaskState::Running {
             break record.attempts;
         }
@@ -422,7 +427,7 @@ async fn sigterm_lets_running_jobs_finish_before_the_worker_exits() {
         .unwrap()
         .unwrap();
     assert!(status.success(), "the worker exits cleanly: {status}");
-    let record = store.get(&task.id).await.unwrap().unwrap();
+    let record = store.get(&task.facts.task_id).await.unwrap().unwrap();
     assert_eq!(
         record.state,
         tutorq::tasks::TaskState::Succeeded,
@@ -435,7 +440,7 @@ async fn sigterm_lets_running_jobs_finish_before_the_worker_exits() {
             .await
             .unwrap();
         let events: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
-            .arg(keys::events(&task.id))
+            .arg(keys::events(&task.facts.task_id))
             .arg("-")
             .arg("+")
             .query_async(&mut conn)

@@ -572,7 +572,7 @@ async fn the_ai_request_job_runs_without_a_worker() {
         prompt_version: "1.0".into(),
         input: input.as_object().unwrap().clone(),
         user_id: "u1".into(),
-        role: "student".into(),
+        role: tutorq::auth::Role::Student,
         request_id: "r1".into(),
         stream: false,
     };

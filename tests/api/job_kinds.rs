@@ -74,16 +74,18 @@ fn echo_task(text: &str) -> NewTask {
         request_id: format!("echo-{id}"),
     };
     NewTask {
+        facts: tutorq::facts::TaskFacts {
+            task_id: id,
+            request_id: job.request_id.clone(),
+            user_id: "echoer".into(),
+            role: tutorq::facts::Role::Student,
+            feature: None,
+        },
         kind: Echo::KIND.to_owned(),
         job: serde_json::to_string(&job).unwrap(),
-        user_id: "echoer".into(),
-        role: "student".into(),
-        feature: String::new(),
-        request_id: job.request_id.clone(),
         callback_url: None,
         quota: None,
         batch: None,
-        id,
     }
 }
 
@@ -102,7 +104,7 @@ async fn a_job_kind_of_the_tests_own_is_queued_run_and_recorded() {
         .unwrap();
 
     let task: Value = app
-        .task_as("echoer", &echo.id, 20)
+        .task_as("echoer", &echo.facts.task_id, 20)
         .await
         .json()
         .await
@@ -115,7 +117,7 @@ async fn a_job_kind_of_the_tests_own_is_queued_run_and_recorded() {
         "{task}"
     );
     let failed: Value = app
-        .task_as("echoer", &empty.id, 20)
+        .task_as("echoer", &empty.facts.task_id, 20)
         .await
         .json()
         .await
@@ -133,7 +135,10 @@ async fn a_job_kind_of_the_tests_own_is_queued_run_and_recorded() {
         states = sqlx::query_scalar::<_, String>(
             "SELECT state FROM task_history WHERE id = ANY($1::uuid[]) ORDER BY state",
         )
-        .bind(vec![echo.id.clone(), empty.id.clone()])
+        .bind(vec![
+            echo.facts.task_id.clone(),
+            empty.facts.task_id.clone(),
+        ])
         .fetch_all(&pool)
         .await
         .unwrap();

@@ -21,6 +21,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "batches",
             "cache",
             "config",
+            "facts",
             "feature",
             "guard",
             "limits",
@@ -37,22 +38,26 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "batches",
         &[
-            "config", "feature", "metrics", "storage", "tasks", "webhooks",
+            "config", "facts", "feature", "metrics", "storage", "tasks", "webhooks",
         ],
     ),
     (
         "webhooks",
-        &["auth", "config", "metrics", "outcome", "storage", "tasks"],
+        &[
+            "auth", "config", "facts", "metrics", "outcome", "storage", "tasks",
+        ],
     ),
     (
         "tasks",
         &[
-            "config", "feature", "metrics", "outcome", "shutdown", "storage",
+            "config", "facts", "feature", "metrics", "outcome", "shutdown", "storage",
         ],
     ),
     (
         "audit",
-        &["config", "feature", "metrics", "outcome", "storage"],
+        &[
+            "config", "facts", "feature", "metrics", "outcome", "storage",
+        ],
     ),
     (
         "limits",
@@ -74,8 +79,8 @@ const MAY_USE: &[(&str, &[&str])] = &[
         &["config", "feature", "metrics", "outcome", "prompts"],
     ),
     ("guard", &["config", "feature", "prompts"]),
-    ("prompts", &["config", "feature"]),
-    ("auth", &["config"]),
+    ("prompts", &["config", "feature", "outcome"]),
+    ("auth", &["config", "facts"]),
     ("storage", &["config"]),
     ("shutdown", &["prompts"]),
     ("metrics", &["config", "feature", "outcome"]),
@@ -83,6 +88,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
     ("config", &["feature"]),
     ("feature", &[]),
     ("outcome", &[]),
+    ("facts", &["feature"]),
 ];
 
 const ROOTS: &[&str] = &["app", "cli", "batch_cli", "bench", "lib", "main"];

@@ -269,7 +269,7 @@ pub struct LiveTask {
     #[serde(flatten)]
     pub task: TaskView,
     pub user_id: String,
-    pub role: String,
+    pub role: crate::auth::Role,
     pub kind: String,
     pub request_id: String,
     /// Created → finished, for a finished task.
@@ -289,10 +289,10 @@ impl AiService {
                 let row = TaskRow::from_record(&record);
                 let live = LiveTask {
                     task: record.view(),
-                    user_id: record.user_id,
-                    role: record.role,
+                    user_id: record.facts.user_id,
+                    role: record.facts.role,
                     kind: record.kind,
-                    request_id: record.request_id,
+                    request_id: record.facts.request_id,
                     duration_ms: row.duration_ms,
                     run_ms: row.run_ms,
                 };

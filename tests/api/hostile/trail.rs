@@ -11,16 +11,13 @@ use crate::audit::Outage;
 use crate::helpers::spawn_app;
 
 fn facts(task: &str, user: &str) -> tutorq::audit::RequestFacts {
-    tutorq::audit::RequestFacts {
+    tutorq::audit::RequestFacts::of(tutorq::facts::TaskFacts {
         task_id: task.to_owned(),
         request_id: format!("req-{task}"),
         user_id: user.to_owned(),
-        role: "student".into(),
-        feature: "hint".into(),
-        prompt_name: None,
-        prompt_version: None,
-        client_ip: None,
-    }
+        role: tutorq::facts::Role::Student,
+        feature: Some(tutorq::feature::Feature::Hint),
+    })
 }
 
 /// Item 3: a row PostgreSQL refuses (a NUL byte; an index row too large) sent its whole batch,
