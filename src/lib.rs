@@ -9,7 +9,9 @@
 //! every module's `crate::` references against the table and that none forms a cycle. `app`
 //! builds everything once; `cli` and `bench` are the entry points. The engine knows no job
 //! kind: kinds describe themselves (`tasks::Job`) and are listed in `service::jobs`, and what
-//! follows a task's end is the finish hooks `service::hooks` installs.
+//! follows a task's end is the finish hooks `service::hooks` installs. Underneath every layer
+//! lie the values they pass: `feature`, `facts` (a task's ids, user, role, feature) and
+//! `outcome` (what an attempt produced), serialised only at a store's edge.
 
 pub mod api;
 pub mod app;

@@ -100,20 +100,27 @@ impl From<HistoryItem> for TaskRow {
     }
 }
 
-/// The `limit` most recently created finished tasks. One short index scan per feature
-/// (`task_history_feature_created`) instead of sorting the whole table.
-pub async fn recent_finished(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<TaskRow>> {
-    let items: Vec<HistoryItem> = sqlx::query_as(
+/// The columns of a [`HistoryItem`] from `task_history h` (a macro, so queries stay literals).
+macro_rules! history_item {
+    () => {
         "SELECT h.id::text AS id, h.user_id, h.feature, h.state, h.attempts, \
          h.error_kind, h.error_message, \
          (extract(epoch FROM h.created_at) * 1000000)::int8 AS created_us, \
          (extract(epoch FROM h.started_at) * 1000000)::int8 AS started_us, \
-         (extract(epoch FROM h.finished_at) * 1000000)::int8 AS finished_us \
-         FROM unnest($1::text[]) AS f(name) \
+         (extract(epoch FROM h.finished_at) * 1000000)::int8 AS finished_us "
+    };
+}
+
+/// The `limit` most recently created finished tasks. One short index scan per feature
+/// (`task_history_feature_created`) instead of sorting the whole table.
+pub async fn recent_finished(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<TaskRow>> {
+    let items: Vec<HistoryItem> = sqlx::query_as(concat!(
+        history_item!(),
+        "FROM unnest($1::text[]) AS f(name) \
          CROSS JOIN LATERAL (SELECT * FROM task_history t WHERE t.feature = f.name \
                              ORDER BY t.created_at DESC LIMIT $2) h \
-         ORDER BY h.created_at DESC LIMIT $2",
-    )
+         ORDER BY h.created_at DESC LIMIT $2"
+    ))
     .bind(Feature::names())
     .bind(limit)
     .fetch_all(pool)
@@ -123,14 +130,10 @@ pub async fn recent_finished(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<Task
 
 /// One finished task's history row.
 pub async fn finished(pool: &PgPool, id: uuid::Uuid) -> sqlx::Result<Option<TaskRow>> {
-    let item: Option<HistoryItem> = sqlx::query_as(
-        "SELECT h.id::text AS id, h.user_id, h.feature, h.state, h.attempts, \
-         h.error_kind, h.error_message, \
-         (extract(epoch FROM h.created_at) * 1000000)::int8 AS created_us, \
-         (extract(epoch FROM h.started_at) * 1000000)::int8 AS started_us, \
-         (extract(epoch FROM h.finished_at) * 1000000)::int8 AS finished_us \
-         FROM task_history h WHERE h.id = $1",
-    )
+    let item: Option<HistoryItem> = sqlx::query_as(concat!(
+        history_item!(),
+        "FROM task_history h WHERE h.id = $1"
+    ))
     .bind(id)
     .fetch_optional(pool)
     .await?;
