@@ -4,8 +4,10 @@
 //! still holds the lock, so a crash between the two re-inserts rows that are skipped, and two
 //! drainers never trim what the other read.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
+use redis::Script;
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 
@@ -13,8 +15,12 @@ use super::event::AuditEvent;
 use super::{quarantine, writer};
 
 pub const KEY: &str = "ai:audit:spool";
-const LOCK: &str = "ai:audit:spool:lock";
+/// The drainers' lock, in the spool's hash slot (`{…}` is the spool's whole name), so the trim
+/// script's two keys live on one Redis Cluster node.
+const LOCK: &str = "{ai:audit:spool}:lock";
 const CHUNK: isize = 500;
+static TRIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/trim.lua")));
+static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/release.lua")));
 const LOCK_MS: u64 = 30_000;
 
 #[derive(Clone)]
@@ -91,8 +97,7 @@ impl Spool {
                     }
                 }
                 writer::write_isolating(pool, &events).await?;
-                const TRIM: &str = "if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('LTRIM', KEYS[1], ARGV[2], -1) redis.call('PEXPIRE', KEYS[2], ARGV[3]) return 1 end return 0";
-                let trimmed: i64 = redis::Script::new(TRIM)
+                let trimmed: i64 = TRIM
                     .key(KEY)
                     .key(LOCK)
                     .arg(&token)
@@ -107,13 +112,8 @@ impl Spool {
             }
         }
         .await;
-        const RELEASE: &str =
-            "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end return 1";
-        let _: redis::RedisResult<i64> = redis::Script::new(RELEASE)
-            .key(LOCK)
-            .arg(&token)
-            .invoke_async(&mut conn)
-            .await;
+        let _: redis::RedisResult<i64> =
+            RELEASE.key(LOCK).arg(&token).invoke_async(&mut conn).await;
         result.map(|()| moved)
     }
 

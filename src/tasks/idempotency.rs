@@ -2,7 +2,6 @@
 //! and request fingerprint) for a while; a request refused before it made a task gives it back.
 
 use redis::AsyncCommands as _;
-use redis::Script;
 
 use super::keys;
 use super::store::TaskStore;
@@ -41,8 +40,9 @@ impl TaskStore {
         key: &str,
         prefix: &str,
     ) -> redis::RedisResult<()> {
-        const RELEASE: &str = "local v = redis.call('GET', KEYS[1]) if v and string.sub(v, 1, #ARGV[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end return 1";
-        let _: i64 = Script::new(RELEASE)
+        let _: i64 = self
+            .scripts
+            .idempotency_release
             .key(keys::idempotency(user, key))
             .arg(prefix)
             .invoke_async(&mut self.conn.clone())

@@ -14,7 +14,7 @@ use super::kinds::{JobKind, JobKinds};
 use crate::facts::TaskFacts;
 use crate::outcome::Outcome;
 
-struct Scripts {
+pub(super) struct Scripts {
     create: Script,
     start: Script,
     finish: Script,
@@ -23,6 +23,8 @@ struct Scripts {
     cancel: Script,
     replay: Script,
     append: Script,
+    webhook_state: Script,
+    pub(super) idempotency_release: Script,
 }
 
 /// A task script with the shared helpers (`lua/prelude.lua`) in front.
@@ -46,6 +48,8 @@ impl Scripts {
             cancel: task_script!("cancel"),
             replay: task_script!("replay"),
             append: task_script!("append"),
+            webhook_state: Script::new(include_str!("lua/webhook_state.lua")),
+            idempotency_release: Script::new(include_str!("lua/idempotency_release.lua")),
         }
     }
 }
@@ -216,7 +220,7 @@ pub struct StoreParts {
     pub(super) conn: ConnectionManager,
     client: redis::Client,
     kinds: JobKinds,
-    scripts: Scripts,
+    pub(super) scripts: Scripts,
 }
 
 impl TaskStore {
@@ -684,8 +688,9 @@ impl TaskStore {
     /// The webhook's delivery state (`pending`, `delivered`, `failed`) on the task or batch it
     /// announces; nothing when that record has expired.
     pub async fn set_webhook_state(&self, record: &str, state: &str) -> redis::RedisResult<()> {
-        const SET_IF_EXISTS: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'webhook', ARGV[1]) end return 1";
-        let _: i64 = Script::new(SET_IF_EXISTS)
+        let _: i64 = self
+            .scripts
+            .webhook_state
             .key(record)
             .arg(state)
             .invoke_async(&mut self.conn.clone())

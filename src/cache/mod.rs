@@ -55,18 +55,6 @@ pub struct Entry {
     ttl: u64,
 }
 
-/// KEYS: 1 answer, 2 lock; ARGV: 1 token, 2 lock ms. Returns {1, answer} on a hit, {2, ''} when
-/// this caller took the lock, {0, ''} when another caller holds it.
-const LOOKUP: &str = "local v = redis.call('GET', KEYS[1]) \
-    if v then return {1, v} end \
-    if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2, ''} end \
-    return {0, ''}";
-
-/// KEYS: 1 answer, 2 lock; ARGV: 1 answer json ('' = none), 2 ttl secs, 3 lock token ('' = none).
-const STORE: &str = "if ARGV[1] ~= '' then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end \
-    if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end \
-    return 1";
-
 struct Scripts {
     lookup: redis::Script,
     store: redis::Script,
@@ -85,8 +73,8 @@ impl ResponseCache {
             conn,
             settings: settings.clone(),
             scripts: std::sync::Arc::new(Scripts {
-                lookup: redis::Script::new(LOOKUP),
-                store: redis::Script::new(STORE),
+                lookup: redis::Script::new(include_str!("lua/lookup.lua")),
+                store: redis::Script::new(include_str!("lua/store.lua")),
             }),
         }
     }
