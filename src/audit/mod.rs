@@ -28,8 +28,8 @@ use crate::config::AuditSettings;
 use crate::facts::TaskFacts;
 use crate::outcome::{Outcome, PromptRef};
 pub use event::{AuditEvent, Kind, event_id, input_hash};
-pub use spool::KEY as SPOOL_KEY;
 use spool::Spool;
+pub use spool::{KEY as SPOOL_KEY, LOCK as SPOOL_LOCK};
 use writer::Message;
 
 /// Who asked for what: the facts every event of a request carries.

@@ -17,7 +17,7 @@ use super::{quarantine, writer};
 pub const KEY: &str = "ai:audit:spool";
 /// The drainers' lock, in the spool's hash slot (`{…}` is the spool's whole name), so the trim
 /// script's two keys live on one Redis Cluster node.
-const LOCK: &str = "{ai:audit:spool}:lock";
+pub const LOCK: &str = "{ai:audit:spool}:lock";
 const CHUNK: isize = 500;
 static TRIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/trim.lua")));
 static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/release.lua")));

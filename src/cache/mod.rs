@@ -10,6 +10,8 @@
 //! to appear (polling the key every few milliseconds) instead of calling the provider too. If
 //! the leader fails, its lock goes and the next waiter takes over.
 
+pub mod keys;
+
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -131,8 +133,8 @@ impl ResponseCache {
 
     async fn find(&self, hash: &str, ttl: u64) -> redis::RedisResult<Lookup> {
         // One hash tag: the answer and its lock share a slot, so one script handles both.
-        let key = format!("ai:cache:response:{{{hash}}}");
-        let lock = format!("ai:cache:lock:{{{hash}}}");
+        let key = keys::answer(hash);
+        let lock = keys::lock(hash);
         let wait = Duration::from_millis(self.settings.coalesce_wait_ms);
         let deadline = tokio::time::Instant::now() + wait;
         let token = uuid::Uuid::now_v7().to_string();

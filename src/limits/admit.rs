@@ -11,10 +11,11 @@ use redis::aio::ConnectionManager;
 use redis::{RedisError, Script, ScriptInvocation};
 
 use super::figures::Figures;
+use super::keys;
 use super::limit::Limit;
 use super::overrides::Overridable;
 use super::refusal::Refusal;
-use super::{Admission, BLOCKED_INDEX, LimitError, Limits, Reservation, quota_key, user_key};
+use super::{Admission, LimitError, Limits, Reservation};
 use crate::auth::Principal;
 use crate::config::RoleLimits;
 use crate::feature::Feature;
@@ -216,15 +217,15 @@ impl Limits {
         let (daily_reset_at, monthly_reset_at) = self.next_resets();
         let abuse = &self.settings.abuse;
         let keys = Keys {
-            blocked: user_key(user, "abuse") + ":blocked",
-            window: user_key(user, "rate"),
-            cooldown: user_key(user, "rate") + ":cooldown",
-            daily: quota_key(user, "daily"),
-            monthly: quota_key(user, "monthly"),
-            bucket: quota_key(user, &format!("bucket:{feature}")),
-            overrides: user_key(user, "limits"),
-            violations: user_key(user, "abuse") + ":violations",
-            blocked_index: BLOCKED_INDEX,
+            blocked: keys::blocked(user),
+            window: keys::window(user),
+            cooldown: keys::cooldown(user),
+            daily: keys::daily(user),
+            monthly: keys::monthly(user),
+            bucket: keys::bucket(user, feature),
+            overrides: keys::overrides(user),
+            violations: keys::violations(user),
+            blocked_index: keys::BLOCKED_INDEX,
         };
         let args = Args {
             user,

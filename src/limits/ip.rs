@@ -59,7 +59,7 @@ impl Limits {
         let (admitted, remaining, retry_ms, reset_ms): (i64, i64, i64, i64) = self
             .scripts
             .ip
-            .key(format!("ai:rate:ip:{{{ip}}}"))
+            .key(super::keys::ip(&ip.to_string()))
             .arg(limit)
             .invoke_async(&mut self.conn.clone())
             .await?;

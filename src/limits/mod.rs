@@ -15,6 +15,7 @@
 mod admit;
 mod figures;
 mod ip;
+pub mod keys;
 mod limit;
 mod overrides;
 mod periods;
@@ -35,18 +36,6 @@ pub use ip::IpVerdict;
 pub use limit::{Layer, Limit, ProblemType};
 pub use overrides::{Overridable, parse_overrides};
 pub use refusal::{Refusal, iso};
-
-/// Sorted set of blocked users (score: block end, ms), for `GET /v1/admin/blocks`.
-const BLOCKED_INDEX: &str = "ai:abuse:blocked";
-
-/// Keys of one user: the braces are a Redis Cluster hash tag, so they share a slot.
-fn user_key(user: &str, suffix: &str) -> String {
-    format!("ai:{suffix}:user:{{{user}}}")
-}
-
-fn quota_key(user: &str, part: &str) -> String {
-    format!("{}:{part}", user_key(user, "quota"))
-}
 
 /// The tokens a request reserved and the periods it reserved them in: stored on the task as
 /// `tokens:daily_reset_at:monthly_reset_at`, read back by the settling Lua.
@@ -188,9 +177,9 @@ impl Limits {
         let user = principal.user_id.as_str();
         self.scripts
             .refund
-            .key(quota_key(user, "daily"))
-            .key(quota_key(user, "monthly"))
-            .key(quota_key(user, &format!("bucket:{feature}")))
+            .key(keys::daily(user))
+            .key(keys::monthly(user))
+            .key(keys::bucket(user, feature))
             .arg(reservation.tokens)
             .arg(reservation.daily_reset_at)
             .arg(reservation.monthly_reset_at)
@@ -222,9 +211,9 @@ impl Limits {
         let until: i64 = self
             .scripts
             .violation
-            .key(user_key(user, "abuse") + ":violations")
-            .key(user_key(user, "abuse") + ":blocked")
-            .key(BLOCKED_INDEX)
+            .key(keys::violations(user))
+            .key(keys::blocked(user))
+            .key(keys::BLOCKED_INDEX)
             .arg(user)
             .arg(violation.as_str())
             .arg(abuse.violations)
@@ -241,9 +230,9 @@ impl Limits {
     pub async fn unblock(&self, user: &str) -> Result<bool, redis::RedisError> {
         let (removed, _, _): (i64, i64, i64) = redis::pipe()
             .atomic()
-            .del(user_key(user, "abuse") + ":blocked")
-            .del(user_key(user, "abuse") + ":violations")
-            .zrem(BLOCKED_INDEX, user)
+            .del(keys::blocked(user))
+            .del(keys::violations(user))
+            .zrem(keys::BLOCKED_INDEX, user)
             .query_async(&mut self.conn.clone())
             .await?;
         Ok(removed > 0)
@@ -255,11 +244,11 @@ impl Limits {
         let (_, blocked): (i64, Vec<(String, i64)>) = redis::pipe()
             .atomic()
             .cmd("ZREMRANGEBYSCORE")
-            .arg(BLOCKED_INDEX)
+            .arg(keys::BLOCKED_INDEX)
             .arg("-inf")
             .arg(now)
             .cmd("ZRANGE")
-            .arg(BLOCKED_INDEX)
+            .arg(keys::BLOCKED_INDEX)
             .arg(0)
             .arg(-1)
             .arg("WITHSCORES")
@@ -279,7 +268,7 @@ impl Limits {
         user: &str,
         overrides: &[(Overridable, f64)],
     ) -> Result<(), redis::RedisError> {
-        let key = user_key(user, "limits");
+        let key = keys::overrides(user);
         let mut pipe = redis::pipe();
         pipe.atomic().del(&key).ignore();
         for (figure, value) in overrides {
@@ -293,7 +282,7 @@ impl Limits {
         user: &str,
     ) -> Result<serde_json::Map<String, serde_json::Value>, redis::RedisError> {
         let fields: Vec<(String, f64)> = redis::cmd("HGETALL")
-            .arg(user_key(user, "limits"))
+            .arg(keys::overrides(user))
             .query_async(&mut self.conn.clone())
             .await?;
         Ok(fields
@@ -313,17 +302,17 @@ impl Limits {
         type Period = (Option<u64>, Option<u64>, Option<i64>);
         let (window, daily, monthly, blocked): (u64, Period, Period, i64) = redis::pipe()
             .cmd("ZCOUNT")
-            .arg(user_key(user, "rate"))
+            .arg(keys::window(user))
             .arg(now.as_millisecond() - self.settings.window_secs as i64 * 1000)
             .arg("+inf")
             .cmd("HMGET")
-            .arg(quota_key(user, "daily"))
+            .arg(keys::daily(user))
             .arg(&["requests", "tokens", "reset_at"])
             .cmd("HMGET")
-            .arg(quota_key(user, "monthly"))
+            .arg(keys::monthly(user))
             .arg(&["requests", "tokens", "reset_at"])
             .cmd("PTTL")
-            .arg(user_key(user, "abuse") + ":blocked")
+            .arg(keys::blocked(user))
             .query_async(&mut self.conn.clone())
             .await?;
         let period = |(requests, tokens, reset_at): Period,

@@ -6,6 +6,7 @@ mod auth;
 mod batches;
 mod browser;
 mod cli;
+mod cluster;
 mod crash;
 mod dashboard;
 mod engine;

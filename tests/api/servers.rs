@@ -338,3 +338,111 @@ fn start_postgres(dir: &Path) -> String {
     });
     format!("postgres://postgres@127.0.0.1:{port}/postgres")
 }
+
+/// A local Redis Cluster started by [`start_cluster`]: its nodes' ports, masters first.
+pub struct LocalCluster {
+    pub ports: Vec<u16>,
+    pub masters: usize,
+}
+
+impl LocalCluster {
+    pub fn url(&self, node: usize) -> String {
+        format!("redis://127.0.0.1:{}", self.ports[node])
+    }
+}
+
+/// A port below 55536 that is free, and whose cluster bus port (port + 10000) is free too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = 20_000 + (fastrand_suffix() % 30_000) as u16;
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(port) && free(port + 10_000) {
+            return port;
+        }
+    }
+}
+
+/// Starts `masters` cluster-enabled `redis-server`s with `replicas` replicas each, under the
+/// watchdog (stopped with this process), joins them with `redis-cli --cluster create` and waits
+/// until every node reports `cluster_state:ok`.
+pub fn start_cluster(masters: usize, replicas: usize) -> LocalCluster {
+    let root = std::env::temp_dir().join(format!(
+        "tutorq-cluster-{}-{}",
+        std::process::id(),
+        fastrand_suffix()
+    ));
+    let binary = find_binary(
+        "redis-server",
+        &[PathBuf::from("/usr/bin"), PathBuf::from("/usr/local/bin")],
+    );
+    let mut ports = Vec::new();
+    for node in 0..masters * (1 + replicas) {
+        let dir = root.join(format!("node-{node}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = loop {
+            let port = free_cluster_port();
+            if !ports.contains(&port) {
+                break port;
+            }
+        };
+        let log = dir.join("server.log");
+        let port_text = port.to_string();
+        let config = dir.join("nodes.conf");
+        spawn_watched(
+            &[
+                binary.to_str().unwrap(),
+                "--port",
+                &port_text,
+                "--bind",
+                "127.0.0.1",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                config.to_str().unwrap(),
+                "--cluster-node-timeout",
+                "2000",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                dir.to_str().unwrap(),
+            ],
+            "TERM",
+            &dir,
+            &log,
+        );
+        wait_until("a cluster node", &log, || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        ports.push(port);
+    }
+    let cli = find_binary(
+        "redis-cli",
+        &[PathBuf::from("/usr/bin"), PathBuf::from("/usr/local/bin")],
+    );
+    let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let created = Command::new(&cli)
+        .arg("--cluster")
+        .arg("create")
+        .args(&nodes)
+        .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+        .output()
+        .expect("run redis-cli --cluster create");
+    assert!(
+        created.status.success(),
+        "redis-cli --cluster create failed:\n{}{}",
+        String::from_utf8_lossy(&created.stdout),
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let log = root.join("node-0").join("server.log");
+    for port in &ports {
+        wait_until("the cluster", &log, || {
+            Command::new(&cli)
+                .args(["-p", &port.to_string(), "cluster", "info"])
+                .output()
+                .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("cluster_state:ok"))
+        });
+    }
+    LocalCluster { ports, masters }
+}
