@@ -1,6 +1,32 @@
 //! Redis key names of the engine (DESIGN.md §6, §8). Braces are Redis Cluster hash tags: a
 //! task's hash and its events share a slot. `lua/promote.lua` and `lua/start.lua` build task keys the
 //! same way.
+//!
+//! # Today's slots, and the layout the engine moves to on Redis Cluster (issue 21)
+//!
+//! Today a task (`{task_id}`), its user's index and feed (`{user_id}`), its queue stream, the
+//! delayed and dead sets and the announcement keys (no tag) are in different slots, and one
+//! script touches several of them: right on one Redis, refused by a cluster
+//! (`tests/api/cluster.rs` lists which scripts, and why). The target layout:
+//!
+//! - **Partitions.** A logical queue is P streams (`ai:{p<n>}:queue:<queue>`), each with its
+//!   consumer group, delayed set and dead set in the same slot. A task's partition is a hash of
+//!   its id mod P, so any process finds `ai:{p<n>}:task:<id>` and its events from the id alone,
+//!   and create, start, finish, promote, reclaim and cancel each stay one atomic script in one
+//!   slot. P is fixed per deployment (changing it strands tasks), 16 by default: enough for
+//!   16 shards, few enough streams for one blocking read.
+//! - **Users.** Every key of one user (limits, quota, bucket, task index, feed, Idempotency-Key)
+//!   keeps the `{user_id}` tag, as now.
+//! - **What crosses slots** (the user's index and feed when a task is created, quota settlement
+//!   and batch counters when it ends, event announcements, a final task's webhook) becomes a
+//!   follow-up step: the partition script appends it to the partition's outbox stream in the
+//!   same atomic step, a follower applies it to the other slot with an idempotent script (each
+//!   entry carries its task id and step, so a repeat is a no-op) and acknowledges it. A crash
+//!   between the two loses nothing (the entry stays) and applies nothing twice.
+//! - **Fetching.** One `XREADGROUP` may name streams of one slot only, so a worker pool holds a
+//!   blocking read per partition (each on a dedicated connection: a blocking read holds its
+//!   connection) and hands what any of them takes to the same workers; the start script takes a
+//!   batch from one partition, and the reads are re-armed in a rotating order so none starves.
 
 /// Consumer group every worker process joins on every queue stream.
 pub const GROUP: &str = "workers";

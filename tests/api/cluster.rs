@@ -347,3 +347,62 @@ async fn the_scripts_not_yet_on_the_cluster_are_refused_there() {
         }
     }
 }
+
+/// Scripts that still name or build keys themselves (a Lua string starting with `ai:`), with
+/// what they build. On a cluster a script may touch only the keys it is given.
+const BUILDS_KEYS: &[(&str, &str)] = &[
+    (
+        "tasks/lua/prelude.lua",
+        "ai:watching, ai:events, a user's quota keys, a batch's keys",
+    ),
+    ("tasks/lua/start.lua", "each started task's hash and events"),
+    (
+        "tasks/lua/promote.lua",
+        "each promoted task's hash and events",
+    ),
+    ("tasks/lua/replay.lua", "the replayed task's batch"),
+];
+
+/// No script builds a key except those listed in [`BUILDS_KEYS`]; a listed one that no longer
+/// does fails too, so the list only shrinks.
+#[test]
+fn no_script_builds_a_key_of_its_own_beyond_the_known_ones() {
+    let root = crate::helpers::repo_path("src");
+    let mut scripts = Vec::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "lua") {
+                scripts.push(path);
+            }
+        }
+    }
+    assert!(scripts.len() >= 20, "found only {} scripts", scripts.len());
+    let mut building = Vec::new();
+    for path in &scripts {
+        let text = std::fs::read_to_string(path).unwrap();
+        let names_a_key = text.lines().any(|line| {
+            let code = line.split("--").next().unwrap_or("");
+            code.contains("'ai:") || code.contains("\"ai:")
+        });
+        if names_a_key {
+            let relative = path
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            building.push(relative);
+        }
+    }
+    building.sort();
+    let mut known: Vec<String> = BUILDS_KEYS.iter().map(|(f, _)| (*f).to_owned()).collect();
+    known.sort();
+    assert_eq!(
+        building, known,
+        "scripts that build keys themselves changed: pass new keys in KEYS (built by the store's \
+         keys module), and drop a script from BUILDS_KEYS once it builds none"
+    );
+}
