@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use redis::{RedisError, Script, ScriptInvocation};
+use redis::{RedisError, Script};
 
 use super::figures::Figures;
 use super::keys;
@@ -19,27 +19,7 @@ use super::{Admission, LimitError, Limits, Reservation};
 use crate::auth::Principal;
 use crate::config::RoleLimits;
 use crate::feature::Feature;
-
-/// A struct whose fields are passed to a script in their order, with their names for the
-/// prelude.
-macro_rules! script_parts {
-    ($(#[$doc:meta])* struct $name:ident $(<$lt:lifetime>)? as $push:ident {
-        $($(#[$fdoc:meta])* $field:ident: $ty:ty),* $(,)?
-    }) => {
-        $(#[$doc])*
-        struct $name $(<$lt>)? {
-            $($(#[$fdoc])* pub $field: $ty),*
-        }
-
-        impl $(<$lt>)? $name $(<$lt>)? {
-            const NAMES: &'static [&'static str] = &[$(stringify!($field)),*];
-
-            fn push(&self, invocation: &mut ScriptInvocation<'_>) {
-                $(invocation.$push(&self.$field);)*
-            }
-        }
-    };
-}
+use crate::storage::script::{locals, script_parts};
 
 script_parts! {
     /// `KEYS`: all one user's (one hash tag), then the global blocked index.
@@ -162,12 +142,8 @@ pub(super) fn script() -> Script {
 /// the script about a microsecond per call to build.
 fn prelude() -> String {
     let mut lua = String::from("-- Built by src/limits/admit.rs.\n");
-    for (i, name) in Keys::NAMES.iter().enumerate() {
-        let _ = writeln!(lua, "local key_{name} = KEYS[{}]", i + 1);
-    }
-    for (i, name) in Args::NAMES.iter().enumerate() {
-        let _ = writeln!(lua, "local arg_{name} = ARGV[{}]", i + 1);
-    }
+    locals(&mut lua, "key_", "KEYS", Keys::NAMES, 0);
+    locals(&mut lua, "arg_", "ARGV", Args::NAMES, 0);
     lua.push_str("local lim = {");
     for (i, figure) in Overridable::ALL.iter().enumerate() {
         let _ = write!(
@@ -313,23 +289,8 @@ mod tests {
             ("arg_", Args::NAMES),
             ("lim.", figures.as_slice()),
         ] {
-            for (at, _) in script.match_indices(table) {
-                let before = script[..at].chars().next_back();
-                if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    continue;
-                }
-                let name: String = script[at + table.len()..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
-                // `key_<name>` in the header comment describes the names.
-                if !name.is_empty() {
-                    assert!(
-                        names.contains(&name.as_str()),
-                        "admit.lua reads `{table}{name}`"
-                    );
-                }
-            }
+            let unknown = crate::storage::script::reads_only(script, table, names);
+            assert!(unknown.is_empty(), "admit.lua reads {unknown:?}");
         }
         for field in Reply::NAMES {
             assert!(

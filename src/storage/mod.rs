@@ -3,6 +3,7 @@
 mod error;
 mod postgres;
 mod redis;
+pub mod script;
 
 use std::time::Duration;
 

@@ -23,6 +23,7 @@ mod pool;
 mod reads;
 mod record;
 mod registry;
+mod scripts;
 mod store;
 
 pub use delivery::{Delivery, JobFailure, classify};

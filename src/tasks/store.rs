@@ -4,55 +4,15 @@
 
 use std::time::Duration;
 
-use redis::Script;
 use redis::aio::ConnectionManager;
 use serde_json::Value as Json;
 
 use super::hooks::TaskLife;
 use super::keys;
 use super::kinds::{JobKind, JobKinds};
+use super::scripts::{CreateArgs, CreateKeys, Scripts};
 use crate::facts::TaskFacts;
 use crate::outcome::Outcome;
-
-pub(super) struct Scripts {
-    create: Script,
-    start: Script,
-    finish: Script,
-    promote: Script,
-    reclaim: Script,
-    cancel: Script,
-    replay: Script,
-    append: Script,
-    webhook_state: Script,
-    pub(super) idempotency_release: Script,
-}
-
-/// A task script with the shared helpers (`lua/prelude.lua`) in front.
-macro_rules! task_script {
-    ($name:literal) => {
-        Script::new(concat!(
-            include_str!("lua/prelude.lua"),
-            include_str!(concat!("lua/", $name, ".lua"))
-        ))
-    };
-}
-
-impl Scripts {
-    fn new() -> Self {
-        Self {
-            create: task_script!("create"),
-            start: task_script!("start"),
-            finish: task_script!("finish"),
-            promote: task_script!("promote"),
-            reclaim: Script::new(include_str!("lua/reclaim.lua")),
-            cancel: task_script!("cancel"),
-            replay: task_script!("replay"),
-            append: task_script!("append"),
-            webhook_state: Script::new(include_str!("lua/webhook_state.lua")),
-            idempotency_release: Script::new(include_str!("lua/idempotency_release.lua")),
-        }
-    }
-}
 
 /// One job as the start script left it.
 #[derive(Debug)]
@@ -278,53 +238,52 @@ impl TaskStore {
         }
     }
 
-    /// KEYS and ARGV of `create.lua` for `task`, queued or (with a lease) inline.
-    fn create_call(&self, task: &NewTask, mode: Mode) -> ([String; 5], [String; 15]) {
+    /// The keys and arguments of `create.lua` for `task`, queued or (with a lease) inline.
+    fn create_call(&self, task: &NewTask, mode: Mode) -> (CreateKeys, CreateArgs) {
         let kind = self.kinds.kind(&task.kind);
         let facts = &task.facts;
-        let keys = [
-            keys::task(&facts.task_id),
-            keys::events(&facts.task_id),
-            keys::user_tasks(&facts.user_id),
-            match mode {
+        let keys = CreateKeys {
+            task: keys::task(&facts.task_id),
+            events: keys::events(&facts.task_id),
+            user_tasks: keys::user_tasks(&facts.user_id),
+            queue: match mode {
                 Mode::Inline(_) => keys::delayed(&kind.queue),
                 Mode::Queue | Mode::Hold => keys::queue(&kind.queue),
             },
-            keys::user_feed(&facts.user_id),
-        ];
-        let args = [
-            facts.task_id.clone(),
-            task.job.clone(),
-            kind.result_ttl.as_secs().to_string(),
-            kind.max_attempts.to_string(),
-            kind.name.clone(),
-            facts.user_id.clone(),
-            facts.feature_name().to_owned(),
-            facts.request_id.clone(),
-            facts.role.as_str().to_owned(),
-            keys::EVENTS_MAXLEN.to_string(),
-            match mode {
+            user_feed: keys::user_feed(&facts.user_id),
+        };
+        let args = CreateArgs {
+            task_id: facts.task_id.clone(),
+            job: task.job.clone(),
+            ttl_secs: kind.result_ttl.as_secs(),
+            max_attempts: kind.max_attempts,
+            kind: kind.name.clone(),
+            user_id: facts.user_id.clone(),
+            feature: facts.feature_name(),
+            request_id: facts.request_id.clone(),
+            role: facts.role.as_str(),
+            events_maxlen: keys::EVENTS_MAXLEN,
+            mode: match mode {
                 Mode::Queue => "queue",
                 Mode::Inline(_) => "inline",
                 Mode::Hold => "hold",
-            }
-            .to_owned(),
-            match mode {
+            },
+            lease_ms: match mode {
                 Mode::Inline(lease) => lease.as_millis() as u64,
                 _ => 0,
-            }
-            .to_string(),
-            task.callback_url.clone().unwrap_or_default(),
-            task.quota.clone().unwrap_or_default(),
-            task.batch.clone().unwrap_or_default(),
-        ];
+            },
+            callback_url: task.callback_url.clone().unwrap_or_default(),
+            quota: task.quota.clone().unwrap_or_default(),
+            batch: task.batch.clone().unwrap_or_default(),
+        };
         (keys, args)
     }
 
     async fn create(&self, task: &NewTask, mode: Mode) -> redis::RedisResult<bool> {
         let (keys, args) = self.create_call(task, mode);
         let mut invocation = self.scripts.create.prepare_invoke();
-        invocation.key(&keys[..]).arg(&args[..]);
+        keys.push(&mut invocation);
+        args.push(&mut invocation);
         let created: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
         Ok(created != 0)
     }
@@ -382,12 +341,11 @@ impl TaskStore {
         let mut pipe = redis::pipe();
         for task in tasks {
             let (keys, args) = self.create_call(task, mode);
-            pipe.cmd("EVALSHA")
-                .arg(&hash)
-                .arg(keys.len())
-                .arg(&keys[..])
-                .arg(&args[..])
-                .ignore();
+            let mut call = redis::cmd("EVALSHA");
+            call.arg(&hash).arg(CreateKeys::NAMES.len());
+            keys.push_cmd(&mut call);
+            args.push_cmd(&mut call);
+            pipe.add_command(call).ignore();
         }
         pipe.query_async::<()>(&mut conn).await
     }

@@ -1,0 +1,81 @@
+//! A Lua script's contract with Rust, written once. A struct declared with [`script_parts!`]
+//! lists a script's keys (or arguments) in their order; the same list gives the script a
+//! prelude of named locals (`key_task`, `arg_ttl`), so no position is written twice and the two
+//! sides cannot drift apart. [`reads_only`] checks, in a unit test, that a script reads no name
+//! the list lacks.
+
+use std::fmt::Write as _;
+
+/// A struct whose fields are passed to a script in their order (`key` for `KEYS`, `arg` for
+/// `ARGV`), with their names for the script's prelude ([`locals`]).
+macro_rules! script_parts {
+    ($(#[$doc:meta])* $vis:vis struct $name:ident $(<$lt:lifetime>)? as $push:ident {
+        $($(#[$fdoc:meta])* $field:ident: $ty:ty),* $(,)?
+    }) => {
+        $(#[$doc])*
+        $vis struct $name $(<$lt>)? {
+            $($(#[$fdoc])* pub $field: $ty),*
+        }
+
+        impl $(<$lt>)? $name $(<$lt>)? {
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            pub fn push(&self, invocation: &mut redis::ScriptInvocation<'_>) {
+                $(invocation.$push(&self.$field);)*
+            }
+
+            /// The same values, in order, onto a command (an `EVALSHA` in a pipeline).
+            #[allow(dead_code, reason = "not every script is pipelined")]
+            pub fn push_cmd(&self, cmd: &mut redis::Cmd) {
+                $(cmd.arg(&self.$field);)*
+            }
+        }
+    };
+}
+pub(crate) use script_parts;
+
+/// Appends `local <prefix><name> = <table>[<position>]` for each name, positions counted from
+/// `offset + 1` (`table` is `KEYS` or `ARGV`).
+pub fn locals(lua: &mut String, prefix: &str, table: &str, names: &[&str], offset: usize) {
+    for (i, name) in names.iter().enumerate() {
+        let _ = writeln!(lua, "local {prefix}{name} = {table}[{}]", offset + i + 1);
+    }
+}
+
+/// The `<prefix><name>` words `script` reads whose name is not in `names` (a word inside a
+/// longer identifier, or the bare prefix, does not count).
+pub fn reads_only(script: &str, prefix: &str, names: &[&str]) -> Vec<String> {
+    let mut unknown = Vec::new();
+    for (at, _) in script.match_indices(prefix) {
+        let before = script[..at].chars().next_back();
+        if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+            continue;
+        }
+        let name: String = script[at + prefix.len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if !name.is_empty() && !names.contains(&name.as_str()) {
+            unknown.push(format!("{prefix}{name}"));
+        }
+    }
+    unknown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locals_are_numbered_from_the_offset() {
+        let mut lua = String::new();
+        locals(&mut lua, "arg_", "ARGV", &["id", "ttl"], 2);
+        assert_eq!(lua, "local arg_id = ARGV[3]\nlocal arg_ttl = ARGV[4]\n");
+    }
+
+    #[test]
+    fn only_whole_undeclared_names_are_reported() {
+        let script = "local a = key_task .. my_key_x\nredis.call('GET', key_other)\n-- key_";
+        assert_eq!(reads_only(script, "key_", &["task"]), ["key_other"]);
+    }
+}
