@@ -42,6 +42,35 @@ pub fn locals(lua: &mut String, prefix: &str, table: &str, names: &[&str], offse
     }
 }
 
+/// The locals of one item of a script that takes items of `names.len()` values each after
+/// `head` fixed ones: `local <prefix><name> = <table>[head + size * (<index> - 1) + n]`, for a
+/// loop whose 1-based item number is `index`.
+pub fn item_locals(
+    lua: &mut String,
+    prefix: &str,
+    table: &str,
+    names: &[&str],
+    head: usize,
+    index: &str,
+) {
+    let size = names.len();
+    for (n, name) in names.iter().enumerate() {
+        let _ = writeln!(
+            lua,
+            "  local {prefix}{name} = {table}[{head} + {size} * ({index} - 1) + {}]",
+            n + 1
+        );
+    }
+}
+
+/// `script` with the line `marker` replaced by `inserted` (the per-item locals inside its loop).
+/// Panics when the marker is missing: scripts are built once, at start-up, and tested.
+pub fn splice(script: &str, marker: &str, inserted: &str) -> String {
+    let line = format!("{marker}\n");
+    assert!(script.contains(&line), "the script has no `{marker}` line");
+    script.replacen(&line, inserted, 1)
+}
+
 /// The `<prefix><name>` words `script` reads whose name is not in `names` (a word inside a
 /// longer identifier, or the bare prefix, does not count).
 pub fn reads_only(script: &str, prefix: &str, names: &[&str]) -> Vec<String> {
@@ -71,6 +100,22 @@ mod tests {
         let mut lua = String::new();
         locals(&mut lua, "arg_", "ARGV", &["id", "ttl"], 2);
         assert_eq!(lua, "local arg_id = ARGV[3]\nlocal arg_ttl = ARGV[4]\n");
+    }
+
+    #[test]
+    fn item_locals_go_where_the_marker_is() {
+        let mut inserted = String::new();
+        item_locals(&mut inserted, "key_", "KEYS", &["task", "events"], 3, "i");
+        let script = splice(
+            "for i = 1, n do\n  --@item\n  use(key_task)\nend\n",
+            "  --@item",
+            &inserted,
+        );
+        assert_eq!(
+            script,
+            "for i = 1, n do\n  local key_task = KEYS[3 + 2 * (i - 1) + 1]\n  \
+             local key_events = KEYS[3 + 2 * (i - 1) + 2]\n  use(key_task)\nend\n"
+        );
     }
 
     #[test]

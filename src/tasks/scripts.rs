@@ -4,7 +4,7 @@
 
 use redis::Script;
 
-use crate::storage::script::{locals, script_parts};
+use crate::storage::script::{item_locals, locals, script_parts, splice};
 
 /// The shared helpers every task script starts with.
 const PRELUDE: &str = include_str!("lua/prelude.lua");
@@ -36,8 +36,8 @@ impl Scripts {
     pub fn new() -> Self {
         Self {
             create: Script::new(&create_script()),
-            start: task_script!("start"),
-            finish: task_script!("finish"),
+            start: Script::new(&start_script()),
+            finish: Script::new(&finish_script()),
             promote: task_script!("promote"),
             reclaim: Script::new(include_str!("lua/reclaim.lua")),
             cancel: task_script!("cancel"),
@@ -89,6 +89,136 @@ script_parts! {
     }
 }
 
+script_parts! {
+    /// `KEYS` of `lua/finish.lua`, before the jobs' ([`FinishItemKeys`]).
+    pub struct FinishKeys as key {
+        queue: String,
+        dead: &'static str,
+        /// The queue's delayed set (retries, and the leases of inline runs).
+        delayed: String,
+    }
+}
+
+script_parts! {
+    /// `ARGV` of `lua/finish.lua`, before the jobs' ([`FinishItemArgs`]).
+    pub struct FinishArgs as arg {
+        group: &'static str,
+        events_maxlen: usize,
+        ttl_secs: u64,
+    }
+}
+
+script_parts! {
+    /// The keys of one finished job.
+    pub struct FinishItemKeys as key {
+        task: String,
+        events: String,
+    }
+}
+
+script_parts! {
+    /// The arguments of one finished job.
+    pub struct FinishItemArgs<'a> as arg {
+        /// The queue entry to acknowledge ('' for an inline run: its lease is removed).
+        entry: &'a str,
+        task_id: &'a str,
+        /// succeeded, failed, dead or retrying.
+        ending: &'static str,
+        /// The outcome's JSON.
+        outcome: String,
+        /// For a retry, when it runs again.
+        delay_ms: u64,
+        /// Tokens used, which the quota reservation settles to.
+        tokens: u64,
+    }
+}
+
+/// The helpers, the named keys and arguments, the number of jobs (`items`), then
+/// `lua/finish.lua` with each job's names inside its loop.
+fn finish_script() -> String {
+    let mut lua = String::from(PRELUDE);
+    lua.push_str("-- Built by src/tasks/scripts.rs.\n");
+    locals(&mut lua, "key_", "KEYS", FinishKeys::NAMES, 0);
+    locals(&mut lua, "arg_", "ARGV", FinishArgs::NAMES, 0);
+    lua.push_str(&format!(
+        "local items = (#KEYS - {}) / {}\n",
+        FinishKeys::NAMES.len(),
+        FinishItemKeys::NAMES.len()
+    ));
+    let mut item = String::new();
+    item_locals(
+        &mut item,
+        "key_",
+        "KEYS",
+        FinishItemKeys::NAMES,
+        FinishKeys::NAMES.len(),
+        "i",
+    );
+    item_locals(
+        &mut item,
+        "arg_",
+        "ARGV",
+        FinishItemArgs::NAMES,
+        FinishArgs::NAMES.len(),
+        "i",
+    );
+    lua.push_str(&splice(include_str!("lua/finish.lua"), "  --@item", &item));
+    lua
+}
+
+script_parts! {
+    /// `KEYS` of `lua/start.lua`.
+    pub struct StartKeys as key {
+        queue: String,
+        dead: &'static str,
+    }
+}
+
+script_parts! {
+    /// `ARGV` of `lua/start.lua`, before the jobs a blocking read took ([`StartItemArgs`]).
+    pub struct StartArgs<'a> as arg {
+        group: &'static str,
+        events_maxlen: usize,
+        /// The consumer (worker pool) starting the jobs.
+        worker: &'a str,
+        /// How many new entries the script reads itself (0: it starts the items given).
+        read_count: usize,
+    }
+}
+
+script_parts! {
+    /// One entry a blocking read took.
+    pub struct StartItemArgs<'a> as arg {
+        entry: &'a str,
+        task_id: &'a str,
+    }
+}
+
+/// The helpers, the named keys and arguments, the number of entries given (`items`), then
+/// `lua/start.lua` with each entry's names inside its loop.
+fn start_script() -> String {
+    let mut lua = String::from(PRELUDE);
+    lua.push_str("-- Built by src/tasks/scripts.rs.\n");
+    locals(&mut lua, "key_", "KEYS", StartKeys::NAMES, 0);
+    locals(&mut lua, "arg_", "ARGV", StartArgs::NAMES, 0);
+    lua.push_str(&format!(
+        "local items = (#ARGV - {}) / {}\n",
+        StartArgs::NAMES.len(),
+        StartItemArgs::NAMES.len()
+    ));
+    let mut item = String::new();
+    item_locals(
+        &mut item,
+        "arg_",
+        "ARGV",
+        StartItemArgs::NAMES,
+        StartArgs::NAMES.len(),
+        "i",
+    );
+    lua.push_str(&splice(include_str!("lua/start.lua"), "    --@item", &item));
+    lua
+}
+
 /// The helpers, the named keys and arguments, then `lua/create.lua`.
 fn create_script() -> String {
     let mut lua = String::from(PRELUDE);
@@ -105,7 +235,7 @@ mod tests {
     use crate::storage::script::reads_only;
 
     #[test]
-    fn create_reads_only_the_names_its_contract_defines() {
+    fn create_start_and_finish_read_only_the_names_their_contracts_define() {
         let script = include_str!("lua/create.lua");
         assert_eq!(
             reads_only(script, "key_", CreateKeys::NAMES),
@@ -119,6 +249,24 @@ mod tests {
             !script.contains("KEYS[") && !script.contains("ARGV["),
             "create.lua reads a position instead of a name"
         );
+        let script = include_str!("lua/finish.lua");
+        let keys: Vec<&str> = [FinishKeys::NAMES, FinishItemKeys::NAMES].concat();
+        let args: Vec<&str> = [FinishArgs::NAMES, FinishItemArgs::NAMES].concat();
+        assert_eq!(reads_only(script, "key_", &keys), Vec::<String>::new());
+        assert_eq!(reads_only(script, "arg_", &args), Vec::<String>::new());
+        assert!(!script.contains("KEYS[") && !script.contains("ARGV["));
+        let built = finish_script();
+        assert!(built.contains("local items = (#KEYS - 3) / 2\n"));
+        assert!(built.contains("  local arg_tokens = ARGV[3 + 6 * (i - 1) + 6]\n"));
+        let script = include_str!("lua/start.lua");
+        let args: Vec<&str> = [StartArgs::NAMES, StartItemArgs::NAMES].concat();
+        assert_eq!(
+            reads_only(script, "key_", StartKeys::NAMES),
+            Vec::<String>::new()
+        );
+        assert_eq!(reads_only(script, "arg_", &args), Vec::<String>::new());
+        assert!(!script.contains("KEYS[") && !script.contains("ARGV["));
+        assert!(start_script().contains("  local arg_task_id = ARGV[4 + 2 * (i - 1) + 2]\n"));
         let built = create_script();
         assert!(built.contains("local key_task = KEYS[1]\n"));
         assert!(built.contains("local arg_batch = ARGV[15]\n"));

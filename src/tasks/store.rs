@@ -10,7 +10,10 @@ use serde_json::Value as Json;
 use super::hooks::TaskLife;
 use super::keys;
 use super::kinds::{JobKind, JobKinds};
-use super::scripts::{CreateArgs, CreateKeys, Scripts};
+use super::scripts::{
+    CreateArgs, CreateKeys, FinishArgs, FinishItemArgs, FinishItemKeys, FinishKeys, Scripts,
+    StartArgs, StartItemArgs, StartKeys,
+};
 use crate::facts::TaskFacts;
 use crate::outcome::Outcome;
 
@@ -379,15 +382,20 @@ impl TaskStore {
         entries: &[(String, String)],
     ) -> redis::RedisResult<Vec<Started>> {
         let mut invocation = self.scripts.start.prepare_invoke();
-        invocation
-            .key(keys::queue(&kind.queue))
-            .key(keys::DEAD)
-            .arg(keys::GROUP)
-            .arg(keys::EVENTS_MAXLEN)
-            .arg(worker)
-            .arg(count);
-        for (entry_id, task_id) in entries {
-            invocation.arg(entry_id).arg(task_id);
+        StartKeys {
+            queue: keys::queue(&kind.queue),
+            dead: keys::DEAD,
+        }
+        .push(&mut invocation);
+        StartArgs {
+            group: keys::GROUP,
+            events_maxlen: keys::EVENTS_MAXLEN,
+            worker,
+            read_count: count,
+        }
+        .push(&mut invocation);
+        for (entry, task_id) in entries {
+            StartItemArgs { entry, task_id }.push(&mut invocation);
         }
         let flat: Vec<redis::Value> = invocation.invoke_async(&mut self.conn.clone()).await?;
         flat.chunks_exact(4)
@@ -409,27 +417,36 @@ impl TaskStore {
         batch: &[Finish],
     ) -> redis::RedisResult<Vec<Finished>> {
         let mut invocation = self.scripts.finish.prepare_invoke();
-        invocation
-            .key(keys::queue(&kind.queue))
-            .key(keys::DEAD)
-            .key(keys::delayed(&kind.queue))
-            .arg(keys::GROUP)
-            .arg(keys::EVENTS_MAXLEN)
-            .arg(kind.result_ttl.as_secs());
+        FinishKeys {
+            queue: keys::queue(&kind.queue),
+            dead: keys::DEAD,
+            delayed: keys::delayed(&kind.queue),
+        }
+        .push(&mut invocation);
+        FinishArgs {
+            group: keys::GROUP,
+            events_maxlen: keys::EVENTS_MAXLEN,
+            ttl_secs: kind.result_ttl.as_secs(),
+        }
+        .push(&mut invocation);
         for finish in batch {
-            let delay = match finish.ending {
-                Ending::Retrying(delay) => delay.as_millis() as u64,
-                _ => 0,
-            };
-            invocation
-                .key(keys::task(&finish.task_id))
-                .key(keys::events(&finish.task_id))
-                .arg(finish.entry_id.as_deref().unwrap_or(""))
-                .arg(&finish.task_id)
-                .arg(finish.ending.name())
-                .arg(serde_json::to_string(&finish.outcome).expect("an outcome serialises"))
-                .arg(delay)
-                .arg(finish.outcome.tokens_used());
+            FinishItemKeys {
+                task: keys::task(&finish.task_id),
+                events: keys::events(&finish.task_id),
+            }
+            .push(&mut invocation);
+            FinishItemArgs {
+                entry: finish.entry_id.as_deref().unwrap_or(""),
+                task_id: &finish.task_id,
+                ending: finish.ending.name(),
+                outcome: serde_json::to_string(&finish.outcome).expect("an outcome serialises"),
+                delay_ms: match finish.ending {
+                    Ending::Retrying(delay) => delay.as_millis() as u64,
+                    _ => 0,
+                },
+                tokens: finish.outcome.tokens_used(),
+            }
+            .push(&mut invocation);
         }
         let rows: Vec<FinishRow> = invocation.invoke_async(&mut self.conn.clone()).await?;
         Ok(batch
