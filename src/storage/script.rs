@@ -63,12 +63,89 @@ pub fn item_locals(
     }
 }
 
-/// `script` with the line `marker` replaced by `inserted` (the per-item locals inside its loop).
-/// Panics when the marker is missing: scripts are built once, at start-up, and tested.
-pub fn splice(script: &str, marker: &str, inserted: &str) -> String {
-    let line = format!("{marker}\n");
-    assert!(script.contains(&line), "the script has no `{marker}` line");
-    script.replacen(&line, inserted, 1)
+/// The line where a script's loop over its items wants each item's names.
+pub const ITEM_MARKER: &str = "--@item";
+
+/// `script` with its [`ITEM_MARKER`] line replaced by `inserted` (the per-item locals inside its
+/// loop). Panics when the marker is missing: scripts are built once, at start-up, and tested.
+pub fn splice(script: &str, inserted: &str) -> String {
+    let mut out = String::with_capacity(script.len() + inserted.len());
+    let mut found = false;
+    for line in script.split_inclusive('\n') {
+        if !found && line.trim() == ITEM_MARKER {
+            out.push_str(inserted);
+            found = true;
+        } else {
+            out.push_str(line);
+        }
+    }
+    assert!(found, "the script has no `{ITEM_MARKER}` line");
+    out
+}
+
+/// A script's names in their order: fixed keys and arguments, then, for a script that takes a
+/// batch of items (jobs), each item's keys and arguments.
+pub struct Contract {
+    pub keys: &'static [&'static str],
+    pub args: &'static [&'static str],
+    pub item_keys: &'static [&'static str],
+    pub item_args: &'static [&'static str],
+}
+
+impl Contract {
+    /// `prelude`, the fixed names as locals, and `source`. With items, also `items` (how many
+    /// were given, counted in `KEYS` when items have keys, else in `ARGV`) and each item's
+    /// locals at the script's [`ITEM_MARKER`] line, inside its loop over `i`.
+    pub fn build(&self, prelude: &str, source: &str) -> String {
+        let mut lua = String::from(prelude);
+        lua.push_str("-- Names built by src/storage/script.rs.\n");
+        locals(&mut lua, "key_", "KEYS", self.keys, 0);
+        locals(&mut lua, "arg_", "ARGV", self.args, 0);
+        if self.item_keys.is_empty() && self.item_args.is_empty() {
+            lua.push_str(source);
+            return lua;
+        }
+        let (table, head, size) = if self.item_keys.is_empty() {
+            ("ARGV", self.args.len(), self.item_args.len())
+        } else {
+            ("KEYS", self.keys.len(), self.item_keys.len())
+        };
+        let _ = writeln!(lua, "local items = (#{table} - {head}) / {size}");
+        let mut item = String::new();
+        item_locals(
+            &mut item,
+            "key_",
+            "KEYS",
+            self.item_keys,
+            self.keys.len(),
+            "i",
+        );
+        item_locals(
+            &mut item,
+            "arg_",
+            "ARGV",
+            self.item_args,
+            self.args.len(),
+            "i",
+        );
+        lua.push_str(&splice(source, &item));
+        lua
+    }
+
+    /// The names `source` reads that the contract lacks, and any position (`KEYS[`, `ARGV[`)
+    /// it reads instead of a name.
+    pub fn misread(&self, source: &str) -> Vec<String> {
+        let keys = [self.keys, self.item_keys].concat();
+        let args = [self.args, self.item_args].concat();
+        let mut wrong = reads_only(source, "key_", &keys);
+        wrong.extend(reads_only(source, "arg_", &args));
+        for position in ["KEYS[", "ARGV["] {
+            if source.contains(position) {
+                wrong.push(position.to_owned());
+            }
+        }
+        wrong
+    }
 }
 
 /// The `<prefix><name>` words `script` reads whose name is not in `names` (a word inside a
@@ -108,7 +185,6 @@ mod tests {
         item_locals(&mut inserted, "key_", "KEYS", &["task", "events"], 3, "i");
         let script = splice(
             "for i = 1, n do\n  --@item\n  use(key_task)\nend\n",
-            "  --@item",
             &inserted,
         );
         assert_eq!(

@@ -4,7 +4,7 @@
 
 use redis::Script;
 
-use crate::storage::script::{item_locals, locals, script_parts, splice};
+use crate::storage::script::{Contract, script_parts};
 
 /// The shared helpers every task script starts with.
 const PRELUDE: &str = include_str!("lua/prelude.lua");
@@ -18,6 +18,27 @@ macro_rules! task_script {
         ))
     };
 }
+
+const CREATE: Contract = Contract {
+    keys: CreateKeys::NAMES,
+    args: CreateArgs::NAMES,
+    item_keys: &[],
+    item_args: &[],
+};
+
+const START: Contract = Contract {
+    keys: StartKeys::NAMES,
+    args: StartArgs::NAMES,
+    item_keys: &[],
+    item_args: StartItemArgs::NAMES,
+};
+
+const FINISH: Contract = Contract {
+    keys: FinishKeys::NAMES,
+    args: FinishArgs::NAMES,
+    item_keys: FinishItemKeys::NAMES,
+    item_args: FinishItemArgs::NAMES,
+};
 
 pub(super) struct Scripts {
     pub create: Script,
@@ -35,9 +56,9 @@ pub(super) struct Scripts {
 impl Scripts {
     pub fn new() -> Self {
         Self {
-            create: Script::new(&create_script()),
-            start: Script::new(&start_script()),
-            finish: Script::new(&finish_script()),
+            create: Script::new(&CREATE.build(PRELUDE, include_str!("lua/create.lua"))),
+            start: Script::new(&START.build(PRELUDE, include_str!("lua/start.lua"))),
+            finish: Script::new(&FINISH.build(PRELUDE, include_str!("lua/finish.lua"))),
             promote: task_script!("promote"),
             reclaim: Script::new(include_str!("lua/reclaim.lua")),
             cancel: task_script!("cancel"),
@@ -133,39 +154,6 @@ script_parts! {
     }
 }
 
-/// The helpers, the named keys and arguments, the number of jobs (`items`), then
-/// `lua/finish.lua` with each job's names inside its loop.
-fn finish_script() -> String {
-    let mut lua = String::from(PRELUDE);
-    lua.push_str("-- Built by src/tasks/scripts.rs.\n");
-    locals(&mut lua, "key_", "KEYS", FinishKeys::NAMES, 0);
-    locals(&mut lua, "arg_", "ARGV", FinishArgs::NAMES, 0);
-    lua.push_str(&format!(
-        "local items = (#KEYS - {}) / {}\n",
-        FinishKeys::NAMES.len(),
-        FinishItemKeys::NAMES.len()
-    ));
-    let mut item = String::new();
-    item_locals(
-        &mut item,
-        "key_",
-        "KEYS",
-        FinishItemKeys::NAMES,
-        FinishKeys::NAMES.len(),
-        "i",
-    );
-    item_locals(
-        &mut item,
-        "arg_",
-        "ARGV",
-        FinishItemArgs::NAMES,
-        FinishArgs::NAMES.len(),
-        "i",
-    );
-    lua.push_str(&splice(include_str!("lua/finish.lua"), "  --@item", &item));
-    lua
-}
-
 script_parts! {
     /// `KEYS` of `lua/start.lua`.
     pub struct StartKeys as key {
@@ -194,81 +182,27 @@ script_parts! {
     }
 }
 
-/// The helpers, the named keys and arguments, the number of entries given (`items`), then
-/// `lua/start.lua` with each entry's names inside its loop.
-fn start_script() -> String {
-    let mut lua = String::from(PRELUDE);
-    lua.push_str("-- Built by src/tasks/scripts.rs.\n");
-    locals(&mut lua, "key_", "KEYS", StartKeys::NAMES, 0);
-    locals(&mut lua, "arg_", "ARGV", StartArgs::NAMES, 0);
-    lua.push_str(&format!(
-        "local items = (#ARGV - {}) / {}\n",
-        StartArgs::NAMES.len(),
-        StartItemArgs::NAMES.len()
-    ));
-    let mut item = String::new();
-    item_locals(
-        &mut item,
-        "arg_",
-        "ARGV",
-        StartItemArgs::NAMES,
-        StartArgs::NAMES.len(),
-        "i",
-    );
-    lua.push_str(&splice(include_str!("lua/start.lua"), "    --@item", &item));
-    lua
-}
-
-/// The helpers, the named keys and arguments, then `lua/create.lua`.
-fn create_script() -> String {
-    let mut lua = String::from(PRELUDE);
-    lua.push_str("-- Built by src/tasks/scripts.rs.\n");
-    locals(&mut lua, "key_", "KEYS", CreateKeys::NAMES, 0);
-    locals(&mut lua, "arg_", "ARGV", CreateArgs::NAMES, 0);
-    lua.push_str(include_str!("lua/create.lua"));
-    lua
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::script::reads_only;
 
     #[test]
     fn create_start_and_finish_read_only_the_names_their_contracts_define() {
-        let script = include_str!("lua/create.lua");
-        assert_eq!(
-            reads_only(script, "key_", CreateKeys::NAMES),
-            Vec::<String>::new()
-        );
-        assert_eq!(
-            reads_only(script, "arg_", CreateArgs::NAMES),
-            Vec::<String>::new()
-        );
-        assert!(
-            !script.contains("KEYS[") && !script.contains("ARGV["),
-            "create.lua reads a position instead of a name"
-        );
-        let script = include_str!("lua/finish.lua");
-        let keys: Vec<&str> = [FinishKeys::NAMES, FinishItemKeys::NAMES].concat();
-        let args: Vec<&str> = [FinishArgs::NAMES, FinishItemArgs::NAMES].concat();
-        assert_eq!(reads_only(script, "key_", &keys), Vec::<String>::new());
-        assert_eq!(reads_only(script, "arg_", &args), Vec::<String>::new());
-        assert!(!script.contains("KEYS[") && !script.contains("ARGV["));
-        let built = finish_script();
-        assert!(built.contains("local items = (#KEYS - 3) / 2\n"));
-        assert!(built.contains("  local arg_tokens = ARGV[3 + 6 * (i - 1) + 6]\n"));
-        let script = include_str!("lua/start.lua");
-        let args: Vec<&str> = [StartArgs::NAMES, StartItemArgs::NAMES].concat();
-        assert_eq!(
-            reads_only(script, "key_", StartKeys::NAMES),
-            Vec::<String>::new()
-        );
-        assert_eq!(reads_only(script, "arg_", &args), Vec::<String>::new());
-        assert!(!script.contains("KEYS[") && !script.contains("ARGV["));
-        assert!(start_script().contains("  local arg_task_id = ARGV[4 + 2 * (i - 1) + 2]\n"));
-        let built = create_script();
-        assert!(built.contains("local key_task = KEYS[1]\n"));
-        assert!(built.contains("local arg_batch = ARGV[15]\n"));
+        for (name, contract, source) in [
+            ("create", &CREATE, include_str!("lua/create.lua")),
+            ("start", &START, include_str!("lua/start.lua")),
+            ("finish", &FINISH, include_str!("lua/finish.lua")),
+        ] {
+            assert_eq!(contract.misread(source), Vec::<String>::new(), "{name}.lua");
+        }
+        let create = CREATE.build("", include_str!("lua/create.lua"));
+        assert!(create.contains("local key_task = KEYS[1]\n"));
+        assert!(create.contains("local arg_batch = ARGV[15]\n"));
+        let start = START.build("", include_str!("lua/start.lua"));
+        assert!(start.contains("local items = (#ARGV - 4) / 2\n"));
+        assert!(start.contains("  local arg_task_id = ARGV[4 + 2 * (i - 1) + 2]\n"));
+        let finish = FINISH.build("", include_str!("lua/finish.lua"));
+        assert!(finish.contains("local items = (#KEYS - 3) / 2\n"));
+        assert!(finish.contains("  local arg_tokens = ARGV[3 + 6 * (i - 1) + 6]\n"));
     }
 }

@@ -368,18 +368,7 @@ const BUILDS_KEYS: &[(&str, &str)] = &[
 #[test]
 fn no_script_builds_a_key_of_its_own_beyond_the_known_ones() {
     let root = crate::helpers::repo_path("src");
-    let mut scripts = Vec::new();
-    let mut dirs = vec![root.clone()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "lua") {
-                scripts.push(path);
-            }
-        }
-    }
+    let scripts = crate::helpers::files_under(&root, "lua");
     assert!(scripts.len() >= 20, "found only {} scripts", scripts.len());
     let mut building = Vec::new();
     for path in &scripts {

@@ -24,6 +24,24 @@ pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
 
+/// Every file below `dir` (recursively) whose name ends in `.<extension>`.
+pub fn files_under(dir: &Path, extension: &str) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == extension) {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
 /// A copy of the shipped `jobs/`: one file per registered kind (`service/jobs.rs`), each
 /// file's text passed through `edit(kind, text)`.
 pub fn jobs_copy(edit: impl Fn(&str, String) -> String) -> tempfile::TempDir {

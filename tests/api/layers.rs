@@ -97,30 +97,19 @@ const ROOTS: &[&str] = &["app", "cli", "batch_cli", "bench", "lib", "main"];
 fn references() -> Vec<(String, String, usize, String)> {
     let src = repo_path("src");
     let mut found = Vec::new();
-    let mut stack = vec![src.clone()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            if path.extension().is_none_or(|e| e != "rs") {
-                continue;
-            }
-            let module = top_module(&src, &path);
-            let text = std::fs::read_to_string(&path).unwrap();
-            for (number, line) in text.lines().enumerate() {
-                let code = line.split("//").next().unwrap_or_default();
-                for (at, _) in code.match_indices("crate::") {
-                    let named: String = code[at + 7..]
-                        .chars()
-                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                        .collect();
-                    if !named.is_empty() && named != module {
-                        let file = path.strip_prefix(&src).unwrap().display().to_string();
-                        found.push((module.clone(), file, number + 1, named));
-                    }
+    for path in crate::helpers::files_under(&src, "rs") {
+        let module = top_module(&src, &path);
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (number, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            for (at, _) in code.match_indices("crate::") {
+                let named: String = code[at + 7..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if !named.is_empty() && named != module {
+                    let file = path.strip_prefix(&src).unwrap().display().to_string();
+                    found.push((module.clone(), file, number + 1, named));
                 }
             }
         }
