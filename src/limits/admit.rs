@@ -22,7 +22,8 @@ use crate::feature::Feature;
 use crate::storage::script::{locals, script_parts};
 
 script_parts! {
-    /// `KEYS`: all one user's (one hash tag), then the global blocked index.
+    /// `KEYS`: all one user's (one hash tag). A block's entry in the global index of blocked
+    /// users is the follow-up step [`Limits::index_block`].
     struct Keys as key {
         blocked: String,
         /// The sliding window (zset of request members).
@@ -34,14 +35,12 @@ script_parts! {
         bucket: String,
         overrides: String,
         violations: String,
-        blocked_index: &'static str,
     }
 }
 
 script_parts! {
     /// `ARGV`, before the role's limits (which follow in [`Overridable::ALL`]'s order).
     struct Args<'a> as arg {
-        user: &'a str,
         /// Unique per request (the task id).
         member: &'a str,
         estimate: u64,
@@ -201,10 +200,8 @@ impl Limits {
             bucket: keys::bucket(user, feature),
             overrides: keys::overrides(user),
             violations: keys::violations(user),
-            blocked_index: keys::BLOCKED_INDEX,
         };
         let args = Args {
-            user,
             member,
             estimate,
             daily_reset_at,
@@ -226,6 +223,9 @@ impl Limits {
             }
             Err(err) => return Err(err.into()),
         };
+        if reply.blocked_until > 0 {
+            self.index_block(user, reply.blocked_until).await;
+        }
         let figures = Figures::from_reply(&reply, self.settings.window_secs);
         if let Some(limit) = refused_by {
             crate::metrics::admission_refused(limit.name());
@@ -272,10 +272,10 @@ mod tests {
     fn the_prelude_names_every_key_argument_figure_and_reply_field_once() {
         let lua = prelude();
         assert!(lua.contains("local key_blocked = KEYS[1]\nlocal key_window = KEYS[2]\n"));
-        assert!(lua.contains("local key_blocked_index = KEYS[9]\n"));
-        assert!(lua.contains("local arg_requests = ARGV[10]\n"));
-        assert!(lua.contains("per_minute = tonumber(ARGV[11]), "));
-        assert!(lua.contains("bucket_refill_per_sec = tonumber(ARGV[18]), }"));
+        assert!(lua.contains("local key_violations = KEYS[8]\n"));
+        assert!(lua.contains("local arg_requests = ARGV[9]\n"));
+        assert!(lua.contains("per_minute = tonumber(ARGV[10]), "));
+        assert!(lua.contains("bucket_refill_per_sec = tonumber(ARGV[17]), }"));
         assert!(lua.contains("return {r.verdict, r.retry_ms, r.per_minute, "));
     }
 

@@ -6,7 +6,8 @@
 use crate::feature::Feature;
 
 /// Sorted set of blocked users (score: block end, ms), for `GET /v1/admin/blocks`. Global: it
-/// is the one limits key outside a user's slot.
+/// is the one limits key outside a user's slot, so no script writes it together with a user's
+/// keys; `Limits::index_block` adds a block after the script made it.
 pub const BLOCKED_INDEX: &str = "ai:abuse:blocked";
 
 fn user(user: &str, suffix: &str) -> String {

@@ -213,28 +213,50 @@ impl Limits {
             .violation
             .key(keys::violations(user))
             .key(keys::blocked(user))
-            .key(keys::BLOCKED_INDEX)
-            .arg(user)
             .arg(violation.as_str())
             .arg(abuse.violations)
             .arg(abuse.window_secs * 1000)
             .arg(abuse.block_secs * 1000)
             .invoke_async(&mut self.conn.clone())
             .await?;
+        if until > 0 {
+            self.index_block(user, until).await;
+        }
         Ok((until > 0)
             .then(|| jiff::Timestamp::from_millisecond(until).ok())
             .flatten())
     }
 
+    /// The follow-up of a block: the user in the global index of blocked users (`blocks`),
+    /// which lives outside the user's hash slot, so it cannot be written by the script that
+    /// blocks. Idempotent (the same end, the same score) and repeated on each refused request
+    /// of a blocked user: a process that dies between the two steps leaves the index one user
+    /// short until that user's next request; the block itself holds either way.
+    pub(super) async fn index_block(&self, user: &str, until_ms: i64) {
+        let now = jiff::Timestamp::now().as_millisecond();
+        let listed: redis::RedisResult<()> = redis::pipe()
+            .zadd(keys::BLOCKED_INDEX, user, until_ms)
+            .ignore()
+            .zrembyscore(keys::BLOCKED_INDEX, "-inf", now)
+            .ignore()
+            .query_async(&mut self.conn.clone())
+            .await;
+        if let Err(err) = listed {
+            tracing::warn!(%err, "could not list a block in the index of blocked users; the block holds");
+        }
+    }
+
     /// Lifts a user's block and forgets their violations.
     pub async fn unblock(&self, user: &str) -> Result<bool, redis::RedisError> {
-        let (removed, _, _): (i64, i64, i64) = redis::pipe()
+        // The user's keys together (one slot), then the index (another).
+        let (removed, _): (i64, i64) = redis::pipe()
             .atomic()
             .del(keys::blocked(user))
             .del(keys::violations(user))
-            .zrem(keys::BLOCKED_INDEX, user)
             .query_async(&mut self.conn.clone())
             .await?;
+        let _: i64 =
+            redis::AsyncCommands::zrem(&mut self.conn.clone(), keys::BLOCKED_INDEX, user).await?;
         Ok(removed > 0)
     }
 

@@ -197,6 +197,61 @@ async fn the_scripts_whose_keys_share_a_slot_run_on_the_cluster() {
     }
 }
 
+/// The admission and violation scripts, through `Limits` itself, against the cluster node that
+/// owns the user's slot (a `ConnectionManager` speaks to one node): admitted, then blocked by a
+/// violation, then refused as blocked. The index of blocked users is a follow-up outside the
+/// user's slot (`Limits::index_block`), so the scripts themselves touch one slot.
+#[tokio::test]
+async fn admission_and_violations_run_on_the_node_of_the_users_slot() {
+    use tutorq::auth::{Principal, Role};
+    use tutorq::limits::{LimitError, Limits, Violation};
+
+    let user = format!("cluster-{}", uuid::Uuid::now_v7().simple());
+    // Ask node 0 about a key of the user: it answers, or points at the owner.
+    let mut cmd = redis::cmd("EXISTS");
+    cmd.arg(tutorq::limits::keys::daily(&user));
+    let mut conn = redis::Client::open(cluster().url(0))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let owner = match cmd.query_async::<i64>(&mut conn).await {
+        Ok(_) => cluster().url(0),
+        Err(err) => format!("redis://{}", err.redirect_node().expect("a MOVED").0),
+    };
+    let manager = redis::aio::ConnectionManager::new(redis::Client::open(owner).unwrap())
+        .await
+        .unwrap();
+    let mut settings = tutorq::config::Settings::load_from(
+        &crate::helpers::repo_path("config"),
+        "test",
+        Vec::new(),
+    )
+    .unwrap()
+    .limits;
+    settings.enabled = true;
+    settings.abuse.violations = 1;
+    let limits = Limits::new(manager, &settings);
+    let principal = Principal::new(user.as_str(), Role::Student);
+    let admitted = limits
+        .admit(&principal, Feature::Hint, 10, "m1")
+        .await
+        .expect("admission runs on the cluster");
+    assert!(admitted.reservation.is_some());
+    let blocked = limits
+        .violation(&user, Violation::ForbiddenTopic)
+        .await
+        .expect("a violation is recorded on the cluster");
+    assert!(
+        blocked.is_some(),
+        "one violation blocks at a threshold of 1"
+    );
+    match limits.admit(&principal, Feature::Hint, 10, "m2").await {
+        Err(LimitError::Refused(refusal)) => assert_eq!(refusal.limit.name(), "blocked"),
+        other => panic!("a blocked user is refused, not {other:?}"),
+    }
+}
+
 /// Scripts that do not run on a cluster yet, with why. Each is called with the keys its store
 /// passes today; the test fails when one starts to run, so that it moves to the list above.
 const NOT_YET: &[(&str, &str)] = &[
@@ -225,14 +280,6 @@ const NOT_YET: &[(&str, &str)] = &[
         "tasks/append",
         "announces on the global ai:watching/ai:events from inside the script",
     ),
-    (
-        "limits/admit",
-        "the user's keys and the global blocked index span slots",
-    ),
-    (
-        "limits/violation",
-        "the user's keys and the global blocked index span slots",
-    ),
 ];
 
 #[tokio::test]
@@ -254,14 +301,6 @@ async fn the_scripts_not_yet_on_the_cluster_are_refused_there() {
             "tasks/cancel" => with(TASK_PRELUDE, include_str!("../../src/tasks/lua/cancel.lua")),
             "tasks/replay" => with(TASK_PRELUDE, include_str!("../../src/tasks/lua/replay.lua")),
             "tasks/append" => with(TASK_PRELUDE, include_str!("../../src/tasks/lua/append.lua")),
-            "limits/admit" => with(
-                LIMITS_PRELUDE,
-                include_str!("../../src/limits/lua/admit.lua"),
-            ),
-            "limits/violation" => with(
-                LIMITS_PRELUDE,
-                include_str!("../../src/limits/lua/violation.lua"),
-            ),
             other => panic!("no source for {other}"),
         }
     };
@@ -307,14 +346,6 @@ async fn the_scripts_not_yet_on_the_cluster_are_refused_there() {
             "tasks/append" => (
                 vec![keys::events(&task)],
                 strings(&["progress", r#"{"at_us":1}"#, "1000"]),
-            ),
-            "limits/admit" | "limits/violation" => (
-                vec![
-                    tutorq::limits::keys::violations(user),
-                    tutorq::limits::keys::blocked(user),
-                    tutorq::limits::keys::BLOCKED_INDEX.to_owned(),
-                ],
-                Vec::new(),
             ),
             other => panic!("no keys for {other}"),
         }

@@ -4,8 +4,8 @@
 -- changes nothing (a window breach records a violation and starts the cooldown). One atomic step,
 -- so any number of web processes together never let a user past a limit.
 -- Its keys, arguments and reply are named in src/limits/admit.rs, whose prelude gives this
--- script a local `key_<name>` per key (all one user's, one hash tag, then the global blocked
--- index), `arg_<name>` per argument, `lim.<name>` per figure of the role's limits (by override
+-- script a local `key_<name>` per key (all one user's, one hash tag: the script runs on a Redis
+-- Cluster), `arg_<name>` per argument, `lim.<name>` per figure of the role's limits (by override
 -- key) and `reply{...}`. `verdict` is 'ok' or the refusing limit's name (src/limits/limit.rs).
 local now = now_ms()
 local overrides = redis.call('HGETALL', key_overrides)
@@ -62,7 +62,7 @@ if used >= lim.per_minute then
   if cool > 0 then
     redis.call('SET', key_cooldown, '1', 'PX', cool)
   end
-  local until_ms = violation(key_violations, key_blocked, key_blocked_index, arg_user, 'rate_limit', now,
+  local until_ms = violation(key_violations, key_blocked, 'rate_limit', now,
     tonumber(arg_violations), tonumber(arg_violation_window_ms), tonumber(arg_block_ms))
   if until_ms > 0 then
     return answer('blocked', until_ms - now, until_ms)

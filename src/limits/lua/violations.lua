@@ -1,9 +1,10 @@
 -- Prepended to the limit scripts: recording a violation, and the block it may cause.
 
 -- Records one violation at `now` (ms); when `threshold` of them fall within `window` ms, blocks
--- the user for `block` ms. KEYS are the caller's: violations list, blocked key, blocked index.
+-- the user for `block` ms. KEYS are the caller's: violations list, blocked key (one user's slot;
+-- the global index of blocked users is Rust's follow-up step, `Limits::index_block`).
 -- Returns the block's end (ms) or 0.
-local function violation(violations_key, blocked_key, index_key, user, reason, now, threshold, window, block)
+local function violation(violations_key, blocked_key, reason, now, threshold, window, block)
   redis.call('LPUSH', violations_key, now .. ':' .. reason)
   redis.call('LTRIM', violations_key, 0, threshold - 1)
   redis.call('PEXPIRE', violations_key, window)
@@ -19,8 +20,6 @@ local function violation(violations_key, blocked_key, index_key, user, reason, n
   end
   local until_ms = now + block
   redis.call('SET', blocked_key, until_ms, 'PX', block)
-  redis.call('ZADD', index_key, until_ms, user)
-  redis.call('ZREMRANGEBYSCORE', index_key, '-inf', now)
   return until_ms
 end
 
