@@ -58,9 +58,22 @@ impl AppState {
             crate::audit::AuditLog::start(&settings.audit, stores.db.clone(), stores.redis.clone());
         let engine = Engine::start(
             stores.redis.clone(),
-            stores.redis_client.clone(),
+            stores.redis_servers.clone(),
             stores.db.clone(),
             kinds,
+            crate::tasks::keys::Partitions::configured(
+                settings.redis.partitions,
+                stores.redis_servers.is_cluster(),
+            ),
+            Arc::new(|mut conn, settlement: crate::tasks::Settlement| {
+                Box::pin(async move {
+                    let s = settlement;
+                    crate::limits::settle(
+                        &mut conn, &s.user_id, &s.feature, &s.task_id, &s.quota, s.used,
+                    )
+                    .await
+                })
+            }),
         );
         let usage = crate::metrics::UsageMeter::new(&settings.audit);
         let engine = crate::service::hooks::install(engine, &audit, usage);

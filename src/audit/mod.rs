@@ -19,7 +19,7 @@ mod writer;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::storage::RedisConnection;
 use serde_json::{Value as Json, json};
 use sqlx::PgPool;
 use tokio::sync::mpsc;
@@ -54,7 +54,7 @@ impl RequestFacts {
 }
 
 /// Events waiting in the Redis spool for PostgreSQL, whichever process spooled them.
-pub async fn spool_length(redis: &ConnectionManager) -> redis::RedisResult<u64> {
+pub async fn spool_length(redis: &RedisConnection) -> redis::RedisResult<u64> {
     Spool::new(redis.clone()).len().await
 }
 
@@ -72,7 +72,7 @@ struct Inner {
 
 impl AuditLog {
     /// Starts the writer and the spool drainer (when auditing is on).
-    pub fn start(settings: &AuditSettings, pool: PgPool, redis: ConnectionManager) -> Self {
+    pub fn start(settings: &AuditSettings, pool: PgPool, redis: RedisConnection) -> Self {
         if !settings.enabled {
             return Self(None);
         }

@@ -7,8 +7,8 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use crate::storage::RedisConnection;
 use redis::Script;
-use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 
 use super::event::AuditEvent;
@@ -25,11 +25,11 @@ const LOCK_MS: u64 = 30_000;
 
 #[derive(Clone)]
 pub struct Spool {
-    conn: ConnectionManager,
+    conn: RedisConnection,
 }
 
 impl Spool {
-    pub fn new(conn: ConnectionManager) -> Self {
+    pub fn new(conn: RedisConnection) -> Self {
         Self { conn }
     }
 

@@ -182,7 +182,7 @@ fn free_port() -> anyhow::Result<u16> {
 
 /// Empties the database and waits until Redis has freed the old data in the background, so a
 /// run does not pay for the previous one.
-async fn flush(redis: &mut redis::aio::ConnectionManager) -> anyhow::Result<()> {
+async fn flush(redis: &mut crate::storage::RedisConnection) -> anyhow::Result<()> {
     redis::cmd("FLUSHDB")
         .arg("ASYNC")
         .query_async::<()>(redis)

@@ -152,14 +152,20 @@ async fn wait_completed(state: &AppState, target: usize) -> anyhow::Result<()> {
 
 async fn hash_field(state: &AppState, ids: &[String], field: &str) -> anyhow::Result<Vec<i64>> {
     let mut redis = state.service.stores().redis.clone();
+    let parts = state.service.engine().store.partitions().clone();
     let mut values = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(5000) {
-        let mut pipe = redis::pipe();
-        for id in chunk {
-            pipe.hget(keys::task(id), field);
+        let calls = chunk
+            .iter()
+            .map(|id| {
+                let mut call = redis::cmd("HGET");
+                call.arg(parts.task(id)).arg(field);
+                call
+            })
+            .collect();
+        for value in redis.query_each(calls).await? {
+            values.extend(redis::from_redis_value::<Option<i64>>(value)?);
         }
-        let part: Vec<Option<i64>> = pipe.query_async(&mut redis).await?;
-        values.extend(part.into_iter().flatten());
     }
     Ok(values)
 }
@@ -192,14 +198,18 @@ fn rate(finished: &[i64]) -> f64 {
 /// Every task succeeded, after one attempt, with exactly one `succeeded` event.
 async fn verify_exactly_once(state: &AppState, ids: &[String]) -> anyhow::Result<()> {
     let mut redis = state.service.stores().redis.clone();
+    let parts = state.service.engine().store.partitions().clone();
     let mut bad = 0usize;
     for chunk in ids.chunks(2000) {
-        let mut pipe = redis::pipe();
+        let mut calls = Vec::new();
         for id in chunk {
-            pipe.hget(keys::task(id), "state");
-            pipe.cmd("XRANGE").arg(keys::events(id)).arg("-").arg("+");
+            let mut state = redis::cmd("HGET");
+            state.arg(parts.task(id)).arg("state");
+            let mut events = redis::cmd("XRANGE");
+            events.arg(parts.events(id)).arg("-").arg("+");
+            calls.extend([state, events]);
         }
-        let replies: Vec<redis::Value> = pipe.query_async(&mut redis).await?;
+        let replies = redis.query_each(calls).await?;
         for pair in replies.chunks(2) {
             let state: Option<String> =
                 redis::FromRedisValue::from_redis_value(pair[0].clone()).unwrap_or(None);
@@ -231,7 +241,7 @@ async fn pickup_latency(state: &AppState, count: usize) -> anyhow::Result<(Vec<f
     for index in 0..count + 20 {
         let task = new_task("bench-latency", index);
         store.enqueue(&task).await?;
-        let events = keys::events(&task.facts.task_id);
+        let events = store.partitions().events(&task.facts.task_id);
         let mut cursor = "0-0".to_owned();
         let (mut created, mut started, mut succeeded) = (None, None, None);
         while succeeded.is_none() {

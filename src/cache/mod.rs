@@ -14,7 +14,7 @@ pub mod keys;
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::storage::RedisConnection;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -64,13 +64,13 @@ struct Scripts {
 
 #[derive(Clone)]
 pub struct ResponseCache {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     settings: CacheSettings,
     scripts: std::sync::Arc<Scripts>,
 }
 
 impl ResponseCache {
-    pub fn new(conn: ConnectionManager, settings: &CacheSettings) -> Self {
+    pub fn new(conn: RedisConnection, settings: &CacheSettings) -> Self {
         Self {
             conn,
             settings: settings.clone(),

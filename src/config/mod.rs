@@ -114,6 +114,13 @@ pub struct OpenLimit {
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
     pub url: Secret,
+    /// Seed nodes of a Redis Cluster; when given, `url` is not used.
+    #[serde(default)]
+    pub cluster: Vec<Secret>,
+    /// Partitions of every queue (`tasks/keys.rs`); by default 1 on one server, 6 on a cluster.
+    /// Fixed for a deployment: changing it strands the tasks of the partitions that go.
+    #[serde(default)]
+    pub partitions: Option<usize>,
     pub connect_timeout_ms: u64,
     pub response_timeout_ms: u64,
 }

@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::storage::RedisConnection;
 use redis::{RedisError, Script};
 
 use super::figures::Figures;
@@ -249,7 +249,7 @@ impl Limits {
 /// Runs the admission script once.
 async fn call(
     script: &Script,
-    conn: &ConnectionManager,
+    conn: &RedisConnection,
     keys: &Keys,
     args: &Args<'_>,
     role: &RoleLimits,

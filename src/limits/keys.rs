@@ -1,7 +1,7 @@
 //! Redis key names of the limits (DESIGN.md §6), built here and nowhere else in Rust. Braces
 //! are Redis Cluster hash tags: every key of one user shares the user's slot, so a check across
-//! them is one atomic script. `tasks/lua/prelude.lua` still builds the quota keys itself when a
-//! task's reservation settles (to be passed in `KEYS`: issue 21).
+//! them is one atomic script. A task's reservation is settled here by a follow-up of its
+//! partition (`settle.rs`).
 
 use crate::feature::Feature;
 
@@ -52,6 +52,12 @@ pub fn monthly(user_id: &str) -> String {
 /// The user's token bucket for one feature.
 pub fn bucket(user_id: &str, feature: Feature) -> String {
     format!("{}:bucket:{feature}", user(user_id, "quota"))
+}
+
+/// The user's tasks whose reservation was settled (a zset by time), so a settlement applied
+/// twice counts once.
+pub fn settled(user_id: &str) -> String {
+    user(user_id, "quota") + ":settled"
 }
 
 /// One client address's per-minute window.

@@ -4,8 +4,9 @@
 //! request costs one Redis round trip and any number of web processes share the limits exactly.
 //!
 //! Tokens are reserved at admission (the estimate: prompt tokens plus `max_tokens`) and settled
-//! to the real usage when the task ends, in the same Lua step that records the end
-//! (`tasks/lua/prelude.lua`, `settle`); a failure or cancellation refunds them.
+//! to the real usage when the task ends: the script that records the end leaves a follow-up in
+//! its partition's outbox (`tasks/outbox.rs`), applied in the user's slot by [`settle`]; a
+//! failure or cancellation refunds them.
 //!
 //! `limit` describes every limit once (what its script answers, its problem type, layer,
 //! override and `RateLimit` policy); `admit` is the admission script's named contract and call;
@@ -20,11 +21,12 @@ mod limit;
 mod overrides;
 mod periods;
 mod refusal;
+mod settle;
 
 use std::sync::Arc;
 
+use crate::storage::RedisConnection;
 use redis::Script;
-use redis::aio::ConnectionManager;
 use serde::Serialize;
 
 use crate::auth::{Principal, Role};
@@ -36,6 +38,7 @@ pub use ip::IpVerdict;
 pub use limit::{Layer, Limit, ProblemType};
 pub use overrides::{Overridable, parse_overrides};
 pub use refusal::{Refusal, iso};
+pub use settle::settle;
 
 /// The tokens a request reserved and the periods it reserved them in: stored on the task as
 /// `tokens:daily_reset_at:monthly_reset_at`, read back by the settling Lua.
@@ -108,7 +111,7 @@ macro_rules! limit_script {
 
 #[derive(Clone)]
 pub struct Limits {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     settings: Arc<LimitSettings>,
     scripts: Arc<Scripts>,
     timezone: jiff::tz::TimeZone,
@@ -150,7 +153,7 @@ pub struct QuotaStatus {
 }
 
 impl Limits {
-    pub fn new(conn: ConnectionManager, settings: &LimitSettings) -> Self {
+    pub fn new(conn: RedisConnection, settings: &LimitSettings) -> Self {
         Self {
             conn,
             timezone: jiff::tz::TimeZone::get(&settings.timezone)
@@ -161,7 +164,7 @@ impl Limits {
                 admit: admit::script(),
                 violation: limit_script!("violation"),
                 ip: limit_script!("ip"),
-                refund: Script::new(include_str!("lua/refund.lua")),
+                refund: settle::refund_script(),
             }),
         }
     }
@@ -180,9 +183,11 @@ impl Limits {
             .key(keys::daily(user))
             .key(keys::monthly(user))
             .key(keys::bucket(user, feature))
+            .key(keys::settled(user))
             .arg(reservation.tokens)
             .arg(reservation.daily_reset_at)
             .arg(reservation.monthly_reset_at)
+            .arg("")
             .invoke_async::<i64>(&mut self.conn.clone())
             .await
             .map(drop)

@@ -91,11 +91,12 @@ impl AiService {
             .await
             .map_err(ServiceError::CallbackUrl)?;
         let created_us = jiff::Timestamp::now().as_microsecond();
+        let store = self.batch_store();
         let tasks: Vec<(usize, NewTask)> = valid
             .into_iter()
             .map(|(index, data, input, tokens)| {
                 let task = TaskFacts {
-                    task_id: Uuid::now_v7().to_string(),
+                    task_id: store.new_item_id(&id),
                     request_id: format!("{}#{index}", batch.request_id),
                     user_id: principal.user_id.clone(),
                     role: principal.role,

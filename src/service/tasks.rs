@@ -196,6 +196,9 @@ impl AiService {
         query: &TaskQuery,
     ) -> Result<(Vec<TaskRecord>, Option<i64>), ServiceError> {
         let mut found = Vec::new();
+        // Each id's place in the user's index: the cursor (a little before its `created_us`,
+        // which its partition's clock wrote).
+        let mut placed = std::collections::HashMap::new();
         let mut before = query.before_us;
         // Filters are applied after reading, so read pages until the page is full or ids run out.
         loop {
@@ -209,7 +212,8 @@ impl AiService {
                 break;
             };
             before = Some(oldest);
-            let id_list: Vec<String> = ids.into_iter().map(|(id, _)| id).collect();
+            let id_list: Vec<String> = ids.iter().map(|(id, _)| id.clone()).collect();
+            placed.extend(ids);
             for record in self.engine.store.get_many(&id_list).await? {
                 let state_ok = query.state.is_none_or(|s| s == record.state);
                 let feature_ok = query
@@ -224,7 +228,11 @@ impl AiService {
             }
         }
         let next = (found.len() == query.limit)
-            .then(|| found.last().map(|r| r.created_us))
+            .then(|| {
+                found
+                    .last()
+                    .and_then(|r| placed.get(&r.facts.task_id).copied())
+            })
             .flatten();
         Ok((found, next))
     }

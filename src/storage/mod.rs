@@ -4,6 +4,7 @@ mod error;
 mod postgres;
 mod redis;
 pub mod script;
+pub mod slots;
 
 use std::time::Duration;
 
@@ -11,16 +12,16 @@ use anyhow::Context as _;
 
 pub use error::{StoreError, refuses_content};
 pub use postgres::{connect as connect_postgres, migrate};
-pub use redis::connect as connect_redis;
+pub use redis::{RedisConnection, RedisServers, connect as connect_redis};
 
 use crate::config::Settings;
 
 /// Both stores, cloned cheaply into every handler and worker.
 #[derive(Clone)]
 pub struct Stores {
-    pub redis: ::redis::aio::ConnectionManager,
+    pub redis: RedisConnection,
     /// For connections of their own (blocking reads, pub/sub).
-    pub redis_client: ::redis::Client,
+    pub redis_servers: RedisServers,
     pub db: sqlx::PgPool,
     probe_timeout: Duration,
 }
@@ -29,13 +30,13 @@ impl Stores {
     /// Connects lazily: the process starts even when a store is briefly down, and `/readyz`
     /// says which one.
     pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
-        let (redis, redis_client) = connect_redis(&settings.redis)
+        let (redis, redis_servers) = connect_redis(&settings.redis)
             .await
             .context("configuring Redis")?;
         let db = connect_postgres(&settings.database).context("configuring PostgreSQL")?;
         Ok(Self {
             redis,
-            redis_client,
+            redis_servers,
             db,
             probe_timeout: Duration::from_millis(settings.redis.response_timeout_ms.max(500)),
         })

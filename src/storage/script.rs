@@ -20,6 +20,7 @@ macro_rules! script_parts {
         impl $(<$lt>)? $name $(<$lt>)? {
             pub const NAMES: &'static [&'static str] = &[$(stringify!($field)),*];
 
+            #[allow(dead_code, reason = "not every script is invoked one at a time")]
             pub fn push(&self, invocation: &mut redis::ScriptInvocation<'_>) {
                 $(invocation.$push(&self.$field);)*
             }

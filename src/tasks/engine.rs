@@ -29,19 +29,24 @@ impl Engine {
     /// Starts the history writer and the cancel listener of this process. No finish hooks yet:
     /// install them with [`Engine::with_hooks`] before any pool or inline run starts.
     pub fn start(
-        conn: redis::aio::ConnectionManager,
-        client: redis::Client,
+        conn: crate::storage::RedisConnection,
+        servers: crate::storage::RedisServers,
         db: sqlx::PgPool,
         kinds: JobKinds,
+        parts: super::keys::Partitions,
+        settler: super::outbox::Settler,
     ) -> Self {
         let (history, _writer) = history::spawn(db);
         let inflight = InFlight::default();
         // Lives as long as the runtime; a process that never runs jobs just never hears a match.
-        tokio::spawn(inflight.clone().listen_for_cancels(client.clone()));
+        tokio::spawn(inflight.clone().listen_for_cancels(servers.clone()));
+        let store = TaskStore::new(conn.clone(), servers.clone(), kinds, parts.clone(), settler);
+        // Follow-ups a process left behind (`outbox.rs`), applied by whichever process looks.
+        tokio::spawn(store.clone().sweep_forever());
         Self {
-            hub: Hub::new(client.clone(), conn.clone()),
+            hub: Hub::new(servers.clone(), conn.clone(), parts.clone()),
             latency: LatencyBook::new(conn.clone()),
-            store: TaskStore::new(conn, client, kinds),
+            store: store.clone(),
             inflight,
             history,
             hooks: Arc::default(),

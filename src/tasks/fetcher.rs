@@ -1,9 +1,13 @@
-//! The fetch side of a worker pool: while the queue has work, one Lua step takes as many jobs as
-//! there are free slots (`XREADGROUP` inside the script) and marks them running; when it is
-//! empty, a blocking `XREADGROUP` waits for the next entry (an idle worker wakes at once) and the
-//! same step marks what it read running. Then into the apalis worker. Beside it, the
-//! upkeep of the queue: due retries promoted, silent consumers' entries reclaimed, and heartbeats
-//! for the entries this process holds.
+//! The fetch side of a worker pool. A logical queue is one stream per partition (`keys.rs`):
+//! while they have work, a non-blocking `XREADGROUP` takes as many jobs as there are free slots
+//! from one partition and one Lua step marks them running, the partitions taken in turn so none
+//! starves. When every partition is empty, the fetcher waits for a doorbell: a blocking `XREAD`
+//! of the partitions' streams (one for all of them on one Redis server; one per partition on a
+//! cluster, where a read may not span slots), which takes nothing, so it can never strand an
+//! entry, and rings once anything newer than what it last saw arrives (an idle worker wakes at
+//! once). Then into the apalis worker. Beside it, the upkeep of every partition: due retries
+//! promoted, silent consumers' entries reclaimed, and heartbeats for the entries this process
+//! holds.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,13 +15,12 @@ use std::time::Duration;
 use apalis::prelude::{Task, TaskBuilder, TaskId};
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use serde::de::DeserializeOwned;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use super::delivery::Delivery;
 use super::hooks::{FinishHooks, FinishedTask};
 use super::inflight::InFlight;
 use super::job::Job;
-use super::keys;
 use super::kinds::JobKind;
 use super::record::TaskState;
 use super::store::{Ending, Finish, Started, TaskStore};
@@ -44,16 +47,28 @@ pub struct Fetcher<J> {
     pub shutdown: watch::Receiver<bool>,
 }
 
-struct Entry {
-    entry_id: String,
-    task_id: String,
-    job: String,
-}
-
 impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
     pub async fn run(mut self) {
         let mut pause = Duration::from_millis(50);
-        let mut conn = None;
+        let partitions = self.store.partitions().count();
+        let mut next = 0;
+        let ring = Arc::new(Notify::new());
+        let (idle, idle_rx) = watch::channel(false);
+        let groups: Vec<Vec<usize>> = if self.store.servers().is_cluster() {
+            self.store.partitions().all().map(|p| vec![p]).collect()
+        } else {
+            vec![self.store.partitions().all().collect()]
+        };
+        for group in groups {
+            tokio::spawn(doorbell(
+                self.store.clone(),
+                self.kind.clone(),
+                group,
+                ring.clone(),
+                idle_rx.clone(),
+                self.shutdown.clone(),
+            ));
+        }
         while !*self.shutdown.borrow() {
             // Slots are reserved before reading, so two fetchers never take more jobs than
             // there are free slots; what a read leaves unused goes back at the end of the round.
@@ -66,61 +81,49 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
                 slots.merge(permits);
             }
             let free = slots.num_permits();
-            // While the queue has work, one round trip takes a batch and marks it running.
-            match self
-                .store
-                .take_and_start(&self.kind, &self.consumer, free)
-                .await
-            {
-                Ok(started) if !started.is_empty() => {
-                    pause = Duration::from_millis(50);
-                    self.hand_over(started, &mut slots).await;
-                    continue;
-                }
-                Ok(_) => {}
-                Err(err) => {
-                    tracing::warn!(queue = %self.kind.queue, %err, "taking jobs failed; retrying");
-                    self.sleep(&mut pause).await;
-                    continue;
+            // While a partition has work, one round trip takes a batch and one marks it running.
+            let mut took = false;
+            let mut failed = false;
+            for i in 0..partitions {
+                let p = (next + i) % partitions;
+                match self
+                    .store
+                    .take_and_start(&self.kind, p, &self.consumer, free)
+                    .await
+                {
+                    Ok(started) if !started.is_empty() => {
+                        next = (p + 1) % partitions;
+                        took = true;
+                        self.hand_over(started, &mut slots).await;
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(err) => {
+                        tracing::warn!(queue = %self.kind.queue, %err, "taking jobs failed; retrying");
+                        failed = true;
+                        break;
+                    }
                 }
             }
-            // The queue is empty: block until something arrives.
-            if conn.is_none() {
-                conn = self.connect().await;
-            }
-            let Some(connection) = conn.as_mut() else {
+            if failed {
                 self.sleep(&mut pause).await;
                 continue;
-            };
-            let read = tokio::select! {
-                read = read_entries(connection, &self.kind, &self.consumer, free) => read,
-                _ = crate::shutdown::stopped(&mut self.shutdown) => break,
-            };
-            let entries = match read {
-                Ok(entries) => entries,
-                Err(err) => {
-                    tracing::warn!(queue = %self.kind.queue, %err, "fetch failed; reconnecting");
-                    conn = None;
-                    self.sleep(&mut pause).await;
-                    continue;
-                }
-            };
-            pause = Duration::from_millis(50);
-            if !entries.is_empty() {
-                self.start(entries, &mut slots).await;
             }
+            pause = Duration::from_millis(50);
+            if took {
+                continue;
+            }
+            drop(slots);
+            // Every partition is empty: wait for the doorbell (a ring while we looked is kept).
+            let _ = idle.send(true);
+            tokio::select! {
+                () = ring.notified() => {}
+                () = tokio::time::sleep(BLOCK) => {}
+                _ = crate::shutdown::stopped(&mut self.shutdown) => break,
+            }
+            let _ = idle.send(false);
         }
         tracing::debug!(queue = %self.kind.queue, "fetcher stopped");
-    }
-
-    async fn connect(&self) -> Option<redis::aio::MultiplexedConnection> {
-        match self.store.dedicated_connection(BLOCK).await {
-            Ok(conn) => Some(conn),
-            Err(err) => {
-                tracing::warn!(%err, "cannot connect to Redis for fetching");
-                None
-            }
-        }
     }
 
     async fn sleep(&mut self, pause: &mut Duration) {
@@ -129,34 +132,6 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
             _ = crate::shutdown::stopped(&mut self.shutdown) => {}
         }
         *pause = (*pause * 2).min(Duration::from_secs(2));
-    }
-
-    /// Marks entries a blocking read took running and hands the started ones to the worker.
-    async fn start(&mut self, entries: Vec<Entry>, slots: &mut OwnedSemaphorePermit) {
-        let ids: Vec<(String, String)> = entries
-            .iter()
-            .map(|e| (e.entry_id.clone(), e.task_id.clone()))
-            .collect();
-        let mut pause = Duration::from_millis(50);
-        let mut started = loop {
-            match self
-                .store
-                .start_taken(&self.kind, &self.consumer, &ids)
-                .await
-            {
-                Ok(started) => break started,
-                Err(err) if !*self.shutdown.borrow() => {
-                    tracing::warn!(%err, "could not mark fetched jobs running; retrying");
-                    self.sleep(&mut pause).await;
-                }
-                // Left pending: the reclaimer re-queues them after the visibility timeout.
-                Err(_) => return,
-            }
-        };
-        for (started, entry) in started.iter_mut().zip(entries) {
-            started.job = entry.job;
-        }
-        self.hand_over(started, slots).await;
     }
 
     /// Hands started jobs to the worker; records the ones that died at start.
@@ -227,34 +202,100 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
     }
 }
 
-async fn read_entries(
-    conn: &mut redis::aio::MultiplexedConnection,
-    kind: &JobKind,
-    consumer: &str,
-    count: usize,
-) -> redis::RedisResult<Vec<Entry>> {
-    let options = StreamReadOptions::default()
-        .group(keys::GROUP, consumer)
-        .count(count)
-        .block(BLOCK.as_millis() as usize);
-    let reply: Option<StreamReadReply> =
-        redis::AsyncCommands::xread_options(conn, &[keys::queue(&kind.queue)], &[">"], &options)
-            .await?;
-    let mut entries = Vec::new();
-    for stream in reply.map(|r| r.keys).unwrap_or_default() {
-        for id in stream.ids {
-            let task_id: Option<String> = id.get("t");
-            let job: Option<String> = id.get("j");
-            if let (Some(task_id), Some(job)) = (task_id, job) {
-                entries.push(Entry {
-                    entry_id: id.id,
-                    task_id,
-                    job,
-                });
+/// Rings `ring` whenever one of the `partitions`' queue streams gets an entry newer than the
+/// newest it saw, while the fetcher is idle. It reads with `XREAD` (no group), so it takes no
+/// entry from anyone; after a ring it jumps to the newest entry, so a busy queue costs one read
+/// per ring, not one per entry.
+async fn doorbell(
+    store: TaskStore,
+    kind: JobKind,
+    partitions: Vec<usize>,
+    ring: Arc<Notify>,
+    mut idle: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let streams: Vec<String> = partitions
+        .iter()
+        .map(|&p| store.partitions().queue(p, &kind.queue))
+        .collect();
+    let mut conn: Option<(crate::storage::RedisConnection, Vec<String>)> = None;
+    while !*shutdown.borrow() {
+        tokio::select! {
+            waited = idle.wait_for(|idle| *idle) => if waited.is_err() { return },
+            _ = crate::shutdown::stopped(&mut shutdown) => return,
+        }
+        let Some((connection, cursors)) = conn.as_mut() else {
+            match connect_doorbell(&store, &streams).await {
+                Ok(connected) => {
+                    conn = Some(connected);
+                    // Whatever arrived while it was away: look.
+                    ring.notify_one();
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "cannot connect to Redis for fetching");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            continue;
+        };
+        let options = StreamReadOptions::default()
+            .count(1)
+            .block(BLOCK.as_millis() as usize);
+        let read = tokio::select! {
+            read = redis::AsyncCommands::xread_options::<_, _, Option<StreamReadReply>>(
+                connection, &streams, cursors, &options) => read,
+            _ = crate::shutdown::stopped(&mut shutdown) => return,
+        };
+        match read {
+            Ok(Some(reply)) if !reply.keys.is_empty() => {
+                ring.notify_one();
+                match newest_entries(connection, &streams).await {
+                    Ok(newest) => *cursors = newest,
+                    Err(_) => conn = None,
+                }
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(queue = %kind.queue, %err, "fetch failed; reconnecting");
+                conn = None;
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
-    Ok(entries)
+}
+
+async fn connect_doorbell(
+    store: &TaskStore,
+    streams: &[String],
+) -> redis::RedisResult<(crate::storage::RedisConnection, Vec<String>)> {
+    let mut conn = store.dedicated_connection(BLOCK).await?;
+    let newest = newest_entries(&mut conn, streams).await?;
+    Ok((conn, newest))
+}
+
+/// The id of each stream's newest entry (`0-0` when empty).
+async fn newest_entries(
+    conn: &mut crate::storage::RedisConnection,
+    streams: &[String],
+) -> redis::RedisResult<Vec<String>> {
+    let mut newest = Vec::with_capacity(streams.len());
+    for stream in streams {
+        let last: Vec<(String, std::collections::HashMap<String, String>)> =
+            redis::cmd("XREVRANGE")
+                .arg(stream)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(conn)
+                .await?;
+        newest.push(
+            last.into_iter()
+                .next()
+                .map_or_else(|| "0-0".to_owned(), |(id, _)| id),
+        );
+    }
+    Ok(newest)
 }
 
 /// Promotes due retries (after the kind's own upkeep, [`Job::upkeep`]), re-queues entries of
@@ -278,27 +319,31 @@ pub async fn upkeep<J: Job>(
         tokio::select! {
             _ = promote.tick() => {
                 J::upkeep(&context).await;
-                loop {
-                    match store.promote(&kind, FETCH_BATCH).await {
-                        Ok((moved, _)) if moved as usize == FETCH_BATCH => continue,
-                        Ok(_) => break,
-                        Err(err) => {
-                            tracing::debug!(%err, "promoting due jobs failed");
-                            break;
+                for p in store.partitions().all() {
+                    loop {
+                        match store.promote(&kind, p, FETCH_BATCH).await {
+                            Ok((moved, _)) if moved as usize == FETCH_BATCH => continue,
+                            Ok(_) => break,
+                            Err(err) => {
+                                tracing::debug!(%err, "promoting due jobs failed");
+                                break;
+                            }
                         }
                     }
                 }
             }
             _ = beat.tick() => {
-                if let Err(err) = store.heartbeat(&kind, &consumer, &inflight.entry_ids()).await {
+                if let Err(err) = store.heartbeat(&kind, &consumer, &inflight.entries()).await {
                     tracing::debug!(%err, "heartbeat failed");
                 }
             }
             _ = reclaim.tick() => {
-                match store.reclaim(&kind, FETCH_BATCH).await {
-                    Ok(0) => {}
-                    Ok(moved) => tracing::warn!(queue = %kind.queue, moved, "re-queued jobs whose worker stopped"),
-                    Err(err) => tracing::debug!(%err, "reclaim failed"),
+                for p in store.partitions().all() {
+                    match store.reclaim(&kind, p, FETCH_BATCH).await {
+                        Ok(0) => {}
+                        Ok(moved) => tracing::warn!(queue = %kind.queue, moved, "re-queued jobs whose worker stopped"),
+                        Err(err) => tracing::debug!(%err, "reclaim failed"),
+                    }
                 }
             }
             _ = crate::shutdown::stopped(&mut shutdown) => return,

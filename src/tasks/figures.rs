@@ -104,6 +104,41 @@ pub struct EngineFigures {
     pub dead: u64,
 }
 
+/// One kind's queue, summed over the partitions.
+#[derive(Clone, Default)]
+struct QueueSums {
+    depth: u64,
+    added: u64,
+    retrying: u64,
+    consumers: Vec<HashMap<String, Value>>,
+}
+
+fn number(map: &HashMap<String, Value>, key: &str) -> u64 {
+    map.get(key)
+        .and_then(|v| redis::from_redis_value_ref::<u64>(v).ok())
+        .unwrap_or(0)
+}
+
+/// Adds one partition's consumers (`XINFO CONSUMERS`) to `all`: a pool is one consumer in every
+/// partition's group, so its pending entries add up and its idle time is the least.
+fn merge_consumers(all: &mut Vec<HashMap<String, Value>>, consumers: Vec<HashMap<String, Value>>) {
+    for consumer in consumers {
+        let name = consumer.get("name").cloned();
+        let Some(seen) = all.iter_mut().find(|c| c.get("name") == name.as_ref()) else {
+            all.push(consumer);
+            continue;
+        };
+        let pending = number(seen, "pending") + number(&consumer, "pending");
+        seen.insert("pending".into(), Value::Int(pending as i64));
+        if number(&consumer, "idle") < number(seen, "idle") {
+            seen.insert("idle".into(), Value::Int(number(&consumer, "idle") as i64));
+        }
+        if !consumer.contains_key("inactive") {
+            seen.remove("inactive");
+        }
+    }
+}
+
 /// Workers listed at most (the most recently active first); a worker process that stopped leaves
 /// its consumer behind, and those are only counted beyond this.
 const MAX_WORKERS: usize = 100;
@@ -113,48 +148,63 @@ impl TaskStore {
     /// served yet (no stream, no group) counts zeros.
     pub async fn figures(&self) -> RedisResult<EngineFigures> {
         let kinds = self.kinds().by_priority();
-        let mut pipe = redis::pipe();
-        for kind in &kinds {
-            let queue = keys::queue(&kind.queue);
-            pipe.cmd("XINFO").arg("STREAM").arg(&queue);
-            pipe.cmd("XINFO")
-                .arg("CONSUMERS")
-                .arg(&queue)
-                .arg(keys::GROUP);
-            pipe.cmd("ZCARD").arg(keys::delayed(&kind.queue));
+        let parts = self.partitions();
+        // One pipeline per partition (its keys share a slot), then the worker check-ins.
+        let mut per_kind: Vec<QueueSums> = vec![QueueSums::default(); kinds.len()];
+        let mut dead = 0;
+        for p in parts.all() {
+            let mut pipe = redis::pipe();
+            for kind in &kinds {
+                let queue = parts.queue(p, &kind.queue);
+                pipe.cmd("XINFO").arg("STREAM").arg(&queue);
+                pipe.cmd("XINFO")
+                    .arg("CONSUMERS")
+                    .arg(&queue)
+                    .arg(keys::GROUP);
+                pipe.cmd("ZCARD").arg(parts.delayed(p, &kind.queue));
+            }
+            pipe.cmd("ZCARD").arg(parts.dead(p));
+            let replies: Vec<RedisResult<Value>> = pipe
+                .ignore_errors()
+                .query_async(&mut self.conn.clone())
+                .await?;
+            let mut replies = replies.into_iter();
+            for sums in per_kind.iter_mut() {
+                // "ERR no such key" and "NOGROUP" mean an empty queue; anything else is a real
+                // failure.
+                let stream: HashMap<String, Value> = absent_as_default(replies.next())?;
+                let consumers: Vec<HashMap<String, Value>> = absent_as_default(replies.next())?;
+                let retrying: u64 = absent_as_default(replies.next())?;
+                sums.depth += number(&stream, "length");
+                sums.added += number(&stream, "entries-added");
+                sums.retrying += retrying;
+                merge_consumers(&mut sums.consumers, consumers);
+            }
+            dead += absent_as_default::<u64>(replies.next())?;
         }
-        pipe.cmd("ZCARD").arg(keys::DEAD);
-        pipe.cmd("ZRANGE")
-            .arg(keys::WORKERS)
-            .arg(0)
-            .arg(-1)
-            .arg("WITHSCORES");
-        let replies: Vec<RedisResult<Value>> = pipe
-            .ignore_errors()
-            .query_async(&mut self.conn.clone())
-            .await?;
-        let mut replies = replies;
-        let beats: Vec<(String, f64)> = absent_as_default(replies.pop())?;
+        let beats: Vec<(String, f64)> = absent_as_default(Some(
+            redis::cmd("ZRANGE")
+                .arg(keys::WORKERS)
+                .arg(0)
+                .arg(-1)
+                .arg("WITHSCORES")
+                .query_async(&mut self.conn.clone())
+                .await,
+        ))?;
         let now_ms = jiff::Timestamp::now().as_millisecond() as f64;
         let mut beat_age: HashMap<String, u64> = beats
             .into_iter()
             .map(|(name, at)| (name, (now_ms - at).max(0.0) as u64))
             .collect();
-        let mut replies = replies.into_iter();
         let mut queues = Vec::with_capacity(kinds.len());
         let mut workers = Vec::new();
-        for kind in &kinds {
-            // "ERR no such key" and "NOGROUP" mean an empty queue; anything else is a real failure.
-            let stream: HashMap<String, Value> = absent_as_default(replies.next())?;
-            let consumers: Vec<HashMap<String, Value>> = absent_as_default(replies.next())?;
-            let retrying: u64 = absent_as_default(replies.next())?;
-            let number = |map: &HashMap<String, Value>, key: &str| -> u64 {
-                map.get(key)
-                    .and_then(|v| redis::from_redis_value_ref::<u64>(v).ok())
-                    .unwrap_or(0)
-            };
-            let depth = number(&stream, "length");
-            let added = number(&stream, "entries-added");
+        for (kind, sums) in kinds.iter().zip(per_kind) {
+            let QueueSums {
+                depth,
+                added,
+                retrying,
+                consumers,
+            } = sums;
             let mut in_flight = 0;
             let mut active = 0;
             let mut total = 0;
@@ -233,7 +283,6 @@ impl TaskStore {
                 workers_total: total,
             });
         }
-        let dead: u64 = absent_as_default(replies.next())?;
         workers.sort_by(|a, b| {
             a.idle_ms
                 .cmp(&b.idle_ms)
@@ -252,20 +301,26 @@ impl TaskStore {
     /// waiting in their delayed sets (retrying, or running inline), at most `limit` of each
     /// per kind.
     pub async fn open_task_ids(&self, limit: usize) -> RedisResult<Vec<String>> {
-        let mut pipe = redis::pipe();
+        let parts = self.partitions();
+        let mut calls = Vec::new();
         for kind in self.kinds().by_priority() {
-            pipe.cmd("XREVRANGE")
-                .arg(keys::queue(&kind.queue))
-                .arg("+")
-                .arg("-")
-                .arg("COUNT")
-                .arg(limit);
-            pipe.cmd("ZREVRANGE")
-                .arg(keys::delayed(&kind.queue))
-                .arg(0)
-                .arg(limit.saturating_sub(1));
+            for p in parts.all() {
+                let mut entries = redis::cmd("XREVRANGE");
+                entries
+                    .arg(parts.queue(p, &kind.queue))
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(limit);
+                let mut delayed = redis::cmd("ZREVRANGE");
+                delayed
+                    .arg(parts.delayed(p, &kind.queue))
+                    .arg(0)
+                    .arg(limit.saturating_sub(1));
+                calls.extend([entries, delayed]);
+            }
         }
-        let replies: Vec<Value> = pipe.query_async(&mut self.conn.clone()).await?;
+        let replies = self.conn.clone().query_each(calls).await?;
         let mut ids = Vec::new();
         for pair in replies.chunks(2) {
             let entries: Vec<(String, HashMap<String, Value>)> =
@@ -293,7 +348,7 @@ impl TaskStore {
         task_id: &str,
     ) -> RedisResult<Vec<(String, HashMap<String, String>)>> {
         redis::cmd("XRANGE")
-            .arg(keys::events(task_id))
+            .arg(self.partitions().events(task_id))
             .arg("-")
             .arg("+")
             .arg("COUNT")

@@ -1,36 +1,42 @@
-//! The event fan-out of one process: a single Redis reader feeds every subscriber (SSE,
-//! WebSocket), so ten thousand browsers cost one blocked connection, not ten thousand.
+//! The event fan-out of one process: a few Redis readers feed every subscriber (SSE,
+//! WebSocket), so ten thousand browsers cost a blocked connection per partition, not ten
+//! thousand.
 //!
-//! The reader registers the streams its subscribers watch in `ai:watching` (with an expiry it
-//! keeps pushing forward), and every append to a registered stream also appends the stream's key
-//! to `ai:events`; appends nobody watches announce nothing, so a drain with no browser open pays
-//! nothing for this. The reader blocks on `ai:events`, and reads (`XRANGE`, pipelined) only the
-//! watched streams that changed, so a round costs what changed, not what is watched. It is the only one that delivers, so each
+//! The hub registers the streams its subscribers watch in their partition's watching set (a
+//! user's feed in every partition's; with an expiry it keeps pushing forward), and every append
+//! to a registered stream also appends the stream's key to the partition's announcement stream;
+//! appends nobody watches announce nothing, so a drain with no browser open pays nothing for
+//! this. Readers block on the announcement streams (one read for all partitions on one server;
+//! one per partition on a cluster, where a read may not span slots) and mark what changed; the
+//! deliverer reads (`XRANGE`, pipelined per slot) only the watched streams that changed, so a
+//! round costs what changed, not what is watched. It is the only one that delivers, so each
 //! subscriber gets its events in order, once. Each subscriber has its own cursor (the last event
 //! id it has seen) and a bounded queue; one that falls behind is dropped and told to resync from
 //! its last event id instead of growing memory. A new subscription marks its stream changed and
-//! interrupts the blocked read (`CLIENT UNBLOCK`), so its backlog flows at once.
+//! wakes the deliverer, so its backlog flows at once.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::storage::{RedisConnection, RedisServers};
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use tokio::sync::{Notify, mpsc};
 
-use super::keys;
+use super::keys::{self, Partitions};
 
 /// Events queued per subscriber before it counts as too slow.
 const SUBSCRIBER_BUFFER: usize = 256;
 /// Longest one read blocks; also bounds how late a subscription joins if an unblock is missed.
 const BLOCK: Duration = Duration::from_millis(250);
-/// How long a registration in `ai:watching` lasts, and how often the reader renews them. A
+/// How long a registration in a watching set lasts, and how often the reader renews them. A
 /// stream stays registered up to this long after its last subscriber left (harmless: a few
 /// announcements nobody reads); another process may still be watching it.
 const WATCH_TTL: Duration = Duration::from_secs(60);
 const WATCH_RENEW: Duration = Duration::from_secs(20);
+/// How often an idle reader looks whether someone subscribed.
+const IDLE_CHECK: Duration = Duration::from_millis(50);
 /// Entries read from one stream per round.
 const READ_BATCH: usize = 256;
 const FINAL_EVENTS: &[&str] = &["succeeded", "failed", "cancelled", "dead"];
@@ -73,13 +79,15 @@ pub struct Hub {
 }
 
 struct Inner {
-    client: redis::Client,
-    control: ConnectionManager,
+    servers: RedisServers,
+    control: RedisConnection,
+    parts: Partitions,
     watched: Mutex<Watched>,
     next_id: AtomicU64,
-    /// `CLIENT ID` of the reader's connection while it exists, else 0.
-    reader_client: AtomicI64,
+    /// Wakes the deliverer: something is dirty.
     wake: Notify,
+    /// Wakes idle readers: someone subscribed.
+    watchers: Notify,
     started: std::sync::Once,
 }
 
@@ -98,15 +106,16 @@ impl Drop for Subscription {
 }
 
 impl Hub {
-    pub fn new(client: redis::Client, control: ConnectionManager) -> Self {
+    pub fn new(servers: RedisServers, control: RedisConnection, parts: Partitions) -> Self {
         Self {
             inner: Arc::new(Inner {
-                client,
+                servers,
                 control,
+                parts,
                 watched: Mutex::default(),
                 next_id: AtomicU64::new(1),
-                reader_client: AtomicI64::new(0),
                 wake: Notify::new(),
+                watchers: Notify::new(),
                 started: std::sync::Once::new(),
             }),
         }
@@ -114,7 +123,8 @@ impl Hub {
 
     /// Events of `task_id` after `cursor` (`0-0` for all of them), then live ones.
     pub async fn subscribe(&self, task_id: &str, cursor: &str) -> Subscription {
-        self.subscribe_stream(&keys::events(task_id), cursor).await
+        self.subscribe_stream(&self.inner.parts.events(task_id), cursor)
+            .await
     }
 
     /// A user's feed of new tasks after `cursor`, then live entries.
@@ -127,15 +137,22 @@ impl Hub {
     pub async fn subscribe_stream(&self, key: &str, cursor: &str) -> Subscription {
         let inner = &self.inner;
         inner.started.call_once(|| {
-            tokio::spawn(self.clone().read_loop());
+            tokio::spawn(self.clone().deliver_loop());
+            let groups: Vec<Vec<usize>> = if inner.servers.is_cluster() {
+                inner.parts.all().map(|p| vec![p]).collect()
+            } else {
+                vec![inner.parts.all().collect()]
+            };
+            for group in groups {
+                tokio::spawn(self.clone().read_loop(group));
+            }
         });
         let (tx, events) = mpsc::channel(SUBSCRIBER_BUFFER);
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         // Registered before the first read: whatever is appended after this is announced, and
         // the first read (below, marked dirty) sees everything before it. If Redis is away, the
-        // reader registers every watched stream again when it reconnects.
-        let mut control = inner.control.clone();
-        let _: redis::RedisResult<()> = watch_pipe([key]).query_async(&mut control).await;
+        // hub registers every watched stream again when it renews.
+        let _ = self.register([key]).await;
         {
             let mut watched = self.lock();
             watched
@@ -150,7 +167,7 @@ impl Hub {
             watched.dirty.insert(key.to_owned());
         }
         inner.wake.notify_one();
-        self.unblock_reader().await;
+        inner.watchers.notify_waiters();
         Subscription {
             events,
             hub: self.clone(),
@@ -178,19 +195,6 @@ impl Hub {
         }
     }
 
-    async fn unblock_reader(&self) {
-        let client_id = self.inner.reader_client.load(Ordering::Relaxed);
-        if client_id == 0 {
-            return;
-        }
-        let mut control = self.inner.control.clone();
-        let _: redis::RedisResult<i64> = redis::cmd("CLIENT")
-            .arg("UNBLOCK")
-            .arg(client_id)
-            .query_async(&mut control)
-            .await;
-    }
-
     /// The changed watched streams with the oldest cursor among their subscribers.
     fn take_dirty(&self) -> Vec<(String, String)> {
         let mut watched = self.lock();
@@ -210,164 +214,197 @@ impl Hub {
     }
 
     fn mark_dirty(&self, keys: impl IntoIterator<Item = String>) {
-        let mut watched = self.lock();
-        for key in keys {
-            if watched.tasks.contains_key(&key) {
-                watched.dirty.insert(key);
+        let mut any = false;
+        {
+            let mut watched = self.lock();
+            for key in keys {
+                if watched.tasks.contains_key(&key) {
+                    watched.dirty.insert(key);
+                    any = true;
+                }
             }
+        }
+        if any {
+            self.inner.wake.notify_one();
         }
     }
 
-    async fn read_loop(self) {
-        let mut conn: Option<redis::aio::MultiplexedConnection> = None;
-        let mut cursor = String::new();
+    /// Every watched stream is dirty (after a reader lost its connection, or a renewal).
+    fn mark_all_dirty(&self) {
+        let all: Vec<String> = self.lock().tasks.keys().cloned().collect();
+        self.mark_dirty(all);
+    }
+
+    /// Registers (or renews) `keys` in their partitions' watching sets until [`WATCH_TTL`] from
+    /// now: a task's stream in its partition, a user's feed in every one.
+    async fn register<K: AsRef<str>>(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> redis::RedisResult<()> {
+        let parts = &self.inner.parts;
+        let expiry = unix_ms() + WATCH_TTL.as_millis() as u64;
+        let mut calls = Vec::new();
+        for key in keys {
+            let key = key.as_ref();
+            let partitions: Vec<usize> = match Partitions::task_of_events(key) {
+                Some(task_id) => vec![parts.of(task_id)],
+                None => parts.all().collect(),
+            };
+            for p in partitions {
+                let mut call = redis::cmd("ZADD");
+                call.arg(parts.watching(p)).arg("GT").arg(expiry).arg(key);
+                calls.push(call);
+            }
+        }
+        self.inner.control.clone().query_each(calls).await.map(drop)
+    }
+
+    /// Renews every registration and forgets expired ones, every [`WATCH_RENEW`].
+    async fn renew(&self) -> redis::RedisResult<()> {
+        let all: Vec<String> = self.lock().tasks.keys().cloned().collect();
+        self.register(&all).await?;
+        let parts = &self.inner.parts;
+        let calls = parts
+            .all()
+            .map(|p| {
+                let mut call = redis::cmd("ZREMRANGEBYSCORE");
+                call.arg(parts.watching(p)).arg("-inf").arg(unix_ms());
+                call
+            })
+            .collect();
+        self.inner.control.clone().query_each(calls).await.map(drop)
+    }
+
+    /// Reads what changed and hands it out, whenever something is dirty.
+    async fn deliver_loop(self) {
         let mut renewed = std::time::Instant::now();
         loop {
-            if self.lock().tasks.is_empty() {
-                self.inner.wake.notified().await;
-                continue;
+            let dirty = self.take_dirty();
+            if dirty.is_empty() {
+                let _ = tokio::time::timeout(WATCH_RENEW, self.inner.wake.notified()).await;
+            } else if let Err(err) = self.deliver(dirty.clone()).await {
+                tracing::warn!(%err, "event delivery lost Redis; retrying");
+                self.mark_dirty(dirty.into_iter().map(|(key, _)| key));
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            if conn.is_none() {
-                match self.connect().await {
-                    Some((connection, last)) => {
-                        conn = Some(connection);
-                        cursor = last;
-                        // Whatever happened while disconnected: register and read every
-                        // watched stream.
-                        let all: Vec<String> = self.lock().tasks.keys().cloned().collect();
-                        let connection = conn.as_mut().expect("just connected");
-                        if !all.is_empty()
-                            && watch_pipe(&all)
-                                .query_async::<()>(connection)
-                                .await
-                                .is_err()
-                        {
-                            conn = None;
-                            continue;
-                        }
-                        renewed = std::time::Instant::now();
-                        self.mark_dirty(all);
-                    }
-                    None => {
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        continue;
-                    }
-                }
-            }
-            let connection = conn.as_mut().expect("connected above");
             if renewed.elapsed() >= WATCH_RENEW {
                 renewed = std::time::Instant::now();
-                let all: Vec<String> = self.lock().tasks.keys().cloned().collect();
-                let mut pipe = watch_pipe(&all);
-                pipe.cmd("ZREMRANGEBYSCORE")
-                    .arg(keys::WATCHING)
-                    .arg("-inf")
-                    .arg(unix_ms())
-                    .ignore();
-                if let Err(err) = pipe.query_async::<()>(connection).await {
+                if let Err(err) = self.renew().await {
                     tracing::warn!(%err, "event reader could not renew its watches");
                 }
             }
-            if let Err(err) = self.round(connection, &mut cursor).await {
-                if err.to_string().contains("UNBLOCKED") {
-                    continue;
-                }
-                tracing::warn!(%err, "event reader lost Redis; reconnecting");
-                self.inner.reader_client.store(0, Ordering::Relaxed);
-                conn = None;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
         }
     }
 
-    /// Reads the changed streams, then waits for news on `ai:events`.
-    async fn round(
-        &self,
-        conn: &mut redis::aio::MultiplexedConnection,
-        cursor: &mut String,
-    ) -> redis::RedisResult<()> {
-        let dirty = self.take_dirty();
-        if !dirty.is_empty() {
-            let mut pipe = redis::pipe();
-            for (key, from) in &dirty {
-                pipe.cmd("XRANGE")
-                    .arg(key)
+    async fn deliver(&self, dirty: Vec<(String, String)>) -> redis::RedisResult<()> {
+        let calls = dirty
+            .iter()
+            .map(|(key, from)| {
+                let mut call = redis::cmd("XRANGE");
+                call.arg(key)
                     .arg(format!("({from}"))
                     .arg("+")
                     .arg("COUNT")
                     .arg(READ_BATCH);
+                call
+            })
+            .collect();
+        let replies = self.inner.control.clone().query_each(calls).await?;
+        let mut more = Vec::new();
+        for ((key, _), reply) in dirty.into_iter().zip(replies) {
+            let entries = redis::from_redis_value::<redis::streams::StreamRangeReply>(reply)?.ids;
+            if entries.len() == READ_BATCH {
+                more.push(key.clone());
             }
-            let replies: Vec<redis::streams::StreamRangeReply> = pipe.query_async(conn).await?;
-            let mut more = Vec::new();
-            for ((key, _), reply) in dirty.into_iter().zip(replies) {
-                let entries = reply.ids;
-                if entries.len() == READ_BATCH {
-                    more.push(key.clone());
-                }
-                self.dispatch(&key, entries);
-            }
-            self.mark_dirty(more);
+            self.dispatch(&key, entries);
         }
-        let block = if self.lock().dirty.is_empty() {
-            BLOCK
-        } else {
-            Duration::from_millis(1)
-        };
-        let options = StreamReadOptions::default()
-            .count(1000)
-            .block(block.as_millis() as usize);
-        let reply: Option<StreamReadReply> = redis::AsyncCommands::xread_options(
-            conn,
-            &[keys::EVENTS_ALL],
-            &[cursor.as_str()],
-            &options,
-        )
-        .await?;
-        let mut changed = Vec::new();
-        for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
-            *cursor = entry.id.clone();
-            // One notification may name several streams, separated by spaces.
-            if let Some(keys) = entry.get::<String>("k") {
-                changed.extend(keys.split(' ').filter(|k| !k.is_empty()).map(str::to_owned));
-            }
-        }
-        self.mark_dirty(changed);
+        self.mark_dirty(more);
         Ok(())
     }
 
-    /// A connection for the reader, its `CLIENT ID` noted for unblocking, and the current end
-    /// of `ai:events`.
-    async fn connect(&self) -> Option<(redis::aio::MultiplexedConnection, String)> {
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(BLOCK + Duration::from_secs(2)));
-        let mut conn = self
-            .inner
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .ok()?;
-        let id: i64 = redis::cmd("CLIENT")
-            .arg("ID")
-            .query_async(&mut conn)
-            .await
-            .ok()?;
-        let last: Vec<(String, HashMap<String, String>)> = redis::cmd("XREVRANGE")
-            .arg(keys::EVENTS_ALL)
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut conn)
-            .await
-            .ok()?;
-        self.inner.reader_client.store(id, Ordering::Relaxed);
-        Some((
-            conn,
-            last.into_iter()
-                .next()
-                .map_or_else(|| "0-0".to_owned(), |(id, _)| id),
-        ))
+    /// Waits for announcements on the partitions of `group` and marks what they name dirty.
+    async fn read_loop(self, group: Vec<usize>) {
+        let streams: Vec<String> = group
+            .iter()
+            .map(|&p| self.inner.parts.announcements(p))
+            .collect();
+        let mut conn: Option<(RedisConnection, Vec<String>)> = None;
+        loop {
+            if self.lock().tasks.is_empty() {
+                // Short: a subscription between the check and the wait only waits this long.
+                let _ = tokio::time::timeout(IDLE_CHECK, self.inner.watchers.notified()).await;
+                continue;
+            }
+            let Some((connection, cursors)) = conn.as_mut() else {
+                match self.connect(&streams).await {
+                    Ok(connected) => {
+                        conn = Some(connected);
+                        // Whatever happened while disconnected: read every watched stream.
+                        self.mark_all_dirty();
+                    }
+                    Err(err) => {
+                        tracing::warn!(%err, "event reader cannot reach Redis; retrying");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+                continue;
+            };
+            let options = StreamReadOptions::default()
+                .count(1000)
+                .block(BLOCK.as_millis() as usize);
+            let read: redis::RedisResult<Option<StreamReadReply>> =
+                redis::AsyncCommands::xread_options(connection, &streams, cursors, &options).await;
+            match read {
+                Ok(reply) => {
+                    let mut changed = Vec::new();
+                    for stream in reply.into_iter().flat_map(|r| r.keys) {
+                        let Some(at) = streams.iter().position(|s| *s == stream.key) else {
+                            continue;
+                        };
+                        for entry in stream.ids {
+                            cursors[at] = entry.id.clone();
+                            // One notification may name several streams, separated by spaces.
+                            if let Some(keys) = entry.get::<String>("k") {
+                                changed.extend(
+                                    keys.split(' ').filter(|k| !k.is_empty()).map(str::to_owned),
+                                );
+                            }
+                        }
+                    }
+                    self.mark_dirty(changed);
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "event reader lost Redis; reconnecting");
+                    conn = None;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    /// A connection for a reader and the current end of each of its announcement streams.
+    async fn connect(
+        &self,
+        streams: &[String],
+    ) -> redis::RedisResult<(RedisConnection, Vec<String>)> {
+        let mut conn = self.inner.servers.dedicated(BLOCK).await?;
+        let mut cursors = Vec::with_capacity(streams.len());
+        for stream in streams {
+            let last: Vec<(String, HashMap<String, String>)> = redis::cmd("XREVRANGE")
+                .arg(stream)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(&mut conn)
+                .await?;
+            cursors.push(
+                last.into_iter()
+                    .next()
+                    .map_or_else(|| "0-0".to_owned(), |(id, _)| id),
+            );
+        }
+        Ok((conn, cursors))
     }
 
     /// Hands each entry to the subscribers that have not seen it; drops the ones that are full.
@@ -377,7 +414,10 @@ impl Hub {
             return;
         };
         for entry in entries {
-            let task_id = task_of(key).or_else(|| entry.get("t")).unwrap_or_default();
+            let task_id = Partitions::task_of_events(key)
+                .map(str::to_owned)
+                .or_else(|| entry.get("t"))
+                .unwrap_or_default();
             let event = TaskEvent {
                 task_id,
                 id: entry.id.clone(),
@@ -404,32 +444,10 @@ impl Hub {
     }
 }
 
-/// Registers (or renews) streams in `ai:watching` until [`WATCH_TTL`] from now.
-fn watch_pipe<K: AsRef<str>>(keys: impl IntoIterator<Item = K>) -> redis::Pipeline {
-    let expiry = unix_ms() + WATCH_TTL.as_millis() as u64;
-    let mut pipe = redis::pipe();
-    for key in keys {
-        pipe.cmd("ZADD")
-            .arg(keys::WATCHING)
-            .arg("GT")
-            .arg(expiry)
-            .arg(key.as_ref())
-            .ignore();
-    }
-    pipe
-}
-
 fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// `ai:task:{id}:events` → `id`.
-fn task_of(key: &str) -> Option<String> {
-    key.strip_prefix("ai:task:{")?
-        .strip_suffix("}:events")
-        .map(str::to_owned)
 }
 
 /// A stream id as given by a client, or `0-0` when it is not one.
@@ -472,7 +490,5 @@ mod tests {
         assert_eq!(valid_cursor("1700000000000-3"), "1700000000000-3");
         assert_eq!(valid_cursor("nonsense"), "0-0");
         assert_eq!(valid_cursor(""), "0-0");
-        assert_eq!(task_of("ai:task:{abc}:events").as_deref(), Some("abc"));
-        assert_eq!(task_of("ai:queue:x"), None);
     }
 }

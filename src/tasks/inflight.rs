@@ -1,7 +1,7 @@
 //! What this process is working on: queue entries to heart-beat, and a cancel signal per task
 //! (fired when `ai:cancel` announces that a running task was cancelled elsewhere).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt as _;
@@ -11,7 +11,8 @@ use super::keys;
 
 #[derive(Clone, Default)]
 pub struct InFlight {
-    entries: Arc<Mutex<HashMap<String, String>>>,
+    /// `(task id, entry id)`: entry ids are unique per partition's stream only.
+    entries: Arc<Mutex<HashSet<(String, String)>>>,
     cancels: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
 }
 
@@ -20,7 +21,7 @@ impl InFlight {
     pub fn begin(&self, entry_id: Option<&str>, task_id: &str) -> Arc<Notify> {
         if let Some(entry_id) = entry_id {
             self.lock_entries()
-                .insert(entry_id.to_owned(), task_id.to_owned());
+                .insert((task_id.to_owned(), entry_id.to_owned()));
         }
         let notify = Arc::new(Notify::new());
         self.lock_cancels()
@@ -30,14 +31,15 @@ impl InFlight {
 
     pub fn end(&self, entry_id: Option<&str>, task_id: &str) {
         if let Some(entry_id) = entry_id {
-            self.lock_entries().remove(entry_id);
+            self.lock_entries()
+                .remove(&(task_id.to_owned(), entry_id.to_owned()));
         }
         self.lock_cancels().remove(task_id);
     }
 
-    /// Entry ids currently being worked on.
-    pub fn entry_ids(&self) -> Vec<String> {
-        self.lock_entries().keys().cloned().collect()
+    /// `(task id, entry id)` of the entries currently being worked on.
+    pub fn entries(&self) -> Vec<(String, String)> {
+        self.lock_entries().iter().cloned().collect()
     }
 
     /// Fires the cancel signal of `task_id` if it runs here.
@@ -51,7 +53,7 @@ impl InFlight {
         }
     }
 
-    fn lock_entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+    fn lock_entries(&self) -> std::sync::MutexGuard<'_, HashSet<(String, String)>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -60,11 +62,11 @@ impl InFlight {
     }
 
     /// Listens on `ai:cancel` for as long as the runtime lives, reconnecting after errors.
-    pub async fn listen_for_cancels(self, client: redis::Client) {
+    pub async fn listen_for_cancels(self, servers: crate::storage::RedisServers) {
         let mut pause = std::time::Duration::from_millis(100);
         loop {
             let session = async {
-                let mut pubsub = client.get_async_pubsub().await?;
+                let mut pubsub = servers.pubsub().await?;
                 pubsub.subscribe(keys::CANCEL_CHANNEL).await?;
                 let mut messages = pubsub.on_message();
                 while let Some(message) = messages.next().await {

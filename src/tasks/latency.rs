@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::storage::RedisConnection;
 use redis::Script;
-use redis::aio::ConnectionManager;
 
 use super::keys;
 
@@ -28,7 +28,7 @@ type Cached = (Instant, Option<f64>);
 
 #[derive(Clone)]
 pub struct LatencyBook {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     script: Arc<Script>,
     cache: Arc<Mutex<HashMap<String, Cached>>>,
     pending: Arc<Mutex<Pending>>,
@@ -37,7 +37,7 @@ pub struct LatencyBook {
 }
 
 impl LatencyBook {
-    pub fn new(conn: ConnectionManager) -> Self {
+    pub fn new(conn: RedisConnection) -> Self {
         Self {
             conn,
             script: Arc::new(Script::new(include_str!("lua/latency.lua"))),

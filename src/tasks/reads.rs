@@ -12,8 +12,11 @@ use super::store::TaskStore;
 
 impl TaskStore {
     pub async fn get(&self, task_id: &str) -> redis::RedisResult<Option<TaskRecord>> {
-        let fields: HashMap<String, String> =
-            self.conn.clone().hgetall(keys::task(task_id)).await?;
+        let fields: HashMap<String, String> = self
+            .conn
+            .clone()
+            .hgetall(self.partitions().task(task_id))
+            .await?;
         Ok(TaskRecord::from_hash(fields))
     }
 
@@ -22,15 +25,22 @@ impl TaskStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for id in ids {
-            pipe.hgetall(keys::task(id));
-        }
-        let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut self.conn.clone()).await?;
-        Ok(hashes
+        let calls = ids
+            .iter()
+            .map(|id| {
+                let mut call = redis::cmd("HGETALL");
+                call.arg(self.partitions().task(id));
+                call
+            })
+            .collect();
+        let hashes = self.conn.clone().query_each(calls).await?;
+        hashes
             .into_iter()
-            .filter_map(TaskRecord::from_hash)
-            .collect())
+            .map(|hash| {
+                redis::from_redis_value::<HashMap<String, String>>(hash).map_err(Into::into)
+            })
+            .filter_map(|hash| hash.map(TaskRecord::from_hash).transpose())
+            .collect()
     }
 
     /// A user's task ids, newest first, created strictly before `before_us` when given.
@@ -53,22 +63,41 @@ impl TaskStore {
             .await
     }
 
-    /// Dead task ids, newest first.
+    /// Dead task ids, newest first: the newest `limit` of every partition, merged.
     pub async fn dead_ids(&self, limit: usize) -> redis::RedisResult<Vec<String>> {
-        self.conn
-            .clone()
-            .zrevrange(keys::DEAD, 0, limit as isize - 1)
-            .await
+        let parts = self.partitions();
+        let mut dead: Vec<(String, f64)> = Vec::new();
+        for p in parts.all() {
+            let newest: Vec<(String, f64)> = self
+                .conn
+                .clone()
+                .zrevrange_withscores(parts.dead(p), 0, limit as isize - 1)
+                .await?;
+            dead.extend(newest);
+        }
+        dead.sort_by(|a, b| b.1.total_cmp(&a.1));
+        dead.truncate(limit);
+        Ok(dead.into_iter().map(|(id, _)| id).collect())
     }
 
     /// The id of the last event of a task's stream, if it has any.
     pub async fn last_event_id(&self, task_id: &str) -> redis::RedisResult<Option<String>> {
-        self.newest_entry(&keys::events(task_id)).await
+        self.newest_entry(&self.partitions().events(task_id)).await
     }
 
-    /// Entries waiting in a kind's queue (not yet fetched) and fetched but unacknowledged.
+    /// Entries waiting in a kind's queue (not yet fetched) and fetched but unacknowledged, in
+    /// all its partitions.
     pub async fn queue_depth(&self, kind: &JobKind) -> redis::RedisResult<u64> {
-        self.conn.clone().xlen(keys::queue(&kind.queue)).await
+        let parts = self.partitions();
+        let mut depth = 0;
+        for p in parts.all() {
+            depth += self
+                .conn
+                .clone()
+                .xlen::<_, u64>(parts.queue(p, &kind.queue))
+                .await?;
+        }
+        Ok(depth)
     }
 
     /// The id of the newest entry of a user's feed of new tasks, if any.

@@ -9,39 +9,58 @@ use crate::storage::script::{Contract, script_parts};
 /// The shared helpers every task script starts with.
 const PRELUDE: &str = include_str!("lua/prelude.lua");
 
-/// A task script with the shared helpers (`lua/prelude.lua`) in front.
-macro_rules! task_script {
-    ($name:literal) => {
-        Script::new(concat!(
-            include_str!("lua/prelude.lua"),
-            include_str!(concat!("lua/", $name, ".lua"))
-        ))
+/// A contract of fixed keys and arguments only.
+macro_rules! contract {
+    ($keys:ty, $args:ty) => {
+        Contract {
+            keys: <$keys>::NAMES,
+            args: <$args>::NAMES,
+            item_keys: &[],
+            item_args: &[],
+        }
+    };
+    ($keys:ty, $args:ty, $item_keys:ty, $item_args:ty) => {
+        Contract {
+            keys: <$keys>::NAMES,
+            args: <$args>::NAMES,
+            item_keys: <$item_keys>::NAMES,
+            item_args: <$item_args>::NAMES,
+        }
     };
 }
 
-const CREATE: Contract = Contract {
-    keys: CreateKeys::NAMES,
-    args: CreateArgs::NAMES,
-    item_keys: &[],
-    item_args: &[],
-};
+pub(super) const CREATE: Contract = contract!(CreateKeys, CreateArgs);
+pub(super) const USER_TASK: Contract = contract!(UserTaskKeys, UserTaskArgs);
+pub(super) const START: Contract = contract!(StartKeys, StartArgs, TaskKeys, StartItemArgs<'_>);
+pub(super) const FINISH: Contract = contract!(FinishKeys, FinishArgs, TaskKeys, FinishItemArgs<'_>);
+pub(super) const PROMOTE: Contract =
+    contract!(PromoteKeys, PromoteArgs, TaskKeys, PromoteItemArgs<'_>);
+pub(super) const RECLAIM: Contract = contract!(ReclaimKeys, ReclaimArgs);
+pub(super) const CANCEL: Contract = contract!(CancelKeys, CancelArgs);
+pub(super) const REPLAY: Contract = contract!(ReplayKeys, ReplayArgs);
+pub(super) const APPEND: Contract = contract!(AppendKeys, AppendArgs);
 
-const START: Contract = Contract {
-    keys: StartKeys::NAMES,
-    args: StartArgs::NAMES,
-    item_keys: &[],
-    item_args: StartItemArgs::NAMES,
-};
-
-const FINISH: Contract = Contract {
-    keys: FinishKeys::NAMES,
-    args: FinishArgs::NAMES,
-    item_keys: FinishItemKeys::NAMES,
-    item_args: FinishItemArgs::NAMES,
-};
+/// Every script of the engine with its contract and source, for the tests.
+pub(super) const ALL: &[(&str, &Contract, &str, bool)] = &[
+    ("create", &CREATE, include_str!("lua/create.lua"), true),
+    (
+        "user_task",
+        &USER_TASK,
+        include_str!("lua/user_task.lua"),
+        false,
+    ),
+    ("start", &START, include_str!("lua/start.lua"), true),
+    ("finish", &FINISH, include_str!("lua/finish.lua"), true),
+    ("promote", &PROMOTE, include_str!("lua/promote.lua"), true),
+    ("reclaim", &RECLAIM, include_str!("lua/reclaim.lua"), false),
+    ("cancel", &CANCEL, include_str!("lua/cancel.lua"), true),
+    ("replay", &REPLAY, include_str!("lua/replay.lua"), true),
+    ("append", &APPEND, include_str!("lua/append.lua"), true),
+];
 
 pub(super) struct Scripts {
     pub create: Script,
+    pub user_task: Script,
     pub start: Script,
     pub finish: Script,
     pub promote: Script,
@@ -55,15 +74,33 @@ pub(super) struct Scripts {
 
 impl Scripts {
     pub fn new() -> Self {
+        let built: Vec<Script> = ALL
+            .iter()
+            .map(|(_, contract, source, prelude)| {
+                Script::new(&contract.build(if *prelude { PRELUDE } else { "" }, source))
+            })
+            .collect();
+        let [
+            create,
+            user_task,
+            start,
+            finish,
+            promote,
+            reclaim,
+            cancel,
+            replay,
+            append,
+        ] = <[Script; 9]>::try_from(built).unwrap_or_else(|_| unreachable!("nine scripts"));
         Self {
-            create: Script::new(&CREATE.build(PRELUDE, include_str!("lua/create.lua"))),
-            start: Script::new(&START.build(PRELUDE, include_str!("lua/start.lua"))),
-            finish: Script::new(&FINISH.build(PRELUDE, include_str!("lua/finish.lua"))),
-            promote: task_script!("promote"),
-            reclaim: Script::new(include_str!("lua/reclaim.lua")),
-            cancel: task_script!("cancel"),
-            replay: task_script!("replay"),
-            append: task_script!("append"),
+            create,
+            user_task,
+            start,
+            finish,
+            promote,
+            reclaim,
+            cancel,
+            replay,
+            append,
             webhook_state: Script::new(include_str!("lua/webhook_state.lua")),
             idempotency_release: Script::new(include_str!("lua/idempotency_release.lua")),
         }
@@ -75,12 +112,10 @@ script_parts! {
     pub struct CreateKeys as key {
         task: String,
         events: String,
-        /// The user's index of task ids (a zset by creation time).
-        user_tasks: String,
         /// The queue stream; for an inline run, the queue's delayed set (its lease).
         queue: String,
-        /// The user's feed (a stream of new task ids, for "subscribe to all my tasks").
-        user_feed: String,
+        watching: String,
+        announcements: String,
     }
 }
 
@@ -107,16 +142,47 @@ script_parts! {
         quota: String,
         /// The batch the task is an item of ('' = none).
         batch: String,
+        /// The user's feed's key: announced (its entry was added by `user_task.lua`).
+        user_feed: String,
     }
 }
 
 script_parts! {
-    /// `KEYS` of `lua/finish.lua`, before the jobs' ([`FinishItemKeys`]).
+    /// `KEYS` of `lua/user_task.lua` (the user's slot).
+    pub struct UserTaskKeys as key {
+        /// The user's index of task ids (a zset by creation time).
+        user_tasks: String,
+        /// The user's feed (a stream of new task ids, for "subscribe to all my tasks").
+        user_feed: String,
+    }
+}
+
+script_parts! {
+    /// `ARGV` of `lua/user_task.lua`.
+    pub struct UserTaskArgs as arg {
+        task_id: String,
+        ttl_secs: u64,
+    }
+}
+
+script_parts! {
+    /// The keys of one task in a script that takes several (start, finish, promote).
+    pub struct TaskKeys as key {
+        task: String,
+        events: String,
+    }
+}
+
+script_parts! {
+    /// `KEYS` of `lua/finish.lua`, before the jobs' ([`TaskKeys`]).
     pub struct FinishKeys as key {
         queue: String,
-        dead: &'static str,
+        dead: String,
         /// The queue's delayed set (retries, and the leases of inline runs).
         delayed: String,
+        watching: String,
+        announcements: String,
+        outbox: String,
     }
 }
 
@@ -126,14 +192,6 @@ script_parts! {
         group: &'static str,
         events_maxlen: usize,
         ttl_secs: u64,
-    }
-}
-
-script_parts! {
-    /// The keys of one finished job.
-    pub struct FinishItemKeys as key {
-        task: String,
-        events: String,
     }
 }
 
@@ -155,30 +213,134 @@ script_parts! {
 }
 
 script_parts! {
-    /// `KEYS` of `lua/start.lua`.
+    /// `KEYS` of `lua/start.lua`, before the jobs' ([`TaskKeys`]).
     pub struct StartKeys as key {
         queue: String,
-        dead: &'static str,
+        dead: String,
+        watching: String,
+        announcements: String,
+        outbox: String,
     }
 }
 
 script_parts! {
-    /// `ARGV` of `lua/start.lua`, before the jobs a blocking read took ([`StartItemArgs`]).
+    /// `ARGV` of `lua/start.lua`, before the jobs' ([`StartItemArgs`]).
     pub struct StartArgs<'a> as arg {
         group: &'static str,
         events_maxlen: usize,
         /// The consumer (worker pool) starting the jobs.
         worker: &'a str,
-        /// How many new entries the script reads itself (0: it starts the items given).
-        read_count: usize,
     }
 }
 
 script_parts! {
-    /// One entry a blocking read took.
+    /// One entry a read took.
     pub struct StartItemArgs<'a> as arg {
         entry: &'a str,
         task_id: &'a str,
+    }
+}
+
+script_parts! {
+    /// `KEYS` of `lua/promote.lua`, before the jobs' ([`TaskKeys`]).
+    pub struct PromoteKeys as key {
+        delayed: String,
+        queue: String,
+        watching: String,
+        announcements: String,
+    }
+}
+
+script_parts! {
+    /// `ARGV` of `lua/promote.lua`.
+    pub struct PromoteArgs as arg {
+        events_maxlen: usize,
+    }
+}
+
+script_parts! {
+    /// One due job.
+    pub struct PromoteItemArgs<'a> as arg {
+        task_id: &'a str,
+    }
+}
+
+script_parts! {
+    /// `KEYS` of `lua/reclaim.lua`.
+    pub struct ReclaimKeys as key {
+        queue: String,
+    }
+}
+
+script_parts! {
+    /// `ARGV` of `lua/reclaim.lua`.
+    pub struct ReclaimArgs as arg {
+        group: &'static str,
+        /// The visibility timeout.
+        min_idle_ms: u64,
+        limit: usize,
+    }
+}
+
+script_parts! {
+    /// `KEYS` of `lua/cancel.lua`.
+    pub struct CancelKeys as key {
+        task: String,
+        events: String,
+        delayed: String,
+        watching: String,
+        announcements: String,
+        outbox: String,
+    }
+}
+
+script_parts! {
+    /// `ARGV` of `lua/cancel.lua`.
+    pub struct CancelArgs<'a> as arg {
+        task_id: &'a str,
+        /// Only this user's task ('' = anyone's).
+        owner: &'a str,
+        events_maxlen: usize,
+        cancel_channel: &'static str,
+    }
+}
+
+script_parts! {
+    /// `KEYS` of `lua/replay.lua`.
+    pub struct ReplayKeys as key {
+        task: String,
+        events: String,
+        dead: String,
+        queue: String,
+        watching: String,
+        announcements: String,
+    }
+}
+
+script_parts! {
+    /// `ARGV` of `lua/replay.lua`.
+    pub struct ReplayArgs<'a> as arg {
+        task_id: &'a str,
+        events_maxlen: usize,
+        ttl_secs: u64,
+    }
+}
+
+script_parts! {
+    /// `KEYS` of `lua/append.lua`.
+    pub struct AppendKeys as key {
+        events: String,
+        watching: String,
+        announcements: String,
+    }
+}
+
+script_parts! {
+    /// `ARGV` of `lua/append.lua`.
+    pub struct AppendArgs<'a> as arg {
+        name: &'a str,
+        data: String,
+        events_maxlen: usize,
     }
 }
 
@@ -187,22 +349,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn create_start_and_finish_read_only_the_names_their_contracts_define() {
-        for (name, contract, source) in [
-            ("create", &CREATE, include_str!("lua/create.lua")),
-            ("start", &START, include_str!("lua/start.lua")),
-            ("finish", &FINISH, include_str!("lua/finish.lua")),
-        ] {
+    fn every_script_reads_only_the_names_its_contract_defines() {
+        for (name, contract, source, _) in ALL {
             assert_eq!(contract.misread(source), Vec::<String>::new(), "{name}.lua");
         }
         let create = CREATE.build("", include_str!("lua/create.lua"));
         assert!(create.contains("local key_task = KEYS[1]\n"));
         assert!(create.contains("local arg_batch = ARGV[15]\n"));
         let start = START.build("", include_str!("lua/start.lua"));
-        assert!(start.contains("local items = (#ARGV - 4) / 2\n"));
-        assert!(start.contains("  local arg_task_id = ARGV[4 + 2 * (i - 1) + 2]\n"));
+        assert!(start.contains("local items = (#KEYS - 5) / 2\n"));
+        assert!(start.contains("  local arg_task_id = ARGV[3 + 2 * (i - 1) + 2]\n"));
         let finish = FINISH.build("", include_str!("lua/finish.lua"));
-        assert!(finish.contains("local items = (#KEYS - 3) / 2\n"));
+        assert!(finish.contains("local items = (#KEYS - 6) / 2\n"));
         assert!(finish.contains("  local arg_tokens = ARGV[3 + 6 * (i - 1) + 6]\n"));
     }
 }

@@ -4,15 +4,19 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::storage::{RedisConnection, RedisServers};
 use serde_json::Value as Json;
 
 use super::hooks::TaskLife;
 use super::keys;
+use super::keys::Partitions;
 use super::kinds::{JobKind, JobKinds};
+use super::outbox::{FollowUp, Settler};
 use super::scripts::{
-    CreateArgs, CreateKeys, FinishArgs, FinishItemArgs, FinishItemKeys, FinishKeys, Scripts,
-    StartArgs, StartItemArgs, StartKeys,
+    AppendArgs, AppendKeys, CancelArgs, CancelKeys, CreateArgs, CreateKeys, FinishArgs,
+    FinishItemArgs, FinishKeys, PromoteArgs, PromoteItemArgs, PromoteKeys, ReclaimArgs,
+    ReclaimKeys, ReplayArgs, ReplayKeys, Scripts, StartArgs, StartItemArgs, StartKeys, TaskKeys,
+    UserTaskArgs, UserTaskKeys,
 };
 use crate::facts::TaskFacts;
 use crate::outcome::Outcome;
@@ -20,6 +24,8 @@ use crate::outcome::Outcome;
 /// One job as the start script left it.
 #[derive(Debug)]
 pub struct Started {
+    /// The partition whose queue it came from.
+    pub partition: usize,
     pub entry_id: String,
     pub task_id: String,
     /// The job's JSON (empty when the caller already has it).
@@ -136,23 +142,6 @@ impl Cancelled {
     }
 }
 
-/// The keys and arguments of `cancel.lua` for one task of the queue `queue`.
-fn cancel_call(queue: &str, task_id: &str, owner: Option<&str>) -> ([String; 3], [String; 4]) {
-    (
-        [
-            keys::task(task_id),
-            keys::events(task_id),
-            keys::delayed(queue),
-        ],
-        [
-            task_id.to_owned(),
-            owner.unwrap_or("").to_owned(),
-            keys::EVENTS_MAXLEN.to_string(),
-            keys::CANCEL_CHANNEL.to_owned(),
-        ],
-    )
-}
-
 /// One row of `finish.lua`'s answer: applied, then the task's stored facts.
 type FinishRow = (
     i64,
@@ -180,20 +169,40 @@ impl std::ops::Deref for TaskStore {
 
 /// What [`TaskStore`] holds.
 pub struct StoreParts {
-    pub(super) conn: ConnectionManager,
-    client: redis::Client,
+    pub(super) conn: RedisConnection,
+    servers: RedisServers,
     kinds: JobKinds,
+    parts: Partitions,
+    settler: Settler,
     pub(super) scripts: Scripts,
 }
 
 impl TaskStore {
-    pub fn new(conn: ConnectionManager, client: redis::Client, kinds: JobKinds) -> Self {
+    pub fn new(
+        conn: RedisConnection,
+        servers: RedisServers,
+        kinds: JobKinds,
+        parts: Partitions,
+        settler: Settler,
+    ) -> Self {
         Self(std::sync::Arc::new(StoreParts {
             conn,
-            client,
+            servers,
             kinds,
+            parts,
+            settler,
             scripts: Scripts::new(),
         }))
+    }
+
+    /// What applies the settlement follow-ups (`outbox.rs`).
+    pub(super) fn settler(&self) -> &Settler {
+        &self.settler
+    }
+
+    /// The partitions of the engine's keys (`keys.rs`).
+    pub fn partitions(&self) -> &Partitions {
+        &self.parts
     }
 
     pub fn kinds(&self) -> &JobKinds {
@@ -205,55 +214,55 @@ impl TaskStore {
     pub async fn dedicated_connection(
         &self,
         blocking: Duration,
-    ) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(blocking + Duration::from_secs(2)));
-        self.client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
+    ) -> redis::RedisResult<RedisConnection> {
+        self.servers.dedicated(blocking).await
     }
 
-    pub fn client(&self) -> &redis::Client {
-        &self.client
+    pub fn servers(&self) -> &RedisServers {
+        &self.servers
     }
 
     /// The shared connection, for modules that keep records of their own beside the tasks'
     /// (the batches).
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> RedisConnection {
         self.conn.clone()
     }
 
-    /// Creates the consumer group of a kind's queue (and the stream) if missing.
+    /// Creates the consumer group of a kind's queue (and the stream) in every partition, where
+    /// missing.
     pub async fn ensure_group(&self, kind: &JobKind) -> redis::RedisResult<()> {
         let mut conn = self.conn.clone();
-        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(keys::queue(&kind.queue))
-            .arg(keys::GROUP)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut conn)
-            .await;
-        match created {
-            Err(err) if err.code() == Some("BUSYGROUP") => Ok(()),
-            other => other,
+        for p in self.parts.all() {
+            let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(self.parts.queue(p, &kind.queue))
+                .arg(keys::GROUP)
+                .arg("0")
+                .arg("MKSTREAM")
+                .query_async(&mut conn)
+                .await;
+            match created {
+                Err(err) if err.code() == Some("BUSYGROUP") => {}
+                other => other?,
+            }
         }
+        Ok(())
     }
 
     /// The keys and arguments of `create.lua` for `task`, queued or (with a lease) inline.
     fn create_call(&self, task: &NewTask, mode: Mode) -> (CreateKeys, CreateArgs) {
         let kind = self.kinds.kind(&task.kind);
         let facts = &task.facts;
+        let p = self.parts.of(&facts.task_id);
         let keys = CreateKeys {
-            task: keys::task(&facts.task_id),
-            events: keys::events(&facts.task_id),
-            user_tasks: keys::user_tasks(&facts.user_id),
+            task: self.parts.task(&facts.task_id),
+            events: self.parts.events(&facts.task_id),
             queue: match mode {
-                Mode::Inline(_) => keys::delayed(&kind.queue),
-                Mode::Queue | Mode::Hold => keys::queue(&kind.queue),
+                Mode::Inline(_) => self.parts.delayed(p, &kind.queue),
+                Mode::Queue | Mode::Hold => self.parts.queue(p, &kind.queue),
             },
-            user_feed: keys::user_feed(&facts.user_id),
+            watching: self.parts.watching(p),
+            announcements: self.parts.announcements(p),
         };
         let args = CreateArgs {
             task_id: facts.task_id.clone(),
@@ -278,16 +287,39 @@ impl TaskStore {
             callback_url: task.callback_url.clone().unwrap_or_default(),
             quota: task.quota.clone().unwrap_or_default(),
             batch: task.batch.clone().unwrap_or_default(),
+            user_feed: keys::user_feed(&facts.user_id),
         };
         (keys, args)
     }
 
+    /// The keys and arguments of `user_task.lua`: the task in its user's index and feed.
+    fn user_task_call(&self, task: &NewTask) -> (UserTaskKeys, UserTaskArgs) {
+        let facts = &task.facts;
+        (
+            UserTaskKeys {
+                user_tasks: keys::user_tasks(&facts.user_id),
+                user_feed: keys::user_feed(&facts.user_id),
+            },
+            UserTaskArgs {
+                task_id: facts.task_id.clone(),
+                ttl_secs: self.kinds.kind(&task.kind).result_ttl.as_secs(),
+            },
+        )
+    }
+
+    /// The user's slot first, then the task's partition (`lua/user_task.lua` says why).
     async fn create(&self, task: &NewTask, mode: Mode) -> redis::RedisResult<bool> {
+        let mut conn = self.conn.clone();
+        let (keys, args) = self.user_task_call(task);
+        let mut invocation = self.scripts.user_task.prepare_invoke();
+        keys.push(&mut invocation);
+        args.push(&mut invocation);
+        invocation.invoke_async::<i64>(&mut conn).await?;
         let (keys, args) = self.create_call(task, mode);
         let mut invocation = self.scripts.create.prepare_invoke();
         keys.push(&mut invocation);
         args.push(&mut invocation);
-        let created: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
+        let created: i64 = invocation.invoke_async(&mut conn).await?;
         Ok(created != 0)
     }
 
@@ -311,7 +343,7 @@ impl TaskStore {
         let due = jiff::Timestamp::now().as_millisecond() + lease.as_millis() as i64;
         let mut conn = self.conn.clone();
         redis::cmd("ZADD")
-            .arg(keys::delayed(&kind.queue))
+            .arg(self.parts.delayed(self.parts.of(task_id), &kind.queue))
             .arg("XX")
             .arg(due)
             .arg(task_id)
@@ -335,92 +367,164 @@ impl TaskStore {
             return Ok(());
         }
         let mut conn = self.conn.clone();
-        let hash = self
-            .scripts
-            .create
-            .prepare_invoke()
-            .load_async(&mut conn)
-            .await?;
-        let mut pipe = redis::pipe();
-        for task in tasks {
-            let (keys, args) = self.create_call(task, mode);
-            let mut call = redis::cmd("EVALSHA");
-            call.arg(&hash).arg(CreateKeys::NAMES.len());
-            keys.push_cmd(&mut call);
-            args.push_cmd(&mut call);
-            pipe.add_command(call).ignore();
-        }
-        pipe.query_async::<()>(&mut conn).await
+        let user_task = self.load(&self.scripts.user_task).await?;
+        let create = self.load(&self.scripts.create).await?;
+        // Every user step before any create (`lua/user_task.lua`).
+        let calls: Vec<redis::Cmd> = tasks
+            .iter()
+            .map(|task| {
+                let (keys, args) = self.user_task_call(task);
+                let mut call = evalsha(&user_task, UserTaskKeys::NAMES.len());
+                keys.push_cmd(&mut call);
+                args.push_cmd(&mut call);
+                call
+            })
+            .collect();
+        conn.query_each(calls).await?;
+        let calls: Vec<redis::Cmd> = tasks
+            .iter()
+            .map(|task| {
+                let (keys, args) = self.create_call(task, mode);
+                let mut call = evalsha(&create, CreateKeys::NAMES.len());
+                keys.push_cmd(&mut call);
+                args.push_cmd(&mut call);
+                call
+            })
+            .collect();
+        conn.query_each(calls).await.map(drop)
     }
 
-    /// Takes up to `count` new entries of the kind's queue and marks them running, in one
-    /// round trip (no blocking: an empty queue answers an empty list at once).
+    /// Loads a script on every node (for `EVALSHA` in pipelines); its SHA-1.
+    async fn load(&self, script: &redis::Script) -> redis::RedisResult<String> {
+        script
+            .prepare_invoke()
+            .load_async(&mut self.conn.clone())
+            .await
+    }
+
+    /// Takes up to `count` new entries of partition `p`'s queue of the kind (no blocking: an
+    /// empty queue answers an empty list at once) and marks them running.
     pub async fn take_and_start(
         &self,
         kind: &JobKind,
+        p: usize,
         worker: &str,
         count: usize,
     ) -> redis::RedisResult<Vec<Started>> {
-        self.start(kind, worker, count, &[]).await
+        let options = redis::streams::StreamReadOptions::default()
+            .group(keys::GROUP, worker)
+            .count(count);
+        let reply: Option<redis::streams::StreamReadReply> = redis::AsyncCommands::xread_options(
+            &mut self.conn.clone(),
+            &[self.parts.queue(p, &kind.queue)],
+            &[">"],
+            &options,
+        )
+        .await?;
+        let entries = job_entries(reply);
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<(String, String)> = entries
+            .iter()
+            .map(|(entry, task, _)| (entry.clone(), task.clone()))
+            .collect();
+        let mut started = self.start_taken(kind, p, worker, &ids).await?;
+        for (started, (_, _, job)) in started.iter_mut().zip(entries) {
+            started.job = job;
+        }
+        Ok(started)
     }
 
-    /// Marks entries a blocking read already took running.
+    /// Marks entries a read of partition `p`'s queue took running.
     pub async fn start_taken(
         &self,
         kind: &JobKind,
+        p: usize,
         worker: &str,
-        entries: &[(String, String)],
-    ) -> redis::RedisResult<Vec<Started>> {
-        self.start(kind, worker, 0, entries).await
-    }
-
-    async fn start(
-        &self,
-        kind: &JobKind,
-        worker: &str,
-        count: usize,
         entries: &[(String, String)],
     ) -> redis::RedisResult<Vec<Started>> {
         let mut invocation = self.scripts.start.prepare_invoke();
         StartKeys {
-            queue: keys::queue(&kind.queue),
-            dead: keys::DEAD,
+            queue: self.parts.queue(p, &kind.queue),
+            dead: self.parts.dead(p),
+            watching: self.parts.watching(p),
+            announcements: self.parts.announcements(p),
+            outbox: self.parts.outbox(p),
         }
         .push(&mut invocation);
         StartArgs {
             group: keys::GROUP,
             events_maxlen: keys::EVENTS_MAXLEN,
             worker,
-            read_count: count,
         }
         .push(&mut invocation);
         for (entry, task_id) in entries {
+            self.task_keys(task_id).push(&mut invocation);
             StartItemArgs { entry, task_id }.push(&mut invocation);
         }
-        let flat: Vec<redis::Value> = invocation.invoke_async(&mut self.conn.clone()).await?;
-        flat.chunks_exact(4)
+        let (flat, followups): (Vec<redis::Value>, redis::Value) =
+            invocation.invoke_async(&mut self.conn.clone()).await?;
+        self.follow_up(FollowUp::parse_all(p, &followups)).await;
+        flat.chunks_exact(3)
             .map(|job| {
                 Ok(Started {
+                    partition: p,
                     entry_id: redis::from_redis_value_ref(&job[0])?,
                     task_id: redis::from_redis_value_ref(&job[1])?,
-                    job: redis::from_redis_value_ref(&job[2])?,
-                    attempt: redis::from_redis_value_ref(&job[3])?,
+                    job: String::new(),
+                    attempt: redis::from_redis_value_ref(&job[2])?,
                 })
             })
             .collect()
     }
 
-    /// Records a batch of finished attempts and acknowledges their entries.
+    fn task_keys(&self, task_id: &str) -> TaskKeys {
+        TaskKeys {
+            task: self.parts.task(task_id),
+            events: self.parts.events(task_id),
+        }
+    }
+
+    /// Records a batch of finished attempts and acknowledges their entries: one script per
+    /// partition the batch touches.
     pub async fn finish_batch(
         &self,
         kind: &JobKind,
         batch: &[Finish],
     ) -> redis::RedisResult<Vec<Finished>> {
+        let mut by_partition: Vec<Vec<usize>> = vec![Vec::new(); self.parts.count()];
+        for (index, finish) in batch.iter().enumerate() {
+            by_partition[self.parts.of(&finish.task_id)].push(index);
+        }
+        let mut finished: Vec<Option<Finished>> = vec![None; batch.len()];
+        for (p, indices) in by_partition.into_iter().enumerate() {
+            if indices.is_empty() {
+                continue;
+            }
+            let part: Vec<&Finish> = indices.iter().map(|&i| &batch[i]).collect();
+            let rows = self.finish_in(kind, p, &part).await?;
+            for (index, row) in indices.into_iter().zip(rows) {
+                finished[index] = Some(row);
+            }
+        }
+        Ok(finished.into_iter().flatten().collect())
+    }
+
+    async fn finish_in(
+        &self,
+        kind: &JobKind,
+        p: usize,
+        batch: &[&Finish],
+    ) -> redis::RedisResult<Vec<Finished>> {
         let mut invocation = self.scripts.finish.prepare_invoke();
         FinishKeys {
-            queue: keys::queue(&kind.queue),
-            dead: keys::DEAD,
-            delayed: keys::delayed(&kind.queue),
+            queue: self.parts.queue(p, &kind.queue),
+            dead: self.parts.dead(p),
+            delayed: self.parts.delayed(p, &kind.queue),
+            watching: self.parts.watching(p),
+            announcements: self.parts.announcements(p),
+            outbox: self.parts.outbox(p),
         }
         .push(&mut invocation);
         FinishArgs {
@@ -430,11 +534,7 @@ impl TaskStore {
         }
         .push(&mut invocation);
         for finish in batch {
-            FinishItemKeys {
-                task: keys::task(&finish.task_id),
-                events: keys::events(&finish.task_id),
-            }
-            .push(&mut invocation);
+            self.task_keys(&finish.task_id).push(&mut invocation);
             FinishItemArgs {
                 entry: finish.entry_id.as_deref().unwrap_or(""),
                 task_id: &finish.task_id,
@@ -448,7 +548,9 @@ impl TaskStore {
             }
             .push(&mut invocation);
         }
-        let rows: Vec<FinishRow> = invocation.invoke_async(&mut self.conn.clone()).await?;
+        let (rows, followups): (Vec<FinishRow>, redis::Value) =
+            invocation.invoke_async(&mut self.conn.clone()).await?;
+        self.follow_up(FollowUp::parse_all(p, &followups)).await;
         Ok(batch
             .iter()
             .zip(rows)
@@ -488,46 +590,71 @@ impl TaskStore {
             .collect())
     }
 
-    /// Moves due retries and expired inline leases to the queue; returns how many moved and
-    /// how long until the next one is due.
+    /// Moves partition `p`'s due retries and expired inline leases to its queue; returns how
+    /// many moved and how long until the next one is due.
     pub async fn promote(
         &self,
         kind: &JobKind,
+        p: usize,
         limit: usize,
     ) -> redis::RedisResult<(u64, Option<Duration>)> {
-        let (moved, next_ms): (u64, i64) = self
-            .scripts
-            .promote
-            .key(keys::delayed(&kind.queue))
-            .key(keys::queue(&kind.queue))
+        let delayed = self.parts.delayed(p, &kind.queue);
+        let due: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(&delayed)
+            .arg("-inf")
+            .arg(jiff::Timestamp::now().as_millisecond())
+            .arg("LIMIT")
+            .arg(0)
             .arg(limit)
-            .arg(keys::EVENTS_MAXLEN)
-            .invoke_async(&mut self.conn.clone())
+            .query_async(&mut self.conn.clone())
             .await?;
+        let mut invocation = self.scripts.promote.prepare_invoke();
+        PromoteKeys {
+            delayed,
+            queue: self.parts.queue(p, &kind.queue),
+            watching: self.parts.watching(p),
+            announcements: self.parts.announcements(p),
+        }
+        .push(&mut invocation);
+        PromoteArgs {
+            events_maxlen: keys::EVENTS_MAXLEN,
+        }
+        .push(&mut invocation);
+        for task_id in &due {
+            self.task_keys(task_id).push(&mut invocation);
+            PromoteItemArgs { task_id }.push(&mut invocation);
+        }
+        let (moved, next_ms): (u64, i64) = invocation.invoke_async(&mut self.conn.clone()).await?;
         Ok((
             moved,
             (next_ms >= 0).then(|| Duration::from_millis(next_ms as u64)),
         ))
     }
 
-    /// Re-queues entries whose consumer went silent for longer than the visibility timeout.
-    pub async fn reclaim(&self, kind: &JobKind, limit: usize) -> redis::RedisResult<u64> {
-        self.scripts
-            .reclaim
-            .key(keys::queue(&kind.queue))
-            .arg(keys::GROUP)
-            .arg(kind.visibility_timeout.as_millis() as u64)
-            .arg(limit)
-            .invoke_async(&mut self.conn.clone())
-            .await
+    /// Re-queues partition `p`'s entries whose consumer went silent for longer than the
+    /// visibility timeout.
+    pub async fn reclaim(&self, kind: &JobKind, p: usize, limit: usize) -> redis::RedisResult<u64> {
+        let mut invocation = self.scripts.reclaim.prepare_invoke();
+        ReclaimKeys {
+            queue: self.parts.queue(p, &kind.queue),
+        }
+        .push(&mut invocation);
+        ReclaimArgs {
+            group: keys::GROUP,
+            min_idle_ms: kind.visibility_timeout.as_millis() as u64,
+            limit,
+        }
+        .push(&mut invocation);
+        invocation.invoke_async(&mut self.conn.clone()).await
     }
 
-    /// Resets the idle time of entries still being worked on, so they are not reclaimed.
+    /// Resets the idle time of entries still being worked on (`(task id, entry id)`), so they
+    /// are not reclaimed.
     pub async fn heartbeat(
         &self,
         kind: &JobKind,
         consumer: &str,
-        entry_ids: &[String],
+        entries: &[(String, String)],
     ) -> redis::RedisResult<()> {
         let mut conn = self.conn.clone();
         // The pool's own check-in (the dashboard's "last heartbeat"); pools silent for a day
@@ -540,59 +667,105 @@ impl TaskStore {
             .ignore()
             .query_async::<()>(&mut conn)
             .await?;
-        if entry_ids.is_empty() {
-            return Ok(());
+        for p in self.parts.all() {
+            let ids: Vec<&str> = entries
+                .iter()
+                .filter(|(task_id, _)| self.parts.of(task_id) == p)
+                .map(|(_, entry)| entry.as_str())
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            redis::cmd("XCLAIM")
+                .arg(self.parts.queue(p, &kind.queue))
+                .arg(keys::GROUP)
+                .arg(consumer)
+                .arg(0)
+                .arg(ids)
+                .arg("JUSTID")
+                .query_async::<()>(&mut conn)
+                .await?;
         }
-        redis::cmd("XCLAIM")
-            .arg(keys::queue(&kind.queue))
-            .arg(keys::GROUP)
-            .arg(consumer)
-            .arg(0)
-            .arg(entry_ids)
-            .arg("JUSTID")
-            .query_async::<()>(&mut conn)
-            .await
+        Ok(())
     }
 
-    /// Cancels a task of `owner` (any owner when `None`).
-    /// Cancels many tasks of one kind in pipelines of 1,000 (a batch's items); tasks already
-    /// final are left as they are. Returns the ids of the tasks it cancelled.
+    /// The `cancel.lua` call (loaded as `hash`) for one task of the queue `queue`.
+    fn cancel_call(
+        &self,
+        hash: &str,
+        queue: &str,
+        task_id: &str,
+        owner: Option<&str>,
+    ) -> redis::Cmd {
+        let p = self.parts.of(task_id);
+        let mut call = evalsha(hash, CancelKeys::NAMES.len());
+        CancelKeys {
+            task: self.parts.task(task_id),
+            events: self.parts.events(task_id),
+            delayed: self.parts.delayed(p, queue),
+            watching: self.parts.watching(p),
+            announcements: self.parts.announcements(p),
+            outbox: self.parts.outbox(p),
+        }
+        .push_cmd(&mut call);
+        CancelArgs {
+            task_id,
+            owner: owner.unwrap_or(""),
+            events_maxlen: keys::EVENTS_MAXLEN,
+            cancel_channel: keys::CANCEL_CHANNEL,
+        }
+        .push_cmd(&mut call);
+        call
+    }
+
+    /// Runs `cancel.lua` for each task (one pipeline per slot), applies the follow-ups, and
+    /// answers the state each was in.
+    async fn cancel_each(
+        &self,
+        queue: &str,
+        task_ids: &[String],
+        owner: Option<&str>,
+    ) -> redis::RedisResult<Vec<Cancelled>> {
+        let hash = self.load(&self.scripts.cancel).await?;
+        let calls = task_ids
+            .iter()
+            .map(|id| self.cancel_call(&hash, queue, id, owner))
+            .collect();
+        let replies = self.conn.clone().query_each(calls).await?;
+        let mut answers = Vec::with_capacity(replies.len());
+        let mut followups = Vec::new();
+        for (id, reply) in task_ids.iter().zip(replies) {
+            let (before, entries): (String, redis::Value) = redis::from_redis_value(reply)?;
+            followups.extend(FollowUp::parse_all(self.parts.of(id), &entries));
+            answers.push(Cancelled::of(&before));
+        }
+        self.follow_up(followups).await;
+        Ok(answers)
+    }
+
+    /// Cancels many tasks of one kind, 1,000 at a time (a batch's items); tasks already final
+    /// are left as they are. Returns the ids of the tasks it cancelled.
     pub async fn cancel_many(
         &self,
         kind: &JobKind,
         task_ids: &[String],
         owner: Option<&str>,
     ) -> redis::RedisResult<Vec<String>> {
-        let mut conn = self.conn.clone();
-        let hash = self
-            .scripts
-            .cancel
-            .prepare_invoke()
-            .load_async(&mut conn)
-            .await?;
         let mut cancelled = Vec::new();
         for chunk in task_ids.chunks(1000) {
-            let mut pipe = redis::pipe();
-            for id in chunk {
-                let (keys, args) = cancel_call(&kind.queue, id, owner);
-                pipe.cmd("EVALSHA")
-                    .arg(&hash)
-                    .arg(keys.len())
-                    .arg(&keys[..])
-                    .arg(&args[..]);
-            }
-            let before: Vec<String> = pipe.query_async(&mut conn).await?;
+            let before = self.cancel_each(&kind.queue, chunk, owner).await?;
             cancelled.extend(
                 chunk
                     .iter()
                     .zip(before)
-                    .filter(|(_, state)| matches!(Cancelled::of(state), Cancelled::From(_)))
+                    .filter(|(_, state)| matches!(state, Cancelled::From(_)))
                     .map(|(id, _)| id.clone()),
             );
         }
         Ok(cancelled)
     }
 
+    /// Cancels a task of `owner` (any owner when `None`).
     pub async fn cancel(
         &self,
         task_id: &str,
@@ -605,15 +778,10 @@ impl TaskStore {
             .kinds
             .get(&record.kind)
             .map_or(record.kind.clone(), |k| k.queue.clone());
-        let (keys, args) = cancel_call(&queue, task_id, owner);
-        let before: String = self
-            .scripts
-            .cancel
-            .key(&keys[..])
-            .arg(&args[..])
-            .invoke_async(&mut self.conn.clone())
+        let mut answers = self
+            .cancel_each(&queue, &[task_id.to_owned()], owner)
             .await?;
-        Ok(Cancelled::of(&before))
+        Ok(answers.pop().unwrap_or(Cancelled::Missing))
     }
 
     /// Re-queues a dead task with fresh attempts; false if it is not dead.
@@ -624,18 +792,24 @@ impl TaskStore {
         let Some(kind) = self.kinds.get(&record.kind) else {
             return Ok(false);
         };
-        let replayed: i64 = self
-            .scripts
-            .replay
-            .key(keys::task(task_id))
-            .key(keys::events(task_id))
-            .key(keys::DEAD)
-            .key(keys::queue(&kind.queue))
-            .arg(task_id)
-            .arg(keys::EVENTS_MAXLEN)
-            .arg(kind.result_ttl.as_secs())
-            .invoke_async(&mut self.conn.clone())
-            .await?;
+        let p = self.parts.of(task_id);
+        let mut invocation = self.scripts.replay.prepare_invoke();
+        ReplayKeys {
+            task: self.parts.task(task_id),
+            events: self.parts.events(task_id),
+            dead: self.parts.dead(p),
+            queue: self.parts.queue(p, &kind.queue),
+            watching: self.parts.watching(p),
+            announcements: self.parts.announcements(p),
+        }
+        .push(&mut invocation);
+        ReplayArgs {
+            task_id,
+            events_maxlen: keys::EVENTS_MAXLEN,
+            ttl_secs: kind.result_ttl.as_secs(),
+        }
+        .push(&mut invocation);
+        let replayed: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
         Ok(replayed == 1)
     }
 
@@ -648,15 +822,21 @@ impl TaskStore {
     ) -> redis::RedisResult<()> {
         data["task_id"] = task_id.into();
         data["at_us"] = jiff::Timestamp::now().as_microsecond().into();
-        let _: i64 = self
-            .scripts
-            .append
-            .key(keys::events(task_id))
-            .arg(name)
-            .arg(data.to_string())
-            .arg(keys::EVENTS_MAXLEN)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
+        let p = self.parts.of(task_id);
+        let mut invocation = self.scripts.append.prepare_invoke();
+        AppendKeys {
+            events: self.parts.events(task_id),
+            watching: self.parts.watching(p),
+            announcements: self.parts.announcements(p),
+        }
+        .push(&mut invocation);
+        AppendArgs {
+            name,
+            data: data.to_string(),
+            events_maxlen: keys::EVENTS_MAXLEN,
+        }
+        .push(&mut invocation);
+        let _: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
         Ok(())
     }
 
@@ -672,4 +852,29 @@ impl TaskStore {
             .await?;
         Ok(())
     }
+}
+
+/// An `EVALSHA` of a loaded script with `keys` keys, for its keys and arguments to follow.
+fn evalsha(hash: &str, keys: usize) -> redis::Cmd {
+    let mut call = redis::cmd("EVALSHA");
+    call.arg(hash).arg(keys);
+    call
+}
+
+/// `(entry id, task id, job)` of the job entries of a read; others are skipped (the start
+/// script never sees them; they stay pending until reclaimed and dropped).
+pub(super) fn job_entries(
+    reply: Option<redis::streams::StreamReadReply>,
+) -> Vec<(String, String, String)> {
+    let mut entries = Vec::new();
+    for stream in reply.map(|r| r.keys).unwrap_or_default() {
+        for id in stream.ids {
+            let task_id: Option<String> = id.get("t");
+            let job: Option<String> = id.get("j");
+            if let (Some(task_id), Some(job)) = (task_id, job) {
+                entries.push((id.id, task_id, job));
+            }
+        }
+    }
+    entries
 }

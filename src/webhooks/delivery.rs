@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{WebhookJob, Webhooks, guard, signature};
 use crate::outcome::Outcome;
-use crate::tasks::{Delivery, JobFailure, JobKind, TaskStore, keys};
+use crate::tasks::{Delivery, JobFailure, JobKind, TaskStore};
 
 pub async fn deliver(
     webhooks: &Webhooks,
@@ -218,10 +218,11 @@ async fn record(
 
 /// The delivery state on the task (or batch) the webhook announces: `webhook` in its record.
 async fn set_status(store: &TaskStore, job: &WebhookJob, status: &str) {
+    let parts = store.partitions();
     let key = if job.batch {
-        keys::batch(&job.task_id)
+        parts.batch(&job.task_id)
     } else {
-        keys::task(&job.task_id)
+        parts.task(&job.task_id)
     };
     let _ = store.set_webhook_state(&key, status).await;
 }

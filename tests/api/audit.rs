@@ -299,8 +299,7 @@ async fn a_postgres_outage_loses_no_audit_event_and_duplicates_none() {
 async fn a_batch_holding_a_row_already_written_adds_only_its_new_rows() {
     let app = crate::helpers::spawn_app().await;
     let pool = pool(&app).await;
-    let redis = redis::Client::open(app.settings.redis.url.expose()).unwrap();
-    let redis = redis::aio::ConnectionManager::new(redis).await.unwrap();
+    let redis = app.redis().await;
     let mut settings = app.settings.audit.clone();
     settings.enabled = true;
     let log = tutorq::audit::AuditLog::start(&settings, pool.clone(), redis);

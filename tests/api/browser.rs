@@ -25,7 +25,7 @@ const RUN_LIMIT: Duration = Duration::from_secs(180);
 async fn stream_ids(app: &TestApp, task_id: &str) -> Vec<String> {
     let mut conn = app.redis().await;
     let entries: Vec<(String, std::collections::HashMap<String, String>)> = redis::cmd("XRANGE")
-        .arg(tutorq::tasks::keys::events(task_id))
+        .arg(app.partitions().events(task_id))
         .arg("-")
         .arg("+")
         .query_async(&mut conn)

@@ -1,13 +1,10 @@
-//! tutorq on Redis Cluster, step one (issue 21): a local three-master cluster the tests start
-//! themselves, and which of the stores' scripts already run there. A script runs on a cluster
-//! only if every key it touches is passed in `KEYS` and all of them share one hash slot: Redis
-//! refuses a call whose declared keys span slots (`CROSSSLOT`), and a script that reaches a key
-//! of another slot at run time. The scripts are run with the keys the stores' own key builders
-//! make, routed to the master that owns their slot (following `MOVED`).
-//!
-//! The engine's task scripts and the admission script are not there yet: each is listed in
-//! [`NOT_YET`] with the reason, and the test fails once one of them runs, so the list only
-//! shrinks. (Making them run is the partition and outbox work of issue 21.)
+//! tutorq on Redis Cluster (issue 21): a local three-master cluster the tests start themselves.
+//! A script runs on a cluster only if every key it touches is passed in `KEYS` and all of them
+//! share one hash slot: Redis refuses a call whose declared keys span slots (`CROSSSLOT`), and a
+//! script that reaches a key of another slot at run time. The stores' small scripts are run with
+//! the keys their key builders make, routed to the master that owns their slot (following
+//! `MOVED`); the limits and the whole engine (its partitioned queues, the follow-ups across
+//! slots, the doorbells and the event readers) run through the cluster client itself.
 
 use std::sync::OnceLock;
 
@@ -47,7 +44,6 @@ async fn eval(script: &str, keys: &[String], args: &[String]) -> RedisResult<Val
     on_cluster(&cmd).await
 }
 
-const TASK_PRELUDE: &str = include_str!("../../src/tasks/lua/prelude.lua");
 const LIMITS_PRELUDE: &str = include_str!("../../src/limits/lua/violations.lua");
 
 fn with(prelude: &str, script: &str) -> String {
@@ -115,9 +111,11 @@ async fn the_scripts_whose_keys_share_a_slot_run_on_the_cluster() {
         tutorq::limits::keys::daily(user),
         tutorq::limits::keys::monthly(user),
         tutorq::limits::keys::bucket(user, Feature::Hint),
+        tutorq::limits::keys::settled(user),
     ];
     let task = uuid::Uuid::now_v7().to_string();
-    let queue = keys::queue("cluster_drill");
+    let parts = keys::Partitions::new(keys::DEFAULT_PARTITIONS_CLUSTER);
+    let queue = parts.queue(parts.of(&task), "cluster_drill");
     on_cluster(
         redis::cmd("XGROUP")
             .arg("CREATE")
@@ -162,7 +160,7 @@ async fn the_scripts_whose_keys_share_a_slot_run_on_the_cluster() {
         (
             "tasks/webhook_state",
             include_str!("../../src/tasks/lua/webhook_state.lua").into(),
-            vec![keys::task(&task)],
+            vec![parts.task(&task)],
             strings(&["delivered"]),
         ),
         (
@@ -173,9 +171,23 @@ async fn the_scripts_whose_keys_share_a_slot_run_on_the_cluster() {
         ),
         (
             "tasks/reclaim",
-            include_str!("../../src/tasks/lua/reclaim.lua").into(),
+            format!(
+                "local key_queue = KEYS[1]\n\
+                 local arg_group, arg_min_idle_ms, arg_limit = ARGV[1], ARGV[2], ARGV[3]\n{}",
+                include_str!("../../src/tasks/lua/reclaim.lua")
+            ),
             vec![queue.clone()],
             vec![keys::GROUP.to_owned(), "1000".into(), "10".into()],
+        ),
+        (
+            "tasks/user_task",
+            format!(
+                "local key_user_tasks, key_user_feed = KEYS[1], KEYS[2]\n\
+                 local arg_task_id, arg_ttl_secs = ARGV[1], ARGV[2]\n{}",
+                include_str!("../../src/tasks/lua/user_task.lua")
+            ),
+            vec![keys::user_tasks(user), keys::user_feed(user)],
+            vec![task.clone(), "60".into()],
         ),
         (
             "limits/ip",
@@ -187,7 +199,12 @@ async fn the_scripts_whose_keys_share_a_slot_run_on_the_cluster() {
             "limits/refund",
             include_str!("../../src/limits/lua/refund.lua").into(),
             quota.to_vec(),
-            strings(&["5", "2026-12-04", "2026-12"]),
+            vec![
+                "5".into(),
+                "2026-12-04".into(),
+                "2026-12".into(),
+                task.clone(),
+            ],
         ),
     ];
     for (name, script, keys, args) in cases {
@@ -197,9 +214,8 @@ async fn the_scripts_whose_keys_share_a_slot_run_on_the_cluster() {
     }
 }
 
-/// The admission and violation scripts, through `Limits` itself, against the cluster node that
-/// owns the user's slot (a `ConnectionManager` speaks to one node): admitted, then blocked by a
-/// violation, then refused as blocked. The index of blocked users is a follow-up outside the
+/// The admission and violation scripts, through `Limits` itself on the cluster client: admitted,
+/// then blocked by a violation, then refused as blocked. The index of blocked users is a follow-up outside the
 /// user's slot (`Limits::index_block`), so the scripts themselves touch one slot.
 #[tokio::test]
 async fn admission_and_violations_run_on_the_node_of_the_users_slot() {
@@ -207,21 +223,9 @@ async fn admission_and_violations_run_on_the_node_of_the_users_slot() {
     use tutorq::limits::{LimitError, Limits, Violation};
 
     let user = format!("cluster-{}", uuid::Uuid::now_v7().simple());
-    // Ask node 0 about a key of the user: it answers, or points at the owner.
-    let mut cmd = redis::cmd("EXISTS");
-    cmd.arg(tutorq::limits::keys::daily(&user));
-    let mut conn = redis::Client::open(cluster().url(0))
-        .unwrap()
-        .get_multiplexed_async_connection()
+    let (conn, _) = tutorq::storage::connect_redis(&cluster_settings().redis)
         .await
-        .unwrap();
-    let owner = match cmd.query_async::<i64>(&mut conn).await {
-        Ok(_) => cluster().url(0),
-        Err(err) => format!("redis://{}", err.redirect_node().expect("a MOVED").0),
-    };
-    let manager = redis::aio::ConnectionManager::new(redis::Client::open(owner).unwrap())
-        .await
-        .unwrap();
+        .expect("the cluster client connects");
     let mut settings = tutorq::config::Settings::load_from(
         &crate::helpers::repo_path("config"),
         "test",
@@ -231,7 +235,7 @@ async fn admission_and_violations_run_on_the_node_of_the_users_slot() {
     .limits;
     settings.enabled = true;
     settings.abuse.violations = 1;
-    let limits = Limits::new(manager, &settings);
+    let limits = Limits::new(conn, &settings);
     let principal = Principal::new(user.as_str(), Role::Student);
     let admitted = limits
         .admit(&principal, Feature::Hint, 10, "m1")
@@ -252,131 +256,66 @@ async fn admission_and_violations_run_on_the_node_of_the_users_slot() {
     }
 }
 
-/// Scripts that do not run on a cluster yet, with why. Each is called with the keys its store
-/// passes today; the test fails when one starts to run, so that it moves to the list above.
-const NOT_YET: &[(&str, &str)] = &[
-    (
-        "tasks/create",
-        "the task, its user's index and feed, and the queue span slots",
-    ),
-    (
-        "tasks/start",
-        "the queue and the dead set span slots; task keys built in Lua",
-    ),
-    (
-        "tasks/finish",
-        "the queue, dead and delayed sets and the tasks span slots; quota and batch keys built in Lua",
-    ),
-    (
-        "tasks/promote",
-        "the delayed set and the queue span slots; task keys built in Lua",
-    ),
-    ("tasks/cancel", "the task and the delayed set span slots"),
-    (
-        "tasks/replay",
-        "the task, the dead set and the queue span slots",
-    ),
-    (
-        "tasks/append",
-        "announces on the global ai:watching/ai:events from inside the script",
-    ),
-];
-
-#[tokio::test]
-async fn the_scripts_not_yet_on_the_cluster_are_refused_there() {
-    // Fixed names: whether two keys share a slot must not depend on a random id.
-    let task = "0190a0a0-0000-7000-8000-000000000001".to_owned();
-    let user = "cluster-user";
-    let queue = keys::queue("ai_request");
-    let delayed = keys::delayed("ai_request");
-    let source = |name: &str| -> String {
-        match name {
-            "tasks/create" => with(TASK_PRELUDE, include_str!("../../src/tasks/lua/create.lua")),
-            "tasks/start" => with(TASK_PRELUDE, include_str!("../../src/tasks/lua/start.lua")),
-            "tasks/finish" => with(TASK_PRELUDE, include_str!("../../src/tasks/lua/finish.lua")),
-            "tasks/promote" => with(
-                TASK_PRELUDE,
-                include_str!("../../src/tasks/lua/promote.lua"),
-            ),
-            "tasks/cancel" => with(TASK_PRELUDE, include_str!("../../src/tasks/lua/cancel.lua")),
-            "tasks/replay" => with(TASK_PRELUDE, include_str!("../../src/tasks/lua/replay.lua")),
-            "tasks/append" => with(TASK_PRELUDE, include_str!("../../src/tasks/lua/append.lua")),
-            other => panic!("no source for {other}"),
-        }
-    };
-    let declared = |name: &str| -> (Vec<String>, Vec<String>) {
-        match name {
-            "tasks/create" => (
-                vec![
-                    keys::task(&task),
-                    keys::events(&task),
-                    keys::user_tasks(user),
-                    queue.clone(),
-                    keys::user_feed(user),
-                ],
-                Vec::new(),
-            ),
-            "tasks/start" => (vec![queue.clone(), keys::DEAD.to_owned()], Vec::new()),
-            "tasks/finish" => (
-                vec![
-                    queue.clone(),
-                    keys::DEAD.to_owned(),
-                    delayed.clone(),
-                    keys::task(&task),
-                    keys::events(&task),
-                ],
-                Vec::new(),
-            ),
-            "tasks/promote" => (vec![delayed.clone(), queue.clone()], Vec::new()),
-            "tasks/cancel" => (
-                vec![keys::task(&task), keys::events(&task), delayed.clone()],
-                Vec::new(),
-            ),
-            "tasks/replay" => (
-                vec![
-                    keys::task(&task),
-                    keys::events(&task),
-                    keys::DEAD.to_owned(),
-                    queue.clone(),
-                ],
-                Vec::new(),
-            ),
-            // One declared key: refused only when the script reaches the global announcement
-            // keys, which sit in other slots.
-            "tasks/append" => (
-                vec![keys::events(&task)],
-                strings(&["progress", r#"{"at_us":1}"#, "1000"]),
-            ),
-            other => panic!("no keys for {other}"),
-        }
-    };
-    // Someone subscribes to the task's events, so the append announces (as in production).
-    on_cluster(
-        redis::cmd("ZADD")
-            .arg(keys::WATCHING)
-            .arg(i64::MAX)
-            .arg(keys::events(&task)),
+/// Test settings pointed at the local cluster (PostgreSQL as every test's).
+fn cluster_settings() -> tutorq::config::Settings {
+    let mut settings = tutorq::config::Settings::load_from(
+        &crate::helpers::repo_path("config"),
+        "test",
+        Vec::new(),
     )
-    .await
     .unwrap();
-    for (name, why) in NOT_YET {
-        let (keys, args) = declared(name);
-        match eval(&source(name), &keys, &args).await {
-            Ok(_) => panic!(
-                "{name} now runs on a cluster ({why} no longer holds): move it to \
-                 the_scripts_whose_keys_share_a_slot_run_on_the_cluster"
-            ),
-            Err(err) => {
-                let text = err.to_string();
-                assert!(
-                    err.code() == Some("CROSSSLOT")
-                        || text.contains("same slot")
-                        || text.contains("non local key"),
-                    "{name} failed, but not for its keys' slots: {text}"
-                );
-            }
-        }
+    settings.redis.cluster = (0..cluster().ports.len())
+        .map(|node| tutorq::config::Secret::new(cluster().url(node)))
+        .collect();
+    settings
+}
+
+/// The whole engine on the cluster: an app with its workers, its queues in six partitions over
+/// three masters. Queued hints, an inline one, a subscription to a task's events, a cancelled
+/// task and a user's task list all work, and the partitions all carried work.
+#[tokio::test]
+async fn the_engine_runs_on_a_cluster() {
+    use crate::helpers::{sample_input, spawn_app_with_workers};
+
+    let seeds = cluster_settings().redis.cluster;
+    let app = spawn_app_with_workers(move |settings| {
+        settings.redis.cluster = seeds;
+    })
+    .await;
+    let user = format!("cluster-{}", uuid::Uuid::now_v7().simple());
+    let mut ids = Vec::new();
+    for _ in 0..30 {
+        ids.push(app.queue_hint(&user).await);
     }
+    for id in &ids {
+        let task: serde_json::Value = app.task_as(&user, id, 30).await.json().await.unwrap();
+        assert_eq!(task["status"], "succeeded", "{task}");
+    }
+    let parts = app.partitions();
+    let used: std::collections::HashSet<usize> = ids.iter().map(|id| parts.of(id)).collect();
+    assert!(used.len() >= 4, "30 tasks used only partitions {used:?}");
+    for id in &ids {
+        let succeeded = app
+            .events(id)
+            .await
+            .into_iter()
+            .filter(|(name, _)| name == "succeeded")
+            .count();
+        assert_eq!(succeeded, 1, "task {id}");
+    }
+    // Inline, on the same cluster.
+    let body = serde_json::json!({ "input": sample_input("hint") });
+    let inline = app.post_ai_as(&user, "hint", &body, &[]).await;
+    assert_eq!(inline.status(), 200, "{:?}", inline.text().await);
+    // The user's list holds them all.
+    let token = app.auth_token(&user, tutorq::auth::Role::Student);
+    let list = app.get_json("/v1/tasks?limit=100", Some(&token)).await;
+    assert!(
+        list["tasks"]
+            .as_array()
+            .is_some_and(|tasks| tasks.len() >= 31),
+        "the user's list: {list}"
+    );
 }
 
 /// Scripts that still name or build keys themselves (a Lua string starting with `ai:`), with
@@ -384,14 +323,12 @@ async fn the_scripts_not_yet_on_the_cluster_are_refused_there() {
 const BUILDS_KEYS: &[(&str, &str)] = &[
     (
         "tasks/lua/prelude.lua",
-        "ai:watching, ai:events, a user's quota keys, a batch's keys",
+        "a batch's keys and its next held item's, from the task's record, in the task's partition",
     ),
-    ("tasks/lua/start.lua", "each started task's hash and events"),
     (
-        "tasks/lua/promote.lua",
-        "each promoted task's hash and events",
+        "tasks/lua/replay.lua",
+        "the replayed task's batch, in its partition",
     ),
-    ("tasks/lua/replay.lua", "the replayed task's batch"),
 ];
 
 /// No script builds a key except those listed in [`BUILDS_KEYS`]; a listed one that no longer
@@ -406,7 +343,9 @@ fn no_script_builds_a_key_of_its_own_beyond_the_known_ones() {
         let text = std::fs::read_to_string(path).unwrap();
         let names_a_key = text.lines().any(|line| {
             let code = line.split("--").next().unwrap_or("");
-            code.contains("'ai:") || code.contains("\"ai:")
+            ["'ai:", "\"ai:", "'batch:", "'task:"]
+                .iter()
+                .any(|name| code.contains(name))
         });
         if names_a_key {
             let relative = path

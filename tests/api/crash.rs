@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tutorq::config::Settings;
-use tutorq::tasks::{NewTask, keys};
+use tutorq::tasks::NewTask;
 
 use crate::helpers::{jobs_copy, repo_path, test_settings};
 
@@ -94,10 +94,13 @@ async fn states(
         let mut pipe = redis::pipe();
         for id in chunk {
             pipe.cmd("HMGET")
-                .arg(keys::task(id))
+                .arg(crate::helpers::single_parts().task(id))
                 .arg("state")
                 .arg("attempts");
-            pipe.cmd("XRANGE").arg(keys::events(id)).arg("-").arg("+");
+            pipe.cmd("XRANGE")
+                .arg(crate::helpers::single_parts().events(id))
+                .arg("-")
+                .arg("+");
         }
         let replies: Vec<redis::Value> = pipe.query_async(conn).await.unwrap();
         for pair in replies.chunks(2) {
@@ -183,7 +186,7 @@ async fn killing_workers_mid_drain_loses_nothing() {
         "the killed workers' jobs were reclaimed and counted as second attempts"
     );
     let queue_left: u64 = redis::cmd("XLEN")
-        .arg(keys::queue("ai_request"))
+        .arg(crate::helpers::single_parts().queue(0, "ai_request"))
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -206,7 +209,7 @@ async fn a_job_that_crashes_every_worker_ends_dead_after_max_attempts() {
             .await
             .unwrap();
         let events: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
-            .arg(keys::events(&id))
+            .arg(crate::helpers::single_parts().events(&id))
             .arg("-")
             .arg("+")
             .query_async(&mut conn)
@@ -440,7 +443,7 @@ async fn sigterm_lets_running_jobs_finish_before_the_worker_exits() {
             .await
             .unwrap();
         let events: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
-            .arg(keys::events(&task.facts.task_id))
+            .arg(crate::helpers::single_parts().events(&task.facts.task_id))
             .arg("-")
             .arg("+")
             .query_async(&mut conn)

@@ -95,7 +95,7 @@ async fn an_async_request_is_queued_run_by_a_worker_and_recorded() {
     assert_eq!(names, ["queued", "started", "succeeded"]);
     // Nobody subscribed to this task: its appends were not announced to event readers.
     let announced: usize = redis::cmd("XLEN")
-        .arg(tutorq::tasks::keys::EVENTS_ALL)
+        .arg(app.partitions().announcements(0))
         .query_async(&mut app.redis().await)
         .await
         .unwrap();

@@ -53,6 +53,11 @@ pub fn jobs_copy(edit: impl Fn(&str, String) -> String) -> tempfile::TempDir {
     dir
 }
 
+/// The partitions of an app on one Redis server with the default settings.
+pub fn single_parts() -> tutorq::tasks::keys::Partitions {
+    tutorq::tasks::keys::Partitions::new(tutorq::tasks::keys::DEFAULT_PARTITIONS_SINGLE)
+}
+
 /// Settings of the `test` environment pointed at this test's own stores.
 pub async fn test_settings() -> Settings {
     let servers = servers();
@@ -224,13 +229,20 @@ impl TestApp {
             .expect("request sent")
     }
 
-    /// A direct connection to this app's Redis database.
-    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.settings.redis.url.expose())
-            .unwrap()
-            .get_multiplexed_async_connection()
+    /// The partitions of this app's keys.
+    pub fn partitions(&self) -> tutorq::tasks::keys::Partitions {
+        tutorq::tasks::keys::Partitions::configured(
+            self.settings.redis.partitions,
+            !self.settings.redis.cluster.is_empty(),
+        )
+    }
+
+    /// A connection to this app's Redis (its database on one server, or its cluster).
+    pub async fn redis(&self) -> tutorq::storage::RedisConnection {
+        tutorq::storage::connect_redis(&self.settings.redis)
             .await
-            .unwrap()
+            .expect("connect to the app's Redis")
+            .0
     }
 
     /// The event names of a task's stream, in order.
@@ -238,7 +250,7 @@ impl TestApp {
         let mut conn = self.redis().await;
         let entries: Vec<(String, std::collections::HashMap<String, String>)> =
             redis::cmd("XRANGE")
-                .arg(tutorq::tasks::keys::events(id))
+                .arg(self.partitions().events(id))
                 .arg("-")
                 .arg("+")
                 .query_async(&mut conn)

@@ -1,7 +1,7 @@
 -- Appends an event that changes no state (streamed text) to a task's events.
--- KEYS: 1 events stream
--- ARGV: 1 event name, 2 data json (with at_us), 3 events maxlen
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[1], 'data', ARGV[2])
-changed(KEYS[1])
-announce()
+-- Keys and arguments: `AppendKeys`, `AppendArgs` (src/tasks/scripts.rs).
+redis.call('XADD', key_events, 'MAXLEN', '~', arg_events_maxlen, '*', 'event', arg_name,
+  'data', arg_data)
+changed(key_watching, key_events)
+announce(key_announcements)
 return 1

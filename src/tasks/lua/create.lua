@@ -2,8 +2,9 @@
 -- takes an inline lease on it (mode "inline": state running, a due date in the delayed set that
 -- the runner keeps pushing forward; if the runner dies the job is queued when the lease expires).
 -- Keys and arguments are named in src/tasks/scripts.rs (`CreateKeys`, `CreateArgs`): the
--- task's hash and events, the user's index and feed, and the queue stream (queue) or the
--- queue's delayed set (inline).
+-- task's hash and events, the queue stream (queue) or the queue's delayed set (inline), and
+-- the partition's watching set and announcements. The user's index and feed are in the user's
+-- slot: `user_task.lua` adds the task there first (`arg_user_feed` is only announced here).
 -- Mode "hold" (batch items over the batch's concurrency cap) records the task as queued but
 -- leaves it out of the queue: `batch_step` (prelude) queues it when a slot frees.
 if redis.call('EXISTS', key_task) == 1 then
@@ -43,12 +44,7 @@ elseif arg_mode == 'queue' then
   redis.call('XADD', key_queue, '*', 't', arg_task_id, 'j', arg_job)
 end
 redis.call('EXPIRE', key_events, ttl)
-redis.call('ZADD', key_user_tasks, now_us, arg_task_id)
-redis.call('ZREMRANGEBYSCORE', key_user_tasks, '-inf', now_us - ttl * 1000000)
-redis.call('EXPIRE', key_user_tasks, ttl)
-redis.call('XADD', key_user_feed, 'MAXLEN', '~', 1000, '*', 't', arg_task_id)
-changed(key_events)
-changed(key_user_feed)
-announce()
-redis.call('EXPIRE', key_user_feed, ttl)
+changed(key_watching, key_events)
+changed(key_watching, arg_user_feed)
+announce(key_announcements)
 return now

@@ -2,9 +2,11 @@
 -- final (cancelled while running, or finished by an earlier run) keeps its state. The queue
 -- entry is acknowledged and deleted either way; a retry goes to the delayed set.
 -- Keys and arguments are named in src/tasks/scripts.rs: `FinishKeys` and `FinishArgs` (the
--- queue stream, the dead set, the delayed set that also holds inline leases), then per job
+-- queue stream, the dead set, the delayed set that also holds inline leases, the partition's
+-- watching set, announcements and outbox), then per job
 -- `FinishItemKeys` and `FinishItemArgs` (`arg_ending`: succeeded | failed | dead | retrying).
--- Returns per job: {applied (1/0), user_id, role, feature, request_id, created_us, started_us, attempts, callback_url}
+-- Returns {per job: {applied (1/0), user_id, role, feature, request_id, created_us, started_us,
+-- attempts, callback_url}; follow-ups}
 local final = {succeeded = true, failed = true, cancelled = true, dead = true}
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -34,17 +36,18 @@ for i = 1, items do
     else
       head = '"task_id":"' .. arg_task_id .. '","state":"' .. arg_ending .. '"'
       redis.call('HSET', key_task, 'state', arg_ending, 'outcome', arg_outcome, 'finished_us', now)
-      settle(key_task, f[2], f[4], f[10], arg_ending == 'succeeded' and arg_tokens or 0)
+      settle(key_outbox, key_task, arg_task_id, f[2], f[4], f[10],
+        arg_ending == 'succeeded' and arg_tokens or 0)
       if arg_ending == 'dead' then
         redis.call('ZADD', key_dead, now_us, arg_task_id)
         -- Dead tasks are listed for a week (their records expire with the kind's result TTL).
         redis.call('ZREMRANGEBYSCORE', key_dead, '-inf', now_us - 604800000000)
       end
     end
-    batch_step(f[11], f[12], state, arg_ending, now)
+    batch_step(partition_of(key_task), f[11], f[12], state, arg_ending, now)
     redis.call('XADD', key_events, 'MAXLEN', '~', arg_events_maxlen, '*', 'event', arg_ending,
       'data', with_fields(arg_outcome, head, now))
-    changed(key_events)
+    changed(key_watching, key_events)
     redis.call('EXPIRE', key_task, ttl)
     redis.call('EXPIRE', key_events, ttl)
   end
@@ -55,5 +58,5 @@ if #acked > 0 then
   redis.call('XACK', key_queue, arg_group, unpack(acked))
   redis.call('XDEL', key_queue, unpack(acked))
 end
-announce()
-return out
+announce(key_announcements)
+return {out, followups}

@@ -19,68 +19,67 @@ local function with_fields(object, head, now)
   return '{' .. inner .. head .. ',"at_us":' .. now .. '}'
 end
 
--- Event readers (hub.rs) register the streams their subscribers watch in `ai:watching`
--- (member: stream key, score: expiry). An append to a watched stream is announced on
--- `ai:events` once per script; when nobody watches anything, announcing costs one EXISTS.
+-- Event readers (hub.rs) register the streams their subscribers watch in the partition's
+-- watching set (member: stream key, score: expiry). An append to a watched stream is announced
+-- on the partition's announcement stream once per script; when nobody watches anything there,
+-- announcing costs one EXISTS. Both keys are the script's own (`key_watching`,
+-- `key_announcements`).
 local announced = {}
 local anyone_watching = nil
-local function changed(key)
+local function changed(watching, key)
   if anyone_watching == nil then
-    anyone_watching = redis.call('EXISTS', 'ai:watching') == 1
+    anyone_watching = redis.call('EXISTS', watching) == 1
   end
-  if anyone_watching and redis.call('ZSCORE', 'ai:watching', key) then
+  if anyone_watching and redis.call('ZSCORE', watching, key) then
     announced[#announced + 1] = key
   end
 end
-local function announce()
+local function announce(announcements)
   if #announced > 0 then
-    redis.call('XADD', 'ai:events', 'MAXLEN', '~', 100000, '*', 'k', table.concat(announced, ' '))
+    redis.call('XADD', announcements, 'MAXLEN', '~', 100000, '*', 'k', table.concat(announced, ' '))
   end
 end
 
--- Settles a task's token reservation (limits/mod.rs) when it ends: the user's daily and monthly
--- token counts keep `used` of the reserved estimate (never more; 0 refunds it all), in the periods
--- it was reserved in, and the feature's token bucket gets the rest back. Once per task.
-local function settle(task, user, feature, quota, used)
+-- Follow-up steps for other slots (tasks/outbox.rs): appended to the partition's outbox in the
+-- same atomic step as the change that needs them, and returned, so the caller applies them at
+-- once; a sweeper applies whatever a crash left behind. Each step is idempotent.
+local followups = {}
+local function follow(outbox, fields)
+  local id = redis.call('XADD', outbox, '*', unpack(fields))
+  followups[#followups + 1] = {id, fields}
+end
+
+-- Settles a task's token reservation (limits/lua/settle.lua, in the user's slot) when it ends:
+-- `used` of the reserved estimate is kept, the rest goes back. Once per task: the reservation
+-- leaves the task's record here, and the user's slot remembers the tasks it settled.
+local function settle(outbox, task, id, user, feature, quota, used)
   if not quota then
     return
   end
   redis.call('HDEL', task, 'quota')
-  local reserved, day, month = string.match(quota, '^(%d+):(%d+):(%d+)$')
-  if not reserved then
-    return
-  end
-  reserved = tonumber(reserved)
-  local back = reserved - math.max(0, math.min(tonumber(used) or 0, reserved))
-  if back == 0 then
-    return
-  end
-  local base = 'ai:quota:user:{' .. user .. '}:'
-  if redis.call('HGET', base .. 'daily', 'reset_at') == day then
-    redis.call('HINCRBY', base .. 'daily', 'tokens', -back)
-  end
-  if redis.call('HGET', base .. 'monthly', 'reset_at') == month then
-    redis.call('HINCRBY', base .. 'monthly', 'tokens', -back)
-  end
-  local bucket = base .. 'bucket:' .. feature
-  local b = redis.call('HMGET', bucket, 'tokens', 'capacity')
-  if b[1] then
-    redis.call('HSET', bucket, 'tokens', math.min(tonumber(b[2]) or 0, tonumber(b[1]) + back))
-  end
+  follow(outbox, {'op', 'settle', 'task', id, 'user', user, 'feature', feature, 'quota', quota,
+    'used', tostring(used or 0)})
 end
 
+-- The partition prefix (`ai:{<tag>}:`) of one of the partition's keys.
+local function partition_of(key)
+  return string.match(key, '^(ai:{[^}]*}:)')
+end
 
--- Batches (batches/store.rs): an item is a task with a `batch` field. `batch_step` keeps the
--- batch in step when item `id` moves from state `from` to `to`: the running count, the final
--- counts, the per-batch concurrency cap (a dispatched item that ends queues the next held one;
--- a `held` item never took a slot) and the batch's end (its id goes to `ai:batches:ended`,
--- where a worker picks it up for the batch webhook). Any number of scripts may run it.
+-- Batches (batches/store.rs): an item is a task with a `batch` field, in its batch's partition.
+-- `batch_step` keeps the batch in step when an item moves from state `from` to `to`: the
+-- running count, the final counts, the per-batch concurrency cap (a dispatched item that ends
+-- queues the next held one; a `held` item never took a slot) and the batch's end (its id goes
+-- to the partition's `batches:ended`, where a worker picks it up for the batch webhook). Any
+-- number of scripts may run it. The batch's keys and the next held item's are found from the
+-- record (`prefix`: the partition's, all in the script's slot), not given: the one place a
+-- script reads keys it was not passed (issue 21).
 local batch_counter = {succeeded = 'succeeded', failed = 'failed', dead = 'failed', cancelled = 'cancelled'}
-local function batch_step(b, held, from, to, now)
+local function batch_step(prefix, b, held, from, to, now)
   if not b then
     return
   end
-  local key = 'ai:batch:{' .. b .. '}'
+  local key = prefix .. 'batch:' .. b
   if from == 'running' and to ~= 'running' then
     redis.call('HINCRBY', key, 'running', -1)
   elseif to == 'running' and from ~= 'running' then
@@ -98,7 +97,7 @@ local function batch_step(b, held, from, to, now)
       if not next_id then
         break
       end
-      local task = 'ai:task:{' .. next_id .. '}'
+      local task = prefix .. 'task:' .. next_id
       local f = redis.call('HMGET', task, 'state', 'job')
       if f[1] == 'queued' and f[2] then
         redis.call('HDEL', task, 'held')
@@ -109,6 +108,6 @@ local function batch_step(b, held, from, to, now)
   end
   if redis.call('HINCRBY', key, 'done', 1) == tonumber(redis.call('HGET', key, 'valid')) then
     redis.call('HSET', key, 'ended_us', now)
-    redis.call('RPUSH', 'ai:batches:ended', b)
+    redis.call('RPUSH', prefix .. 'batches:ended', b)
   end
 end

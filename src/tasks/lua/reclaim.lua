@@ -1,9 +1,9 @@
 -- Puts back at the tail of the queue every entry that a consumer fetched but has not acknowledged
 -- nor heart-beaten for longer than the visibility timeout (its worker died). The next start counts
 -- the attempt.
--- KEYS: 1 queue stream
--- ARGV: 1 group, 2 min idle ms, 3 limit
-local res = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], 'reaper', ARGV[2], '0-0', 'COUNT', tonumber(ARGV[3]))
+-- Keys and arguments: `ReclaimKeys`, `ReclaimArgs` (src/tasks/scripts.rs).
+local res = redis.call('XAUTOCLAIM', key_queue, arg_group, 'reaper', arg_min_idle_ms, '0-0',
+  'COUNT', tonumber(arg_limit))
 local moved = 0
 for _, entry in ipairs(res[2]) do
   local fields = entry[2]
@@ -13,11 +13,11 @@ for _, entry in ipairs(res[2]) do
       values[fields[j]] = fields[j + 1]
     end
     if values.t and values.j then
-      redis.call('XADD', KEYS[1], '*', 't', values.t, 'j', values.j)
+      redis.call('XADD', key_queue, '*', 't', values.t, 'j', values.j)
       moved = moved + 1
     end
   end
-  redis.call('XACK', KEYS[1], ARGV[1], entry[1])
-  redis.call('XDEL', KEYS[1], entry[1])
+  redis.call('XACK', key_queue, arg_group, entry[1])
+  redis.call('XDEL', key_queue, entry[1])
 end
 return moved

@@ -35,8 +35,7 @@ async fn a_poison_row_is_quarantined_and_never_blocks_the_audit_trail() {
         .connect(&proxied)
         .await
         .unwrap();
-    let redis = redis::Client::open(app.settings.redis.url.expose()).unwrap();
-    let redis = redis::aio::ConnectionManager::new(redis).await.unwrap();
+    let redis = app.redis().await;
     let mut settings = app.settings.audit.clone();
     settings.enabled = true;
     let log = tutorq::audit::AuditLog::start(&settings, pool, redis);

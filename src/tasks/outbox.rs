@@ -1,0 +1,224 @@
+//! Follow-up steps across slots. A partition's script cannot touch another slot (on a Redis
+//! Cluster it may live on another node), so what a state change needs elsewhere (today: settling
+//! the user's token reservation when a task ends) is appended to the partition's outbox stream
+//! in the same atomic step, and the script returns it. The caller applies it at once and deletes
+//! the entry; if it dies in between, the entry stays, and the sweeper of any process applies it
+//! a few seconds later. Every step is idempotent (a settlement is remembered in the user's slot),
+//! so a step applied twice counts once, and none is lost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use redis::Value;
+
+use super::store::TaskStore;
+use crate::storage::RedisConnection;
+
+/// What settles a reservation in the user's slot: the limits' (`limits::settle`), installed by
+/// the composition root (the engine knows no limits).
+pub type Settler = Arc<
+    dyn Fn(RedisConnection, Settlement) -> BoxFuture<'static, redis::RedisResult<()>> + Send + Sync,
+>;
+
+/// Settle task `task_id`'s reservation `quota` to `used` tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    pub task_id: String,
+    pub user_id: String,
+    pub feature: String,
+    pub quota: String,
+    pub used: u64,
+}
+
+/// Entries younger than this are left to the process that wrote them.
+const SWEEP_AFTER: Duration = Duration::from_secs(5);
+/// How often every process looks for left-over entries.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// Entries applied per partition per sweep.
+const SWEEP_BATCH: usize = 200;
+
+/// One entry of a partition's outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowUp {
+    pub partition: usize,
+    pub entry_id: String,
+    pub step: Step,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Settle a reservation ([`Settler`]).
+    Settle(Settlement),
+    /// A step this build does not know (written by a newer one): left for it.
+    Unknown,
+}
+
+impl FollowUp {
+    /// An outbox entry as a script returns it, or as `XRANGE` does: `[id, [field, value, …]]`.
+    fn parse(partition: usize, entry: &Value) -> Option<Self> {
+        let Value::Array(parts) = entry else {
+            return None;
+        };
+        let entry_id: String = redis::from_redis_value_ref(parts.first()?).ok()?;
+        let fields: Vec<String> = redis::from_redis_value_ref(parts.get(1)?).ok()?;
+        let field = |name: &str| {
+            fields
+                .chunks_exact(2)
+                .find(|pair| pair[0] == name)
+                .map(|pair| pair[1].clone())
+                .unwrap_or_default()
+        };
+        let step = match field("op").as_str() {
+            "settle" => Step::Settle(Settlement {
+                task_id: field("task"),
+                user_id: field("user"),
+                feature: field("feature"),
+                quota: field("quota"),
+                used: field("used").parse().unwrap_or(0),
+            }),
+            _ => Step::Unknown,
+        };
+        Some(Self {
+            partition,
+            entry_id,
+            step,
+        })
+    }
+
+    /// The follow-ups of one script's answer (its list of entries).
+    pub fn parse_all(partition: usize, entries: &Value) -> Vec<Self> {
+        match entries {
+            Value::Array(entries) => entries
+                .iter()
+                .filter_map(|entry| Self::parse(partition, entry))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl TaskStore {
+    /// Applies follow-ups, then deletes their entries. On an error the entries stay for the
+    /// sweeper; the error is logged, not returned: the change they follow is already recorded.
+    pub async fn follow_up(&self, followups: Vec<FollowUp>) {
+        if followups.is_empty() {
+            return;
+        }
+        if let Err(err) = self.apply(&followups).await {
+            tracing::warn!(%err, "a follow-up step failed; the outbox sweeper will apply it");
+        }
+    }
+
+    async fn apply(&self, followups: &[FollowUp]) -> redis::RedisResult<()> {
+        let mut conn = self.conn.clone();
+        let mut done: Vec<(usize, &str)> = Vec::new();
+        for followup in followups {
+            match &followup.step {
+                Step::Settle(settlement) => {
+                    (self.settler())(conn.clone(), settlement.clone()).await?;
+                }
+                Step::Unknown => continue,
+            }
+            done.push((followup.partition, &followup.entry_id));
+        }
+        for p in self.partitions().all() {
+            let ids: Vec<&str> = done
+                .iter()
+                .filter(|(partition, _)| *partition == p)
+                .map(|(_, id)| *id)
+                .collect();
+            if !ids.is_empty() {
+                redis::cmd("XDEL")
+                    .arg(self.partitions().outbox(p))
+                    .arg(ids)
+                    .query_async::<()>(&mut conn)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the entries older than [`SWEEP_AFTER`] of every partition's outbox; returns how
+    /// many it applied.
+    pub async fn sweep_outbox(&self) -> redis::RedisResult<usize> {
+        let before_ms = jiff::Timestamp::now().as_millisecond() - SWEEP_AFTER.as_millis() as i64;
+        let mut applied = 0;
+        for p in self.partitions().all() {
+            let entries: Value = redis::cmd("XRANGE")
+                .arg(self.partitions().outbox(p))
+                .arg("-")
+                .arg(format!("{}", before_ms.max(0)))
+                .arg("COUNT")
+                .arg(SWEEP_BATCH)
+                .query_async(&mut self.conn.clone())
+                .await?;
+            let followups = FollowUp::parse_all(p, &entries);
+            applied += followups.len();
+            self.apply(&followups).await?;
+        }
+        Ok(applied)
+    }
+
+    /// Sweeps every outbox every [`SWEEP_EVERY`] for as long as the runtime lives.
+    pub async fn sweep_forever(self) {
+        let mut every = tokio::time::interval(SWEEP_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            match self.sweep_outbox().await {
+                Ok(0) => {}
+                Ok(applied) => tracing::info!(applied, "applied follow-ups a process left behind"),
+                Err(err) => tracing::debug!(%err, "sweeping the outboxes failed"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(text: &str) -> Value {
+        Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn an_entry_parses_into_its_step() {
+        let entry = Value::Array(vec![
+            bulk("1-0"),
+            Value::Array(
+                [
+                    "op", "settle", "task", "t1", "user", "u1", "feature", "hint", "quota",
+                    "90:1:2", "used", "30",
+                ]
+                .into_iter()
+                .map(bulk)
+                .collect(),
+            ),
+        ]);
+        let parsed = FollowUp::parse_all(2, &Value::Array(vec![entry]));
+        assert_eq!(
+            parsed,
+            [FollowUp {
+                partition: 2,
+                entry_id: "1-0".into(),
+                step: Step::Settle(Settlement {
+                    task_id: "t1".into(),
+                    user_id: "u1".into(),
+                    feature: "hint".into(),
+                    quota: "90:1:2".into(),
+                    used: 30,
+                }),
+            }]
+        );
+        let strange = Value::Array(vec![
+            bulk("2-0"),
+            Value::Array(vec![bulk("op"), bulk("later")]),
+        ]);
+        assert_eq!(
+            FollowUp::parse_all(0, &Value::Array(vec![strange]))[0].step,
+            Step::Unknown
+        );
+    }
+}
