@@ -74,6 +74,16 @@ impl AppState {
                     .await
                 })
             }),
+            crate::tasks::Durability {
+                replicas: settings.redis.wait_replicas,
+                // Under the response timeout, so a slow replica delays a 202, never fails it.
+                timeout: Duration::from_millis(
+                    settings
+                        .redis
+                        .wait_timeout_ms
+                        .min(settings.redis.response_timeout_ms * 3 / 4),
+                ),
+            },
         );
         let usage = crate::metrics::UsageMeter::new(&settings.audit);
         let engine = crate::service::hooks::install(engine, &audit, usage);

@@ -121,8 +121,20 @@ pub struct RedisSettings {
     /// Fixed for a deployment: changing it strands the tasks of the partitions that go.
     #[serde(default)]
     pub partitions: Option<usize>,
+    /// Replicas a new task must reach before it is accepted (`WAIT`; 0 = don't wait): with 1,
+    /// a 202 survives its master's failover.
+    #[serde(default)]
+    pub wait_replicas: u32,
+    /// Longest wait for them (the task is accepted anyway, with a warning, after it); at most
+    /// three quarters of `response_timeout_ms`.
+    #[serde(default = "default_wait_timeout_ms")]
+    pub wait_timeout_ms: u64,
     pub connect_timeout_ms: u64,
     pub response_timeout_ms: u64,
+}
+
+fn default_wait_timeout_ms() -> u64 {
+    1000
 }
 
 #[derive(Debug, Clone, Deserialize)]

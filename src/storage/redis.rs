@@ -107,6 +107,34 @@ impl RedisConnection {
     }
 }
 
+impl RedisConnection {
+    /// Waits until the writes so far of this connection to the node that serves `key` reach
+    /// `replicas` of its replicas (`WAIT`), at most `timeout`; how many they reached.
+    pub async fn wait_for_replicas(
+        &mut self,
+        key: &str,
+        replicas: u32,
+        timeout: Duration,
+    ) -> RedisResult<u32> {
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(replicas).arg(timeout.as_millis() as u64);
+        match &mut self.0 {
+            Conn::Cluster(conn) => {
+                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+                let route = Route::new(slots::slot(key.as_bytes()), SlotAddr::Master);
+                let reached = conn
+                    .route_command(
+                        wait,
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
+                    )
+                    .await?;
+                redis::from_redis_value(reached).map_err(Into::into)
+            }
+            _ => wait.query_async(self).await,
+        }
+    }
+}
+
 /// The slot of a command's first key (its first argument after the name; the scripts' first
 /// `KEYS` entry for `EVALSHA`), 0 when it has none.
 fn command_slot(command: &Cmd) -> u16 {
@@ -116,7 +144,8 @@ fn command_slot(command: &Cmd) -> u16 {
     });
     let name = args.next().unwrap_or_default().to_ascii_uppercase();
     let key = match name.as_slice() {
-        b"EVALSHA" | b"EVAL" => args.nth(1),
+        // Script, key count, then the keys.
+        b"EVALSHA" | b"EVAL" => args.nth(2),
         b"XREAD" | b"XREADGROUP" => args
             .skip_while(|a| !a.eq_ignore_ascii_case(b"STREAMS"))
             .nth(1),
@@ -253,5 +282,29 @@ async fn first_connection(client: &ClusterClient) -> RedisResult<ClusterConnecti
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::command_slot;
+    use crate::storage::slots::slot;
+
+    #[test]
+    fn a_command_is_grouped_by_the_slot_of_its_first_key() {
+        let mut eval = redis::cmd("EVALSHA");
+        eval.arg("abc123").arg(2).arg("ai:{p1}:task:x").arg("other");
+        assert_eq!(command_slot(&eval), slot(b"p1"));
+        let mut hget = redis::cmd("HGET");
+        hget.arg("ai:{u1}:k").arg("field");
+        assert_eq!(command_slot(&hget), slot(b"u1"));
+        let mut read = redis::cmd("XREADGROUP");
+        read.arg("GROUP")
+            .arg("g")
+            .arg("c")
+            .arg("STREAMS")
+            .arg("ai:{p2}:queue:q")
+            .arg(">");
+        assert_eq!(command_slot(&read), slot(b"p2"));
     }
 }

@@ -37,9 +37,28 @@ impl Completer {
         }
     }
 
-    /// Writes one batch, retrying until Redis takes it (an unrecorded finish would run again),
-    /// then hands the tasks it made final to the hooks.
+    /// Writes one batch, one part per partition at once, each retried until Redis takes it (an
+    /// unrecorded finish would run again): a partition whose node is away (a cluster's failover)
+    /// holds up only its own part. Then hands the tasks each part made final to the hooks.
     pub async fn record(&self, batch: Vec<Finish>) {
+        let parts = self.store.partitions();
+        if parts.count() == 1 {
+            return self.record_part(batch).await;
+        }
+        let mut by_partition: Vec<Vec<Finish>> = (0..parts.count()).map(|_| Vec::new()).collect();
+        for finish in batch {
+            by_partition[parts.of(&finish.task_id)].push(finish);
+        }
+        futures_util::future::join_all(
+            by_partition
+                .into_iter()
+                .filter(|part| !part.is_empty())
+                .map(|part| self.record_part(part)),
+        )
+        .await;
+    }
+
+    async fn record_part(&self, batch: Vec<Finish>) {
         let mut pause = Duration::from_millis(50);
         let results = loop {
             match self.store.finish_batch(&self.kind, &batch).await {

@@ -35,12 +35,20 @@ impl Engine {
         kinds: JobKinds,
         parts: super::keys::Partitions,
         settler: super::outbox::Settler,
+        durability: super::store::Durability,
     ) -> Self {
         let (history, _writer) = history::spawn(db);
         let inflight = InFlight::default();
         // Lives as long as the runtime; a process that never runs jobs just never hears a match.
         tokio::spawn(inflight.clone().listen_for_cancels(servers.clone()));
-        let store = TaskStore::new(conn.clone(), servers.clone(), kinds, parts.clone(), settler);
+        let store = TaskStore::new(
+            conn.clone(),
+            servers.clone(),
+            kinds,
+            parts.clone(),
+            settler,
+            durability,
+        );
         // Follow-ups a process left behind (`outbox.rs`), applied by whichever process looks.
         tokio::spawn(store.clone().sweep_forever());
         Self {

@@ -82,8 +82,9 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
             }
             let free = slots.num_permits();
             // While a partition has work, one round trip takes a batch and one marks it running.
+            // A partition whose node is away is passed over, not waited for.
             let mut took = false;
-            let mut failed = false;
+            let mut failed = 0;
             for i in 0..partitions {
                 let p = (next + i) % partitions;
                 match self
@@ -99,20 +100,21 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
                     }
                     Ok(_) => {}
                     Err(err) => {
-                        tracing::warn!(queue = %self.kind.queue, %err, "taking jobs failed; retrying");
-                        failed = true;
-                        break;
+                        tracing::warn!(queue = %self.kind.queue, partition = p, %err, "taking jobs failed; retrying");
+                        failed += 1;
                     }
                 }
             }
-            if failed {
+            if took {
+                pause = Duration::from_millis(50);
+                continue;
+            }
+            if failed > 0 {
+                drop(slots);
                 self.sleep(&mut pause).await;
                 continue;
             }
             pause = Duration::from_millis(50);
-            if took {
-                continue;
-            }
             drop(slots);
             // Every partition is empty: wait for the doorbell (a ring while we looked is kept).
             let _ = idle.send(true);

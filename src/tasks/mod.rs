@@ -40,4 +40,4 @@ pub use outbox::{FollowUp, Settlement, Settler, Step};
 pub use pool::{consumer_name, run_pool};
 pub use record::{TaskLinks, TaskRecord, TaskState, TaskView, timestamp};
 pub use registry::JobRegistry;
-pub use store::{Cancelled, Ending, Finish, Finished, NewTask, TaskStore};
+pub use store::{Cancelled, Durability, Ending, Finish, Finished, NewTask, TaskStore};

@@ -34,6 +34,14 @@ pub struct Started {
     pub attempt: i64,
 }
 
+/// How many replicas a new task must reach before it counts as accepted (`redis.wait_replicas`),
+/// and how long to wait for them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Durability {
+    pub replicas: u32,
+    pub timeout: Duration,
+}
+
 /// A task to create.
 #[derive(Debug, Clone)]
 pub struct NewTask {
@@ -174,6 +182,7 @@ pub struct StoreParts {
     kinds: JobKinds,
     parts: Partitions,
     settler: Settler,
+    durability: Durability,
     pub(super) scripts: Scripts,
 }
 
@@ -184,6 +193,7 @@ impl TaskStore {
         kinds: JobKinds,
         parts: Partitions,
         settler: Settler,
+        durability: Durability,
     ) -> Self {
         Self(std::sync::Arc::new(StoreParts {
             conn,
@@ -191,6 +201,7 @@ impl TaskStore {
             kinds,
             parts,
             settler,
+            durability,
             scripts: Scripts::new(),
         }))
     }
@@ -320,7 +331,27 @@ impl TaskStore {
         keys.push(&mut invocation);
         args.push(&mut invocation);
         let created: i64 = invocation.invoke_async(&mut conn).await?;
+        self.replicate(&mut conn, &self.parts.task(&task.facts.task_id))
+            .await?;
         Ok(created != 0)
+    }
+
+    /// With [`Durability::replicas`], waits until the writes to the node of `key` reached
+    /// them: an accepted task then survives its master's failover.
+    async fn replicate(&self, conn: &mut RedisConnection, key: &str) -> redis::RedisResult<()> {
+        let Durability { replicas, timeout } = self.durability;
+        if replicas == 0 {
+            return Ok(());
+        }
+        let reached = conn.wait_for_replicas(key, replicas, timeout).await?;
+        if reached < replicas {
+            tracing::warn!(
+                reached,
+                wanted = replicas,
+                "a new task reached fewer replicas than redis.wait_replicas asks"
+            );
+        }
+        Ok(())
     }
 
     /// Records a task and queues its job; false if the id exists already.
@@ -391,7 +422,16 @@ impl TaskStore {
                 call
             })
             .collect();
-        conn.query_each(calls).await.map(drop)
+        conn.query_each(calls).await?;
+        if self.durability.replicas > 0 {
+            for p in self.parts.all() {
+                if let Some(task) = tasks.iter().find(|t| self.parts.of(&t.facts.task_id) == p) {
+                    self.replicate(&mut conn, &self.parts.task(&task.facts.task_id))
+                        .await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Loads a script on every node (for `EVALSHA` in pipelines); its SHA-1.

@@ -350,7 +350,7 @@ async fn sigterm_under_load_loses_no_event_of_an_answered_request() {
         .arg("serve")
         .env("TUTORQ_ENV", "test")
         .env("TUTORQ__SERVER__PORT", port.to_string())
-        .env("TUTORQ__REDIS__URL", settings.redis.url.expose())
+        .envs(crate::helpers::redis_env(&settings))
         .env("TUTORQ__DATABASE__URL", settings.database.url.expose())
         .env("TUTORQ__PROVIDERS__MOCK__LATENCY_MS", "30")
         .env("TUTORQ__LOG__LEVEL", "error")

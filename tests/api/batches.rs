@@ -112,7 +112,7 @@ async fn a_batch_runs_every_item_and_reports_each_in_order() {
     }
     // The items ran as batch_item tasks.
     let kind: Option<String> = redis::cmd("HGET")
-        .arg(crate::helpers::single_parts().task(lines[0]["task_id"].as_str().unwrap()))
+        .arg(app.partitions().task(lines[0]["task_id"].as_str().unwrap()))
         .arg("kind")
         .query_async(&mut app.redis().await)
         .await
@@ -436,7 +436,7 @@ async fn items_never_exceed_the_batch_concurrency_and_its_end_sends_one_webhook(
     let mut spans = Vec::new();
     for line in results(&app, id).await {
         let (started, finished): (i64, i64) = redis::cmd("HMGET")
-            .arg(crate::helpers::single_parts().task(line["task_id"].as_str().unwrap()))
+            .arg(app.partitions().task(line["task_id"].as_str().unwrap()))
             .arg("started_us")
             .arg("finished_us")
             .query_async(&mut redis)

@@ -143,7 +143,7 @@ async fn serve_reloads_prompts_on_sighup_and_stops_cleanly_on_sigterm() {
         .arg("serve")
         .env("TUTORQ_ENV", "test")
         .env("TUTORQ__SERVER__PORT", &port)
-        .env("TUTORQ__REDIS__URL", settings.redis.url.expose())
+        .envs(crate::helpers::redis_env(&settings))
         .env("TUTORQ__DATABASE__URL", settings.database.url.expose())
         .env("TUTORQ__PROMPTS__DIR", dir.path())
         .stdout(Stdio::null())

@@ -39,7 +39,7 @@ fn worker(settings: &Settings, jobs: &std::path::Path, mock_latency_ms: u64) -> 
         .current_dir(repo_path(""))
         .args(["worker", "--queues", "ai_request"])
         .env("TUTORQ_ENV", "test")
-        .env("TUTORQ__REDIS__URL", settings.redis.url.expose())
+        .envs(crate::helpers::redis_env(settings))
         .env("TUTORQ__DATABASE__URL", settings.database.url.expose())
         .env("TUTORQ__JOBS__DIR", jobs)
         .env(
@@ -85,24 +85,30 @@ fn tasks(count: usize) -> Vec<NewTask> {
         .collect()
 }
 
+/// A connection to the Redis (server or cluster) of `settings`.
+async fn redis_of(settings: &tutorq::config::Settings) -> tutorq::storage::RedisConnection {
+    tutorq::storage::connect_redis(&settings.redis)
+        .await
+        .expect("connect to the test's Redis")
+        .0
+}
+
 async fn states(
-    conn: &mut redis::aio::MultiplexedConnection,
+    conn: &mut tutorq::storage::RedisConnection,
+    parts: &tutorq::tasks::keys::Partitions,
     ids: &[String],
 ) -> Vec<(String, u32, usize)> {
     let mut out = Vec::new();
     for chunk in ids.chunks(500) {
-        let mut pipe = redis::pipe();
+        let mut calls = Vec::new();
         for id in chunk {
-            pipe.cmd("HMGET")
-                .arg(crate::helpers::single_parts().task(id))
-                .arg("state")
-                .arg("attempts");
-            pipe.cmd("XRANGE")
-                .arg(crate::helpers::single_parts().events(id))
-                .arg("-")
-                .arg("+");
+            let mut state = redis::cmd("HMGET");
+            state.arg(parts.task(id)).arg("state").arg("attempts");
+            let mut events = redis::cmd("XRANGE");
+            events.arg(parts.events(id)).arg("-").arg("+");
+            calls.extend([state, events]);
         }
-        let replies: Vec<redis::Value> = pipe.query_async(conn).await.unwrap();
+        let replies = conn.query_each(calls).await.unwrap();
         for pair in replies.chunks(2) {
             let (state, attempts): (Option<String>, Option<u32>) =
                 redis::FromRedisValue::from_redis_value(pair[0].clone()).unwrap();
@@ -145,14 +151,11 @@ async fn killing_workers_mid_drain_loses_nothing() {
     }
     let last_kill = Instant::now();
 
-    let mut conn = redis::Client::open(settings.redis.url.expose())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = redis_of(&settings).await;
+    let parts = crate::helpers::partitions_of(&settings);
     let started = Instant::now();
     let finals = loop {
-        let now = states(&mut conn, &ids).await;
+        let now = states(&mut conn, &parts, &ids).await;
         if now.iter().all(|(state, _, _)| state == "succeeded") {
             break now;
         }
@@ -185,12 +188,20 @@ async fn killing_workers_mid_drain_loses_nothing() {
         reclaimed > 0,
         "the killed workers' jobs were reclaimed and counted as second attempts"
     );
-    let queue_left: u64 = redis::cmd("XLEN")
-        .arg(crate::helpers::single_parts().queue(0, "ai_request"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let mut queue_left = 0;
+    for p in parts.all() {
+        queue_left += redis::cmd("XLEN")
+            .arg(parts.queue(p, "ai_request"))
+            .query_async::<u64>(&mut conn)
+            .await
+            .unwrap();
+    }
     assert_eq!(queue_left, 0, "every entry acknowledged and deleted");
+    eprintln!(
+        "drill: accepted {count}, completed {}, lost 0, duplicates 0, partitions {}",
+        finals.len(),
+        parts.count()
+    );
 }
 
 #[tokio::test]
@@ -201,15 +212,11 @@ async fn a_job_that_crashes_every_worker_ends_dead_after_max_attempts() {
     let task = tasks(1).remove(0);
     store.enqueue(&task).await.unwrap();
 
-    let url = settings.redis.url.expose().to_owned();
-    let started_events = |url: String, id: String| async move {
-        let mut conn = redis::Client::open(url)
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
+    let url = settings.clone();
+    let started_events = |settings: tutorq::config::Settings, id: String| async move {
+        let mut conn = redis_of(&settings).await;
         let events: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
-            .arg(crate::helpers::single_parts().events(&id))
+            .arg(crate::helpers::partitions_of(&settings).events(&id))
             .arg("-")
             .arg("+")
             .query_async(&mut conn)
@@ -334,7 +341,9 @@ impl Drop for OwnRedis {
 async fn a_redis_restart_during_a_drain_loses_no_accepted_task() {
     let mut redis = OwnRedis::start();
     let url = redis.url();
+    // One server's restart (a cluster's failover is `cluster::a_master_killed_during_a_drain_*`).
     let app = crate::helpers::spawn_app_with_workers(move |s| {
+        s.redis.cluster.clear();
         s.redis.url = tutorq::config::Secret::new(url);
         s.providers.mock.latency_ms = tutorq::config::LatencySetting::Fixed(300);
     })
@@ -437,13 +446,9 @@ async fn sigterm_lets_running_jobs_finish_before_the_worker_exits() {
         "finished within the grace period, not abandoned"
     );
     if record.attempts != running {
-        let mut conn = redis::Client::open(settings.redis.url.expose())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
+        let mut conn = redis_of(&settings).await;
         let events: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
-            .arg(crate::helpers::single_parts().events(&task.facts.task_id))
+            .arg(crate::helpers::partitions_of(&settings).events(&task.facts.task_id))
             .arg("-")
             .arg("+")
             .query_async(&mut conn)

@@ -336,8 +336,8 @@ async fn an_admin_reads_any_users_task_with_its_events() {
     // Once the record has expired from Redis, the history row answers (without events).
     let mut redis = app.redis().await;
     let _: () = redis::cmd("DEL")
-        .arg(crate::helpers::single_parts().task(&id))
-        .arg(crate::helpers::single_parts().events(&id))
+        .arg(app.partitions().task(&id))
+        .arg(app.partitions().events(&id))
         .query_async(&mut redis)
         .await
         .unwrap();

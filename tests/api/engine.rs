@@ -547,6 +547,7 @@ async fn with_redis_down_the_api_answers_503_fast() {
         .unwrap()
         .port();
     let app = spawn_app_with(|s| {
+        s.redis.cluster.clear();
         s.redis.url = tutorq::config::Secret::new(format!("redis://127.0.0.1:{dead_port}/0"))
     })
     .await;

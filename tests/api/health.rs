@@ -29,9 +29,11 @@ async fn readyz_names_the_store_that_is_down() {
         .local_addr()
         .unwrap()
         .port();
-    let app =
-        spawn_app_with(|s| s.redis.url = Secret::new(format!("redis://127.0.0.1:{dead_port}/0")))
-            .await;
+    let app = spawn_app_with(|s| {
+        s.redis.cluster.clear();
+        s.redis.url = Secret::new(format!("redis://127.0.0.1:{dead_port}/0"));
+    })
+    .await;
     let response = app.client.get(app.url("/readyz")).send().await.unwrap();
     let body = assert_problem(response, 503, "not-ready").await;
     assert!(body["errors"]["redis"].is_string(), "{body}");

@@ -2,6 +2,7 @@
 //! database on the test run's real servers.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -11,13 +12,55 @@ use tutorq::config::{Secret, Settings};
 use tutorq::service::AiService;
 use tutorq::tasks::JobRegistry;
 
-use crate::servers::servers;
+use crate::servers::{LocalCluster, cluster_mode, servers, start_cluster};
 
 pub struct TestApp {
     pub address: String,
     pub settings: Settings,
     pub auth: Authenticator,
     pub client: reqwest::Client,
+    /// The app's own Redis Cluster in cluster mode, shared with its siblings, stopped with the
+    /// last of them.
+    _cluster: Option<Arc<LocalCluster>>,
+}
+
+/// Clusters of cluster mode by their first seed: held here from [`test_settings`] until an app
+/// takes them; siblings find them through the weak reference.
+static CLUSTERS: Mutex<Vec<HeldCluster>> = Mutex::new(Vec::new());
+
+/// A cluster's first seed, the strong reference until an app takes it, and a weak one.
+type HeldCluster = (String, Option<Arc<LocalCluster>>, Weak<LocalCluster>);
+
+/// A fresh cluster for one test's settings (cluster mode).
+fn fresh_cluster(settings: &mut Settings) {
+    let mut cluster = start_cluster(3, 0);
+    cluster.stop_on_drop = true;
+    let cluster = Arc::new(cluster);
+    settings.redis.cluster = cluster.urls().into_iter().map(Secret::new).collect();
+    let mut clusters = CLUSTERS.lock().unwrap();
+    clusters.retain(|(_, held, weak)| held.is_some() || weak.strong_count() > 0);
+    clusters.push((
+        cluster.url(0),
+        Some(cluster.clone()),
+        Arc::downgrade(&cluster),
+    ));
+}
+
+/// The cluster `settings` point at, for an app to hold.
+fn cluster_of(settings: &Settings) -> Option<Arc<LocalCluster>> {
+    let seed = settings.redis.cluster.first()?.expose().to_owned();
+    let mut clusters = CLUSTERS.lock().unwrap();
+    let (_, held, weak) = clusters.iter_mut().find(|(s, _, _)| *s == seed)?;
+    held.take().or_else(|| weak.upgrade())
+}
+
+/// The environment that points a `tutorq` process at the Redis of `settings`.
+pub fn redis_env(settings: &Settings) -> Vec<(&'static str, String)> {
+    let seeds: Vec<&str> = settings.redis.cluster.iter().map(|s| s.expose()).collect();
+    vec![
+        ("TUTORQ__REDIS__URL", settings.redis.url.expose().to_owned()),
+        ("TUTORQ__REDIS__CLUSTER", format!("[{}]", seeds.join(", "))),
+    ]
 }
 
 pub fn repo_path(relative: &str) -> PathBuf {
@@ -53,9 +96,12 @@ pub fn jobs_copy(edit: impl Fn(&str, String) -> String) -> tempfile::TempDir {
     dir
 }
 
-/// The partitions of an app on one Redis server with the default settings.
-pub fn single_parts() -> tutorq::tasks::keys::Partitions {
-    tutorq::tasks::keys::Partitions::new(tutorq::tasks::keys::DEFAULT_PARTITIONS_SINGLE)
+/// The partitions of the keys of an app with `settings`.
+pub fn partitions_of(settings: &Settings) -> tutorq::tasks::keys::Partitions {
+    tutorq::tasks::keys::Partitions::configured(
+        settings.redis.partitions,
+        !settings.redis.cluster.is_empty(),
+    )
 }
 
 /// Settings of the `test` environment pointed at this test's own stores.
@@ -77,6 +123,9 @@ pub async fn test_settings() -> Settings {
     admin.close().await;
     settings.server.port = 0;
     settings.redis.url = Secret::new(servers.fresh_redis_url());
+    if cluster_mode() {
+        fresh_cluster(&mut settings);
+    }
     settings.database.url = Secret::new(servers.database_url(&database));
     settings.database.migrate_on_start = true;
     settings.prompts.dir = repo_path("prompts");
@@ -151,6 +200,7 @@ async fn spawn_serving(settings: Settings, jobs: Option<JobRegistry<AiService>>)
     }
     tokio::spawn(application.run_until_stopped(std::future::pending()));
     TestApp {
+        _cluster: cluster_of(&settings),
         address,
         auth: Authenticator::new(&settings.auth),
         settings,
@@ -231,10 +281,7 @@ impl TestApp {
 
     /// The partitions of this app's keys.
     pub fn partitions(&self) -> tutorq::tasks::keys::Partitions {
-        tutorq::tasks::keys::Partitions::configured(
-            self.settings.redis.partitions,
-            !self.settings.redis.cluster.is_empty(),
-        )
+        partitions_of(&self.settings)
     }
 
     /// A connection to this app's Redis (its database on one server, or its cluster).

@@ -12,6 +12,7 @@ mod dashboard;
 mod engine;
 mod errors;
 mod events;
+mod failover;
 mod features;
 mod guard;
 mod health;

@@ -340,7 +340,7 @@ async fn the_worker_serves_health_readiness_and_exact_metrics_on_its_admin_port(
         .args(["worker", "--queues", "ai_request"])
         .env("TUTORQ_ENV", "test")
         .env("TUTORQ__WORKER__ADMIN_PORT", port.to_string())
-        .env("TUTORQ__REDIS__URL", settings.redis.url.expose())
+        .envs(crate::helpers::redis_env(&settings))
         .env("TUTORQ__DATABASE__URL", settings.database.url.expose())
         .env("TUTORQ__LOG__LEVEL", "error")
         .stdout(Stdio::null())

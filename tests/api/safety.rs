@@ -340,7 +340,7 @@ async fn the_solution_never_appears_in_responses_logs_or_audit_rows() {
         .arg("all")
         .env("TUTORQ_ENV", "test")
         .env("TUTORQ__SERVER__PORT", port.to_string())
-        .env("TUTORQ__REDIS__URL", settings.redis.url.expose())
+        .envs(crate::helpers::redis_env(&settings))
         .env("TUTORQ__DATABASE__URL", settings.database.url.expose())
         .env("TUTORQ__LOG__LEVEL", "debug")
         .env(

@@ -343,12 +343,40 @@ fn start_postgres(dir: &Path) -> String {
 pub struct LocalCluster {
     pub ports: Vec<u16>,
     pub masters: usize,
+    /// Shut the nodes down when this is dropped (a test app's own cluster).
+    pub stop_on_drop: bool,
 }
 
 impl LocalCluster {
     pub fn url(&self, node: usize) -> String {
         format!("redis://127.0.0.1:{}", self.ports[node])
     }
+
+    /// Every node's URL: the seeds of `redis.cluster`.
+    pub fn urls(&self) -> Vec<String> {
+        (0..self.ports.len()).map(|node| self.url(node)).collect()
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        if !self.stop_on_drop {
+            return;
+        }
+        for port in &self.ports {
+            let _ = Command::new("redis-cli")
+                .args(["-p", &port.to_string(), "shutdown", "nosave"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Whether this run puts every test app on a Redis Cluster of its own
+/// (`TUTORQ_TEST_REDIS_CLUSTER=1`) instead of a database of the shared Redis server.
+pub fn cluster_mode() -> bool {
+    std::env::var("TUTORQ_TEST_REDIS_CLUSTER").is_ok_and(|v| v == "1")
 }
 
 /// A port below 55536 that is free, and whose cluster bus port (port + 10000) is free too.
@@ -444,5 +472,9 @@ pub fn start_cluster(masters: usize, replicas: usize) -> LocalCluster {
                 .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("cluster_state:ok"))
         });
     }
-    LocalCluster { ports, masters }
+    LocalCluster {
+        ports,
+        masters,
+        stop_on_drop: false,
+    }
 }

@@ -142,7 +142,7 @@ async fn webhooks_never_go_through_a_proxy() {
         .arg("all")
         .env("TUTORQ_ENV", "test")
         .env("TUTORQ__SERVER__PORT", &port)
-        .env("TUTORQ__REDIS__URL", settings.redis.url.expose())
+        .envs(crate::helpers::redis_env(&settings))
         .env("TUTORQ__DATABASE__URL", settings.database.url.expose())
         .env("TUTORQ__PROMPTS__DIR", crate::helpers::repo_path("prompts"))
         .env("HTTP_PROXY", dead)

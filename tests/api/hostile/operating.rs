@@ -73,7 +73,7 @@ async fn the_procfile_runs_two_workers_per_machine_under_honcho() {
         ])
         .env("PATH", path)
         .env("TUTORQ_ENV", "development")
-        .env("TUTORQ__REDIS__URL", settings.redis.url.expose())
+        .envs(crate::helpers::redis_env(&settings))
         .env("TUTORQ__DATABASE__URL", settings.database.url.expose())
         .env("TUTORQ__LOG__LEVEL", "warn")
         .env_remove("TUTORQ__SERVER__PORT")
