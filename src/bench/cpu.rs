@@ -9,12 +9,17 @@ use crate::app::AppState;
 /// the service targets.
 const TICKS_PER_SEC: f64 = 100.0;
 
+/// Masters of a Redis Cluster measured one by one at most.
+pub const MAX_SHARDS: usize = 8;
+
 /// The processes a load is measured on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Processes {
     web: u32,
     redis: Option<u32>,
     postmaster: Option<u32>,
+    /// On a Redis Cluster: each master's address (`host:port`), read through `INFO cpu`.
+    shards: Vec<String>,
 }
 
 /// CPU seconds each side had used at one moment.
@@ -24,15 +29,19 @@ pub struct Snapshot {
     redis: f64,
     postgres: f64,
     client: f64,
+    shards: [f64; MAX_SHARDS],
 }
 
-/// CPU microseconds per request, by process.
+/// CPU microseconds per request, by process; on a cluster, Redis is the sum of the masters'.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PerRequest {
     pub web_us: f64,
     pub redis_us: f64,
     pub postgres_us: f64,
     pub client_us: f64,
+    /// Each master's share, in the order of [`Processes::shards`] (cluster only).
+    pub shards_us: [f64; MAX_SHARDS],
+    pub shard_count: usize,
 }
 
 impl Processes {
@@ -55,21 +64,81 @@ impl Processes {
             .await
             .ok();
         let postmaster = backend.and_then(|pid| stat(pid as u32)).map(|s| s.ppid);
+        let shards = cluster_masters(&state.settings.redis);
         Self {
             web,
-            redis: redis.filter(|&pid| stat(pid).is_some()),
+            redis: redis.filter(|&pid| shards.is_empty() && stat(pid).is_some()),
             postmaster: postmaster.filter(|&pid| stat(pid).is_some()),
+            shards,
         }
     }
 
     pub fn snapshot(&self) -> Snapshot {
+        let mut shards = [0.0; MAX_SHARDS];
+        for (slot, address) in shards.iter_mut().zip(&self.shards) {
+            *slot = server_cpu_secs(address).unwrap_or(0.0);
+        }
         Snapshot {
             web: stat(self.web).map_or(0.0, |s| s.cpu_secs),
-            redis: self.redis.and_then(stat).map_or(0.0, |s| s.cpu_secs),
+            redis: if self.shards.is_empty() {
+                self.redis.and_then(stat).map_or(0.0, |s| s.cpu_secs)
+            } else {
+                shards.iter().sum()
+            },
             postgres: self.postmaster.map_or(0.0, tree_secs),
             client: stat(std::process::id()).map_or(0.0, |s| s.cpu_secs),
+            shards,
         }
     }
+}
+
+/// The masters of the cluster in `settings` (`CLUSTER NODES` from the first seed that
+/// answers), ordered by their first slot; empty for one server.
+fn cluster_masters(settings: &crate::config::RedisSettings) -> Vec<String> {
+    for seed in &settings.cluster {
+        let Ok(mut conn) = redis::Client::open(seed.expose()).and_then(|c| c.get_connection())
+        else {
+            continue;
+        };
+        let Ok(nodes) = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query::<String>(&mut conn)
+        else {
+            continue;
+        };
+        let mut masters: Vec<(u32, String)> = nodes
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split(' ').collect();
+                let flags = fields.get(2)?;
+                if !flags.contains("master") || flags.contains("fail") {
+                    return None;
+                }
+                let address = fields.get(1)?.split('@').next()?.to_owned();
+                let first: u32 = fields.get(8)?.split('-').next()?.parse().ok()?;
+                Some((first, address))
+            })
+            .collect();
+        masters.sort();
+        masters.truncate(MAX_SHARDS);
+        return masters.into_iter().map(|(_, address)| address).collect();
+    }
+    Vec::new()
+}
+
+/// A server's own CPU accounting: `used_cpu_user` + `used_cpu_sys` of `INFO cpu`.
+fn server_cpu_secs(address: &str) -> Option<f64> {
+    let mut conn = redis::Client::open(format!("redis://{address}"))
+        .ok()?
+        .get_connection()
+        .ok()?;
+    let info: String = redis::cmd("INFO").arg("cpu").query(&mut conn).ok()?;
+    let value = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    Some(value("used_cpu_user:")? + value("used_cpu_sys:")?)
 }
 
 impl Snapshot {
@@ -81,6 +150,8 @@ impl Snapshot {
             redis_us: per(self.redis, later.redis),
             postgres_us: per(self.postgres, later.postgres),
             client_us: per(self.client, later.client),
+            shards_us: std::array::from_fn(|i| per(self.shards[i], later.shards[i])),
+            shard_count: self.shards.iter().filter(|s| **s > 0.0).count(),
         }
     }
 }

@@ -87,6 +87,7 @@ impl Engine {
             .arg(command)
             .env("TUTORQ__SERVER__PORT", port.to_string())
             .env("TUTORQ__REDIS__URL", settings.redis.url.expose())
+            .env("TUTORQ__REDIS__CLUSTER", cluster_env(settings))
             .env("TUTORQ__DATABASE__URL", settings.database.url.expose())
             .env("TUTORQ__PROVIDERS__MOCK__LATENCY_MS", "0")
             .env("TUTORQ__LOG__LEVEL", "warn")
@@ -174,6 +175,12 @@ fn rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// `redis.cluster` as an environment value (a YAML list).
+fn cluster_env(settings: &Settings) -> String {
+    let seeds: Vec<&str> = settings.redis.cluster.iter().map(|s| s.expose()).collect();
+    format!("[{}]", seeds.join(", "))
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -183,6 +190,10 @@ fn free_port() -> anyhow::Result<u16> {
 /// Empties the database and waits until Redis has freed the old data in the background, so a
 /// run does not pay for the previous one.
 async fn flush(redis: &mut crate::storage::RedisConnection) -> anyhow::Result<()> {
+    if redis.is_cluster() {
+        // Every master, at once (a cluster has no lazy-free figure to wait on across nodes).
+        return Ok(redis::cmd("FLUSHDB").query_async::<()>(redis).await?);
+    }
     redis::cmd("FLUSHDB")
         .arg("ASYNC")
         .query_async::<()>(redis)
@@ -423,6 +434,53 @@ fn table_head(title: &str) {
 /// The CPU-per-request rows of one inline configuration, and the rate at which that much
 /// Redis work fills one Redis core (Redis runs commands on one thread: more web processes
 /// cannot go past it).
+/// On a Redis Cluster: each master's CPU per unit of work (`INFO cpu`, the server's own
+/// accounting), and what that projects to when every shard has a core of its own: `n` shards
+/// share the measured total per unit evenly but for the measured imbalance (the busiest
+/// master's share times the masters measured), so the busiest shard fills its core at
+/// `1e6 / (total / n × imbalance)` units/s.
+fn shard_rows<T>(runs: &[T], label: &str, unit: &str, get: impl Fn(&T) -> cpu::PerRequest) {
+    let count = runs.first().map_or(0, |run| get(run).shard_count);
+    if count == 0 {
+        return;
+    }
+    for shard in 0..count {
+        table_row(
+            runs,
+            &format!("{label}: Redis CPU per {unit}, shard {}", shard + 1),
+            "µs",
+            0,
+            |f| get(f).shards_us[shard],
+        );
+    }
+    let imbalance = |c: &cpu::PerRequest| {
+        let busiest = c.shards_us[..c.shard_count]
+            .iter()
+            .copied()
+            .fold(0.0, f64::max);
+        (busiest * c.shard_count as f64 / c.redis_us.max(1e-9)).max(1.0)
+    };
+    table_row(
+        runs,
+        &format!("{label}: imbalance of the busiest shard"),
+        "×",
+        2,
+        |f| imbalance(&get(f)),
+    );
+    for shards in [1usize, 3, 6, 12] {
+        table_row(
+            runs,
+            &format!("{label}: projected with {shards} shards, a core each"),
+            &format!("{unit}s/s"),
+            0,
+            |f| {
+                let c = get(f);
+                1e6 / (c.redis_us / shards as f64 * if shards == 1 { 1.0 } else { imbalance(&c) })
+            },
+        );
+    }
+}
+
 fn cpu_rows<T>(runs: &[T], label: &str, get: impl Fn(&T) -> &InlineFigures) {
     type Row = (&'static str, fn(&cpu::PerRequest) -> f64);
     let rows: [Row; 4] = [
@@ -447,6 +505,7 @@ fn cpu_rows<T>(runs: &[T], label: &str, get: impl Fn(&T) -> &InlineFigures) {
         0,
         |f| 1e6 / get(f).cpu.redis_us.max(1.0),
     );
+    shard_rows(runs, &format!("(2) {label}"), "request", |f| get(f).cpu);
 }
 
 /// A row for a difference that the noise between runs can hide: the mean of `get` over the

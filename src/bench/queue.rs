@@ -60,6 +60,8 @@ struct Figures {
     http_req_per_s: f64,
     rss_idle_mb: f64,
     rss_drain_peak_mb: f64,
+    /// CPU per drained job (Redis's; per shard on a cluster).
+    drain_cpu: super::cpu::PerRequest,
 }
 
 pub async fn queue(settings: Settings, options: QueueBench) -> anyhow::Result<()> {
@@ -99,7 +101,10 @@ async fn one_run(
     let started = Instant::now();
     let mut engine = Engine::spawn(settings, port, "all")?;
     let peak = engine.watch_rss();
+    let processes = super::cpu::Processes::find(state, engine.child.id()).await;
+    let cpu_before = processes.snapshot();
     wait_completed(state, options.jobs).await?;
+    figures.drain_cpu = cpu_before.per_request(&processes.snapshot(), options.jobs);
     figures.drain_wall_s = started.elapsed().as_secs_f64();
     figures.rss_drain_peak_mb = peak.stop();
     let finished = finished_times(state, &ids).await?;
@@ -354,4 +359,8 @@ fn print_table(options: &QueueBench, runs: &[Figures]) {
         2,
         |f| f.rss_drain_peak_mb,
     );
+    super::table_row(runs, "(a) Redis CPU per job (all shards)", "µs", 0, |f| {
+        f.drain_cpu.redis_us
+    });
+    super::shard_rows(runs, "(a)", "job", |f| f.drain_cpu);
 }

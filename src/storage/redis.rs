@@ -164,7 +164,9 @@ pub struct RedisServers(std::sync::Arc<Servers>);
 enum Servers {
     Single(redis::Client),
     Cluster {
-        client: ClusterClient,
+        /// For connections of their own (blocking reads): no overall deadline beyond each
+        /// connection's response timeout.
+        blocking: ClusterClient,
         /// Every seed node, for pub/sub (a cluster forwards a `PUBLISH` to every node).
         seeds: Vec<redis::Client>,
         connect_timeout: Duration,
@@ -191,14 +193,14 @@ impl RedisServers {
                 Ok(RedisConnection(Conn::Direct(conn)))
             }
             Servers::Cluster {
-                client,
+                blocking,
                 connect_timeout,
                 ..
             } => {
                 let config = redis::cluster::ClusterConfig::new()
                     .set_connection_timeout(*connect_timeout)
                     .set_response_timeout(response);
-                let conn = client.get_async_connection_with_config(config).await?;
+                let conn = blocking.get_async_connection_with_config(config).await?;
                 Ok(RedisConnection(Conn::Cluster(conn)))
             }
         }
@@ -249,9 +251,19 @@ pub async fn connect(settings: &RedisSettings) -> anyhow::Result<(RedisConnectio
         .map(|url| redis::Client::open(*url))
         .collect::<RedisResult<Vec<_>>>()
         .context("invalid URL in redis.cluster")?;
+    // A request may be retried (a redirection, a node that went away) within twice the
+    // response timeout; after that it fails, and the API answers 503 rather than hang.
     let client = ClusterClient::builder(urls.clone())
         .connection_timeout(connect_timeout)
         .response_timeout(response_timeout)
+        .overall_response_timeout(Some(response_timeout * 2))
+        .retries(6)
+        .max_retry_wait(500)
+        .build()
+        .context("invalid redis.cluster")?;
+    let blocking = ClusterClient::builder(urls.clone())
+        .connection_timeout(connect_timeout)
+        .overall_response_timeout(None)
         .retries(6)
         .max_retry_wait(500)
         .build()
@@ -262,7 +274,7 @@ pub async fn connect(settings: &RedisSettings) -> anyhow::Result<(RedisConnectio
     Ok((
         RedisConnection(Conn::Cluster(conn)),
         RedisServers(std::sync::Arc::new(Servers::Cluster {
-            client,
+            blocking,
             seeds,
             connect_timeout,
         })),

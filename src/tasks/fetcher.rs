@@ -1,11 +1,10 @@
 //! The fetch side of a worker pool. A logical queue is one stream per partition (`keys.rs`):
 //! while they have work, a non-blocking `XREADGROUP` takes as many jobs as there are free slots
 //! from one partition and one Lua step marks them running, the partitions taken in turn so none
-//! starves. When every partition is empty, the fetcher waits for a doorbell: a blocking `XREAD`
-//! of the partitions' streams (one for all of them on one Redis server; one per partition on a
-//! cluster, where a read may not span slots), which takes nothing, so it can never strand an
-//! entry, and rings once anything newer than what it last saw arrives (an idle worker wakes at
-//! once). Then into the apalis worker. Beside it, the upkeep of every partition: due retries
+//! starves. When every partition is empty, the fetcher waits for a doorbell: a blocking
+//! `XREADGROUP` of the partitions' streams (one for all of them on one Redis server; one per
+//! partition on a cluster, where a read may not span slots) that takes at most one entry per
+//! stream and hands it over, so an idle worker wakes as soon as a job arrives. Then into the apalis worker. Beside it, the upkeep of every partition: due retries
 //! promoted, silent consumers' entries reclaimed, and heartbeats for the entries this process
 //! holds.
 
@@ -15,7 +14,7 @@ use std::time::Duration;
 use apalis::prelude::{Task, TaskBuilder, TaskId};
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use serde::de::DeserializeOwned;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use super::delivery::Delivery;
 use super::hooks::{FinishHooks, FinishedTask};
@@ -47,12 +46,19 @@ pub struct Fetcher<J> {
     pub shutdown: watch::Receiver<bool>,
 }
 
+/// What a doorbell took: at most one entry per partition it watches.
+struct Rung {
+    partition: usize,
+    /// `(entry id, task id, job)`.
+    entries: Vec<(String, String, String)>,
+}
+
 impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
     pub async fn run(mut self) {
         let mut pause = Duration::from_millis(50);
         let partitions = self.store.partitions().count();
         let mut next = 0;
-        let ring = Arc::new(Notify::new());
+        let (rung, mut rungs) = mpsc::channel::<Rung>(64);
         let (idle, idle_rx) = watch::channel(false);
         let groups: Vec<Vec<usize>> = if self.store.servers().is_cluster() {
             self.store.partitions().all().map(|p| vec![p]).collect()
@@ -63,12 +69,14 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
             tokio::spawn(doorbell(
                 self.store.clone(),
                 self.kind.clone(),
+                self.consumer.clone(),
                 group,
-                ring.clone(),
+                rung.clone(),
                 idle_rx.clone(),
                 self.shutdown.clone(),
             ));
         }
+        drop(rung);
         while !*self.shutdown.borrow() {
             // Slots are reserved before reading, so two fetchers never take more jobs than
             // there are free slots; what a read leaves unused goes back at the end of the round.
@@ -79,6 +87,11 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
             let more = self.slots.available_permits().min(FETCH_BATCH - 1) as u32;
             if let Ok(permits) = self.slots.clone().try_acquire_many_owned(more) {
                 slots.merge(permits);
+            }
+            // What a doorbell took after the fetcher stopped waiting for it.
+            if let Ok(taken) = rungs.try_recv() {
+                self.start(taken, &mut slots).await;
+                continue;
             }
             let free = slots.num_permits();
             // While a partition has work, one round trip takes a batch and one marks it running.
@@ -115,17 +128,49 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
                 continue;
             }
             pause = Duration::from_millis(50);
-            drop(slots);
-            // Every partition is empty: wait for the doorbell (a ring while we looked is kept).
+            // Every partition is empty: the doorbells read (blocking), and what one takes is
+            // started here with the slots still held.
             let _ = idle.send(true);
-            tokio::select! {
-                () = ring.notified() => {}
-                () = tokio::time::sleep(BLOCK) => {}
+            let taken = tokio::select! {
+                taken = rungs.recv() => taken,
+                () = tokio::time::sleep(BLOCK) => None,
                 _ = crate::shutdown::stopped(&mut self.shutdown) => break,
-            }
+            };
             let _ = idle.send(false);
+            if let Some(taken) = taken {
+                self.start(taken, &mut slots).await;
+            }
         }
         tracing::debug!(queue = %self.kind.queue, "fetcher stopped");
+    }
+
+    /// Marks what a doorbell took running and hands the started jobs to the worker.
+    async fn start(&mut self, taken: Rung, slots: &mut OwnedSemaphorePermit) {
+        let ids: Vec<(String, String)> = taken
+            .entries
+            .iter()
+            .map(|(entry, task, _)| (entry.clone(), task.clone()))
+            .collect();
+        let mut pause = Duration::from_millis(50);
+        let mut started = loop {
+            match self
+                .store
+                .start_taken(&self.kind, taken.partition, &self.consumer, &ids)
+                .await
+            {
+                Ok(started) => break started,
+                Err(err) if !*self.shutdown.borrow() => {
+                    tracing::warn!(%err, "could not mark fetched jobs running; retrying");
+                    self.sleep(&mut pause).await;
+                }
+                // Left pending: the reclaimer re-queues them after the visibility timeout.
+                Err(_) => return,
+            }
+        };
+        for (started, (_, _, job)) in started.iter_mut().zip(taken.entries) {
+            started.job = job;
+        }
+        self.hand_over(started, slots).await;
     }
 
     async fn sleep(&mut self, pause: &mut Duration) {
@@ -172,7 +217,8 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
             let attempt = entry.attempt as u32;
             let slot = slots.split(1);
             if slot.is_none() {
-                tracing::error!("more jobs fetched than reserved slots; running it anyway");
+                // Doorbells of several partitions may each take one at the same moment.
+                tracing::debug!("more jobs fetched than reserved slots; running it anyway");
             }
             self.dispatch(job, entry, attempt, slot).await;
         }
@@ -204,15 +250,16 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
     }
 }
 
-/// Rings `ring` whenever one of the `partitions`' queue streams gets an entry newer than the
-/// newest it saw, while the fetcher is idle. It reads with `XREAD` (no group), so it takes no
-/// entry from anyone; after a ring it jumps to the newest entry, so a busy queue costs one read
-/// per ring, not one per entry.
+/// While the fetcher is idle, waits on the `partitions`' queue streams with a blocking
+/// `XREADGROUP` that takes at most one entry per stream, and hands what it took to the fetcher
+/// (an idle worker wakes as soon as a job arrives). Only while idle: a busy fetcher takes whole
+/// batches itself.
 async fn doorbell(
     store: TaskStore,
     kind: JobKind,
+    consumer: String,
     partitions: Vec<usize>,
-    ring: Arc<Notify>,
+    rung: mpsc::Sender<Rung>,
     mut idle: watch::Receiver<bool>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -220,19 +267,16 @@ async fn doorbell(
         .iter()
         .map(|&p| store.partitions().queue(p, &kind.queue))
         .collect();
-    let mut conn: Option<(crate::storage::RedisConnection, Vec<String>)> = None;
+    let cursors = vec![">"; streams.len()];
+    let mut conn: Option<crate::storage::RedisConnection> = None;
     while !*shutdown.borrow() {
         tokio::select! {
             waited = idle.wait_for(|idle| *idle) => if waited.is_err() { return },
             _ = crate::shutdown::stopped(&mut shutdown) => return,
         }
-        let Some((connection, cursors)) = conn.as_mut() else {
-            match connect_doorbell(&store, &streams).await {
-                Ok(connected) => {
-                    conn = Some(connected);
-                    // Whatever arrived while it was away: look.
-                    ring.notify_one();
-                }
+        let Some(connection) = conn.as_mut() else {
+            match store.dedicated_connection(BLOCK).await {
+                Ok(connected) => conn = Some(connected),
                 Err(err) => {
                     tracing::warn!(%err, "cannot connect to Redis for fetching");
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -241,22 +285,34 @@ async fn doorbell(
             continue;
         };
         let options = StreamReadOptions::default()
+            .group(super::keys::GROUP, &consumer)
             .count(1)
             .block(BLOCK.as_millis() as usize);
         let read = tokio::select! {
             read = redis::AsyncCommands::xread_options::<_, _, Option<StreamReadReply>>(
-                connection, &streams, cursors, &options) => read,
+                connection, &streams, &cursors, &options) => read,
+            // An entry the server hands over after this stays pending: the reclaimer re-queues it.
             _ = crate::shutdown::stopped(&mut shutdown) => return,
         };
         match read {
-            Ok(Some(reply)) if !reply.keys.is_empty() => {
-                ring.notify_one();
-                match newest_entries(connection, &streams).await {
-                    Ok(newest) => *cursors = newest,
-                    Err(_) => conn = None,
+            Ok(reply) => {
+                for stream in reply.map(|r| r.keys).unwrap_or_default() {
+                    let Some(at) = streams.iter().position(|s| *s == stream.key) else {
+                        continue;
+                    };
+                    let entries =
+                        super::store::job_entries(Some(StreamReadReply { keys: vec![stream] }));
+                    if !entries.is_empty() {
+                        let taken = Rung {
+                            partition: partitions[at],
+                            entries,
+                        };
+                        if rung.send(taken).await.is_err() {
+                            return;
+                        }
+                    }
                 }
             }
-            Ok(_) => {}
             Err(err) => {
                 tracing::warn!(queue = %kind.queue, %err, "fetch failed; reconnecting");
                 conn = None;
@@ -264,40 +320,6 @@ async fn doorbell(
             }
         }
     }
-}
-
-async fn connect_doorbell(
-    store: &TaskStore,
-    streams: &[String],
-) -> redis::RedisResult<(crate::storage::RedisConnection, Vec<String>)> {
-    let mut conn = store.dedicated_connection(BLOCK).await?;
-    let newest = newest_entries(&mut conn, streams).await?;
-    Ok((conn, newest))
-}
-
-/// The id of each stream's newest entry (`0-0` when empty).
-async fn newest_entries(
-    conn: &mut crate::storage::RedisConnection,
-    streams: &[String],
-) -> redis::RedisResult<Vec<String>> {
-    let mut newest = Vec::with_capacity(streams.len());
-    for stream in streams {
-        let last: Vec<(String, std::collections::HashMap<String, String>)> =
-            redis::cmd("XREVRANGE")
-                .arg(stream)
-                .arg("+")
-                .arg("-")
-                .arg("COUNT")
-                .arg(1)
-                .query_async(conn)
-                .await?;
-        newest.push(
-            last.into_iter()
-                .next()
-                .map_or_else(|| "0-0".to_owned(), |(id, _)| id),
-        );
-    }
-    Ok(newest)
 }
 
 /// Promotes due retries (after the kind's own upkeep, [`Job::upkeep`]), re-queues entries of

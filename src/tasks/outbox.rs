@@ -2,8 +2,9 @@
 //! Cluster it may live on another node), so what a state change needs elsewhere (today: settling
 //! the user's token reservation when a task ends) is appended to the partition's outbox stream
 //! in the same atomic step, and the script returns it. The caller applies it at once and deletes
-//! the entry; if it dies in between, the entry stays, and the sweeper of any process applies it
-//! a few seconds later. Every step is idempotent (a settlement is remembered in the user's slot),
+//! the entry (in one `XDEL` per partition every [`DELETE_EVERY`], off the request's path); if it
+//! dies in between, the entry stays, and the sweeper of any process applies it again a few
+//! seconds later. Every step is idempotent (a settlement is remembered in the user's slot),
 //! so a step applied twice counts once, and none is lost.
 
 use std::sync::Arc;
@@ -35,6 +36,8 @@ pub struct Settlement {
 const SWEEP_AFTER: Duration = Duration::from_secs(5);
 /// How often every process looks for left-over entries.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// How often applied entries are deleted.
+const DELETE_EVERY: Duration = Duration::from_millis(100);
 /// Entries applied per partition per sweep.
 const SWEEP_BATCH: usize = 200;
 
@@ -111,22 +114,31 @@ impl TaskStore {
     }
 
     async fn apply(&self, followups: &[FollowUp]) -> redis::RedisResult<()> {
-        let mut conn = self.conn.clone();
-        let mut done: Vec<(usize, &str)> = Vec::new();
         for followup in followups {
             match &followup.step {
                 Step::Settle(settlement) => {
-                    (self.settler())(conn.clone(), settlement.clone()).await?;
+                    (self.settler())(self.conn.clone(), settlement.clone()).await?;
                 }
                 Step::Unknown => continue,
             }
-            done.push((followup.partition, &followup.entry_id));
+            self.applied()
+                .push((followup.partition, followup.entry_id.clone()));
         }
+        Ok(())
+    }
+
+    /// Deletes the entries applied since the last call, one `XDEL` per partition.
+    async fn delete_applied(&self) -> redis::RedisResult<()> {
+        let done = std::mem::take(&mut *self.applied());
+        if done.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
         for p in self.partitions().all() {
             let ids: Vec<&str> = done
                 .iter()
                 .filter(|(partition, _)| *partition == p)
-                .map(|(_, id)| *id)
+                .map(|(_, id)| id.as_str())
                 .collect();
             if !ids.is_empty() {
                 redis::cmd("XDEL")
@@ -160,12 +172,21 @@ impl TaskStore {
         Ok(applied)
     }
 
-    /// Sweeps every outbox every [`SWEEP_EVERY`] for as long as the runtime lives.
+    /// Deletes applied entries every [`DELETE_EVERY`] and sweeps every outbox every
+    /// [`SWEEP_EVERY`], for as long as the runtime lives.
     pub async fn sweep_forever(self) {
-        let mut every = tokio::time::interval(SWEEP_EVERY);
+        let mut every = tokio::time::interval(DELETE_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut swept = std::time::Instant::now();
         loop {
             every.tick().await;
+            if let Err(err) = self.delete_applied().await {
+                tracing::debug!(%err, "deleting applied follow-ups failed; the sweeper will");
+            }
+            if swept.elapsed() < SWEEP_EVERY {
+                continue;
+            }
+            swept = std::time::Instant::now();
             match self.sweep_outbox().await {
                 Ok(0) => {}
                 Ok(applied) => tracing::info!(applied, "applied follow-ups a process left behind"),

@@ -47,7 +47,7 @@ pub(super) const ALL: &[(&str, &Contract, &str, bool)] = &[
         "user_task",
         &USER_TASK,
         include_str!("lua/user_task.lua"),
-        false,
+        true,
     ),
     ("start", &START, include_str!("lua/start.lua"), true),
     ("finish", &FINISH, include_str!("lua/finish.lua"), true),
@@ -116,6 +116,9 @@ script_parts! {
         queue: String,
         watching: String,
         announcements: String,
+        /// On one server only (`None` on a cluster, where `user_task.lua` writes them).
+        user_tasks: Option<String>,
+        user_feed: Option<String>,
     }
 }
 

@@ -183,6 +183,8 @@ pub struct StoreParts {
     parts: Partitions,
     settler: Settler,
     durability: Durability,
+    /// Outbox entries applied and not yet deleted (`outbox.rs`).
+    applied: std::sync::Mutex<Vec<(usize, String)>>,
     pub(super) scripts: Scripts,
 }
 
@@ -202,8 +204,14 @@ impl TaskStore {
             parts,
             settler,
             durability,
+            applied: std::sync::Mutex::default(),
             scripts: Scripts::new(),
         }))
+    }
+
+    /// Outbox entries applied and not yet deleted.
+    pub(super) fn applied(&self) -> std::sync::MutexGuard<'_, Vec<(usize, String)>> {
+        self.applied.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// What applies the settlement follow-ups (`outbox.rs`).
@@ -274,6 +282,12 @@ impl TaskStore {
             },
             watching: self.parts.watching(p),
             announcements: self.parts.announcements(p),
+            user_tasks: self
+                .user_step_inline()
+                .then(|| keys::user_tasks(&facts.user_id)),
+            user_feed: self
+                .user_step_inline()
+                .then(|| keys::user_feed(&facts.user_id)),
         };
         let args = CreateArgs {
             task_id: facts.task_id.clone(),
@@ -318,14 +332,28 @@ impl TaskStore {
         )
     }
 
-    /// The user's slot first, then the task's partition (`lua/user_task.lua` says why).
+    /// Whether `create.lua` writes the user's index and feed itself: on one server, where a
+    /// script may change any keys together. On a cluster `user_task.lua` does, first.
+    fn user_step_inline(&self) -> bool {
+        !self.servers.is_cluster()
+    }
+
+    /// How many keys `create.lua` gets.
+    fn create_keys(&self) -> usize {
+        CreateKeys::NAMES.len() - if self.user_step_inline() { 0 } else { 2 }
+    }
+
+    /// On a cluster, the user's slot first, then the task's partition (`lua/user_task.lua` says
+    /// why); on one server, one script.
     async fn create(&self, task: &NewTask, mode: Mode) -> redis::RedisResult<bool> {
         let mut conn = self.conn.clone();
-        let (keys, args) = self.user_task_call(task);
-        let mut invocation = self.scripts.user_task.prepare_invoke();
-        keys.push(&mut invocation);
-        args.push(&mut invocation);
-        invocation.invoke_async::<i64>(&mut conn).await?;
+        if !self.user_step_inline() {
+            let (keys, args) = self.user_task_call(task);
+            let mut invocation = self.scripts.user_task.prepare_invoke();
+            keys.push(&mut invocation);
+            args.push(&mut invocation);
+            invocation.invoke_async::<i64>(&mut conn).await?;
+        }
         let (keys, args) = self.create_call(task, mode);
         let mut invocation = self.scripts.create.prepare_invoke();
         keys.push(&mut invocation);
@@ -400,23 +428,25 @@ impl TaskStore {
         let mut conn = self.conn.clone();
         let user_task = self.load(&self.scripts.user_task).await?;
         let create = self.load(&self.scripts.create).await?;
-        // Every user step before any create (`lua/user_task.lua`).
-        let calls: Vec<redis::Cmd> = tasks
-            .iter()
-            .map(|task| {
-                let (keys, args) = self.user_task_call(task);
-                let mut call = evalsha(&user_task, UserTaskKeys::NAMES.len());
-                keys.push_cmd(&mut call);
-                args.push_cmd(&mut call);
-                call
-            })
-            .collect();
-        conn.query_each(calls).await?;
+        // On a cluster, every user step before any create (`lua/user_task.lua`).
+        if !self.user_step_inline() {
+            let calls: Vec<redis::Cmd> = tasks
+                .iter()
+                .map(|task| {
+                    let (keys, args) = self.user_task_call(task);
+                    let mut call = evalsha(&user_task, UserTaskKeys::NAMES.len());
+                    keys.push_cmd(&mut call);
+                    args.push_cmd(&mut call);
+                    call
+                })
+                .collect();
+            conn.query_each(calls).await?;
+        }
         let calls: Vec<redis::Cmd> = tasks
             .iter()
             .map(|task| {
                 let (keys, args) = self.create_call(task, mode);
-                let mut call = evalsha(&create, CreateKeys::NAMES.len());
+                let mut call = evalsha(&create, self.create_keys());
                 keys.push_cmd(&mut call);
                 args.push_cmd(&mut call);
                 call

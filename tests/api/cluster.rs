@@ -182,8 +182,9 @@ async fn the_scripts_whose_keys_share_a_slot_run_on_the_cluster() {
         (
             "tasks/user_task",
             format!(
-                "local key_user_tasks, key_user_feed = KEYS[1], KEYS[2]\n\
+                "{}local key_user_tasks, key_user_feed = KEYS[1], KEYS[2]\n\
                  local arg_task_id, arg_ttl_secs = ARGV[1], ARGV[2]\n{}",
+                include_str!("../../src/tasks/lua/prelude.lua"),
                 include_str!("../../src/tasks/lua/user_task.lua")
             ),
             vec![keys::user_tasks(user), keys::user_feed(user)],

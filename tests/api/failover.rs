@@ -22,8 +22,11 @@ async fn node(port: u16) -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
-/// `(id, port, master id or "-")` of every node, from `CLUSTER NODES`.
-async fn nodes(port: u16) -> Vec<(String, u16, String, Vec<(u16, u16)>)> {
+/// One line of `CLUSTER NODES`: id, port, master id (`-` for a master), slot ranges.
+type Node = (String, u16, String, Vec<(u16, u16)>);
+
+/// Every node, from `CLUSTER NODES`.
+async fn nodes(port: u16) -> Vec<Node> {
     let text: String = redis::cmd("CLUSTER")
         .arg("NODES")
         .query_async(&mut node(port).await)
@@ -269,6 +272,115 @@ async fn a_master_killed_during_a_drain_fails_over_and_loses_no_accepted_task() 
     eprintln!(
         "failover drill: accepted {}, completed {}, lost 0, duplicates {duplicates}; 503 in {answered_in:?}; \
          cluster ok again {failed_over_in:?} after the kill",
+        accepted.len(),
+        accepted.len()
+    );
+}
+
+/// A resharding during a drain: a third of one master's slots moves to another
+/// (`redis-cli --cluster reshard`) while tasks are queued and running. The processes follow the
+/// `MOVED`/`ASK` redirections without a restart; every task completes, exactly once.
+#[tokio::test]
+async fn a_resharding_during_a_drain_is_followed_without_a_restart() {
+    if crate::servers::cluster_mode() {
+        eprintln!("the resharding drill runs in the single-server pass");
+        return;
+    }
+    let mut cluster = start_cluster(3, 0);
+    cluster.stop_on_drop = true;
+    let seeds: Vec<tutorq::config::Secret> = cluster
+        .urls()
+        .into_iter()
+        .map(tutorq::config::Secret::new)
+        .collect();
+    let app = spawn_app_with_workers(move |s| {
+        s.redis.cluster = seeds;
+        s.providers.mock.latency_ms = tutorq::config::LatencySetting::Fixed(20);
+    })
+    .await;
+    let mut accepted = Vec::new();
+    for n in 0..300 {
+        let response = accept(&app, &format!("reshard-{}", n % 20)).await;
+        assert_eq!(response.status(), 202, "{:?}", response.text().await);
+        let task: serde_json::Value = response.json().await.unwrap();
+        accepted.push(task["task_id"].as_str().unwrap().to_owned());
+    }
+    let seed = cluster.ports[0];
+    let masters: Vec<Node> = nodes(seed)
+        .await
+        .into_iter()
+        .filter(|(_, _, master, ranges)| master == "-" && !ranges.is_empty())
+        .collect();
+    let (from, to) = (&masters[0].0, &masters[1].0);
+    let started = Instant::now();
+    let moved = Command::new("redis-cli")
+        .args([
+            "--cluster",
+            "reshard",
+            &format!("127.0.0.1:{seed}"),
+            "--cluster-from",
+            from,
+            "--cluster-to",
+            to,
+            "--cluster-slots",
+            "1800",
+            "--cluster-yes",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        moved.status.success(),
+        "reshard failed: {}",
+        String::from_utf8_lossy(&moved.stderr)
+    );
+    let resharded_in = started.elapsed();
+    // More work after the move, on the same processes.
+    for n in 0..100 {
+        let response = accept(&app, &format!("reshard-{}", n % 20)).await;
+        assert_eq!(response.status(), 202, "{:?}", response.text().await);
+        let task: serde_json::Value = response.json().await.unwrap();
+        accepted.push(task["task_id"].as_str().unwrap().to_owned());
+    }
+    let parts = app.partitions();
+    let mut conn = app.redis().await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for id in &accepted {
+        loop {
+            let state: Option<String> = redis::cmd("HGET")
+                .arg(parts.task(id))
+                .arg("state")
+                .query_async(&mut conn)
+                .await
+                .unwrap_or(None);
+            if state.as_deref() == Some("succeeded") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "task {id} never completed (state {state:?})"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let events: Vec<(String, HashMap<String, Value>)> = redis::cmd("XRANGE")
+            .arg(parts.events(id))
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let succeeded = events
+            .iter()
+            .filter(|(_, f)| {
+                f.get("event")
+                    .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
+                    .as_deref()
+                    == Some("succeeded")
+            })
+            .count();
+        assert_eq!(succeeded, 1, "task {id} succeeded {succeeded} times");
+    }
+    eprintln!(
+        "resharding drill: 1800 slots moved in {resharded_in:?}; accepted {}, completed {}, lost 0, duplicates 0",
         accepted.len(),
         accepted.len()
     );

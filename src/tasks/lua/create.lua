@@ -3,8 +3,9 @@
 -- the runner keeps pushing forward; if the runner dies the job is queued when the lease expires).
 -- Keys and arguments are named in src/tasks/scripts.rs (`CreateKeys`, `CreateArgs`): the
 -- task's hash and events, the queue stream (queue) or the queue's delayed set (inline), and
--- the partition's watching set and announcements. The user's index and feed are in the user's
--- slot: `user_task.lua` adds the task there first (`arg_user_feed` is only announced here).
+-- the partition's watching set and announcements; on one server also the user's index and feed
+-- (on a cluster they are in the user's slot: `user_task.lua` adds the task there first, and
+-- these two keys are not given; `arg_user_feed` is announced either way).
 -- Mode "hold" (batch items over the batch's concurrency cap) records the task as queued but
 -- leaves it out of the queue: `batch_step` (prelude) queues it when a slot frees.
 if redis.call('EXISTS', key_task) == 1 then
@@ -44,6 +45,9 @@ elseif arg_mode == 'queue' then
   redis.call('XADD', key_queue, '*', 't', arg_task_id, 'j', arg_job)
 end
 redis.call('EXPIRE', key_events, ttl)
+if key_user_tasks then
+  add_to_user(key_user_tasks, key_user_feed, arg_task_id, now_us, ttl)
+end
 changed(key_watching, key_events)
 changed(key_watching, arg_user_feed)
 announce(key_announcements)

@@ -40,6 +40,19 @@ local function announce(announcements)
   end
 end
 
+-- Adds a new task to its user's index and feed (the user's slot): `user_task.lua` on a cluster,
+-- `create.lua` itself on one server, where every key may be changed together. Once per task.
+local function add_to_user(user_tasks, user_feed, task_id, now_us, ttl)
+  if redis.call('ZADD', user_tasks, 'NX', now_us, task_id) == 0 then
+    return 0
+  end
+  redis.call('ZREMRANGEBYSCORE', user_tasks, '-inf', now_us - ttl * 1000000)
+  redis.call('EXPIRE', user_tasks, ttl)
+  redis.call('XADD', user_feed, 'MAXLEN', '~', 1000, '*', 't', task_id)
+  redis.call('EXPIRE', user_feed, ttl)
+  return 1
+end
+
 -- Follow-up steps for other slots (tasks/outbox.rs): appended to the partition's outbox in the
 -- same atomic step as the change that needs them, and returned, so the caller applies them at
 -- once; a sweeper applies whatever a crash left behind. Each step is idempotent.
