@@ -19,8 +19,10 @@ pub const KEY: &str = "ai:audit:spool";
 /// script's two keys live on one Redis Cluster node.
 pub const LOCK: &str = "{ai:audit:spool}:lock";
 const CHUNK: isize = 500;
-static TRIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/trim.lua")));
-static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/release.lua")));
+static TRIM: LazyLock<Script> =
+    LazyLock::new(|| crate::storage::script::lua(include_str!("lua/trim.lua")));
+static RELEASE: LazyLock<Script> =
+    LazyLock::new(|| crate::storage::script::lua(include_str!("lua/release.lua")));
 const LOCK_MS: u64 = 30_000;
 
 #[derive(Clone)]

@@ -75,8 +75,8 @@ impl ResponseCache {
             conn,
             settings: settings.clone(),
             scripts: std::sync::Arc::new(Scripts {
-                lookup: redis::Script::new(include_str!("lua/lookup.lua")),
-                store: redis::Script::new(include_str!("lua/store.lua")),
+                lookup: crate::storage::script::lua(include_str!("lua/lookup.lua")),
+                store: crate::storage::script::lua(include_str!("lua/store.lua")),
             }),
         }
     }

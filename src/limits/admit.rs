@@ -129,7 +129,7 @@ impl Reply {
 /// The script: the violation helpers, the prelude naming every key and argument, then
 /// `lua/admit.lua`.
 pub(super) fn script() -> Script {
-    Script::new(&format!(
+    crate::storage::script::lua(&format!(
         "{}{}{}",
         include_str!("lua/violations.lua"),
         prelude(),

@@ -102,7 +102,7 @@ struct Scripts {
 /// A limit script with the shared helpers (`lua/violations.lua`) in front.
 macro_rules! limit_script {
     ($name:literal) => {
-        Script::new(concat!(
+        crate::storage::script::lua(concat!(
             include_str!("lua/violations.lua"),
             include_str!(concat!("lua/", $name, ".lua"))
         ))

@@ -14,7 +14,7 @@ use crate::storage::RedisConnection;
 static REFUND: LazyLock<Script> = LazyLock::new(refund_script);
 
 pub(super) fn refund_script() -> Script {
-    Script::new(include_str!("lua/refund.lua"))
+    crate::storage::script::lua(include_str!("lua/refund.lua"))
 }
 
 /// Settles task `task_id`'s reservation `quota` (`Reservation::encode`) to `used` tokens. An

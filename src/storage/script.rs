@@ -6,6 +6,28 @@
 
 use std::fmt::Write as _;
 
+/// What every script starts with: the key guard (`lua/key_guard.lua`) when
+/// `TUTORQ_SCRIPT_KEY_GUARD=1` (the tests set it), else just `derived`, which marks a key a
+/// script builds itself from its record (it must share the slot of its first key).
+pub fn header() -> &'static str {
+    static HEADER: std::sync::LazyLock<&'static str> = std::sync::LazyLock::new(|| {
+        if std::env::var("TUTORQ_SCRIPT_KEY_GUARD").is_ok_and(|v| v == "1") {
+            GUARD
+        } else {
+            "local function derived(key) return key end\n"
+        }
+    });
+    &HEADER
+}
+
+/// The key guard itself.
+pub const GUARD: &str = include_str!("lua/key_guard.lua");
+
+/// A script with [`header`] in front: every Lua script of the service is made here.
+pub fn lua(source: &str) -> redis::Script {
+    redis::Script::new(&format!("{}{source}", header()))
+}
+
 /// A struct whose fields are passed to a script in their order (`key` for `KEYS`, `arg` for
 /// `ARGV`), with their names for the script's prelude ([`locals`]).
 macro_rules! script_parts {

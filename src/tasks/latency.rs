@@ -40,7 +40,7 @@ impl LatencyBook {
     pub fn new(conn: RedisConnection) -> Self {
         Self {
             conn,
-            script: Arc::new(Script::new(include_str!("lua/latency.lua"))),
+            script: Arc::new(crate::storage::script::lua(include_str!("lua/latency.lua"))),
             cache: Arc::default(),
             pending: Arc::default(),
             folding: Arc::default(),

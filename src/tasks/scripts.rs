@@ -77,7 +77,9 @@ impl Scripts {
         let built: Vec<Script> = ALL
             .iter()
             .map(|(_, contract, source, prelude)| {
-                Script::new(&contract.build(if *prelude { PRELUDE } else { "" }, source))
+                crate::storage::script::lua(
+                    &contract.build(if *prelude { PRELUDE } else { "" }, source),
+                )
             })
             .collect();
         let [
@@ -101,8 +103,10 @@ impl Scripts {
             cancel,
             replay,
             append,
-            webhook_state: Script::new(include_str!("lua/webhook_state.lua")),
-            idempotency_release: Script::new(include_str!("lua/idempotency_release.lua")),
+            webhook_state: crate::storage::script::lua(include_str!("lua/webhook_state.lua")),
+            idempotency_release: crate::storage::script::lua(include_str!(
+                "lua/idempotency_release.lua"
+            )),
         }
     }
 }

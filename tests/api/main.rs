@@ -19,6 +19,7 @@ mod health;
 mod helpers;
 mod hostile;
 mod job_kinds;
+mod key_guard;
 mod layers;
 mod limits;
 mod logs;

@@ -86,13 +86,13 @@ end
 -- to the partition's `batches:ended`, where a worker picks it up for the batch webhook). Any
 -- number of scripts may run it. The batch's keys and the next held item's are found from the
 -- record (`prefix`: the partition's, all in the script's slot), not given: the one place a
--- script reads keys it was not passed (issue 21).
+-- script builds keys itself, each through `derived` (the key guard checks its slot).
 local batch_counter = {succeeded = 'succeeded', failed = 'failed', dead = 'failed', cancelled = 'cancelled'}
 local function batch_step(prefix, b, held, from, to, now)
   if not b then
     return
   end
-  local key = prefix .. 'batch:' .. b
+  local key = derived(prefix .. 'batch:' .. b)
   if from == 'running' and to ~= 'running' then
     redis.call('HINCRBY', key, 'running', -1)
   elseif to == 'running' and from ~= 'running' then
@@ -106,11 +106,11 @@ local function batch_step(prefix, b, held, from, to, now)
   if not held then
     local queue = redis.call('HGET', key, 'queue')
     while queue do
-      local next_id = redis.call('LPOP', key .. ':held')
+      local next_id = redis.call('LPOP', derived(key .. ':held'))
       if not next_id then
         break
       end
-      local task = prefix .. 'task:' .. next_id
+      local task = derived(prefix .. 'task:' .. next_id)
       local f = redis.call('HMGET', task, 'state', 'job')
       if f[1] == 'queued' and f[2] then
         redis.call('HDEL', task, 'held')
@@ -121,6 +121,6 @@ local function batch_step(prefix, b, held, from, to, now)
   end
   if redis.call('HINCRBY', key, 'done', 1) == tonumber(redis.call('HGET', key, 'valid')) then
     redis.call('HSET', key, 'ended_us', now)
-    redis.call('RPUSH', prefix .. 'batches:ended', b)
+    redis.call('RPUSH', derived(prefix .. 'batches:ended'), b)
   end
 end

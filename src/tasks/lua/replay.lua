@@ -18,12 +18,13 @@ redis.call('ZREM', key_dead, arg_task_id)
 local held = false
 if f[3] then
   -- The batch is in the task's partition (see batch_step in prelude.lua).
-  local batch = partition_of(key_task) .. 'batch:' .. f[3]
+  local batch = derived(partition_of(key_task) .. 'batch:' .. f[3])
+  local held_list = derived(batch .. ':held')
   redis.call('HINCRBY', batch, 'failed', -1)
   redis.call('HINCRBY', batch, 'done', -1)
   redis.call('HDEL', batch, 'ended_us')
-  if redis.call('LLEN', batch .. ':held') > 0 then
-    redis.call('LPUSH', batch .. ':held', arg_task_id)
+  if redis.call('LLEN', held_list) > 0 then
+    redis.call('LPUSH', held_list, arg_task_id)
     redis.call('HSET', key_task, 'held', '1')
     held = true
   end
