@@ -228,11 +228,21 @@ async fn a_master_killed_during_a_drain_fails_over_and_loses_no_accepted_task() 
     }
 
     // Everything that got a 202 completes, exactly once.
+    completes_exactly_once(&app, &accepted).await;
+    eprintln!(
+        "failover drill: accepted {n}, completed {n}, lost 0, duplicates 0; 503 in {answered_in:?}; \
+         cluster ok again {failed_over_in:?} after the kill",
+        n = accepted.len()
+    );
+}
+
+/// Waits until every task of `accepted` succeeded (failing on one that failed, or after two
+/// minutes), and checks each has exactly one `succeeded` event.
+async fn completes_exactly_once(app: &TestApp, accepted: &[String]) {
     let parts = app.partitions();
     let mut conn = app.redis().await;
     let deadline = Instant::now() + Duration::from_secs(120);
-    let mut duplicates = 0;
-    for id in &accepted {
+    for id in accepted {
         loop {
             let state: Option<String> = redis::cmd("HGET")
                 .arg(parts.task(id))
@@ -266,15 +276,8 @@ async fn a_master_killed_during_a_drain_fails_over_and_loses_no_accepted_task() 
                     == Some("succeeded")
             })
             .count();
-        duplicates += succeeded.saturating_sub(1);
         assert_eq!(succeeded, 1, "task {id} succeeded {succeeded} times");
     }
-    eprintln!(
-        "failover drill: accepted {}, completed {}, lost 0, duplicates {duplicates}; 503 in {answered_in:?}; \
-         cluster ok again {failed_over_in:?} after the kill",
-        accepted.len(),
-        accepted.len()
-    );
 }
 
 /// A resharding during a drain: a third of one master's slots moves to another
@@ -341,44 +344,7 @@ async fn a_resharding_during_a_drain_is_followed_without_a_restart() {
         let task: serde_json::Value = response.json().await.unwrap();
         accepted.push(task["task_id"].as_str().unwrap().to_owned());
     }
-    let parts = app.partitions();
-    let mut conn = app.redis().await;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    for id in &accepted {
-        loop {
-            let state: Option<String> = redis::cmd("HGET")
-                .arg(parts.task(id))
-                .arg("state")
-                .query_async(&mut conn)
-                .await
-                .unwrap_or(None);
-            if state.as_deref() == Some("succeeded") {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "task {id} never completed (state {state:?})"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let events: Vec<(String, HashMap<String, Value>)> = redis::cmd("XRANGE")
-            .arg(parts.events(id))
-            .arg("-")
-            .arg("+")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        let succeeded = events
-            .iter()
-            .filter(|(_, f)| {
-                f.get("event")
-                    .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
-                    .as_deref()
-                    == Some("succeeded")
-            })
-            .count();
-        assert_eq!(succeeded, 1, "task {id} succeeded {succeeded} times");
-    }
+    completes_exactly_once(&app, &accepted).await;
     eprintln!(
         "resharding drill: 1800 slots moved in {resharded_in:?}; accepted {}, completed {}, lost 0, duplicates 0",
         accepted.len(),

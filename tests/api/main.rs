@@ -25,6 +25,7 @@ mod limits;
 mod logs;
 mod metrics;
 mod openapi;
+mod outbox;
 mod prompts;
 mod providers;
 mod real_model;

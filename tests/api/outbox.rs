@@ -1,0 +1,114 @@
+//! Follow-up steps across slots (tasks/outbox.rs): a step a dead process left in its
+//! partition's outbox is applied by another process's sweeper, and a step applied twice counts
+//! once.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tutorq::auth::Role;
+
+use crate::helpers::{TestApp, spawn_app};
+
+async fn daily_tokens_used(app: &TestApp, user: &str) -> i64 {
+    let token = app.auth_token(user, Role::Student);
+    app.get_json("/v1/quota", Some(&token)).await["daily"]["tokens"]["used"]
+        .as_i64()
+        .expect("the quota shows the day's tokens")
+}
+
+/// A queued hint (no workers run here, so it holds its reservation) and its reservation as
+/// the task record keeps it.
+async fn queued_with_reservation(app: &TestApp, user: &str) -> (String, String) {
+    let id = app.queue_hint(user).await;
+    let quota: Option<String> = redis::cmd("HGET")
+        .arg(app.partitions().task(&id))
+        .arg("quota")
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap();
+    (id, quota.expect("a queued task keeps its reservation"))
+}
+
+#[tokio::test]
+async fn a_settlement_applied_twice_counts_once() {
+    let app = spawn_app().await;
+    let user = "settles-twice";
+    let (id, quota) = queued_with_reservation(&app, user).await;
+    let reserved = daily_tokens_used(&app, user).await;
+    assert!(reserved > 10, "the reservation counts at once: {reserved}");
+    let mut conn = app.redis().await;
+    for _ in 0..2 {
+        tutorq::limits::settle(&mut conn, user, "hint", &id, &quota, 10)
+            .await
+            .unwrap();
+    }
+    assert_eq!(daily_tokens_used(&app, user).await, 10);
+}
+
+/// Writes a settlement into `id`'s partition outbox as a process that recorded the task's end
+/// and died before applying it would have left it: ten seconds old.
+async fn leave_in_outbox(app: &TestApp, user: &str, id: &str, quota: &str, used: u64) {
+    let parts = app.partitions();
+    let stamp = jiff::Timestamp::now().as_millisecond() - 10_000;
+    let entry: String = redis::cmd("XADD")
+        .arg(parts.outbox(parts.of(id)))
+        .arg(format!("{stamp}-*"))
+        .arg(&[
+            ("op", "settle"),
+            ("task", id),
+            ("user", user),
+            ("feature", "hint"),
+            ("quota", quota),
+        ])
+        .arg("used")
+        .arg(used)
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap();
+    assert!(entry.starts_with(&stamp.to_string()), "{entry}");
+}
+
+/// Waits until `id`'s partition outbox is empty (applied and deleted).
+async fn outbox_drained(app: &TestApp, id: &str) {
+    let parts = app.partitions();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left: u64 = redis::cmd("XLEN")
+            .arg(parts.outbox(parts.of(id)))
+            .query_async(&mut app.redis().await)
+            .await
+            .unwrap();
+        if left == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{left} follow-ups still in the outbox"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_follow_up_a_dead_process_left_is_applied_once_by_the_sweeper() {
+    let app = spawn_app().await;
+    let user = "left-behind";
+    let (id, quota) = queued_with_reservation(&app, user).await;
+    assert!(daily_tokens_used(&app, user).await > 10);
+
+    leave_in_outbox(&app, user, &id, &quota, 10).await;
+    outbox_drained(&app, &id).await;
+    assert_eq!(
+        daily_tokens_used(&app, user).await,
+        10,
+        "the sweeper settled the reservation to its real use"
+    );
+
+    // A sweeper that applied the step and died before deleting it: the step comes round again
+    // and changes nothing.
+    leave_in_outbox(&app, user, &id, &quota, 10).await;
+    outbox_drained(&app, &id).await;
+    assert_eq!(daily_tokens_used(&app, user).await, 10);
+    let status: Value = app.task_as(user, &id, 0).await.json().await.unwrap();
+    assert_eq!(status["status"], "queued", "{status:#}");
+}
