@@ -65,15 +65,18 @@ impl AppState {
                 settings.redis.partitions,
                 stores.redis_servers.is_cluster(),
             ),
-            Arc::new(|mut conn, settlement: crate::tasks::Settlement| {
-                Box::pin(async move {
-                    let s = settlement;
-                    crate::limits::settle(
-                        &mut conn, &s.user_id, &s.feature, &s.task_id, &s.quota, s.used,
-                    )
-                    .await
-                })
-            }),
+            crate::tasks::FollowUpSteps {
+                settle: Arc::new(|mut conn, settlement: crate::tasks::Settlement| {
+                    Box::pin(async move {
+                        let s = settlement;
+                        crate::limits::settle(
+                            &mut conn, &s.user_id, &s.feature, &s.task_id, &s.quota, s.used,
+                        )
+                        .await
+                    })
+                }),
+                webhook: Arc::new(crate::webhooks::queue_finals),
+            },
             crate::tasks::Durability {
                 replicas: settings.redis.wait_replicas,
                 // Under the response timeout, so a slow replica delays a 202, never fails it.

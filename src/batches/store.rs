@@ -25,12 +25,6 @@ use crate::tasks::{JobKind, TaskStore};
 use crate::webhooks::WebhookJob;
 
 /// The id of a batch's webhook task: one per batch, whoever queues it.
-fn webhook_task_id(batch_id: &str) -> String {
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(format!("batch-webhook/{batch_id}").as_bytes());
-    uuid::Uuid::new_v8(digest[..16].try_into().expect("16 bytes")).to_string()
-}
-
 fn user_key(user_id: &str) -> String {
     format!("ai:batches:user:{{{user_id}}}")
 }
@@ -201,9 +195,8 @@ impl BatchStore {
                     &text("role"),
                     "",
                 );
-                let mut task = WebhookJob::for_batch(id, &owner.user_id, url, view.state, &view)
+                let task = WebhookJob::for_batch(id, &owner.user_id, url, view.state, &view)
                     .into_task(&owner);
-                task.facts.task_id = webhook_task_id(id);
                 self.0.enqueue(&task).await?;
             }
             let _: i64 = conn.lrem(ended_key, 1, id).await?;

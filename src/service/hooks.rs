@@ -1,6 +1,7 @@
 //! What the service does once the engine records a task final, installed on the engine at
-//! start-up in one list: the task's history row, usage metering, latency samples, the webhook,
-//! and last the audit event (which keeps the outcome).
+//! start-up in one list: the task's history row, usage metering, latency samples, and last the
+//! audit event (which keeps the outcome). (The webhook is queued by the engine's follow-up step,
+//! `webhooks::queue_finals`.)
 
 use std::collections::HashMap;
 
@@ -11,7 +12,6 @@ use crate::metrics::UsageMeter;
 use crate::tasks::{
     Engine, FinishHook, FinishHooks, FinishKeeper, FinishedTask, LatencyBook, TaskRecord, TaskState,
 };
-use crate::webhooks::FinalWebhooks;
 
 /// `engine` with the service's finish hooks installed.
 pub fn install(engine: Engine, audit: &AuditLog, usage: UsageMeter) -> Engine {
@@ -19,7 +19,6 @@ pub fn install(engine: Engine, audit: &AuditLog, usage: UsageMeter) -> Engine {
         .with(engine.history.clone())
         .with(Metering(usage))
         .with(LatencySamples(engine.latency.clone()))
-        .with(FinalWebhooks(engine.store.clone()))
         .kept_by(AuditFinals(audit.clone()));
     engine.with_hooks(hooks)
 }

@@ -8,7 +8,6 @@ use sha2::{Digest, Sha256};
 use super::{AiService, ServiceError, SubmitRequest};
 use crate::auth::Principal;
 use crate::feature::Feature;
-use crate::outcome::Outcome;
 use crate::tasks::{Cancelled, HistoryRow, TaskRecord, TaskState};
 
 /// Filters and page of `GET /v1/tasks`.
@@ -170,20 +169,6 @@ impl AiService {
                     "cancelled",
                     &format!("cancelled by {}", principal.user_id),
                 );
-                if let Some(url) = &record.callback_url {
-                    let outcome = Outcome::error("cancelled", "the task was cancelled");
-                    let job = crate::webhooks::WebhookJob::for_final(
-                        task_id,
-                        &record.facts.user_id,
-                        "cancelled",
-                        url,
-                        &outcome,
-                    );
-                    self.engine
-                        .store
-                        .enqueue(&job.into_task(&record.facts))
-                        .await?;
-                }
                 Ok(record)
             }
         }

@@ -34,7 +34,7 @@ impl Engine {
         db: sqlx::PgPool,
         kinds: JobKinds,
         parts: super::keys::Partitions,
-        settler: super::outbox::Settler,
+        steps: super::outbox::FollowUpSteps,
         durability: super::store::Durability,
     ) -> Self {
         let (history, _writer) = history::spawn(db);
@@ -46,7 +46,7 @@ impl Engine {
             servers.clone(),
             kinds,
             parts.clone(),
-            settler,
+            steps,
             durability,
         );
         // Follow-ups a process left behind (`outbox.rs`), applied by whichever process looks.

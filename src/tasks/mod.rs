@@ -36,7 +36,7 @@ pub use hub::{Hub, Subscription, TaskEvent, compare_ids};
 pub use job::{Job, Provides};
 pub use kinds::{JobKind, JobKinds};
 pub use latency::LatencyBook;
-pub use outbox::{FollowUp, Settlement, Settler, Step};
+pub use outbox::{FollowUp, FollowUpSteps, Settlement, Settler, Step, WebhookDue, WebhookQueuer};
 pub use pool::{consumer_name, run_pool};
 pub use record::{TaskLinks, TaskRecord, TaskState, TaskView, timestamp};
 pub use registry::JobRegistry;

@@ -1,11 +1,13 @@
 //! Follow-up steps across slots. A partition's script cannot touch another slot (on a Redis
-//! Cluster it may live on another node), so what a state change needs elsewhere (today: settling
-//! the user's token reservation when a task ends) is appended to the partition's outbox stream
+//! Cluster it may live on another node), so what a state change needs elsewhere (settling the
+//! user's token reservation when a task ends, and queueing the webhook of a task that ended with
+//! a callback URL) is appended to the partition's outbox stream
 //! in the same atomic step, and the script returns it. The caller applies it at once and deletes
 //! the entry (in one `XDEL` per partition every [`DELETE_EVERY`], off the request's path); if it
 //! dies in between, the entry stays, and the sweeper of any process applies it again a few
-//! seconds later. Every step is idempotent (a settlement is remembered in the user's slot),
-//! so a step applied twice counts once, and none is lost.
+//! seconds later. Every step is idempotent (a settlement is remembered in the user's slot, a
+//! webhook's task id comes from the task it announces), so a step applied twice counts once, and
+//! none is lost.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +23,26 @@ use crate::storage::RedisConnection;
 pub type Settler = Arc<
     dyn Fn(RedisConnection, Settlement) -> BoxFuture<'static, redis::RedisResult<()>> + Send + Sync,
 >;
+
+/// What queues the webhooks of tasks that ended (`webhooks::queue_finals`), installed by the
+/// composition root like the [`Settler`]. Given every due webhook of one script's answer.
+pub type WebhookQueuer = Arc<
+    dyn Fn(TaskStore, Vec<WebhookDue>) -> BoxFuture<'static, redis::RedisResult<()>> + Send + Sync,
+>;
+
+/// How each kind of follow-up step is applied.
+#[derive(Clone)]
+pub struct FollowUpSteps {
+    pub settle: Settler,
+    pub webhook: WebhookQueuer,
+}
+
+/// Task `task_id` ended in `state` and has a callback URL: its webhook is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDue {
+    pub task_id: String,
+    pub state: String,
+}
 
 /// Settle task `task_id`'s reservation `quota` to `used` tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +75,8 @@ pub struct FollowUp {
 pub enum Step {
     /// Settle a reservation ([`Settler`]).
     Settle(Settlement),
+    /// Queue a final task's webhook ([`WebhookQueuer`]).
+    Webhook(WebhookDue),
     /// A step this build does not know (written by a newer one): left for it.
     Unknown,
 }
@@ -79,6 +103,10 @@ impl FollowUp {
                 feature: field("feature"),
                 quota: field("quota"),
                 used: field("used").parse().unwrap_or(0),
+            }),
+            "webhook" => Step::Webhook(WebhookDue {
+                task_id: field("task"),
+                state: field("state"),
             }),
             _ => Step::Unknown,
         };
@@ -114,16 +142,22 @@ impl TaskStore {
     }
 
     async fn apply(&self, followups: &[FollowUp]) -> redis::RedisResult<()> {
+        let mut webhooks = Vec::new();
+        let mut done = Vec::with_capacity(followups.len());
         for followup in followups {
             match &followup.step {
                 Step::Settle(settlement) => {
-                    (self.settler())(self.conn.clone(), settlement.clone()).await?;
+                    (self.steps().settle)(self.conn.clone(), settlement.clone()).await?;
                 }
+                Step::Webhook(due) => webhooks.push(due.clone()),
                 Step::Unknown => continue,
             }
-            self.applied()
-                .push((followup.partition, followup.entry_id.clone()));
+            done.push((followup.partition, followup.entry_id.clone()));
         }
+        if !webhooks.is_empty() {
+            (self.steps().webhook)(self.clone(), webhooks).await?;
+        }
+        self.applied().extend(done);
         Ok(())
     }
 
@@ -240,6 +274,22 @@ mod tests {
         assert_eq!(
             FollowUp::parse_all(0, &Value::Array(vec![strange]))[0].step,
             Step::Unknown
+        );
+        let webhook = Value::Array(vec![
+            bulk("3-0"),
+            Value::Array(
+                ["op", "webhook", "task", "t2", "state", "dead"]
+                    .into_iter()
+                    .map(bulk)
+                    .collect(),
+            ),
+        ]);
+        assert_eq!(
+            FollowUp::parse_all(1, &Value::Array(vec![webhook]))[0].step,
+            Step::Webhook(WebhookDue {
+                task_id: "t2".into(),
+                state: "dead".into(),
+            })
         );
     }
 }

@@ -11,7 +11,7 @@ use super::hooks::TaskLife;
 use super::keys;
 use super::keys::Partitions;
 use super::kinds::{JobKind, JobKinds};
-use super::outbox::{FollowUp, Settler};
+use super::outbox::{FollowUp, FollowUpSteps};
 use super::scripts::{
     AppendArgs, AppendKeys, CancelArgs, CancelKeys, CreateArgs, CreateKeys, FinishArgs,
     FinishItemArgs, FinishKeys, PromoteArgs, PromoteItemArgs, PromoteKeys, ReclaimArgs,
@@ -181,7 +181,7 @@ pub struct StoreParts {
     servers: RedisServers,
     kinds: JobKinds,
     parts: Partitions,
-    settler: Settler,
+    steps: FollowUpSteps,
     durability: Durability,
     /// Outbox entries applied and not yet deleted (`outbox.rs`).
     applied: std::sync::Mutex<Vec<(usize, String)>>,
@@ -194,7 +194,7 @@ impl TaskStore {
         servers: RedisServers,
         kinds: JobKinds,
         parts: Partitions,
-        settler: Settler,
+        steps: FollowUpSteps,
         durability: Durability,
     ) -> Self {
         Self(std::sync::Arc::new(StoreParts {
@@ -202,7 +202,7 @@ impl TaskStore {
             servers,
             kinds,
             parts,
-            settler,
+            steps,
             durability,
             applied: std::sync::Mutex::default(),
             scripts: Scripts::new(),
@@ -214,9 +214,9 @@ impl TaskStore {
         self.applied.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// What applies the settlement follow-ups (`outbox.rs`).
-    pub(super) fn settler(&self) -> &Settler {
-        &self.settler
+    /// What applies each kind of follow-up step (`outbox.rs`).
+    pub(super) fn steps(&self) -> &FollowUpSteps {
+        &self.steps
     }
 
     /// The partitions of the engine's keys (`keys.rs`).

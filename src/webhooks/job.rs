@@ -1,6 +1,7 @@
 //! The `webhook_delivery` job: one signed POST of a finished task's final event (or a batch's
-//! end) to its callback URL. Queued by the finish hook ([`super::FinalWebhooks`]), by
-//! cancellation, and by the `batch_item` pool's upkeep when a batch with a callback ends.
+//! end) to its callback URL. Queued by the engine's `webhook` follow-up step when a task ends
+//! ([`super::queue_finals`]), and by the `batch_item` pool's upkeep when a batch with a callback
+//! ends.
 
 use apalis::prelude::BoxDynError;
 use serde::{Deserialize, Serialize};
@@ -55,13 +56,16 @@ impl Job for WebhookJob {
 }
 
 impl WebhookJob {
-    /// The webhook announcing that `task_id` reached `state`, with its final event payload.
+    /// The webhook announcing that `task_id` reached `state` at `ended_us`, with its final event
+    /// payload. The message id comes from the task and that moment: any second queueing carries
+    /// the same `webhook-id`.
     pub fn for_final(
         task_id: &str,
         user_id: &str,
         state: &str,
         url: &str,
         outcome: &Outcome,
+        ended_us: i64,
     ) -> Self {
         let body = json!({
             "type": format!("task.{state}"),
@@ -69,7 +73,10 @@ impl WebhookJob {
             "data": { "task_id": task_id, "status": state, "outcome": outcome },
         });
         Self {
-            message_id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
+            message_id: format!(
+                "msg_{}",
+                derived_id(&format!("task-webhook/{task_id}/{ended_us}")).simple()
+            ),
             task_id: task_id.to_owned(),
             url: url.to_owned(),
             body: body.to_string(),
@@ -105,12 +112,13 @@ impl WebhookJob {
         }
     }
 
-    /// The delivery as a task of its own, owned by whoever owns what it announces.
+    /// The delivery as a task of its own, owned by whoever owns what it announces. Its id comes
+    /// from the message id: queueing the same message twice creates one task.
     pub fn into_task(mut self, owner: &TaskFacts) -> NewTask {
         owner.request_id.clone_into(&mut self.request_id);
         NewTask {
             facts: TaskFacts {
-                task_id: uuid::Uuid::now_v7().to_string(),
+                task_id: derived_id(&format!("webhook-task/{}", self.message_id)).to_string(),
                 request_id: owner.request_id.clone(),
                 user_id: owner.user_id.clone(),
                 role: owner.role,
@@ -122,5 +130,39 @@ impl WebhookJob {
             quota: None,
             batch: None,
         }
+    }
+}
+
+/// A UUID (version 8) that is a function of `name`.
+fn derived_id(name: &str) -> uuid::Uuid {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    uuid::Uuid::new_v8(digest[..16].try_into().expect("16 bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_announcement_makes_the_same_delivery_task() {
+        let owner = TaskFacts::from_stored("t1".into(), "r1".into(), "u1".into(), "student", "");
+        let outcome = Outcome::error("cancelled", "the task was cancelled");
+        let task = |ended_us| {
+            WebhookJob::for_final(
+                "t1",
+                "u1",
+                "cancelled",
+                "https://x.test/h",
+                &outcome,
+                ended_us,
+            )
+            .into_task(&owner)
+        };
+        assert_eq!(task(5).facts.task_id, task(5).facts.task_id);
+        assert_ne!(task(5).facts.task_id, task(6).facts.task_id);
+        let batch = WebhookJob::for_batch("t1", "u1", "https://x.test/h", "completed", &1)
+            .into_task(&owner);
+        assert_ne!(batch.facts.task_id, task(5).facts.task_id);
     }
 }

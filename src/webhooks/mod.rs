@@ -1,5 +1,5 @@
 //! Signed webhooks to callback URLs: the SSRF guard at submit time, Standard Webhooks
-//! signatures, the finish hook that queues a final task's webhook, and the `webhook_delivery`
+//! signatures, the follow-up step that queues a final task's webhook, and the `webhook_delivery`
 //! job that POSTs, records each attempt in PostgreSQL and tells the queue whether to retry.
 
 mod delivery;
@@ -8,7 +8,7 @@ pub mod guard;
 mod job;
 pub mod signature;
 
-pub use finals::FinalWebhooks;
+pub use finals::queue_finals;
 pub use job::{Courier, WebhookJob};
 
 use std::time::Duration;

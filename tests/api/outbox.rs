@@ -1,6 +1,6 @@
 //! Follow-up steps across slots (tasks/outbox.rs): a step a dead process left in its
 //! partition's outbox is applied by another process's sweeper, and a step applied twice counts
-//! once.
+//! once (webhook steps: `webhooks.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -45,31 +45,37 @@ async fn a_settlement_applied_twice_counts_once() {
     assert_eq!(daily_tokens_used(&app, user).await, 10);
 }
 
-/// Writes a settlement into `id`'s partition outbox as a process that recorded the task's end
-/// and died before applying it would have left it: ten seconds old.
-async fn leave_in_outbox(app: &TestApp, user: &str, id: &str, quota: &str, used: u64) {
+/// Writes a follow-up step (`fields`) into `id`'s partition outbox as a process that recorded
+/// the task's change and died before applying it would have left it: ten seconds old.
+pub(crate) async fn leave_in_outbox(app: &TestApp, id: &str, fields: &[(&str, &str)]) {
     let parts = app.partitions();
     let stamp = jiff::Timestamp::now().as_millisecond() - 10_000;
     let entry: String = redis::cmd("XADD")
         .arg(parts.outbox(parts.of(id)))
         .arg(format!("{stamp}-*"))
-        .arg(&[
-            ("op", "settle"),
-            ("task", id),
-            ("user", user),
-            ("feature", "hint"),
-            ("quota", quota),
-        ])
-        .arg("used")
-        .arg(used)
+        .arg(fields)
         .query_async(&mut app.redis().await)
         .await
         .unwrap();
     assert!(entry.starts_with(&stamp.to_string()), "{entry}");
 }
 
+/// A settlement of `id`'s reservation `quota` to `used` tokens, left in the outbox.
+async fn leave_settlement(app: &TestApp, user: &str, id: &str, quota: &str, used: u64) {
+    let used = used.to_string();
+    let fields = [
+        ("op", "settle"),
+        ("task", id),
+        ("user", user),
+        ("feature", "hint"),
+        ("quota", quota),
+        ("used", used.as_str()),
+    ];
+    leave_in_outbox(app, id, &fields).await;
+}
+
 /// Waits until `id`'s partition outbox is empty (applied and deleted).
-async fn outbox_drained(app: &TestApp, id: &str) {
+pub(crate) async fn outbox_drained(app: &TestApp, id: &str) {
     let parts = app.partitions();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -96,7 +102,7 @@ async fn a_follow_up_a_dead_process_left_is_applied_once_by_the_sweeper() {
     let (id, quota) = queued_with_reservation(&app, user).await;
     assert!(daily_tokens_used(&app, user).await > 10);
 
-    leave_in_outbox(&app, user, &id, &quota, 10).await;
+    leave_settlement(&app, user, &id, &quota, 10).await;
     outbox_drained(&app, &id).await;
     assert_eq!(
         daily_tokens_used(&app, user).await,
@@ -106,7 +112,7 @@ async fn a_follow_up_a_dead_process_left_is_applied_once_by_the_sweeper() {
 
     // A sweeper that applied the step and died before deleting it: the step comes round again
     // and changes nothing.
-    leave_in_outbox(&app, user, &id, &quota, 10).await;
+    leave_settlement(&app, user, &id, &quota, 10).await;
     outbox_drained(&app, &id).await;
     assert_eq!(daily_tokens_used(&app, user).await, 10);
     let status: Value = app.task_as(user, &id, 0).await.json().await.unwrap();

@@ -178,6 +178,122 @@ async fn a_receiver_that_answers_410_is_not_called_again() {
     assert_eq!(calls.lock().unwrap().len(), 1);
 }
 
+/// What finish.lua leaves of a hint that succeeded with a callback URL: its record, final.
+async fn record_succeeded(app: &TestApp, id: &str, url: &str) {
+    let finished_us = (jiff::Timestamp::now().as_microsecond()).to_string();
+    let outcome = json!({ "result": { "hint": "Önce iki tarafı 3'e böl." } }).to_string();
+    redis::cmd("HSET")
+        .arg(app.partitions().task(id))
+        .arg(&[
+            ("id", id),
+            ("state", "succeeded"),
+            ("kind", "hint"),
+            ("user_id", "u1"),
+            ("role", "student"),
+            ("feature", "hint"),
+            ("request_id", "req-left-behind"),
+            ("created_us", finished_us.as_str()),
+            ("finished_us", finished_us.as_str()),
+            ("attempts", "1"),
+            ("max_attempts", "3"),
+            ("job", "{}"),
+            ("outcome", outcome.as_str()),
+            ("callback_url", url),
+            ("webhook", "pending"),
+        ])
+        .query_async::<()>(&mut app.redis().await)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_webhook_a_dead_process_left_in_the_outbox_is_delivered_once() {
+    let app = spawn_app_with_workers(|_| {}).await;
+    let (url, calls) = receiver(vec![]).await;
+    // The process that made the task final died before it queued the webhook: the step is in
+    // the outbox, nothing else knows of it.
+    let id = uuid::Uuid::now_v7().to_string();
+    record_succeeded(&app, &id, &url).await;
+    let step = [
+        ("op", "webhook"),
+        ("task", id.as_str()),
+        ("state", "succeeded"),
+    ];
+    crate::outbox::leave_in_outbox(&app, &id, &step).await;
+    crate::outbox::outbox_drained(&app, &id).await;
+    wait_webhook(&app, &id, "delivered").await;
+    // A sweeper that queued it and died before deleting the step: it comes round again and
+    // queues nothing (the delivery task's id comes from the task and its end).
+    crate::outbox::leave_in_outbox(&app, &id, &step).await;
+    crate::outbox::outbox_drained(&app, &id).await;
+
+    // A real task's webhook after it: had the repeat queued a second delivery, it would be
+    // delivered by now too.
+    let task: Value = submit(&app, &url).await.json().await.unwrap();
+    let second = task["task_id"].as_str().unwrap().to_owned();
+    wait_webhook(&app, &second, "delivered").await;
+    let calls = calls.lock().unwrap().clone();
+    let ids: Vec<&str> = calls
+        .iter()
+        .map(|(_, h)| h["webhook-id"].to_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "one delivery per task: {ids:?}");
+    assert_ne!(ids[0], ids[1]);
+}
+
+#[tokio::test]
+async fn a_cancelled_task_announces_its_cancellation() {
+    let app = spawn_app_with(|_| {}).await;
+    let (url, _calls) = receiver(vec![]).await;
+    let task: Value = submit(&app, &url).await.json().await.unwrap();
+    let id = task["task_id"].as_str().unwrap().to_owned();
+    let response = app
+        .client
+        .delete(app.url(&format!("/v1/tasks/{id}")))
+        .bearer_auth(app.auth_token("u1", tutorq::auth::Role::Student))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    // No workers run here: the delivery waits in the webhook queue, under the id that comes
+    // from the task and its end, with the cancellation as its body.
+    let mut conn = app.redis().await;
+    let finished_us: String = redis::cmd("HGET")
+        .arg(app.partitions().task(&id))
+        .arg("finished_us")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let owner = tutorq::facts::TaskFacts::from_stored(
+        id.clone(),
+        String::new(),
+        "u1".into(),
+        "student",
+        "",
+    );
+    let outcome = tutorq::outcome::Outcome::error("cancelled", "the task was cancelled");
+    let expected = WebhookJob::for_final(
+        &id,
+        "u1",
+        "cancelled",
+        &url,
+        &outcome,
+        finished_us.parse().unwrap(),
+    )
+    .into_task(&owner);
+    let delivery: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(app.partitions().task(&expected.facts.task_id))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(delivery["state"], "queued", "{delivery:?}");
+    assert_eq!(delivery["kind"], WebhookJob::KIND);
+    let job: WebhookJob = serde_json::from_str(&delivery["job"]).unwrap();
+    let body: Value = serde_json::from_str(&job.body).unwrap();
+    assert_eq!(body["type"], "task.cancelled", "{body}");
+    assert_eq!(body["data"]["task_id"], id.as_str());
+}
+
 #[tokio::test]
 async fn signatures_verify_with_the_reference_standardwebhooks_package() {
     let python = repo_path("target/pyenv/bin/python");

@@ -4,7 +4,8 @@
 -- Returns {the state before: 'missing', a final state (unchanged), or the cancelled state's
 -- predecessor; follow-ups}.
 local final = {succeeded = true, failed = true, cancelled = true, dead = true}
-local f = redis.call('HMGET', key_task, 'state', 'user_id', 'feature', 'quota', 'batch', 'held')
+local f = redis.call('HMGET', key_task, 'state', 'user_id', 'feature', 'quota', 'batch', 'held',
+  'callback_url')
 local state = f[1]
 if not state or (arg_owner ~= '' and f[2] ~= arg_owner) then
   return {'missing', followups}
@@ -21,6 +22,7 @@ redis.call('XADD', key_events, 'MAXLEN', '~', arg_events_maxlen, '*', 'event', '
 changed(key_watching, key_events)
 announce(key_announcements)
 settle(key_outbox, key_task, arg_task_id, f[2], f[3], f[4], 0)
+webhook(key_outbox, arg_task_id, f[7], 'cancelled')
 batch_step(partition_of(key_task), f[5], f[6], state, 'cancelled', now)
 redis.call('ZREM', key_delayed, arg_task_id)
 if state == 'running' then

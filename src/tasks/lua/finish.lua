@@ -38,6 +38,7 @@ for i = 1, items do
       redis.call('HSET', key_task, 'state', arg_ending, 'outcome', arg_outcome, 'finished_us', now)
       settle(key_outbox, key_task, arg_task_id, f[2], f[4], f[10],
         arg_ending == 'succeeded' and arg_tokens or 0)
+      webhook(key_outbox, arg_task_id, f[9], arg_ending)
       if arg_ending == 'dead' then
         redis.call('ZADD', key_dead, now_us, arg_task_id)
         -- Dead tasks are listed for a week (their records expire with the kind's result TTL).

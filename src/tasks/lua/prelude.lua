@@ -74,6 +74,15 @@ local function settle(outbox, task, id, user, feature, quota, used)
     'used', tostring(used or 0)})
 end
 
+-- Queues the webhook of a task that ended with a callback URL (webhooks/finals.rs, which reads
+-- the record and creates the delivery task under an id that comes from this task's: a repeat is
+-- a no-op). Once per task: only the step that makes it final calls this.
+local function webhook(outbox, id, callback_url, state)
+  if callback_url and callback_url ~= '' then
+    follow(outbox, {'op', 'webhook', 'task', id, 'state', state})
+  end
+end
+
 -- The partition prefix (`ai:{<tag>}:`) of one of the partition's keys.
 local function partition_of(key)
   return string.match(key, '^(ai:{[^}]*}:)')

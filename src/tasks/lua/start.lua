@@ -29,8 +29,9 @@ for i = 1, items do
         ' times without finishing (its worker stopped each time)'}
       redis.call('HSET', key_task, 'state', 'dead', 'finished_us', now, 'attempts', max,
         'outcome', cjson.encode({error = err}))
-      local q = redis.call('HMGET', key_task, 'user_id', 'feature', 'quota')
+      local q = redis.call('HMGET', key_task, 'user_id', 'feature', 'quota', 'callback_url')
       settle(key_outbox, key_task, arg_task_id, q[1], q[2], q[3], 0)
+      webhook(key_outbox, arg_task_id, q[4], 'dead')
       batch_step(partition_of(key_task), f[4], f[5], state, 'dead', now)
       redis.call('XADD', key_events, 'MAXLEN', '~', arg_events_maxlen, '*', 'event', 'dead',
         'data', stamp({task_id = arg_task_id, state = 'dead', attempt = max, error = err}, now))
