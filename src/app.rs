@@ -75,6 +75,7 @@ impl AppState {
                         .await
                     })
                 }),
+                settle_lua: crate::limits::SETTLEMENT_LUA,
                 webhook: Arc::new(crate::webhooks::queue_finals),
             },
             crate::tasks::Durability {

@@ -38,7 +38,7 @@ pub use ip::IpVerdict;
 pub use limit::{Layer, Limit, ProblemType};
 pub use overrides::{Overridable, parse_overrides};
 pub use refusal::{Refusal, iso};
-pub use settle::settle;
+pub use settle::{SETTLEMENT_LUA, settle, settlement_keys};
 
 /// The tokens a request reserved and the periods it reserved them in: stored on the task as
 /// `tokens:daily_reset_at:monthly_reset_at`, read back by the settling Lua.

@@ -11,10 +11,35 @@ use super::keys;
 use crate::feature::Feature;
 use crate::storage::RedisConnection;
 
-static REFUND: LazyLock<Script> = LazyLock::new(refund_script);
+/// The settlement functions (`give_back`, `settle_reservation`), in Lua: prepended to the
+/// limits' own scripts, and given to the engine for the task scripts that settle a reservation in
+/// the step that ends its task (on one server: `tasks::FollowUpSteps::settle_lua`).
+pub const SETTLEMENT_LUA: &str = include_str!("lua/settlement.lua");
+
+static SETTLE: LazyLock<Script> = LazyLock::new(|| {
+    crate::storage::script::lua(&format!(
+        "{SETTLEMENT_LUA}{}",
+        include_str!("lua/settle.lua")
+    ))
+});
 
 pub(super) fn refund_script() -> Script {
-    crate::storage::script::lua(include_str!("lua/refund.lua"))
+    crate::storage::script::lua(&format!(
+        "{SETTLEMENT_LUA}{}",
+        include_str!("lua/refund.lua")
+    ))
+}
+
+/// The keys `settle_reservation` takes for `user_id`'s reservation for `feature`, in its order
+/// (daily, monthly, the feature's bucket, the settled set); `None` for an unknown feature.
+pub fn settlement_keys(user_id: &str, feature: &str) -> Option<[String; 4]> {
+    let feature = feature.parse::<Feature>().ok()?;
+    Some([
+        keys::daily(user_id),
+        keys::monthly(user_id),
+        keys::bucket(user_id, feature),
+        keys::settled(user_id),
+    ])
 }
 
 /// Settles task `task_id`'s reservation `quota` (`Reservation::encode`) to `used` tokens. An
@@ -27,24 +52,16 @@ pub async fn settle(
     quota: &str,
     used: u64,
 ) -> redis::RedisResult<()> {
-    let mut parts = quota.split(':').map(str::parse::<i64>);
-    let (Some(Ok(reserved)), Some(Ok(day)), Some(Ok(month)), Ok(feature)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        feature.parse::<Feature>(),
-    ) else {
+    let Some(keys) = settlement_keys(user_id, feature) else {
         return Ok(());
     };
-    let back = reserved.max(0) as u64 - used.min(reserved.max(0) as u64);
-    REFUND
-        .key(keys::daily(user_id))
-        .key(keys::monthly(user_id))
-        .key(keys::bucket(user_id, feature))
-        .key(keys::settled(user_id))
-        .arg(back)
-        .arg(day)
-        .arg(month)
+    let mut invocation = SETTLE.prepare_invoke();
+    for key in keys {
+        invocation.key(key);
+    }
+    invocation
+        .arg(quota)
+        .arg(used)
         .arg(task_id)
         .invoke_async::<i64>(conn)
         .await

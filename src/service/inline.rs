@@ -145,6 +145,12 @@ impl AiService {
                 Outcome::error("cancelled", "the task was cancelled"),
             ),
         };
+        // The caller knows whose task this is: on one server the finish settles the reservation
+        // in its own step.
+        let finish = Finish {
+            settlement_keys: crate::limits::settlement_keys(&job.user_id, job.feature.as_str()),
+            ..finish
+        };
         self.engine.record(&kind, vec![finish]).await;
         result
     }

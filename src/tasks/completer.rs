@@ -79,6 +79,7 @@ impl Completer {
                 ending,
                 outcome,
                 slot,
+                ..
             } = finish;
             self.inflight.end(entry_id.as_deref(), &task_id);
             // The worker slot is free once its finish is recorded.

@@ -117,5 +117,6 @@ pub fn classify(
         ending,
         outcome,
         slot: delivery.slot.clone(),
+        settlement_keys: None,
     }
 }

@@ -34,6 +34,10 @@ pub type WebhookQueuer = Arc<
 #[derive(Clone)]
 pub struct FollowUpSteps {
     pub settle: Settler,
+    /// The same settlement in Lua (`limits::SETTLEMENT_LUA`: it defines `settle_reservation`),
+    /// for finishes that settle in their own step on one server; empty: every settlement is a
+    /// follow-up.
+    pub settle_lua: &'static str,
     pub webhook: WebhookQueuer,
 }
 

@@ -6,7 +6,8 @@ use redis::Script;
 
 use crate::storage::script::{Contract, script_parts};
 
-/// The shared helpers every task script starts with.
+/// The shared helpers every task script starts with (after the limits' settlement functions,
+/// `FollowUpSteps::settle_lua`).
 const PRELUDE: &str = include_str!("lua/prelude.lua");
 
 /// A contract of fixed keys and arguments only.
@@ -32,7 +33,8 @@ macro_rules! contract {
 pub(super) const CREATE: Contract = contract!(CreateKeys, CreateArgs);
 pub(super) const USER_TASK: Contract = contract!(UserTaskKeys, UserTaskArgs);
 pub(super) const START: Contract = contract!(StartKeys, StartArgs, TaskKeys, StartItemArgs<'_>);
-pub(super) const FINISH: Contract = contract!(FinishKeys, FinishArgs, TaskKeys, FinishItemArgs<'_>);
+pub(super) const FINISH: Contract =
+    contract!(FinishKeys, FinishArgs, FinishItemKeys, FinishItemArgs<'_>);
 pub(super) const PROMOTE: Contract =
     contract!(PromoteKeys, PromoteArgs, TaskKeys, PromoteItemArgs<'_>);
 pub(super) const RECLAIM: Contract = contract!(ReclaimKeys, ReclaimArgs);
@@ -73,12 +75,15 @@ pub(super) struct Scripts {
 }
 
 impl Scripts {
-    pub fn new() -> Self {
+    /// The scripts, those with the prelude starting with `settle_lua` (Lua that defines
+    /// `settle_reservation`, or nothing when no finish settles in its own step).
+    pub fn new(settle_lua: &str) -> Self {
+        let prelude = format!("{settle_lua}{PRELUDE}");
         let built: Vec<Script> = ALL
             .iter()
-            .map(|(_, contract, source, prelude)| {
+            .map(|(_, contract, source, with_prelude)| {
                 crate::storage::script::lua(
-                    &contract.build(if *prelude { PRELUDE } else { "" }, source),
+                    &contract.build(if *with_prelude { &prelude } else { "" }, source),
                 )
             })
             .collect();
@@ -173,10 +178,25 @@ script_parts! {
 }
 
 script_parts! {
-    /// The keys of one task in a script that takes several (start, finish, promote).
+    /// The keys of one task in a script that takes several (start, promote).
     pub struct TaskKeys as key {
         task: String,
         events: String,
+    }
+}
+
+script_parts! {
+    /// The keys of one finished job: its task's, then the user's settlement keys
+    /// (`limits::settlement_keys`) when the finish settles the task's reservation itself (one
+    /// server, and the caller knew the user); otherwise the task's own key stands in for each of
+    /// them (same slot, never touched) and a follow-up settles.
+    pub struct FinishItemKeys as key {
+        task: String,
+        events: String,
+        daily: String,
+        monthly: String,
+        bucket: String,
+        settled: String,
     }
 }
 
@@ -216,6 +236,8 @@ script_parts! {
         delay_ms: u64,
         /// Tokens used, which the quota reservation settles to.
         tokens: u64,
+        /// "1": settle the reservation here, with the item's settlement keys; "0": by follow-up.
+        settle_here: &'static str,
     }
 }
 
@@ -367,7 +389,7 @@ mod tests {
         assert!(start.contains("local items = (#KEYS - 5) / 2\n"));
         assert!(start.contains("  local arg_task_id = ARGV[3 + 2 * (i - 1) + 2]\n"));
         let finish = FINISH.build("", include_str!("lua/finish.lua"));
-        assert!(finish.contains("local items = (#KEYS - 6) / 2\n"));
-        assert!(finish.contains("  local arg_tokens = ARGV[3 + 6 * (i - 1) + 6]\n"));
+        assert!(finish.contains("local items = (#KEYS - 6) / 6\n"));
+        assert!(finish.contains("  local arg_tokens = ARGV[3 + 7 * (i - 1) + 6]\n"));
     }
 }

@@ -14,9 +14,9 @@ use super::kinds::{JobKind, JobKinds};
 use super::outbox::{FollowUp, FollowUpSteps};
 use super::scripts::{
     AppendArgs, AppendKeys, CancelArgs, CancelKeys, CreateArgs, CreateKeys, FinishArgs,
-    FinishItemArgs, FinishKeys, PromoteArgs, PromoteItemArgs, PromoteKeys, ReclaimArgs,
-    ReclaimKeys, ReplayArgs, ReplayKeys, Scripts, StartArgs, StartItemArgs, StartKeys, TaskKeys,
-    UserTaskArgs, UserTaskKeys,
+    FinishItemArgs, FinishItemKeys, FinishKeys, PromoteArgs, PromoteItemArgs, PromoteKeys,
+    ReclaimArgs, ReclaimKeys, ReplayArgs, ReplayKeys, Scripts, StartArgs, StartItemArgs, StartKeys,
+    TaskKeys, UserTaskArgs, UserTaskKeys,
 };
 use crate::facts::TaskFacts;
 use crate::outcome::Outcome;
@@ -100,6 +100,10 @@ pub struct Finish {
     pub outcome: Outcome,
     /// The worker slot of the attempt, released once the finish is recorded.
     pub slot: Option<std::sync::Arc<tokio::sync::OwnedSemaphorePermit>>,
+    /// The user's settlement keys (`limits::settlement_keys`), when the caller knows whose task
+    /// it is (an inline run): on one server the finish then settles the task's reservation in
+    /// its own step, with no follow-up.
+    pub settlement_keys: Option<[String; 4]>,
 }
 
 impl Finish {
@@ -116,6 +120,7 @@ impl Finish {
             ending,
             outcome,
             slot: None,
+            settlement_keys: None,
         }
     }
 }
@@ -197,6 +202,7 @@ impl TaskStore {
         steps: FollowUpSteps,
         durability: Durability,
     ) -> Self {
+        let scripts = Scripts::new(steps.settle_lua);
         Self(std::sync::Arc::new(StoreParts {
             conn,
             servers,
@@ -205,7 +211,7 @@ impl TaskStore {
             steps,
             durability,
             applied: std::sync::Mutex::default(),
-            scripts: Scripts::new(),
+            scripts,
         }))
     }
 
@@ -604,7 +610,24 @@ impl TaskStore {
         }
         .push(&mut invocation);
         for finish in batch {
-            self.task_keys(&finish.task_id).push(&mut invocation);
+            let task = self.task_keys(&finish.task_id);
+            let here = finish
+                .settlement_keys
+                .as_ref()
+                .filter(|_| self.user_step_inline() && !self.steps.settle_lua.is_empty());
+            let [daily, monthly, bucket, settled] = match here {
+                Some(keys) => keys.clone(),
+                None => std::array::from_fn(|_| task.task.clone()),
+            };
+            FinishItemKeys {
+                task: task.task,
+                events: task.events,
+                daily,
+                monthly,
+                bucket,
+                settled,
+            }
+            .push(&mut invocation);
             FinishItemArgs {
                 entry: finish.entry_id.as_deref().unwrap_or(""),
                 task_id: &finish.task_id,
@@ -615,6 +638,7 @@ impl TaskStore {
                     _ => 0,
                 },
                 tokens: finish.outcome.tokens_used(),
+                settle_here: if here.is_some() { "1" } else { "0" },
             }
             .push(&mut invocation);
         }

@@ -198,12 +198,23 @@ async fn the_scripts_whose_keys_share_a_slot_run_on_the_cluster() {
         ),
         (
             "limits/refund",
-            include_str!("../../src/limits/lua/refund.lua").into(),
+            with(
+                tutorq::limits::SETTLEMENT_LUA,
+                include_str!("../../src/limits/lua/refund.lua"),
+            ),
+            quota.to_vec(),
+            strings(&["5", "1764806400000", "1764547200000"]),
+        ),
+        (
+            "limits/settle",
+            with(
+                tutorq::limits::SETTLEMENT_LUA,
+                include_str!("../../src/limits/lua/settle.lua"),
+            ),
             quota.to_vec(),
             vec![
-                "5".into(),
-                "2026-12-04".into(),
-                "2026-12".into(),
+                "40:1764806400000:1764547200000".into(),
+                "10".into(),
                 task.clone(),
             ],
         ),

@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tutorq::auth::Role;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, sample_input, spawn_app};
 
 async fn daily_tokens_used(app: &TestApp, user: &str) -> i64 {
     let token = app.auth_token(user, Role::Student);
@@ -117,4 +117,43 @@ async fn a_follow_up_a_dead_process_left_is_applied_once_by_the_sweeper() {
     assert_eq!(daily_tokens_used(&app, user).await, 10);
     let status: Value = app.task_as(user, &id, 0).await.json().await.unwrap();
     assert_eq!(status["status"], "queued", "{status:#}");
+}
+
+/// How many entries `id`'s partition outbox holds.
+async fn outbox_len(app: &TestApp, id: &str) -> u64 {
+    let parts = app.partitions();
+    redis::cmd("XLEN")
+        .arg(parts.outbox(parts.of(id)))
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_inline_run_settles_its_reservation_once() {
+    let app = spawn_app().await;
+    let user = "inline-settles";
+    let response = app
+        .post_ai_as(
+            user,
+            "hint",
+            &json!({ "input": sample_input("hint"), "mode": "sync" }),
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    let id = answer["task_id"].as_str().unwrap().to_owned();
+    let used = answer["usage"]["total_tokens"].as_i64().unwrap();
+    if !crate::servers::cluster_mode() {
+        // On one server the finish settled in its own step: nothing was left to follow up.
+        assert_eq!(outbox_len(&app, &id).await, 0);
+    }
+    outbox_drained(&app, &id).await;
+    assert_eq!(daily_tokens_used(&app, user).await, used);
+    // The settled set knows the task: a follow-up for it, left by a process that died (as on a
+    // cluster), gives nothing back a second time.
+    leave_settlement(&app, user, &id, "400:0:0", 0).await;
+    outbox_drained(&app, &id).await;
+    assert_eq!(daily_tokens_used(&app, user).await, used);
 }

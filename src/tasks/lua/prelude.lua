@@ -62,14 +62,21 @@ local function follow(outbox, fields)
   followups[#followups + 1] = {id, fields}
 end
 
--- Settles a task's token reservation (limits/lua/settle.lua, in the user's slot) when it ends:
--- `used` of the reserved estimate is kept, the rest goes back. Once per task: the reservation
--- leaves the task's record here, and the user's slot remembers the tasks it settled.
-local function settle(outbox, task, id, user, feature, quota, used)
+-- Settles a task's token reservation when it ends: `used` of the reserved estimate is kept, the
+-- rest goes back. In this step when the script was given the user's settlement keys (`here`:
+-- daily, monthly, bucket, settled; one server only, `settle_reservation` comes from
+-- limits/lua/settlement.lua), else as a follow-up in the user's slot (limits/lua/settle.lua).
+-- Once per task: the reservation leaves the task's record here, and the user's slot remembers
+-- the tasks it settled.
+local function settle(outbox, task, id, user, feature, quota, used, here)
   if not quota then
     return
   end
   redis.call('HDEL', task, 'quota')
+  if here then
+    settle_reservation(here[1], here[2], here[3], here[4], quota, tonumber(used), id)
+    return
+  end
   follow(outbox, {'op', 'settle', 'task', id, 'user', user, 'feature', feature, 'quota', quota,
     'used', tostring(used or 0)})
 end
