@@ -19,10 +19,13 @@
 //!   feed, Idempotency-Key) carries the `{user_id}` tag: one slot per user.
 //! - **What crosses slots.** A user's index and feed get a new task first (`lua/user_task.lua`),
 //!   then its partition records it: a crash between leaves an id without a record, which readers
-//!   skip. Settling the user's reservation when a task ends is a follow-up: the partition's
-//!   script appends it to the partition's outbox in the same step, the caller applies it in the
-//!   user's slot at once and deletes it, and a sweeper applies what a crash left; the user's slot
-//!   remembers what it settled, so nothing counts twice. A user's feed is announced by the
+//!   skip. Settling the user's reservation when a task ends, and queueing the webhook of a task
+//!   with a callback URL, are follow-ups: the partition's script appends them to the
+//!   partition's outbox in the same step, the caller applies them at once and deletes them, and
+//!   a sweeper applies what a crash left; the user's slot remembers what it settled, and a
+//!   webhook's delivery task has an id that comes from the task and its end, so nothing counts
+//!   twice. (On one server an inline run's finish is given the user's settlement keys and
+//!   settles in its own step.) A user's feed is announced by the
 //!   create script of the task's partition, on that partition's announcement stream; the hub
 //!   registers a feed in every partition's watching set.
 //! - **Fetching.** One `XREADGROUP` may name streams of one slot only: a worker pool reads the

@@ -1,7 +1,8 @@
 //! The queue engine: typed jobs on Redis Streams under apalis workers, task records and events,
 //! retries with backoff, dead tasks, crash recovery and task history. It knows queues, attempts
 //! and records only: job kinds describe themselves ([`Job`], listed in a [`JobRegistry`]) and
-//! what follows a task's end is the finish hooks the service installs ([`FinishHooks`]).
+//! what follows a task's end is the finish hooks the service installs ([`FinishHooks`]) and the
+//! follow-up steps it is given for other slots ([`FollowUpSteps`]: settlement, webhooks).
 
 mod backend;
 mod completer;
