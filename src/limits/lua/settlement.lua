@@ -7,7 +7,9 @@
 -- any process's sweeper; the set holds at most a day of the user's tasks).
 
 -- Gives `back` tokens back (`day`, `month`: the reset_at of the periods the reservation was
--- made in; `task_id`: '' for a request that never became a task). Returns 1 when it settled, 0
+-- made in; `task_id`: the task whose follow-up this is, remembered in `settled`, or '' when the
+-- caller guarantees once by itself: a request that never became a task, or a task script that
+-- settles in the step that takes the reservation off the record). Returns 1 when it settled, 0
 -- when the task was settled before.
 local function give_back(daily, monthly, bucket, settled, back, day, month, task_id)
   if task_id ~= '' then

@@ -66,15 +66,16 @@ end
 -- rest goes back. In this step when the script was given the user's settlement keys (`here`:
 -- daily, monthly, bucket, settled; one server only, `settle_reservation` comes from
 -- limits/lua/settlement.lua), else as a follow-up in the user's slot (limits/lua/settle.lua).
--- Once per task: the reservation leaves the task's record here, and the user's slot remembers
--- the tasks it settled.
+-- Once per task: the reservation leaves the task's record here, in the step that settles it or
+-- writes its follow-up; a follow-up may be applied again after a crash, so the user's slot
+-- remembers the tasks it settled that way (settling here needs no such memory: task id '').
 local function settle(outbox, task, id, user, feature, quota, used, here)
   if not quota then
     return
   end
   redis.call('HDEL', task, 'quota')
   if here then
-    settle_reservation(here[1], here[2], here[3], here[4], quota, tonumber(used), id)
+    settle_reservation(here[1], here[2], here[3], here[4], quota, tonumber(used), '')
     return
   end
   follow(outbox, {'op', 'settle', 'task', id, 'user', user, 'feature', feature, 'quota', quota,
