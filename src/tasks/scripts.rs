@@ -6,6 +6,8 @@ use redis::Script;
 
 use crate::storage::script::{Contract, script_parts};
 
+const FINISH_LUA: &str = include_str!("lua/finish.lua");
+
 /// The shared helpers every task script starts with (after the limits' settlement functions,
 /// `FollowUpSteps::settle_lua`).
 const PRELUDE: &str = include_str!("lua/prelude.lua");
@@ -33,8 +35,15 @@ macro_rules! contract {
 pub(super) const CREATE: Contract = contract!(CreateKeys, CreateArgs);
 pub(super) const USER_TASK: Contract = contract!(UserTaskKeys, UserTaskArgs);
 pub(super) const START: Contract = contract!(StartKeys, StartArgs, TaskKeys, StartItemArgs<'_>);
-pub(super) const FINISH: Contract =
+pub(super) const FINISH: Contract = contract!(FinishKeys, FinishArgs, TaskKeys, FinishItemArgs<'_>);
+/// `lua/finish.lua` built for jobs given their user's settlement keys too ([`SETTLES_HERE`]).
+pub(super) const FINISH_SETTLING: Contract =
     contract!(FinishKeys, FinishArgs, FinishItemKeys, FinishItemArgs<'_>);
+
+/// What `lua/finish.lua` starts with in each build: whether its items carry settlement keys
+/// (it reads them only then).
+const SETTLES_HERE: &str = "local settles_here = true\n";
+const SETTLES_BY_FOLLOW_UP: &str = "local settles_here = false\n";
 pub(super) const PROMOTE: Contract =
     contract!(PromoteKeys, PromoteArgs, TaskKeys, PromoteItemArgs<'_>);
 pub(super) const RECLAIM: Contract = contract!(ReclaimKeys, ReclaimArgs);
@@ -52,7 +61,8 @@ pub(super) const ALL: &[(&str, &Contract, &str, bool)] = &[
         true,
     ),
     ("start", &START, include_str!("lua/start.lua"), true),
-    ("finish", &FINISH, include_str!("lua/finish.lua"), true),
+    // The settling build's contract: it names every key the script may read.
+    ("finish", &FINISH_SETTLING, FINISH_LUA, true),
     ("promote", &PROMOTE, include_str!("lua/promote.lua"), true),
     ("reclaim", &RECLAIM, include_str!("lua/reclaim.lua"), false),
     ("cancel", &CANCEL, include_str!("lua/cancel.lua"), true),
@@ -64,7 +74,11 @@ pub(super) struct Scripts {
     pub create: Script,
     pub user_task: Script,
     pub start: Script,
+    /// `finish.lua` for jobs whose reservation is settled by follow-up (worker finishes, and
+    /// every finish on a cluster).
     pub finish: Script,
+    /// `finish.lua` for jobs given their user's settlement keys (inline runs on one server).
+    pub finish_settling: Script,
     pub promote: Script,
     pub reclaim: Script,
     pub cancel: Script,
@@ -81,10 +95,13 @@ impl Scripts {
         let prelude = format!("{settle_lua}{PRELUDE}");
         let built: Vec<Script> = ALL
             .iter()
-            .map(|(_, contract, source, with_prelude)| {
-                crate::storage::script::lua(
-                    &contract.build(if *with_prelude { &prelude } else { "" }, source),
-                )
+            .map(|(name, contract, source, with_prelude)| {
+                let prelude = match (*with_prelude, *name) {
+                    (false, _) => String::new(),
+                    (true, "finish") => format!("{prelude}{SETTLES_HERE}"),
+                    (true, _) => prelude.clone(),
+                };
+                crate::storage::script::lua(&contract.build(&prelude, source))
             })
             .collect();
         let [
@@ -102,7 +119,10 @@ impl Scripts {
             create,
             user_task,
             start,
-            finish,
+            finish: crate::storage::script::lua(
+                &FINISH.build(&format!("{prelude}{SETTLES_BY_FOLLOW_UP}"), FINISH_LUA),
+            ),
+            finish_settling: finish,
             promote,
             reclaim,
             cancel,
@@ -186,10 +206,9 @@ script_parts! {
 }
 
 script_parts! {
-    /// The keys of one finished job: its task's, then the user's settlement keys
-    /// (`limits::settlement_keys`) when the finish settles the task's reservation itself (one
-    /// server, and the caller knew the user); otherwise the task's own key stands in for each of
-    /// them (same slot, never touched) and a follow-up settles.
+    /// The keys of one finished job in the settling build of `lua/finish.lua`: its task's, then
+    /// its user's settlement keys (`limits::settlement_keys`), so the finish settles the task's
+    /// reservation itself (one server, and the caller knew the user).
     pub struct FinishItemKeys as key {
         task: String,
         events: String,
@@ -236,8 +255,6 @@ script_parts! {
         delay_ms: u64,
         /// Tokens used, which the quota reservation settles to.
         tokens: u64,
-        /// "1": settle the reservation here, with the item's settlement keys; "0": by follow-up.
-        settle_here: &'static str,
     }
 }
 
@@ -388,8 +405,11 @@ mod tests {
         let start = START.build("", include_str!("lua/start.lua"));
         assert!(start.contains("local items = (#KEYS - 5) / 2\n"));
         assert!(start.contains("  local arg_task_id = ARGV[3 + 2 * (i - 1) + 2]\n"));
-        let finish = FINISH.build("", include_str!("lua/finish.lua"));
-        assert!(finish.contains("local items = (#KEYS - 6) / 6\n"));
-        assert!(finish.contains("  local arg_tokens = ARGV[3 + 7 * (i - 1) + 6]\n"));
+        let finish = FINISH.build("", FINISH_LUA);
+        assert!(finish.contains("local items = (#KEYS - 6) / 2\n"));
+        assert!(finish.contains("  local arg_tokens = ARGV[3 + 6 * (i - 1) + 6]\n"));
+        let settling = FINISH_SETTLING.build("", FINISH_LUA);
+        assert!(settling.contains("local items = (#KEYS - 6) / 6\n"));
+        assert!(settling.contains("  local key_settled = KEYS[6 + 6 * (i - 1) + 6]\n"));
     }
 }

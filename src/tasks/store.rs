@@ -593,7 +593,16 @@ impl TaskStore {
         p: usize,
         batch: &[&Finish],
     ) -> redis::RedisResult<Vec<Finished>> {
-        let mut invocation = self.scripts.finish.prepare_invoke();
+        // Settled in this step when every job comes with its user's settlement keys (inline
+        // runs, on one server); else by follow-up.
+        let settling = self.user_step_inline()
+            && !self.steps.settle_lua.is_empty()
+            && batch.iter().all(|f| f.settlement_keys.is_some());
+        let mut invocation = if settling {
+            self.scripts.finish_settling.prepare_invoke()
+        } else {
+            self.scripts.finish.prepare_invoke()
+        };
         FinishKeys {
             queue: self.parts.queue(p, &kind.queue),
             dead: self.parts.dead(p),
@@ -611,23 +620,18 @@ impl TaskStore {
         .push(&mut invocation);
         for finish in batch {
             let task = self.task_keys(&finish.task_id);
-            let here = finish
-                .settlement_keys
-                .as_ref()
-                .filter(|_| self.user_step_inline() && !self.steps.settle_lua.is_empty());
-            let [daily, monthly, bucket, settled] = match here {
-                Some(keys) => keys.clone(),
-                None => std::array::from_fn(|_| task.task.clone()),
-            };
-            FinishItemKeys {
-                task: task.task,
-                events: task.events,
-                daily,
-                monthly,
-                bucket,
-                settled,
+            match (settling, &finish.settlement_keys) {
+                (true, Some([daily, monthly, bucket, settled])) => FinishItemKeys {
+                    task: task.task,
+                    events: task.events,
+                    daily: daily.clone(),
+                    monthly: monthly.clone(),
+                    bucket: bucket.clone(),
+                    settled: settled.clone(),
+                }
+                .push(&mut invocation),
+                _ => task.push(&mut invocation),
             }
-            .push(&mut invocation);
             FinishItemArgs {
                 entry: finish.entry_id.as_deref().unwrap_or(""),
                 task_id: &finish.task_id,
@@ -638,7 +642,6 @@ impl TaskStore {
                     _ => 0,
                 },
                 tokens: finish.outcome.tokens_used(),
-                settle_here: if here.is_some() { "1" } else { "0" },
             }
             .push(&mut invocation);
         }

@@ -4,8 +4,9 @@
 -- Keys and arguments are named in src/tasks/scripts.rs: `FinishKeys` and `FinishArgs` (the
 -- queue stream, the dead set, the delayed set that also holds inline leases, the partition's
 -- watching set, announcements and outbox), then per job
--- `FinishItemKeys` and `FinishItemArgs` (`arg_ending`: succeeded | failed | dead | retrying;
--- `arg_settle_here`: '1' when the item's keys include its user's settlement keys).
+-- `TaskKeys` (or, in the settling build, `FinishItemKeys`: with the user's settlement keys;
+-- `settles_here` says which) and `FinishItemArgs` (`arg_ending`: succeeded | failed | dead |
+-- retrying).
 -- Returns {per job: {applied (1/0), user_id, role, feature, request_id, created_us, started_us,
 -- attempts, callback_url}; follow-ups}
 local final = {succeeded = true, failed = true, cancelled = true, dead = true}
@@ -39,7 +40,7 @@ for i = 1, items do
       redis.call('HSET', key_task, 'state', arg_ending, 'outcome', arg_outcome, 'finished_us', now)
       settle(key_outbox, key_task, arg_task_id, f[2], f[4], f[10],
         arg_ending == 'succeeded' and arg_tokens or 0,
-        arg_settle_here == '1' and {key_daily, key_monthly, key_bucket, key_settled} or nil)
+        settles_here and {key_daily, key_monthly, key_bucket, key_settled} or nil)
       webhook(key_outbox, arg_task_id, f[9], arg_ending)
       if arg_ending == 'dead' then
         redis.call('ZADD', key_dead, now_us, arg_task_id)
