@@ -11,7 +11,7 @@ use tutorq::tasks::NewTask;
 use crate::helpers::{jobs_copy, repo_path, test_settings};
 
 /// Jobs with a short visibility timeout and a small pool, so a drill takes seconds.
-fn drill_jobs(concurrency: usize, visibility: &str) -> tempfile::TempDir {
+pub(crate) fn drill_jobs(concurrency: usize, visibility: &str) -> tempfile::TempDir {
     jobs_copy(|_, text| {
         text.replace("concurrency: 1024", &format!("concurrency: {concurrency}"))
             .replace(
@@ -22,7 +22,10 @@ fn drill_jobs(concurrency: usize, visibility: &str) -> tempfile::TempDir {
 }
 
 /// The task store of the drill's stores and job kinds, with the ai_request group created.
-async fn drill_store(settings: &Settings, jobs: &std::path::Path) -> tutorq::tasks::TaskStore {
+pub(crate) async fn drill_store(
+    settings: &Settings,
+    jobs: &std::path::Path,
+) -> tutorq::tasks::TaskStore {
     let mut settings = settings.clone();
     settings.jobs.dir = jobs.to_path_buf();
     let state = tutorq::app::AppState::build(settings).await.unwrap();
@@ -34,7 +37,7 @@ async fn drill_store(settings: &Settings, jobs: &std::path::Path) -> tutorq::tas
     store
 }
 
-fn worker(settings: &Settings, jobs: &std::path::Path, mock_latency_ms: u64) -> Child {
+pub(crate) fn worker(settings: &Settings, jobs: &std::path::Path, mock_latency_ms: u64) -> Child {
     Command::new(env!("CARGO_BIN_EXE_tutorq"))
         .current_dir(repo_path(""))
         .args(["worker", "--queues", "ai_request"])
@@ -53,40 +56,44 @@ fn worker(settings: &Settings, jobs: &std::path::Path, mock_latency_ms: u64) -> 
         .expect("start a worker process")
 }
 
-fn kill_9(child: &mut Child) {
+pub(crate) fn kill_9(child: &mut Child) {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
 }
 
 fn tasks(count: usize) -> Vec<NewTask> {
     (0..count)
-        .map(|i| {
-            let id = uuid::Uuid::now_v7().to_string();
-            let job = serde_json::json!({
-                "task_id": id, "feature": "hint", "prompt_version": "1.0", "user_id": "drill", "role": "service",
-                "request_id": format!("drill-{i}"),
-                "input": { "question": format!("Drill sorusu {i}: 2x + 3 = 11 ise x?"), "subject": "Matematik", "hint_level": 1 }
-            });
-            NewTask {
-                facts: tutorq::facts::TaskFacts {
-                    task_id: id,
-                    request_id: format!("drill-{i}"),
-                    user_id: "drill".into(),
-                    role: tutorq::facts::Role::Service,
-                    feature: Some(tutorq::feature::Feature::Hint),
-                },
-                kind: "ai_request".into(),
-                job: job.to_string(),
-                callback_url: None,
-                quota: None,
-                batch: None,
-            }
-        })
+        .map(|i| drill_task(i, uuid::Uuid::now_v7().to_string()))
         .collect()
 }
 
+/// Drill job `i`, a hint of user `drill`, as task `id`.
+pub(crate) fn drill_task(i: usize, id: String) -> NewTask {
+    let job = serde_json::json!({
+        "task_id": id, "feature": "hint", "prompt_version": "1.0", "user_id": "drill", "role": "service",
+        "request_id": format!("drill-{i}"),
+        "input": { "question": format!("Drill sorusu {i}: 2x + 3 = 11 ise x?"), "subject": "Matematik", "hint_level": 1 }
+    });
+    NewTask {
+        facts: tutorq::facts::TaskFacts {
+            task_id: id,
+            request_id: format!("drill-{i}"),
+            user_id: "drill".into(),
+            role: tutorq::facts::Role::Service,
+            feature: Some(tutorq::feature::Feature::Hint),
+        },
+        kind: "ai_request".into(),
+        job: job.to_string(),
+        callback_url: None,
+        quota: None,
+        batch: None,
+    }
+}
+
 /// A connection to the Redis (server or cluster) of `settings`.
-async fn redis_of(settings: &tutorq::config::Settings) -> tutorq::storage::RedisConnection {
+pub(crate) async fn redis_of(
+    settings: &tutorq::config::Settings,
+) -> tutorq::storage::RedisConnection {
     tutorq::storage::connect_redis(&settings.redis)
         .await
         .expect("connect to the test's Redis")

@@ -57,10 +57,15 @@ fn cluster_of(settings: &Settings) -> Option<Arc<LocalCluster>> {
 /// The environment that points a `tutorq` process at the Redis of `settings`.
 pub fn redis_env(settings: &Settings) -> Vec<(&'static str, String)> {
     let seeds: Vec<&str> = settings.redis.cluster.iter().map(|s| s.expose()).collect();
-    vec![
+    let mut env = vec![
         ("TUTORQ__REDIS__URL", settings.redis.url.expose().to_owned()),
         ("TUTORQ__REDIS__CLUSTER", format!("[{}]", seeds.join(", "))),
-    ]
+    ];
+    // Every process of a deployment splits its queues into the same partitions.
+    if let Some(partitions) = settings.redis.partitions {
+        env.push(("TUTORQ__REDIS__PARTITIONS", partitions.to_string()));
+    }
+    env
 }
 
 pub fn repo_path(relative: &str) -> PathBuf {

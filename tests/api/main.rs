@@ -13,6 +13,7 @@ mod engine;
 mod errors;
 mod events;
 mod failover;
+mod fairness;
 mod features;
 mod guard;
 mod health;
