@@ -345,13 +345,8 @@ async fn a_batch_holding_a_row_already_written_adds_only_its_new_rows() {
 async fn sigterm_under_load_loses_no_event_of_an_answered_request() {
     let settings = test_settings().await;
     let port = crate::servers::free_port();
-    let mut web = std::process::Command::new(env!("CARGO_BIN_EXE_tutorq"))
-        .current_dir(crate::helpers::repo_path(""))
-        .arg("serve")
-        .env("TUTORQ_ENV", "test")
+    let mut web = crate::helpers::tutorq_command(&settings, &["serve"])
         .env("TUTORQ__SERVER__PORT", port.to_string())
-        .envs(crate::helpers::redis_env(&settings))
-        .env("TUTORQ__DATABASE__URL", settings.database.url.expose())
         .env("TUTORQ__PROVIDERS__MOCK__LATENCY_MS", "30")
         .env("TUTORQ__LOG__LEVEL", "error")
         .stdout(std::process::Stdio::null())

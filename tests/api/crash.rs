@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tutorq::config::Settings;
 use tutorq::tasks::NewTask;
 
-use crate::helpers::{jobs_copy, repo_path, test_settings};
+use crate::helpers::{jobs_copy, test_settings};
 
 /// Jobs with a short visibility timeout and a small pool, so a drill takes seconds.
 pub(crate) fn drill_jobs(concurrency: usize, visibility: &str) -> tempfile::TempDir {
@@ -38,12 +38,7 @@ pub(crate) async fn drill_store(
 }
 
 pub(crate) fn worker(settings: &Settings, jobs: &std::path::Path, mock_latency_ms: u64) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_tutorq"))
-        .current_dir(repo_path(""))
-        .args(["worker", "--queues", "ai_request"])
-        .env("TUTORQ_ENV", "test")
-        .envs(crate::helpers::redis_env(settings))
-        .env("TUTORQ__DATABASE__URL", settings.database.url.expose())
+    crate::helpers::tutorq_command(settings, &["worker", "--queues", "ai_request"])
         .env("TUTORQ__JOBS__DIR", jobs)
         .env(
             "TUTORQ__PROVIDERS__MOCK__LATENCY_MS",

@@ -68,6 +68,20 @@ pub fn redis_env(settings: &Settings) -> Vec<(&'static str, String)> {
     env
 }
 
+/// `tutorq <args>` as a process of the test's deployment: run from the repository (its
+/// `config/`, `prompts/`, `jobs/`), in the test environment, on the test's Redis (server or
+/// cluster, same partitions) and database.
+pub fn tutorq_command(settings: &Settings, args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tutorq"));
+    command
+        .current_dir(repo_path(""))
+        .args(args)
+        .env("TUTORQ_ENV", "test")
+        .envs(redis_env(settings))
+        .env("TUTORQ__DATABASE__URL", settings.database.url.expose());
+    command
+}
+
 pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }

@@ -4,12 +4,12 @@
 //! subscriber inside the test binary would share tracing's process-wide callsite cache with
 //! every other test running at the same time).
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{repo_path, sample_input, test_settings};
+use crate::helpers::{sample_input, test_settings, tutorq_command};
 
 /// A `tutorq all` process writing JSON log lines to a file; killed when dropped.
 struct Process {
@@ -66,13 +66,8 @@ async fn request_and_job_log_lines_carry_their_ids() {
     let port = crate::servers::free_port();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("tutorq.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_tutorq"))
-        .current_dir(repo_path(""))
-        .arg("all")
-        .env("TUTORQ_ENV", "test")
+    let child = tutorq_command(&settings, &["all"])
         .env("TUTORQ__SERVER__PORT", port.to_string())
-        .envs(crate::helpers::redis_env(&settings))
-        .env("TUTORQ__DATABASE__URL", settings.database.url.expose())
         .env("TUTORQ__LOG__FORMAT", "json")
         .env("RUST_LOG", "warn,tutorq::api::request_context=info")
         // Every provider call fails, and each failure is logged where it happens.

@@ -335,13 +335,12 @@ async fn the_worker_serves_health_readiness_and_exact_metrics_on_its_admin_port(
     let ids = queue_hints(&web, "user-1", 4).await;
 
     let port = crate::servers::free_port();
-    let mut worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_tutorq"))
-        .current_dir(repo_path(""))
-        .args(["worker", "--queues", "ai_request"])
-        .env("TUTORQ_ENV", "test")
+    let mut command = tokio::process::Command::from(crate::helpers::tutorq_command(
+        &settings,
+        &["worker", "--queues", "ai_request"],
+    ));
+    let mut worker = command
         .env("TUTORQ__WORKER__ADMIN_PORT", port.to_string())
-        .envs(crate::helpers::redis_env(&settings))
-        .env("TUTORQ__DATABASE__URL", settings.database.url.expose())
         .env("TUTORQ__LOG__LEVEL", "error")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -335,13 +335,10 @@ async fn the_solution_never_appears_in_responses_logs_or_audit_rows() {
         .unwrap()
         .port();
     let log = tempfile::NamedTempFile::new().unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tutorq"))
-        .current_dir(repo_path(""))
-        .arg("all")
-        .env("TUTORQ_ENV", "test")
+    let mut command =
+        tokio::process::Command::from(crate::helpers::tutorq_command(&settings, &["all"]));
+    let mut child = command
         .env("TUTORQ__SERVER__PORT", port.to_string())
-        .envs(crate::helpers::redis_env(&settings))
-        .env("TUTORQ__DATABASE__URL", settings.database.url.expose())
         .env("TUTORQ__LOG__LEVEL", "debug")
         .env(
             "TUTORQ__PROVIDERS__MOCK__REPLIES",

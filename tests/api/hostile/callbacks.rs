@@ -1,7 +1,7 @@
 //! Callbacks (SSRF): every special-purpose address is refused, however it is spelled; the
 //! webhook client never goes through a proxy; names are resolved only for admitted requests.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -137,13 +137,8 @@ async fn webhooks_never_go_through_a_proxy() {
     let (hook, calls) = receiver().await;
     let port = crate::servers::free_port().to_string();
     let dead = "http://127.0.0.1:9";
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tutorq"))
-        .current_dir(crate::helpers::repo_path(""))
-        .arg("all")
-        .env("TUTORQ_ENV", "test")
+    let mut child = crate::helpers::tutorq_command(&settings, &["all"])
         .env("TUTORQ__SERVER__PORT", &port)
-        .envs(crate::helpers::redis_env(&settings))
-        .env("TUTORQ__DATABASE__URL", settings.database.url.expose())
         .env("TUTORQ__PROMPTS__DIR", crate::helpers::repo_path("prompts"))
         .env("HTTP_PROXY", dead)
         .env("HTTPS_PROXY", dead)
