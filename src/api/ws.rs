@@ -304,25 +304,22 @@ impl Connection {
             self.watch(&task_id, "0-0").await;
         }
         let service = self.service.clone();
-        let principal = self.principal.clone();
         let outbox = self.outbox.clone();
         let handle = tokio::spawn(async move {
             let mut feed = feed;
             let mut forwards = Vec::new();
             while let Some(entry) = feed.events.recv().await {
-                if let Ok(subscription) = service.subscribe(&principal, &entry.task_id, "0-0").await
-                {
-                    forwards.retain(|forward: &AbortHandle| !forward.is_finished());
-                    forwards.push(
-                        tokio::spawn(forward(
-                            subscription,
-                            outbox.clone(),
-                            entry.task_id.clone(),
-                            "0-0".into(),
-                        ))
-                        .abort_handle(),
-                    );
-                }
+                let subscription = service.subscribe_from_feed(&entry.task_id).await;
+                forwards.retain(|forward: &AbortHandle| !forward.is_finished());
+                forwards.push(
+                    tokio::spawn(forward(
+                        subscription,
+                        outbox.clone(),
+                        entry.task_id.clone(),
+                        "0-0".into(),
+                    ))
+                    .abort_handle(),
+                );
             }
             for forward in forwards {
                 forward.abort();

@@ -103,6 +103,14 @@ impl AiService {
         Ok(self.engine.hub.subscribe(task_id, cursor).await)
     }
 
+    /// Events of a task the caller's own feed announced. The feed holds only the caller's tasks
+    /// (its key is the caller's), so there is no record check: on a Redis Cluster a new task
+    /// enters its user's feed a moment before its partition records it, and a check in between
+    /// would find nothing and drop the task.
+    pub async fn subscribe_from_feed(&self, task_id: &str) -> crate::tasks::Subscription {
+        self.engine.hub.subscribe(task_id, "0-0").await
+    }
+
     /// The caller's feed of new tasks from now on, and its unfinished recent tasks (up to 100)
     /// created before that point, so that together they miss nothing.
     pub async fn subscribe_all(
