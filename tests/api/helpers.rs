@@ -223,8 +223,12 @@ async fn spawn_serving(settings: Settings, jobs: Option<JobRegistry<AiService>>)
         address,
         auth: Authenticator::new(&settings.auth),
         settings,
+        // The server closes a keep-alive connection idle for `server.header_read_timeout_secs`
+        // (10 s); a client that reuses one at that moment gets it closed under its request, as
+        // any HTTP/1.1 client would. Idle connections are dropped well before that.
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_secs(4))
             .build()
             .unwrap(),
     }

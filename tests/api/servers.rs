@@ -382,7 +382,9 @@ pub fn cluster_mode() -> bool {
 /// A port below 55536 that is free, and whose cluster bus port (port + 10000) is free too.
 fn free_cluster_port() -> u16 {
     loop {
-        let port = 20_000 + (fastrand_suffix() % 30_000) as u16;
+        // Below the kernel's ephemeral range (32768 and up), bus port included, so outgoing
+        // connections do not take them.
+        let port = 10_000 + (fastrand_suffix() % 12_000) as u16;
         let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
         if free(port) && free(port + 10_000) {
             return port;
@@ -390,26 +392,20 @@ fn free_cluster_port() -> u16 {
     }
 }
 
-/// Starts `masters` cluster-enabled `redis-server`s with `replicas` replicas each, under the
-/// watchdog (stopped with this process), joins them with `redis-cli --cluster create` and waits
-/// until every node reports `cluster_state:ok`.
-pub fn start_cluster(masters: usize, replicas: usize) -> LocalCluster {
-    let root = std::env::temp_dir().join(format!(
-        "tutorq-cluster-{}-{}",
-        std::process::id(),
-        fastrand_suffix()
-    ));
-    let binary = find_binary(
-        "redis-server",
-        &[PathBuf::from("/usr/bin"), PathBuf::from("/usr/local/bin")],
-    );
-    let mut ports = Vec::new();
-    for node in 0..masters * (1 + replicas) {
-        let dir = root.join(format!("node-{node}"));
+/// Starts one cluster node in `dir` on a free port not in `taken`, and waits until it accepts
+/// connections. A port can be taken by another process between the check and the node's bind
+/// (its client port or its bus port, port + 10000); the node then exits, and another port is
+/// tried.
+fn start_cluster_node(binary: &Path, dir: &Path, taken: &[u16]) -> (u16, PathBuf) {
+    for attempt in 0.. {
+        let dir = dir.with_file_name(format!(
+            "{}-{attempt}",
+            dir.file_name().unwrap().to_string_lossy()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let port = loop {
             let port = free_cluster_port();
-            if !ports.contains(&port) {
+            if !taken.contains(&port) {
                 break port;
             }
         };
@@ -440,9 +436,41 @@ pub fn start_cluster(masters: usize, replicas: usize) -> LocalCluster {
             &dir,
             &log,
         );
+        let mut exited = false;
         wait_until("a cluster node", &log, || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
+            exited = dir.join("exit-status").exists();
+            exited || TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
+        if !exited {
+            return (port, log);
+        }
+        assert!(
+            attempt < 5,
+            "a cluster node exited five times; its last log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+    unreachable!()
+}
+
+/// Starts `masters` cluster-enabled `redis-server`s with `replicas` replicas each, under the
+/// watchdog (stopped with this process), joins them with `redis-cli --cluster create` and waits
+/// until every node reports `cluster_state:ok`.
+pub fn start_cluster(masters: usize, replicas: usize) -> LocalCluster {
+    let root = std::env::temp_dir().join(format!(
+        "tutorq-cluster-{}-{}",
+        std::process::id(),
+        fastrand_suffix()
+    ));
+    let binary = find_binary(
+        "redis-server",
+        &[PathBuf::from("/usr/bin"), PathBuf::from("/usr/local/bin")],
+    );
+    let mut ports = Vec::new();
+    let mut first_log = None;
+    for node in 0..masters * (1 + replicas) {
+        let (port, log) = start_cluster_node(&binary, &root.join(format!("node-{node}")), &ports);
+        first_log.get_or_insert(log);
         ports.push(port);
     }
     let cli = find_binary(
@@ -463,7 +491,7 @@ pub fn start_cluster(masters: usize, replicas: usize) -> LocalCluster {
         String::from_utf8_lossy(&created.stdout),
         String::from_utf8_lossy(&created.stderr)
     );
-    let log = root.join("node-0").join("server.log");
+    let log = first_log.expect("a cluster has nodes");
     for port in &ports {
         wait_until("the cluster", &log, || {
             Command::new(&cli)
