@@ -91,7 +91,9 @@ impl AppState {
         );
         let usage = crate::metrics::UsageMeter::new(&settings.audit);
         let engine = crate::service::hooks::install(engine, &audit, usage);
-        let providers = ProviderChains::from_settings(&settings.providers);
+        let capacity = crate::capacity::Ledger::new(stores.redis.clone(), &settings.providers);
+        let providers = ProviderChains::from_settings(&settings.providers)
+            .with_gate(Arc::new(capacity.clone()));
         providers.spawn_health_checks(Duration::from_secs(settings.providers.health_interval_secs));
         let limits = Limits::new(stores.redis.clone(), &settings.limits);
         let settings = Arc::new(settings);
@@ -118,6 +120,7 @@ impl AppState {
                 crate::webhooks::Webhooks::new(&settings, Some(stores.db.clone())),
                 limits,
                 crate::cache::ResponseCache::new(stores.redis.clone(), &settings.cache),
+                capacity,
             ),
             open: crate::api::OpenSlots::new(&settings.server.open),
             settings,

@@ -3,7 +3,8 @@
 //! Layers, top to bottom (DESIGN.md §2): `api` (handlers, extractors, problem answers; its
 //! `AppState` holds settings, the service and the credentials) → `service` (the one facade:
 //! intake, execution, tasks, batches, limits, reports, API keys, dashboard, health) →
-//! `limits`, `cache`, `prompts`, `guard`, `providers`, `batches`, `webhooks`, `audit` →
+//! `limits`, `cache`, `capacity`, `prompts`, `guard`, `providers`, `batches`, `webhooks`,
+//! `audit` →
 //! `tasks` (queues, attempts, records) → `storage` → `config`. `api` names only the service
 //! (and `auth`, `config`, `feature`, `metrics`), never a store; `tests/api/layers.rs` checks
 //! every module's `crate::` references against the table and that none forms a cycle. `app`
@@ -21,6 +22,7 @@ pub mod batch_cli;
 pub mod batches;
 pub mod bench;
 pub mod cache;
+pub mod capacity;
 pub mod cli;
 pub mod config;
 pub mod facts;

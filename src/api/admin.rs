@@ -22,10 +22,12 @@ pub fn router() -> Router<AppState> {
         .route("/v1/admin/providers", get(providers))
 }
 
-/// The providers the chains use: calls this process made, breaker state, last health check.
+/// The providers the chains use: calls this process made, breaker state, last health check;
+/// and, for each provider that books capacity, its limits, what is left and used across the
+/// fleet, its pause after a 429, its calls in flight and the tasks waiting for it.
 #[utoipa::path(
     get, path = "/v1/admin/providers", operation_id = "listProviders", tag = "admin",
-    responses((status = 200, description = "Providers: calls, circuit breaker state, last health check", body = Providers), (status = 401), (status = 403))
+    responses((status = 200, description = "Providers: calls, circuit breaker state, last health check, capacity", body = Providers), (status = 401), (status = 403), (status = 503))
 )]
 pub(super) async fn providers(
     State(state): State<AppState>,
@@ -34,6 +36,7 @@ pub(super) async fn providers(
     require_role(&principal, &[Role::Admin])?;
     Ok(Json(Providers {
         providers: state.service.providers().status(),
+        capacity: state.service.capacity().await?,
     }))
 }
 
@@ -42,6 +45,8 @@ pub(super) async fn providers(
 pub(super) struct Providers {
     #[schema(value_type = Vec<Object>)]
     providers: Vec<crate::service::ProviderStatus>,
+    /// Providers that book capacity (configured limits, or reported by their vendor).
+    capacity: Vec<crate::service::CapacityStatus>,
 }
 
 /// Loaded prompt versions per feature, lowest first (the highest is the default).

@@ -109,6 +109,7 @@ async fn time(chains: &ProviderChains, n: usize) -> anyhow::Result<Vec<f64>> {
         max_tokens: 100,
         model: None,
         json_schema: None,
+        patience: Default::default(),
     };
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n {

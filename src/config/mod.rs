@@ -22,8 +22,8 @@ pub use limits::{
 };
 pub use metrics::{MetricsSettings, WorkerSettings};
 pub use providers::{
-    AnthropicSettings, AzureSettings, BreakerSettings, LatencySetting, MockSettings,
-    OpenAiSettings, ProviderSettings, RetrySettings,
+    AnthropicSettings, AzureSettings, BreakerSettings, CapacityLimits, CapacitySettings,
+    LatencySetting, MockSettings, OpenAiSettings, ProviderSettings, RetrySettings,
 };
 pub use safety::SafetySettings;
 
@@ -323,6 +323,18 @@ impl Settings {
         }
         if p.deadline_ms == 0 {
             return Err(invalid("providers.deadline_ms", "must be greater than 0"));
+        }
+        if p.capacity.burst_ms == 0 {
+            return Err(invalid(
+                "providers.capacity.burst_ms",
+                "must be greater than 0 (the bucket holds this many milliseconds of the rate)",
+            ));
+        }
+        if p.capacity.lease_secs == 0 {
+            return Err(invalid(
+                "providers.capacity.lease_secs",
+                "must be greater than 0",
+            ));
         }
         let b = &p.breaker;
         if b.consecutive_failures == 0 || b.half_open_probes == 0 {

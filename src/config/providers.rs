@@ -28,11 +28,93 @@ pub struct ProviderSettings {
     pub openai: OpenAiSettings,
     pub azure: AzureSettings,
     pub anthropic: AnthropicSettings,
+    /// How calls wait for a provider's capacity (`rpm`, `tpm`… of each provider).
+    pub capacity: CapacitySettings,
 }
 
 impl ProviderSettings {
     pub fn deadline(&self) -> Duration {
         Duration::from_millis(self.deadline_ms)
+    }
+
+    /// The configured capacity of provider `name` (`mock`, `openai`, `azure`, `anthropic`).
+    pub fn limits(&self, name: &str) -> CapacityLimits {
+        let limits = |rpm, tpm, itpm, otpm, max_in_flight| CapacityLimits {
+            rpm,
+            tpm,
+            itpm,
+            otpm,
+            max_in_flight,
+        };
+        let (o, a, n, m) = (&self.openai, &self.azure, &self.anthropic, &self.mock);
+        match name {
+            "openai" => limits(o.rpm, o.tpm, o.itpm, o.otpm, o.max_in_flight),
+            "azure" => limits(a.rpm, a.tpm, a.itpm, a.otpm, a.max_in_flight),
+            "anthropic" => limits(n.rpm, n.tpm, n.itpm, n.otpm, n.max_in_flight),
+            _ => limits(m.rpm, m.tpm, m.itpm, m.otpm, m.max_in_flight),
+        }
+    }
+}
+
+/// One provider entry's capacity, shared by every process (`capacity` module): requests and
+/// tokens per minute, as the vendor enforces them for the key or deployment. 0: no limit of
+/// that kind. The vendor's own `x-ratelimit-*` / `anthropic-ratelimit-*` headers win while fresh.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CapacityLimits {
+    /// Requests per minute.
+    pub rpm: u64,
+    /// Tokens (input + output) per minute: OpenAI's and Azure's TPM.
+    pub tpm: u64,
+    /// Input tokens per minute (Anthropic's ITPM).
+    pub itpm: u64,
+    /// Output tokens per minute (Anthropic's OTPM).
+    pub otpm: u64,
+    /// Calls in flight at once, across the fleet.
+    pub max_in_flight: u64,
+}
+
+impl CapacityLimits {
+    pub fn is_unlimited(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// How calls wait for capacity.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacitySettings {
+    /// Longest a worker keeps a job's slot while it waits for its booked call; a longer wait
+    /// gives the slot back and the job waits in the queue instead (no attempt is counted).
+    pub hold_ms: u64,
+    /// The same for batch items, shorter: a batch books at most this far ahead, so it never adds
+    /// more than this to an interactive call's wait (one dispatch round).
+    pub batch_hold_ms: u64,
+    /// How long a queued job may wait for its provider's capacity before the chain fails over
+    /// to the next provider: a provider paused or busy for longer is passed over.
+    pub max_wait_secs: u64,
+    /// How many calls may go at once (the bucket's depth), in seconds of the rate.
+    pub burst_ms: u64,
+    /// How long a vendor's reported limits win over the configured ones.
+    pub vendor_fresh_secs: u64,
+    /// Requests of the burst batch items leave free for interactive calls.
+    pub interactive_headroom: u64,
+    /// Longest a call that booked capacity may stay in flight before its place is freed
+    /// (a process that died mid-call).
+    pub lease_secs: u64,
+}
+
+impl CapacitySettings {
+    /// How long a call of `class` waits here for capacity it booked.
+    pub fn hold(&self, batch: bool) -> Duration {
+        Duration::from_millis(if batch {
+            self.batch_hold_ms.min(self.hold_ms)
+        } else {
+            self.hold_ms
+        })
+    }
+
+    pub fn max_wait(&self) -> Duration {
+        Duration::from_secs(self.max_wait_secs)
     }
 }
 
@@ -74,6 +156,18 @@ pub struct MockSettings {
     /// first): lets a test or a demo make the mock say something exact (a hint that leaks).
     #[serde(default)]
     pub replies: Vec<String>,
+    /// Requests per minute this provider takes from the fleet (0: no limit); see
+    /// [`CapacityLimits`] for this and the next ones.
+    #[serde(default)]
+    pub rpm: u64,
+    #[serde(default)]
+    pub tpm: u64,
+    #[serde(default)]
+    pub itpm: u64,
+    #[serde(default)]
+    pub otpm: u64,
+    #[serde(default)]
+    pub max_in_flight: u64,
 }
 
 /// A fixed latency (`latency_ms: 50`) or a uniform range (`latency_ms: {min: 20, max: 120}`).
@@ -113,6 +207,18 @@ pub struct OpenAiSettings {
     pub structured_output: bool,
     pub connect_timeout_ms: u64,
     pub timeout_ms: u64,
+    /// Requests per minute this provider takes from the fleet (0: no limit); see
+    /// [`CapacityLimits`] for this and the next ones.
+    #[serde(default)]
+    pub rpm: u64,
+    #[serde(default)]
+    pub tpm: u64,
+    #[serde(default)]
+    pub itpm: u64,
+    #[serde(default)]
+    pub otpm: u64,
+    #[serde(default)]
+    pub max_in_flight: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -134,6 +240,18 @@ pub struct AzureSettings {
     pub structured_output: bool,
     pub connect_timeout_ms: u64,
     pub timeout_ms: u64,
+    /// Requests per minute this provider takes from the fleet (0: no limit); see
+    /// [`CapacityLimits`] for this and the next ones.
+    #[serde(default)]
+    pub rpm: u64,
+    #[serde(default)]
+    pub tpm: u64,
+    #[serde(default)]
+    pub itpm: u64,
+    #[serde(default)]
+    pub otpm: u64,
+    #[serde(default)]
+    pub max_in_flight: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -149,4 +267,16 @@ pub struct AnthropicSettings {
     pub model: String,
     pub connect_timeout_ms: u64,
     pub timeout_ms: u64,
+    /// Requests per minute this provider takes from the fleet (0: no limit); see
+    /// [`CapacityLimits`] for this and the next ones.
+    #[serde(default)]
+    pub rpm: u64,
+    #[serde(default)]
+    pub tpm: u64,
+    #[serde(default)]
+    pub itpm: u64,
+    #[serde(default)]
+    pub otpm: u64,
+    #[serde(default)]
+    pub max_in_flight: u64,
 }

@@ -32,6 +32,14 @@ pub const BREAKER_STATE: &str = "tutorq_provider_breaker_state";
 pub const WEBHOOK_ATTEMPTS: &str = "tutorq_webhook_attempts_total";
 pub const SSE_CONNECTIONS: &str = "tutorq_sse_connections";
 pub const WS_CONNECTIONS: &str = "tutorq_ws_connections";
+pub const CAPACITY_BOOKINGS: &str = "tutorq_capacity_bookings_total";
+pub const CAPACITY_WAIT: &str = "tutorq_capacity_wait_seconds";
+pub const CAPACITY_LIMIT: &str = "tutorq_provider_capacity_limit";
+pub const CAPACITY_LEFT: &str = "tutorq_provider_capacity_left";
+pub const CAPACITY_USED: &str = "tutorq_provider_capacity_used";
+pub const CAPACITY_PAUSED: &str = "tutorq_provider_paused_seconds";
+pub const CAPACITY_IN_FLIGHT: &str = "tutorq_provider_in_flight";
+pub const CAPACITY_WAITING: &str = "tutorq_provider_waiting_tasks";
 
 const HTTP_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -40,6 +48,7 @@ const JOB_BUCKETS: &[f64] = &[
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
 ];
 const PROVIDER_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0];
+const WAIT_BUCKETS: &[f64] = &[0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0];
 /// How often histogram samples are folded into their buckets when nobody scrapes.
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
@@ -55,6 +64,7 @@ pub fn install() -> &'static PrometheusHandle {
             (HTTP_DURATION, HTTP_BUCKETS),
             (JOB_DURATION, JOB_BUCKETS),
             (PROVIDER_DURATION, PROVIDER_BUCKETS),
+            (CAPACITY_WAIT, WAIT_BUCKETS),
         ] {
             builder = builder
                 .set_buckets_for_metric(Matcher::Full(name.to_owned()), buckets)
@@ -152,6 +162,36 @@ fn describe() {
         "Webhook delivery attempts, by outcome (delivered or the failure kind)"
     );
     describe_gauge!(SSE_CONNECTIONS, "Open Server-Sent Events streams");
+    describe_counter!(
+        CAPACITY_BOOKINGS,
+        "Bookings of a provider's capacity, by class and outcome (booked, or busy: the task waits)"
+    );
+    describe_histogram!(
+        CAPACITY_WAIT,
+        Unit::Seconds,
+        "How long a booked call waited for its time"
+    );
+    describe_gauge!(
+        CAPACITY_LIMIT,
+        "A provider's limit per minute, by kind (requests, tokens...), across the fleet"
+    );
+    describe_gauge!(
+        CAPACITY_LEFT,
+        "What could be sent to a provider at once now, by kind, across the fleet"
+    );
+    describe_gauge!(
+        CAPACITY_USED,
+        "Settled this minute at a provider, by kind, across the fleet"
+    );
+    describe_gauge!(
+        CAPACITY_PAUSED,
+        "Seconds a provider stays paused after a 429 (0: not paused)"
+    );
+    describe_gauge!(CAPACITY_IN_FLIGHT, "Booked calls in flight at a provider");
+    describe_gauge!(
+        CAPACITY_WAITING,
+        "Tasks waiting in the queue for a provider's capacity, by class"
+    );
     describe_gauge!(WS_CONNECTIONS, "Open WebSocket connections");
 }
 
@@ -163,6 +203,20 @@ pub struct Sampled {
     pub queues: Option<QueuesSample>,
     /// `(provider, breaker state)`: `closed`, `half_open` or `open`.
     pub breakers: Vec<(&'static str, &'static str)>,
+    /// Each provider entry's capacity across the fleet (`None`: Redis did not answer).
+    pub capacity: Option<Vec<CapacitySample>>,
+}
+
+/// One provider entry's capacity gauges.
+#[derive(Debug, Default)]
+pub struct CapacitySample {
+    pub provider: &'static str,
+    /// `(kind, limit per minute, left now, used this minute)`.
+    pub kinds: Vec<(&'static str, u64, u64, u64)>,
+    pub paused_secs: f64,
+    pub in_flight: u64,
+    pub waiting_interactive: u64,
+    pub waiting_batch: u64,
 }
 
 /// The queue gauges' values.
@@ -184,6 +238,20 @@ pub fn render(sampled: Sampled) -> String {
         }
         gauge!(DEAD_TASKS).set(queues.dead as f64);
         gauge!(AUDIT_SPOOL).set(queues.audit_spool as f64);
+    }
+    for entry in sampled.capacity.into_iter().flatten() {
+        let provider = entry.provider;
+        for (kind, limit, left, used) in entry.kinds {
+            gauge!(CAPACITY_LIMIT, "provider" => provider, "kind" => kind).set(limit as f64);
+            gauge!(CAPACITY_LEFT, "provider" => provider, "kind" => kind).set(left as f64);
+            gauge!(CAPACITY_USED, "provider" => provider, "kind" => kind).set(used as f64);
+        }
+        gauge!(CAPACITY_PAUSED, "provider" => provider).set(entry.paused_secs);
+        gauge!(CAPACITY_IN_FLIGHT, "provider" => provider).set(entry.in_flight as f64);
+        gauge!(CAPACITY_WAITING, "provider" => provider, "class" => "interactive")
+            .set(entry.waiting_interactive as f64);
+        gauge!(CAPACITY_WAITING, "provider" => provider, "class" => "batch")
+            .set(entry.waiting_batch as f64);
     }
     for (provider, state) in sampled.breakers {
         let state = match state {
@@ -225,6 +293,22 @@ pub fn provider_call(provider: &'static str, outcome: &'static str, elapsed: Opt
     if let Some(elapsed) = elapsed {
         metrics::histogram!(PROVIDER_DURATION, "provider" => provider)
             .record(elapsed.as_secs_f64());
+    }
+}
+
+/// One booking of a provider's capacity: `booked` (with how long the call waits for its time)
+/// or `busy` (the task waits in the queue for its turn).
+pub fn capacity_booking(
+    provider: &'static str,
+    class: &'static str,
+    outcome: &'static str,
+    wait: Option<Duration>,
+) {
+    counter!(CAPACITY_BOOKINGS, "provider" => provider, "class" => class, "outcome" => outcome)
+        .increment(1);
+    if let Some(wait) = wait {
+        metrics::histogram!(CAPACITY_WAIT, "provider" => provider, "class" => class)
+            .record(wait.as_secs_f64());
     }
 }
 

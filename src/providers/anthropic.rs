@@ -104,7 +104,9 @@ impl AiProvider for Anthropic {
             let request = self
                 .request(reqwest::Method::POST, "messages")
                 .json(&self.body(prompt, options, false));
-            let answer = http::json(http::send(request).await?).await?;
+            let response = http::send(request).await?;
+            let vendor = super::ratelimit::anthropic(response.headers());
+            let answer = http::json(response).await?;
             if answer["type"] == "error" {
                 return Err(stream_error(&answer.to_string()));
             }
@@ -132,6 +134,7 @@ impl AiProvider for Anthropic {
                 latency: started.elapsed(),
                 degraded: false,
                 failed: Vec::new(),
+                vendor,
             })
         })
     }
@@ -147,6 +150,7 @@ impl AiProvider for Anthropic {
                 .json(&self.body(prompt, options, true));
             let response = http::send(request).await?;
             let state = StreamState {
+                vendor: super::ratelimit::anthropic(response.headers()),
                 model: options.model.clone().unwrap_or_else(|| self.model.clone()),
                 ..StreamState::default()
             };
@@ -173,6 +177,7 @@ impl AiProvider for Anthropic {
 
 #[derive(Default)]
 struct StreamState {
+    vendor: Option<super::VendorLimits>,
     model: String,
     text: String,
     input_tokens: u64,
@@ -242,6 +247,7 @@ impl stream::Parser for StreamState {
                 usage: Usage::new(self.input_tokens as u32, self.output_tokens as u32),
                 finish_reason: finish,
                 model: self.model.clone(),
+                vendor: self.vendor,
             }),
         })
     }

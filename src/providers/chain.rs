@@ -6,7 +6,11 @@
 //! - then the chain fails over to the next provider; a failure the request caused (bad request,
 //!   content filter) ends the chain, since another provider would refuse it too;
 //! - one deadline bounds the whole request, so retries never multiply down the chain;
-//! - when every provider has failed, the mock answers with `degraded: true` and the failures.
+//! - when every provider has failed, the mock answers with `degraded: true` and the failures;
+//! - before each call the provider's capacity (shared by the fleet, [`CapacityGate`]) is booked:
+//!   a call due within its hold waits for it; a provider whose capacity is taken for longer than
+//!   `providers.capacity.max_wait_secs` is passed over; otherwise the chain answers
+//!   [`ProviderError::Busy`] (the task waits in the queue, never a degraded answer).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,12 +24,14 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::breaker::{Breaker, Snapshot};
+use super::gate::{Booking, CapacityGate, Demand, Gate, Report, Unlimited};
 use super::{
     AiProvider, AiResponse, Anthropic, Chunk, ChunkStream, CompletionOptions, Health, MockProvider,
     OpenAiCompatible, ProviderError,
 };
-use crate::config::{MockSettings, ProviderSettings, RetrySettings};
+use crate::config::{CapacitySettings, MockSettings, ProviderSettings, RetrySettings};
 use crate::feature::Feature;
+use crate::prompts::RenderedPrompt as Prompt;
 use crate::prompts::RenderedPrompt;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,6 +83,8 @@ enum Failed {
     Exhausted(Vec<(&'static str, ProviderError)>),
     /// The request itself was refused: the error goes back to the caller.
     Refused(Vec<(&'static str, ProviderError)>),
+    /// A provider worth waiting for has no capacity yet (the last failure says until when).
+    Busy(Vec<(&'static str, ProviderError)>),
 }
 
 #[derive(Clone)]
@@ -87,6 +95,8 @@ pub struct ProviderChains {
     fallback: Option<Arc<dyn AiProvider>>,
     retry: RetrySettings,
     deadline: Duration,
+    gate: Arc<dyn CapacityGate>,
+    capacity: CapacitySettings,
 }
 
 impl ProviderChains {
@@ -139,7 +149,15 @@ impl ProviderChains {
             fallback,
             retry: settings.retry.clone(),
             deadline: settings.deadline(),
+            gate: Arc::new(Unlimited),
+            capacity: settings.capacity.clone(),
         }
+    }
+
+    /// The same chains, booking each call's capacity at `gate`.
+    pub fn with_gate(mut self, gate: Arc<dyn CapacityGate>) -> Self {
+        self.gate = gate;
+        self
     }
 
     fn chain(&self, feature: Feature) -> impl Iterator<Item = &Slot> {
@@ -221,12 +239,61 @@ impl ProviderChains {
         }
     }
 
-    /// Runs `call` down the feature's chain with breakers, retries, failover and the deadline.
+    /// Books `provider`'s capacity for one call of `prompt` and waits until it is due; `Ok(None)`
+    /// when no limit applies, `Err` when it is not due within the call's hold.
+    async fn book(
+        &self,
+        provider: &dyn AiProvider,
+        prompt: &Prompt,
+        options: &CompletionOptions,
+    ) -> Result<Option<Booking>, super::gate::Busy> {
+        if !self.gate.applies(provider.name()) {
+            return Ok(None);
+        }
+        let patience = &options.patience;
+        let demand = Demand {
+            patience,
+            hold: patience
+                .hold
+                .unwrap_or_else(|| self.capacity.hold(patience.class == super::Class::Batch)),
+            input_tokens: (provider.count_tokens(&prompt.system)
+                + provider.count_tokens(&prompt.user)) as u64,
+            output_tokens: u64::from(options.max_tokens),
+        };
+        match self.gate.reserve(provider.name(), demand).await {
+            Gate::Open => Ok(None),
+            Gate::Booked(booking) => {
+                if !booking.wait.is_zero() {
+                    tokio::time::sleep(booking.wait).await;
+                }
+                Ok(Some(booking))
+            }
+            Gate::Busy(busy) => Err(busy),
+        }
+    }
+
+    /// Settles a call's booking to what it used and what the vendor reported; a call that
+    /// booked nothing still tells the gate the vendor's limits.
+    async fn settle(&self, provider: &'static str, booking: Option<Booking>, report: Report) {
+        match booking {
+            Some(booking) => self.gate.settle(booking, report).await,
+            None => {
+                if let Some(vendor) = report.vendor {
+                    self.gate.observed(provider, vendor);
+                }
+            }
+        }
+    }
+
+    /// Runs `call` down the feature's chain with breakers, capacity, retries, failover and the
+    /// deadline. A success comes with the capacity it booked, for the caller to settle.
     async fn run<'a, T>(
         &'a self,
         feature: Feature,
+        prompt: &Prompt,
+        options: &CompletionOptions,
         call: impl Fn(&'a dyn AiProvider) -> BoxFuture<'a, Result<T, ProviderError>>,
-    ) -> Result<(T, Vec<(&'static str, ProviderError)>), Failed> {
+    ) -> Result<Ran<T>, Failed> {
         let deadline = Instant::now() + self.deadline;
         let mut failures = Vec::new();
         for slot in self.chain(feature) {
@@ -238,6 +305,22 @@ impl ProviderChains {
                     failures.push((name, ProviderError::CircuitOpen));
                     break;
                 };
+                let booking = match self.book(slot.provider.as_ref(), prompt, options).await {
+                    Ok(booking) => booking,
+                    Err(busy) => {
+                        let error = ProviderError::Busy {
+                            ready_in: busy.ready_in,
+                            reason: busy.reason,
+                        };
+                        crate::metrics::provider_call(name, error.kind(), None);
+                        failures.push((name, error));
+                        // Soon enough to wait for: the task waits in the queue for it.
+                        if busy.ready_in <= self.capacity.max_wait() {
+                            return Err(Failed::Busy(failures));
+                        }
+                        break;
+                    }
+                };
                 slot.calls.fetch_add(1, Ordering::Relaxed);
                 let started = Instant::now();
                 let result = tokio::time::timeout_at(deadline, call(slot.provider.as_ref()))
@@ -248,7 +331,11 @@ impl ProviderChains {
                 let error = match result {
                     Ok(value) => {
                         ticket.record(None);
-                        return Ok((value, failures));
+                        return Ok(Ran {
+                            value,
+                            failures,
+                            booking,
+                        });
                     }
                     Err(error) => error,
                 };
@@ -258,6 +345,19 @@ impl ProviderChains {
                     ProviderError::RateLimited { retry_after } => retry_after.unwrap_or_default(),
                     _ => Duration::ZERO,
                 };
+                let rate_limited = match &error {
+                    ProviderError::RateLimited { retry_after } => Some(*retry_after),
+                    _ => None,
+                };
+                self.settle(
+                    name,
+                    booking,
+                    Report {
+                        rate_limited,
+                        ..Report::default()
+                    },
+                )
+                .await;
                 let retryable = error.is_transient();
                 let refused = error.is_refusal();
                 failures.push((name, error));
@@ -277,6 +377,20 @@ impl ProviderChains {
                 break;
             }
         }
+        // A provider that was only busy is not an outage: the soonest one is waited for.
+        let soonest = failures
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, error))| match error {
+                ProviderError::Busy { ready_in, .. } => Some((*ready_in, i)),
+                _ => None,
+            })
+            .min();
+        if let Some((_, i)) = soonest {
+            let busy = failures.remove(i);
+            failures.push(busy);
+            return Err(Failed::Busy(failures));
+        }
         Err(Failed::Exhausted(failures))
     }
 
@@ -287,10 +401,22 @@ impl ProviderChains {
         options: &CompletionOptions,
     ) -> Result<AiResponse, ChainError> {
         match self
-            .run(feature, |provider| provider.complete(prompt, options))
+            .run(feature, prompt, options, |provider| {
+                provider.complete(prompt, options)
+            })
             .await
         {
-            Ok((mut response, failures)) => {
+            Ok(Ran {
+                value: mut response,
+                failures,
+                booking,
+            }) => {
+                let report = Report {
+                    usage: Some(response.usage),
+                    vendor: response.vendor,
+                    rate_limited: None,
+                };
+                self.settle(response.provider, booking, report).await;
                 response.failed = describe(&failures);
                 Ok(response)
             }
@@ -305,9 +431,9 @@ impl ProviderChains {
                 tracing::warn!(feature = %feature, failed = ?response.failed, "every provider failed; answering degraded");
                 Ok(response)
             }
-            Err(Failed::Exhausted(failures) | Failed::Refused(failures)) => {
-                Err(ChainError::from_attempts(failures))
-            }
+            Err(
+                Failed::Exhausted(failures) | Failed::Refused(failures) | Failed::Busy(failures),
+            ) => Err(ChainError::from_attempts(failures)),
         }
     }
 
@@ -322,7 +448,7 @@ impl ProviderChains {
     ) -> Result<AiResponse, ChainError> {
         let started = std::time::Instant::now();
         let begun = self
-            .run(feature, |provider| {
+            .run(feature, prompt, options, |provider| {
                 Box::pin(async move {
                     let mut chunks = provider.stream(prompt, options).await?;
                     let first = chunks
@@ -333,8 +459,12 @@ impl ProviderChains {
                 })
             })
             .await;
-        let (provider, first, rest, failures, degraded) = match begun {
-            Ok(((provider, first, rest), failures)) => (provider, first, rest, failures, false),
+        let (provider, first, rest, failures, degraded, booking) = match begun {
+            Ok(Ran {
+                value: (provider, first, rest),
+                failures,
+                booking,
+            }) => (provider, first, rest, failures, false, booking),
             Err(Failed::Exhausted(failures)) if self.fallback.is_some() => {
                 let fallback = self.fallback.as_ref().expect("checked above");
                 let started = fallback.stream(prompt, options).await;
@@ -345,24 +475,41 @@ impl ProviderChains {
                     .await
                     .unwrap_or_else(|| Err(super::stream::cut()))
                     .map_err(|error| ChainError::from_attempts(vec![("mock", error)]))?;
-                ("mock", first, rest, failures, true)
+                ("mock", first, rest, failures, true, None)
             }
-            Err(Failed::Exhausted(failures) | Failed::Refused(failures)) => {
+            Err(
+                Failed::Exhausted(failures) | Failed::Refused(failures) | Failed::Busy(failures),
+            ) => {
                 return Err(ChainError::from_attempts(failures));
             }
         };
-        let mut response = drain(provider, first, rest, &mut on_text)
-            .await
-            .map_err(|error| {
-                let mut attempts = failures.clone();
-                attempts.push((provider, error));
-                ChainError::from_attempts(attempts)
-            })?;
+        let drained = drain(provider, first, rest, &mut on_text).await;
+        let report = match &drained {
+            Ok(response) => Report {
+                usage: Some(response.usage),
+                vendor: response.vendor,
+                rate_limited: None,
+            },
+            Err(_) => Report::default(),
+        };
+        self.settle(provider, booking, report).await;
+        let mut response = drained.map_err(|error| {
+            let mut attempts = failures.clone();
+            attempts.push((provider, error));
+            ChainError::from_attempts(attempts)
+        })?;
         response.latency = started.elapsed();
         response.degraded = degraded;
         response.failed = describe(&failures);
         Ok(response)
     }
+}
+
+/// A call that answered, the failures before it, and the capacity it booked.
+struct Ran<T> {
+    value: T,
+    failures: Vec<(&'static str, ProviderError)>,
+    booking: Option<Booking>,
 }
 
 /// Reads a started stream to its end.
@@ -390,6 +537,7 @@ async fn drain(
                 latency: Duration::ZERO,
                 degraded: false,
                 failed: Vec::new(),
+                vendor: end.vendor,
             });
         }
         next = rest.next().await;

@@ -58,6 +58,7 @@ impl AiProvider for Scripted {
                 latency: Duration::ZERO,
                 degraded: false,
                 failed: Vec::new(),
+                vendor: None,
             })
         })
     }
@@ -77,6 +78,7 @@ impl AiProvider for Scripted {
                         usage: Usage::new(10, 5),
                         finish_reason: FinishReason::Stop,
                         model: "m".into(),
+                        vendor: None,
                     }),
                 }),
             ];

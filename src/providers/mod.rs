@@ -6,9 +6,11 @@
 mod anthropic;
 mod breaker;
 mod chain;
+pub mod gate;
 mod http;
 mod mock;
 mod openai;
+pub mod ratelimit;
 mod stream;
 pub mod tokens;
 
@@ -21,9 +23,11 @@ use serde::Serialize;
 
 pub use anthropic::Anthropic;
 pub use chain::{ChainError, ProviderChains, ProviderStatus};
+pub use gate::{CapacityGate, Class, Patience};
 pub use http::{SseDecoder, SseEvent};
 pub use mock::MockProvider;
 pub use openai::OpenAiCompatible;
+pub use ratelimit::VendorLimits;
 
 use crate::prompts::RenderedPrompt;
 
@@ -39,6 +43,8 @@ pub struct CompletionOptions {
     pub model: Option<String>,
     /// Ask for JSON matching this schema (structured output).
     pub json_schema: Option<std::sync::Arc<serde_json::Value>>,
+    /// How long the call may wait for a provider's capacity, and for which task.
+    pub patience: Patience,
 }
 
 pub use crate::outcome::{FinishReason, Usage};
@@ -55,6 +61,8 @@ pub struct AiResponse {
     pub degraded: bool,
     /// "provider: error" for each failed attempt before this answer.
     pub failed: Vec<String>,
+    /// What the vendor reported of its rate limits with this answer.
+    pub vendor: Option<VendorLimits>,
 }
 
 /// One piece of a streamed answer; the last one carries how the answer ended.
@@ -69,6 +77,8 @@ pub struct StreamEnd {
     pub usage: Usage,
     pub finish_reason: FinishReason,
     pub model: String,
+    /// What the vendor reported of its rate limits when the stream began.
+    pub vendor: Option<VendorLimits>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -98,6 +108,12 @@ pub enum ProviderError {
     Unsupported(&'static str),
     #[error("the provider's circuit breaker is open (it failed repeatedly); skipped")]
     CircuitOpen,
+    /// Its capacity (shared by the fleet) is taken for longer than the call may wait here.
+    #[error("the provider has no capacity for {} ms ({reason})", ready_in.as_millis())]
+    Busy {
+        ready_in: Duration,
+        reason: &'static str,
+    },
 }
 
 impl ProviderError {
@@ -110,6 +126,7 @@ impl ProviderError {
                 | Self::Timeout
                 | Self::Server(_)
                 | Self::CircuitOpen
+                | Self::Busy { .. }
         )
     }
 
@@ -125,6 +142,7 @@ impl ProviderError {
             Self::Server(_) => "server_error",
             Self::Unsupported(_) => "unsupported",
             Self::CircuitOpen => "circuit_open",
+            Self::Busy { .. } => "busy",
         }
     }
 

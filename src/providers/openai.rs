@@ -195,7 +195,9 @@ impl AiProvider for OpenAiCompatible {
                 .client
                 .post(self.url("chat/completions"))
                 .json(&self.body(prompt, options, false));
-            let answer = http::json(http::send(self.authorized(request)).await?).await?;
+            let response = http::send(self.authorized(request)).await?;
+            let vendor = super::ratelimit::openai(response.headers());
+            let answer = http::json(response).await?;
             let choice = &answer["choices"][0];
             let finish = finish_reason(&choice["finish_reason"]).unwrap_or(FinishReason::Stop);
             let text = choice["message"]["content"].as_str().unwrap_or_default();
@@ -220,6 +222,7 @@ impl AiProvider for OpenAiCompatible {
                 latency: started.elapsed(),
                 degraded: false,
                 failed: Vec::new(),
+                vendor,
             })
         })
     }
@@ -236,6 +239,7 @@ impl AiProvider for OpenAiCompatible {
                 .json(&self.body(prompt, options, true));
             let response = http::send(self.authorized(request)).await?;
             let state = StreamState {
+                vendor: super::ratelimit::openai(response.headers()),
                 model: self.model_for(options),
                 prompt: prompt.clone(),
                 ..StreamState::default()
@@ -287,6 +291,7 @@ impl AiProvider for OpenAiCompatible {
 /// What a streamed answer has said so far.
 #[derive(Default)]
 struct StreamState {
+    vendor: Option<super::VendorLimits>,
     model: String,
     prompt: RenderedPrompt,
     text: String,
@@ -348,6 +353,7 @@ impl stream::Parser for StreamState {
                 usage,
                 finish_reason: finish,
                 model: self.model.clone(),
+                vendor: self.vendor,
             }),
         })
     }

@@ -24,7 +24,9 @@ impl Job for BatchItemJob {
     }
 
     async fn run(self, service: AiService, _delivery: Delivery) -> Result<Outcome, BoxDynError> {
-        service.run_job(self.0).await
+        service
+            .run_job(self.0, crate::providers::Class::Batch)
+            .await
     }
 
     async fn upkeep(service: &AiService) {

@@ -10,9 +10,14 @@ use crate::outcome::Answer;
 use crate::providers::{CompletionOptions, Usage};
 
 impl AiService {
-    /// Renders the job's prompt and runs it through the feature's provider chain; a hint goes
-    /// through the answer guard (`safety.rs`) before anyone sees it.
-    pub async fn execute(&self, job: &job::AiRequestJob) -> Result<Completion, ServiceError> {
+    /// Renders the job's prompt and runs it through the feature's provider chain (its calls
+    /// waiting for capacity as `patience` allows); a hint goes through the answer guard
+    /// (`safety.rs`) before anyone sees it.
+    pub async fn execute(
+        &self,
+        job: &job::AiRequestJob,
+        patience: crate::providers::Patience,
+    ) -> Result<Completion, ServiceError> {
         let (task_id, feature, stream) = (job.task_id.as_str(), job.feature, job.stream);
         let started = std::time::Instant::now();
         let prompts = self.prompts.snapshot();
@@ -26,6 +31,7 @@ impl AiService {
             max_tokens: prompt.parameters.max_tokens,
             model: prompt.parameters.model.clone(),
             json_schema: prompt.output_schema.clone(),
+            patience,
         };
         let guard = (feature == Feature::Hint && self.settings.safety.guard_hints)
             .then(|| safety::HintGuard::new(prompt.clone(), &data));
@@ -173,6 +179,7 @@ impl AiService {
                     latency: std::time::Duration::ZERO,
                     degraded: false,
                     failed: Vec::new(),
+                    vendor: None,
                 });
             }
             Ok(Lookup::Miss(entry)) => entry,

@@ -84,6 +84,42 @@ impl AiService {
             .into_iter()
             .map(|status| (status.name, status.breaker.state))
             .collect();
-        crate::metrics::render(crate::metrics::Sampled { queues, breakers })
+        let capacity = match self.capacity().await {
+            Ok(entries) => Some(entries.into_iter().map(capacity_sample).collect()),
+            Err(err) => {
+                tracing::warn!(%err, "could not read the providers' capacity for /metrics");
+                None
+            }
+        };
+        crate::metrics::render(crate::metrics::Sampled {
+            queues,
+            breakers,
+            capacity,
+        })
+    }
+}
+
+fn capacity_sample(entry: crate::capacity::CapacityStatus) -> crate::metrics::CapacitySample {
+    let paused_secs = entry
+        .paused_until
+        .as_deref()
+        .and_then(|until| until.parse::<jiff::Timestamp>().ok())
+        .map_or(0.0, |until| {
+            until
+                .duration_since(jiff::Timestamp::now())
+                .as_secs_f64()
+                .max(0.0)
+        });
+    crate::metrics::CapacitySample {
+        provider: entry.provider,
+        kinds: entry
+            .limits
+            .iter()
+            .map(|k| (k.kind, k.limit, k.left_now, k.used_this_minute))
+            .collect(),
+        paused_secs,
+        in_flight: entry.in_flight,
+        waiting_interactive: entry.waiting_interactive,
+        waiting_batch: entry.waiting_batch,
     }
 }

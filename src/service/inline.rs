@@ -2,7 +2,9 @@
 //! other (record, events, history). A lease in the queue's delayed set, kept fresh while the run
 //! lasts, makes sure a run whose process dies is queued and finished by a worker. A run that
 //! overruns its threshold is not abandoned and not started twice: the caller gets 202 and the
-//! same run finishes in the background.
+//! same run finishes in the background. A run whose provider has no capacity within the
+//! threshold is not answered degraded either: the caller gets 202 and the task waits in the
+//! queue for the capacity.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +12,7 @@ use std::time::Duration;
 
 use tracing::Instrument as _;
 
-use super::job::{AI_REQUEST, AiRequestJob, failure_of, job_failure};
+use super::job::{AI_REQUEST, AiRequestJob, Retry, failure_of, job_failure};
 use super::{AiService, Completion, ServiceError, Submitted};
 use crate::outcome::Outcome;
 use crate::tasks::{Delivery, Ending, Finish, NewTask, classify};
@@ -30,7 +32,7 @@ impl AiService {
         // The run keeps the request's span: its log lines carry the request id.
         let mut run = tokio::spawn(
             self.clone()
-                .inline_run(job, detached.clone(), kind.clone())
+                .inline_run(job, detached.clone(), kind.clone(), limit)
                 .in_current_span(),
         );
         let joined = match limit {
@@ -80,7 +82,7 @@ impl AiService {
         // Nobody waits on the HTTP answer: failures follow the queue's rules, like an overrun.
         tokio::spawn(
             self.clone()
-                .inline_run(job, Arc::new(AtomicBool::new(true)), kind)
+                .inline_run(job, Arc::new(AtomicBool::new(true)), kind, None)
                 .in_current_span(),
         );
         let record = self.record_of(&task.facts.task_id).await?;
@@ -88,12 +90,14 @@ impl AiService {
     }
 
     /// The run itself, with its lease kept fresh; records the outcome before returning it.
-    /// `None` when the task was cancelled meanwhile.
+    /// `None` when the task was cancelled meanwhile, or went to wait in the queue for its
+    /// provider's capacity (which it may wait `hold` for here).
     async fn inline_run(
         self,
         job: AiRequestJob,
         detached: Arc<AtomicBool>,
         kind: crate::tasks::JobKind,
+        hold: Option<Duration>,
     ) -> Option<Result<Completion, ServiceError>> {
         let task_id = job.task_id.clone();
         let cancel = self.engine.inflight.begin(None, &task_id);
@@ -107,7 +111,11 @@ impl AiService {
             }
         };
         let result = tokio::select! {
-            result = self.execute(&job) => Some(result),
+            result = self.execute(&job, crate::providers::Patience {
+                task_id: task_id.clone(),
+                class: crate::providers::Class::Interactive,
+                hold,
+            }) => Some(result),
             () = cancel.notified() => None,
             () = keep_lease => unreachable!("the lease loop never ends"),
         };
@@ -119,7 +127,10 @@ impl AiService {
                 Ending::Succeeded,
                 Outcome::from(completion.clone()),
             ),
-            Some(Err(error)) if !detached.load(Ordering::SeqCst) => {
+            Some(Err(error))
+                if !detached.load(Ordering::SeqCst)
+                    && !matches!(failure_of(error).1, Retry::Wait(_)) =>
+            {
                 // The caller is waiting and gets this error: the task ends here.
                 let (failure, _) = failure_of(error);
                 Finish::new(
@@ -130,7 +141,8 @@ impl AiService {
                 )
             }
             Some(Err(_)) => {
-                // Nobody waits any more: the error is treated like a worker's (retry or give up).
+                // Nobody waits any more, or the task waits for capacity: the error is treated
+                // like a worker's (wait, retry or give up).
                 let Some(Err(error)) = result else {
                     unreachable!()
                 };

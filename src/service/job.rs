@@ -9,7 +9,7 @@ use super::{AiService, ServiceError};
 use crate::facts::{Role, TaskFacts};
 use crate::feature::Feature;
 use crate::outcome::Outcome;
-use crate::providers::ProviderError;
+use crate::providers::{Class, Patience, ProviderError};
 use crate::tasks::{Delivery, Job, JobFailure};
 
 /// The kind's stable name (its [`Job::KIND`]), for code that picks the kind's settings.
@@ -79,19 +79,26 @@ impl Job for AiRequestJob {
         service: AiService,
         _delivery: Delivery,
     ) -> Result<Outcome, apalis::prelude::BoxDynError> {
-        service.run_job(self).await
+        service.run_job(self, Class::Interactive).await
     }
 }
 
 impl AiService {
-    /// Runs a queued AI request; the error says whether the queue should retry.
+    /// Runs a queued AI request of `class`; the error says whether the queue should retry, or
+    /// let the task wait for its provider's capacity.
     pub async fn run_job(
         &self,
         job: AiRequestJob,
+        class: Class,
     ) -> Result<Outcome, apalis::prelude::BoxDynError> {
         let span = tracing::info_span!("job", task_id = %job.task_id, request_id = %job.request_id, feature = %job.feature);
+        let patience = Patience {
+            task_id: job.task_id.clone(),
+            class,
+            hold: None,
+        };
         let completion = self
-            .execute(&job)
+            .execute(&job, patience)
             .instrument(span)
             .await
             .map_err(job_failure)?;
@@ -104,6 +111,8 @@ pub enum Retry {
     Never,
     Backoff,
     After(std::time::Duration),
+    /// The provider's capacity is due then: wait without counting an attempt.
+    Wait(std::time::Duration),
 }
 
 /// The stable kind, message and retry class of a failure.
@@ -115,6 +124,7 @@ pub fn failure_of(error: &ServiceError) -> (JobFailure, Retry) {
                 ProviderError::RateLimited {
                     retry_after: Some(delay),
                 } => Retry::After(delay),
+                ProviderError::Busy { ready_in, .. } => Retry::Wait(ready_in),
                 ref error if error.is_transient() => Retry::Backoff,
                 _ => Retry::Never,
             };
@@ -144,6 +154,7 @@ pub fn job_failure(error: ServiceError) -> apalis::prelude::BoxDynError {
         Retry::Never => failure.give_up(),
         Retry::Backoff => failure.retry(),
         Retry::After(delay) => failure.retry_after(delay),
+        Retry::Wait(delay) => failure.wait(delay),
     }
 }
 
@@ -158,5 +169,6 @@ fn provider_kind(error: &ProviderError) -> &'static str {
         ProviderError::Server(_) => "provider_error",
         ProviderError::Unsupported(_) => "provider_unsupported",
         ProviderError::CircuitOpen => "provider_circuit_open",
+        ProviderError::Busy { .. } => "provider_busy",
     }
 }

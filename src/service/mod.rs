@@ -38,6 +38,7 @@ use crate::tasks::Engine;
 
 // What the HTTP layer sees of the layers below: the types it takes, returns and maps.
 pub use crate::batches::BatchView;
+pub use crate::capacity::CapacityStatus;
 pub use crate::outcome::PromptRef;
 pub use crate::prompts::{FieldErrors, InputError, LoadError, LookupError};
 pub use crate::providers::{ChainError, ProviderStatus};
@@ -182,6 +183,7 @@ pub struct Parts {
     limits: Limits,
     cache: ResponseCache,
     moderation: crate::guard::Moderation,
+    capacity: crate::capacity::Ledger,
 }
 
 impl AiService {
@@ -199,6 +201,7 @@ impl AiService {
         webhooks: crate::webhooks::Webhooks,
         limits: Limits,
         cache: ResponseCache,
+        capacity: crate::capacity::Ledger,
     ) -> Self {
         Self(Arc::new(Parts {
             stores,
@@ -212,6 +215,7 @@ impl AiService {
             webhooks,
             limits,
             cache,
+            capacity,
         }))
     }
 
@@ -222,6 +226,15 @@ impl AiService {
 
     pub fn providers(&self) -> &ProviderChains {
         &self.providers
+    }
+
+    /// Each provider entry's capacity across the fleet, for the entries that book it.
+    pub async fn capacity(&self) -> Result<Vec<crate::capacity::CapacityStatus>, ServiceError> {
+        let names: Vec<&'static str> = self.providers.status().iter().map(|p| p.name).collect();
+        self.capacity
+            .status(&names)
+            .await
+            .map_err(|err| ServiceError::Store(err.into()))
     }
 
     pub fn limits(&self) -> &Limits {

@@ -99,6 +99,10 @@ impl Completer {
                     crate::metrics::job_finished(&self.kind.name, "retrying", ran);
                     continue;
                 }
+                Ending::Waiting(_) => {
+                    crate::metrics::job_finished(&self.kind.name, "waiting", ran);
+                    continue;
+                }
             };
             crate::metrics::job_finished(&self.kind.name, state.as_str(), ran);
             finals.push(FinishedTask {

@@ -68,6 +68,23 @@ impl JobFailure {
     pub fn retry(self) -> BoxDynError {
         self.into()
     }
+
+    /// Run again after `delay` without counting the attempt (a provider's capacity is due).
+    pub fn wait(self, delay: std::time::Duration) -> BoxDynError {
+        Box::new(WaitFor {
+            failure: self,
+            delay,
+        })
+    }
+}
+
+/// A job that could not run yet: it waits `delay` in the queue, its attempt not counted.
+#[derive(Debug, thiserror::Error)]
+#[error("{failure}")]
+pub struct WaitFor {
+    #[source]
+    failure: JobFailure,
+    delay: std::time::Duration,
 }
 
 /// The `{kind, message}` of an error, from the first `JobFailure` in its chain.
@@ -101,6 +118,8 @@ pub fn classify(
             let outcome = error_outcome(error);
             let ending = if error.downcast_ref::<AbortError>().is_some() {
                 Ending::Failed
+            } else if let Some(wait) = error.downcast_ref::<WaitFor>() {
+                Ending::Waiting(wait.delay)
             } else if delivery.attempt >= kind.max_attempts {
                 Ending::Dead
             } else if let Some(retry) = error.downcast_ref::<RetryAfterError>() {

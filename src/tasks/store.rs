@@ -76,6 +76,9 @@ pub enum Ending {
     Dead,
     /// Try again after the delay.
     Retrying(Duration),
+    /// Run again after the delay without counting this attempt: what the job needs (a
+    /// provider's capacity) is due then. The task is queued meanwhile.
+    Waiting(Duration),
 }
 
 impl Ending {
@@ -85,6 +88,7 @@ impl Ending {
             Ending::Failed => "failed",
             Ending::Dead => "dead",
             Ending::Retrying(_) => "retrying",
+            Ending::Waiting(_) => "waiting",
         }
     }
 }
@@ -638,7 +642,7 @@ impl TaskStore {
                 ending: finish.ending.name(),
                 outcome: serde_json::to_string(&finish.outcome).expect("an outcome serialises"),
                 delay_ms: match finish.ending {
-                    Ending::Retrying(delay) => delay.as_millis() as u64,
+                    Ending::Retrying(delay) | Ending::Waiting(delay) => delay.as_millis() as u64,
                     _ => 0,
                 },
                 tokens: finish.outcome.tokens_used(),

@@ -600,7 +600,10 @@ async fn the_ai_request_job_runs_without_a_worker() {
         .service
         .clone();
     let outcome = service
-        .run_job(job(sample_input("evaluation")))
+        .run_job(
+            job(sample_input("evaluation")),
+            tutorq::providers::Class::Interactive,
+        )
         .await
         .unwrap();
     let payload = serde_json::to_value(&outcome).unwrap();
@@ -609,7 +612,10 @@ async fn the_ai_request_job_runs_without_a_worker() {
 
     // An input that no longer validates cannot get better by retrying: give up.
     let error = service
-        .run_job(job(json!({ "question": "kısa" })))
+        .run_job(
+            job(json!({ "question": "kısa" })),
+            tutorq::providers::Class::Interactive,
+        )
         .await
         .unwrap_err();
     assert!(error.downcast_ref::<AbortError>().is_some(), "{error}");
@@ -623,7 +629,10 @@ async fn the_ai_request_job_runs_without_a_worker() {
         .service
         .clone();
     let error = service
-        .run_job(job(sample_input("evaluation")))
+        .run_job(
+            job(sample_input("evaluation")),
+            tutorq::providers::Class::Interactive,
+        )
         .await
         .unwrap_err();
     assert!(

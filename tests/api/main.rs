@@ -5,6 +5,7 @@ mod audit;
 mod auth;
 mod batches;
 mod browser;
+mod capacity;
 mod cli;
 mod cluster;
 mod crash;

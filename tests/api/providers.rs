@@ -170,6 +170,7 @@ fn options() -> CompletionOptions {
         max_tokens: 120,
         model: None,
         json_schema: None,
+        patience: Default::default(),
     }
 }
 

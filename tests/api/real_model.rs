@@ -147,6 +147,7 @@ fn options(max_tokens: u32) -> CompletionOptions {
         max_tokens,
         model: None,
         json_schema: None,
+        patience: Default::default(),
     }
 }
 

@@ -162,6 +162,7 @@ impl AiProvider for MockProvider {
                 latency: started.elapsed(),
                 degraded: false,
                 failed: Vec::new(),
+                vendor: None,
             })
         })
     }
@@ -191,6 +192,7 @@ impl AiProvider for MockProvider {
                             usage,
                             finish_reason: FinishReason::Stop,
                             model,
+                            vendor: None,
                         }),
                     })
                 }
@@ -242,6 +244,11 @@ mod tests {
             failure_rate,
             stream_chunk_chars: 8,
             replies: Vec::new(),
+            rpm: 0,
+            tpm: 0,
+            itpm: 0,
+            otpm: 0,
+            max_in_flight: 0,
         })
     }
 

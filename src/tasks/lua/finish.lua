@@ -6,7 +6,7 @@
 -- watching set, announcements and outbox), then per job
 -- `TaskKeys` (or, in the settling build, `FinishItemKeys`: with the user's settlement keys;
 -- `settles_here` says which) and `FinishItemArgs` (`arg_ending`: succeeded | failed | dead |
--- retrying).
+-- retrying | waiting: queued again after the delay, the attempt not counted).
 -- Returns {per job: {applied (1/0), user_id, role, feature, request_id, created_us, started_us,
 -- attempts, callback_url}; follow-ups}
 local final = {succeeded = true, failed = true, cancelled = true, dead = true}
@@ -34,6 +34,13 @@ for i = 1, items do
       local due_ms = math.floor(now_us / 1000) + tonumber(arg_delay_ms)
       head = '"task_id":"' .. arg_task_id .. '","state":"retrying","retry_in_ms":' .. arg_delay_ms
       redis.call('HSET', key_task, 'state', 'retrying', 'outcome', arg_outcome, 'next_run_us', string.format('%.0f', due_ms * 1000))
+      redis.call('ZADD', key_delayed, due_ms, arg_task_id)
+    elseif arg_ending == 'waiting' then
+      -- Back in the queue until what it waits for is due; this attempt does not count.
+      local due_ms = math.floor(now_us / 1000) + tonumber(arg_delay_ms)
+      head = '"task_id":"' .. arg_task_id .. '","state":"queued","waiting_ms":' .. arg_delay_ms
+      redis.call('HSET', key_task, 'state', 'queued', 'next_run_us', string.format('%.0f', due_ms * 1000))
+      redis.call('HINCRBY', key_task, 'attempts', -1)
       redis.call('ZADD', key_delayed, due_ms, arg_task_id)
     else
       head = '"task_id":"' .. arg_task_id .. '","state":"' .. arg_ending .. '"'

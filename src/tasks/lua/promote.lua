@@ -1,5 +1,6 @@
 -- Moves due jobs from the partition's delayed set to its queue: retries whose backoff has
--- passed, and inline runs whose lease expired (their process died). The caller read the due ids
+-- passed, jobs whose provider capacity is due (queued, waiting), and inline runs whose lease
+-- expired (their process died). The caller read the due ids
 -- (ZRANGEBYSCORE) and passes each task's keys; a job another process moved first, or whose
 -- lease was extended since, is left alone.
 -- Keys and arguments: `PromoteKeys`, `PromoteArgs`, per job `PromoteItemKeys`,
@@ -16,7 +17,7 @@ for i = 1, items do
   if due and tonumber(due) <= now_ms then
     redis.call('ZREM', key_delayed, arg_task_id)
     local f = redis.call('HMGET', key_task, 'state', 'job')
-    if f[1] == 'retrying' or f[1] == 'running' then
+    if f[1] == 'retrying' or f[1] == 'running' or f[1] == 'queued' then
       if f[1] == 'retrying' then
         redis.call('HSET', key_task, 'state', 'queued')
         redis.call('XADD', key_events, 'MAXLEN', '~', arg_events_maxlen, '*', 'event', 'queued',
