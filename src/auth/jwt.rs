@@ -16,6 +16,9 @@ pub struct Claims {
     pub exp: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<u64>,
+    /// The caller's tenant (a school), if the platform groups its users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 /// What a presented token may hold: every field optional so that a missing one gets its own
@@ -35,6 +38,8 @@ struct PresentedClaims {
     exp: Option<u64>,
     #[serde(default)]
     iat: Option<u64>,
+    #[serde(default)]
+    tenant: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -197,10 +202,17 @@ impl Authenticator {
         let role = role
             .parse()
             .map_err(|reason| AuthError::Invalid(format!("the `role` claim is wrong: {reason}")))?;
+        let tenant = data.claims.tenant;
+        if let Some(tenant) = &tenant {
+            super::check_id(tenant).map_err(|reason| {
+                AuthError::Invalid(format!("the `tenant` claim is wrong: it {reason}"))
+            })?;
+        }
         let principal = Principal {
             user_id,
             role,
             expires_at: data.claims.exp,
+            tenant,
         };
         Ok((principal, data.claims.stream_task))
     }
@@ -213,6 +225,7 @@ impl Authenticator {
             role,
             exp: now + ttl.as_secs(),
             iat: Some(now),
+            tenant: None,
         };
         self.mint_claims(&claims)
     }
@@ -271,6 +284,7 @@ mod tests {
             role: Role::Student,
             exp: 1_000,
             iat: None,
+            tenant: None,
         });
         assert_eq!(auth.verify(&expired), Err(AuthError::Expired));
         assert!(matches!(

@@ -40,6 +40,9 @@ pub struct Principal {
     /// When the credential stops being valid (Unix seconds): a token's `exp`; `None` for an
     /// API key, valid until revoked. Open streams and sockets end then.
     pub expires_at: Option<u64>,
+    /// The tenant (e.g. a school) a token's `tenant` claim names: its users share their turns
+    /// when a provider's capacity is short.
+    pub tenant: Option<String>,
 }
 
 impl Principal {
@@ -49,6 +52,7 @@ impl Principal {
             user_id: user_id.into(),
             role,
             expires_at: None,
+            tenant: None,
         }
     }
 }

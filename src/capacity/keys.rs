@@ -23,6 +23,12 @@ pub fn waiting(provider: &str, class: Class) -> String {
     format!("{}:waiting:{}", entry(provider), class.as_str())
 }
 
+/// The next free turn (ms) of each user or tenant of `class` with calls waiting, so turns are
+/// shared fairly (a zset by turn).
+pub fn users(provider: &str, class: Class) -> String {
+    format!("{}:users:{}", entry(provider), class.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use crate::providers::Class;
@@ -34,6 +40,7 @@ mod tests {
             super::inflight("openai"),
             super::waiting("openai", Class::Interactive),
             super::waiting("openai", Class::Batch),
+            super::users("openai", Class::Batch),
         ] {
             assert!(key.contains("{openai}"), "{key}");
         }

@@ -211,10 +211,12 @@ impl Ledger {
             state: keys::state(provider),
             inflight: keys::inflight(provider),
             waiting: keys::waiting(provider, class),
+            users: keys::users(provider, class),
         };
         let args = ReserveArgs {
             call_id: &call_id,
             task_id: &demand.patience.task_id,
+            fair_key: demand.patience.fair_key(),
             class: class.as_str(),
             hold_ms: demand.hold.as_millis() as u64,
             lease_ms: settings.lease_secs * 1000,

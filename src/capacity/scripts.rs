@@ -11,6 +11,8 @@ script_parts! {
         inflight: String,
         /// The waiting tasks of the call's class.
         waiting: String,
+        /// The next free turn of each user (or tenant) of the call's class that waits.
+        users: String,
     }
 }
 
@@ -20,6 +22,8 @@ script_parts! {
         call_id: &'a str,
         /// "" for a call of no task.
         task_id: &'a str,
+        /// Whose turn it is: the user, or the tenant the user's token names.
+        fair_key: &'a str,
         class: &'static str,
         hold_ms: u64,
         lease_ms: u64,

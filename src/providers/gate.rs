@@ -34,10 +34,20 @@ pub struct Patience {
     /// The task the call is for ("" for none): the ledger counts it among the waiting while it
     /// waits.
     pub task_id: String,
+    /// Whose turn the call takes when capacity is short: the task's user, or the tenant (a
+    /// school) its token names. Calls of no one share one turn.
+    pub owner: String,
     pub class: Class,
     /// Longest the call waits here for capacity it booked; `None`: the configured
     /// `providers.capacity.hold_ms`.
     pub hold: Option<Duration>,
+}
+
+impl Patience {
+    /// The key turns are shared by.
+    pub fn fair_key(&self) -> &str {
+        &self.owner
+    }
 }
 
 /// What one call asks of a provider's capacity.

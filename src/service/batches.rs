@@ -102,8 +102,10 @@ impl AiService {
                     role: principal.role,
                     feature: Some(batch.feature),
                 };
-                let job =
-                    AiRequestJob::new(&task, batch.feature, prompt.version.clone(), data, false);
+                let job = AiRequestJob {
+                    tenant: principal.tenant.clone(),
+                    ..AiRequestJob::new(&task, batch.feature, prompt.version.clone(), data, false)
+                };
                 let facts = crate::audit::RequestFacts {
                     task: task.clone(),
                     prompt: Some(prompt.reference()),

@@ -113,6 +113,7 @@ impl AiService {
         let result = tokio::select! {
             result = self.execute(&job, crate::providers::Patience {
                 task_id: task_id.clone(),
+                owner: job.owner().to_owned(),
                 class: crate::providers::Class::Interactive,
                 hold,
             }) => Some(result),

@@ -179,6 +179,7 @@ impl AiService {
                 data,
                 callback_url,
                 &admission,
+                principal.tenant.clone(),
             )
             .await?;
         Ok((submitted, admission))
@@ -195,14 +196,18 @@ impl AiService {
         data: serde_json::Map<String, Json>,
         callback_url: Option<reqwest::Url>,
         admission: &Admission,
+        tenant: Option<String>,
     ) -> Result<Submitted, ServiceError> {
-        let job = job::AiRequestJob::new(
-            &facts,
-            feature,
-            prompt.version.clone(),
-            data,
-            request.stream,
-        );
+        let job = job::AiRequestJob {
+            tenant,
+            ..job::AiRequestJob::new(
+                &facts,
+                feature,
+                prompt.version.clone(),
+                data,
+                request.stream,
+            )
+        };
         let task_id = facts.task_id.clone();
         let new_task = NewTask {
             facts,

@@ -31,6 +31,10 @@ pub struct AiRequestJob {
     /// Stream the answer as `delta` events while it is produced.
     #[serde(default)]
     pub stream: bool,
+    /// The tenant (a school) the caller's token names, if any: users of one tenant share
+    /// their turns for a provider's capacity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 impl AiRequestJob {
@@ -51,7 +55,14 @@ impl AiRequestJob {
             role: facts.role,
             request_id: facts.request_id.clone(),
             stream,
+            tenant: None,
         }
+    }
+
+    /// Whose turn its provider calls take when capacity is short: its tenant when its
+    /// caller's token named one, else its user.
+    pub fn owner(&self) -> &str {
+        self.tenant.as_deref().unwrap_or(&self.user_id)
     }
 
     /// The facts of its task, as the job carries them.
@@ -94,6 +105,7 @@ impl AiService {
         let span = tracing::info_span!("job", task_id = %job.task_id, request_id = %job.request_id, feature = %job.feature);
         let patience = Patience {
             task_id: job.task_id.clone(),
+            owner: job.owner().to_owned(),
             class,
             hold: None,
         };

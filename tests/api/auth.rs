@@ -126,6 +126,7 @@ async fn bad_signature_alg_none_expired_and_bad_claims() {
         role: Role::Student,
         exp: now() - 3600,
         iat: None,
+        tenant: None,
     });
     assert_401(
         call(&app, Some(&format!("Bearer {expired}"))).await,

@@ -29,6 +29,7 @@ async fn ledgers(app: &TestApp, rpm: u64, processes: usize) -> Vec<Ledger> {
 fn patience(class: Class) -> Patience {
     Patience {
         task_id: String::new(),
+        owner: "u1".into(),
         class,
         hold: None,
     }
@@ -185,6 +186,7 @@ async fn refused_calls_come_back_one_after_another() {
     for i in 0..30 {
         let patience = Patience {
             task_id: format!("task-{i}"),
+            owner: "u1".into(),
             class: Class::Interactive,
             hold: None,
         };
@@ -255,4 +257,46 @@ async fn an_inline_request_without_capacity_waits_in_the_queue_instead_of_degrad
     assert!(events.contains(&"waiting".to_owned()), "{events:?}");
     // The wait did not count as an attempt.
     assert_eq!(done["attempts"], 1, "{done:#}");
+}
+
+/// Refused calls of one user, then one of another: the second user's turn comes at once, not
+/// behind the first user's line (`reserve.lua`: turns shared by the users that wait).
+#[tokio::test]
+async fn a_user_with_many_waiting_calls_does_not_delay_anothers_first() {
+    let app = spawn_app_with(|_| {}).await;
+    let fleet = ledgers(&app, 600, 2).await;
+    let refused = |ledger: Ledger, owner: &'static str, task: String| async move {
+        let patience = Patience {
+            task_id: task,
+            owner: owner.into(),
+            class: Class::Interactive,
+            hold: None,
+        };
+        let demand = Demand {
+            patience: &patience,
+            hold: Duration::ZERO,
+            input_tokens: 1,
+            output_tokens: 1,
+        };
+        match ledger.reserve("openai", demand).await {
+            Gate::Busy(busy) => Some(busy.ready_in),
+            _ => None,
+        }
+    };
+    let mut heavy = Vec::new();
+    for i in 0..200 {
+        let ledger = fleet[i % 2].clone();
+        if let Some(turn) = refused(ledger, "student-a", format!("a-{i}")).await {
+            heavy.push(turn);
+        }
+    }
+    let last = *heavy.last().expect("the bucket holds ten; the rest wait");
+    assert!(last > Duration::from_secs(15), "one every 100 ms: {last:?}");
+    let lone = refused(fleet[1].clone(), "student-b", "b-0".into())
+        .await
+        .expect("no capacity now for anyone");
+    assert!(
+        lone <= Duration::from_millis(300),
+        "the other user's first call waits a turn or two, not {lone:?} behind 190 calls"
+    );
 }

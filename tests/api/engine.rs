@@ -592,6 +592,7 @@ async fn the_ai_request_job_runs_without_a_worker() {
         role: tutorq::auth::Role::Student,
         request_id: "r1".into(),
         stream: false,
+        tenant: None,
     };
     let settings = crate::helpers::test_settings().await;
     let service = tutorq::app::AppState::build(settings.clone())

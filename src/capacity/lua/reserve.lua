@@ -5,15 +5,18 @@
 -- else the configured one (0: none). A 429 pauses the entry (`paused_until`, `settle.lua`).
 -- Batch calls leave `arg_headroom` requests of the bucket to interactive ones. A call due
 -- within `arg_hold_ms` is booked (and told how long to wait); a later one is refused and given
--- a place behind the others of its class that wait (`tail_<class>`), so the refused calls come
--- back one after another instead of all at once; a task among them is counted in the waiting
--- set until it books.
+-- its turn: fairly among the users (or tenants, `arg_fair_key`) of its class that wait, each
+-- user's calls one after another, spaced by the capacity they take times the number of users
+-- waiting (`key_users`: each user's next free turn). So refused calls come back one by one
+-- instead of all at once, and a user with thousands waiting does not delay another's first
+-- call: that one is booked at once if due within its hold. A task waiting is counted in the
+-- waiting set until it books.
 -- Keys and arguments: `ReserveKeys`, `ReserveArgs` (src/capacity/scripts.rs).
 -- Returns {1, wait ms, ''} when booked, {0, ms until its turn, reason} when refused.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local f = redis.call('HMGET', key_state, 'paused_until', 'v_at', 'v_req', 'v_tok', 'v_in', 'v_out',
-  'tat_req', 'tat_tok', 'tat_in', 'tat_out', 'tail_' .. arg_class)
+  'tat_req', 'tat_tok', 'tat_in', 'tat_out')
 local fresh = f[2] and (now - tonumber(f[2]) <= tonumber(arg_fresh_ms))
 local input = tonumber(arg_input_tokens)
 local output = tonumber(arg_output_tokens)
@@ -64,20 +67,27 @@ if max_in_flight > 0 then
     step = math.max(step, tonumber(arg_hold_ms) / max_in_flight)
   end
 end
--- Others of the class already wait for their turn: a newcomer queues behind them.
-local tail = tonumber(f[11] or 0)
+-- The same user's earlier calls wait for their turns: a newcomer of theirs queues behind them.
+local my_tail = tonumber(redis.call('ZSCORE', key_users, arg_fair_key) or 0)
 local my_turn = arg_task_id ~= '' and redis.call('ZSCORE', key_waiting, arg_task_id)
-local queued_behind = tail > now and not my_turn and redis.call('ZCARD', key_waiting) > 0
+local queued_behind = my_tail > now and not my_turn
 if at - now > tonumber(arg_hold_ms) or queued_behind then
-  local due = math.max(tail, at)
-  redis.call('HSET', key_state, 'tail_' .. arg_class, string.format('%.3f', due + step))
+  -- Users with turns ahead share the capacity: this user's next turn is that many calls on.
+  local sharing = redis.call('ZCOUNT', key_users, '(' .. string.format('%.3f', now), '+inf')
+  if my_tail <= now then
+    sharing = sharing + 1
+  end
+  local due = math.max(my_tail, at)
+  redis.call('ZADD', key_users, string.format('%.3f', due + step * sharing), arg_fair_key)
   if arg_task_id ~= '' then
     redis.call('ZADD', key_waiting, string.format('%.3f', due), arg_task_id)
   end
   -- A task that stopped waiting (cancelled, or gone to another provider) is forgotten later.
   redis.call('ZREMRANGEBYSCORE', key_waiting, '-inf', now - 600000)
+  redis.call('ZREMRANGEBYSCORE', key_users, '-inf', now - 600000)
   redis.call('PEXPIRE', key_state, 86400000)
   redis.call('PEXPIRE', key_waiting, 86400000)
+  redis.call('PEXPIRE', key_users, 86400000)
   return {0, math.ceil(due - now), reason}
 end
 for _, k in ipairs(kinds) do

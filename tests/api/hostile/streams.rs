@@ -275,6 +275,7 @@ async fn streams_and_sockets_end_when_their_token_expires() {
         role: Role::Student,
         exp: now() + 2,
         iat: None,
+        tenant: None,
     });
     let all = frames(sse(&app, &id, &short, None).await, Duration::from_secs(15)).await;
     assert_eq!(
@@ -288,6 +289,7 @@ async fn streams_and_sockets_end_when_their_token_expires() {
         role: Role::Student,
         exp: now() + 2,
         iat: None,
+        tenant: None,
     });
     let mut ws = socket(&app, &short).await.unwrap();
     let notice = next_json(&mut ws).await;
