@@ -3,6 +3,9 @@
 //! and the vendor's reported limits are theirs together. End to end: an inline request whose
 //! provider has no capacity answers 202 and waits in the queue, never degraded.
 
+mod fleet;
+mod vendor;
+
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
