@@ -9,6 +9,7 @@ mod limits;
 mod providers;
 mod queue;
 mod sse;
+pub mod vendor;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

@@ -12,11 +12,23 @@ use serde_json::{Value, json};
 use tutorq::auth::Role;
 use tutorq::config::{Secret, Settings};
 
-use super::vendor::{ScriptedVendor, Vendor};
 use crate::helpers::{TestApp, sample_input, spawn_app_with};
+use tutorq::bench::vendor::{Limits, ScriptedVendor, Vendor};
 
 /// Requests a minute the vendor allows in the fleet tests: 100 a second.
 const RPM: u64 = 6000;
+
+/// A vendor allowing [`RPM`] (and tokens to spare) over two-second windows, answering each
+/// call in 20 ms.
+async fn scripted(vendor: Vendor) -> ScriptedVendor {
+    let limits = Limits {
+        rpm: RPM,
+        tpm: RPM * 4000,
+        window: Duration::from_secs(2),
+        latency: Duration::from_millis(20),
+    };
+    ScriptedVendor::start(vendor, limits).await.unwrap()
+}
 
 /// Worker processes of the fleet, killed with the test.
 struct Workers(Vec<Child>);
@@ -150,14 +162,7 @@ async fn ask_async(app: &TestApp, user: &str) -> String {
 }
 
 async fn run_fleet(vendor: Vendor, items: usize) {
-    let vendor = ScriptedVendor::start(
-        vendor,
-        RPM,
-        RPM * 4000,
-        Duration::from_secs(2),
-        Duration::from_millis(20),
-    )
-    .await;
+    let vendor = scripted(vendor).await;
     let app = spawn_app_with(|s| configure(s, &vendor)).await;
     let _workers = start_workers(&app, &vendor, 3);
 
@@ -343,14 +348,7 @@ async fn three_workers_share_an_anthropic_limit_with_a_batch_and_interactive_tra
 #[tokio::test]
 async fn one_users_backlog_does_not_delay_another_users_job() {
     use futures_util::StreamExt as _;
-    let vendor = ScriptedVendor::start(
-        Vendor::OpenAi,
-        RPM,
-        RPM * 4000,
-        Duration::from_secs(2),
-        Duration::from_millis(20),
-    )
-    .await;
+    let vendor = scripted(Vendor::OpenAi).await;
     let app = spawn_app_with(|s| configure(s, &vendor)).await;
     let _workers = start_workers(&app, &vendor, 3);
     let heavy: Vec<String> = futures_util::stream::iter(0..fleet_items())

@@ -4,7 +4,6 @@
 //! provider has no capacity answers 202 and waits in the queue, never degraded.
 
 mod fleet;
-mod vendor;
 
 use std::time::{Duration, Instant};
 
