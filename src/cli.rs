@@ -91,6 +91,9 @@ enum BenchCommand {
     /// Interactive hints' latency idle and during a 10,000-item batch (p99 goal: within 2×).
     /// FLUSHES the configured Redis database.
     Batch(crate::bench::BatchBench),
+    /// Provider capacity: a fleet and a batch against a vendor that enforces its limits, with
+    /// the capacity ledger on and off. FLUSHES the configured Redis database.
+    Capacity(crate::bench::CapacityBench),
 }
 
 #[derive(Debug, Subcommand)]
@@ -234,6 +237,9 @@ async fn serve(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Batch(options),
         } => crate::bench::batch(settings, options).await,
+        Command::Bench {
+            command: BenchCommand::Capacity(options),
+        } => crate::bench::capacity(settings, options).await,
         Command::Token { .. } | Command::Prompts { .. } | Command::Batch { .. } => {
             unreachable!("handled without a runtime")
         }

@@ -3,6 +3,7 @@
 
 mod audit;
 mod batch;
+mod capacity;
 mod cpu;
 mod http;
 mod limits;
@@ -21,6 +22,7 @@ use serde_json::json;
 
 pub use audit::{AuditBench, audit};
 pub use batch::{BatchBench, batch};
+pub use capacity::{CapacityBench, capacity};
 pub use limits::{LimitsBench, limits};
 pub use providers::{ProvidersBench, providers};
 pub use queue::{QueueBench, queue};

@@ -320,6 +320,9 @@ fn reason_name(reason: &str) -> &'static str {
 
 impl CapacityGate for Ledger {
     fn applies(&self, provider: &str) -> bool {
+        if !self.settings.enabled {
+            return false;
+        }
         self.configured.contains_key(provider)
             || self
                 .learned

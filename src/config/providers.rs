@@ -83,6 +83,8 @@ impl CapacityLimits {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CapacitySettings {
+    /// Book capacity at all (off: every call goes at once, as before there were limits).
+    pub enabled: bool,
     /// Longest a worker keeps a job's slot while it waits for its booked call; a longer wait
     /// gives the slot back and the job waits in the queue instead (no attempt is counted).
     pub hold_ms: u64,

@@ -45,6 +45,7 @@ pub struct OpenAiCompatible {
 
 impl OpenAiCompatible {
     pub fn openai(settings: &OpenAiSettings) -> Self {
+        tokens::warm(&settings.model);
         Self {
             name: "openai",
             client: http::client(settings.connect_timeout_ms, settings.timeout_ms),
@@ -66,6 +67,7 @@ impl OpenAiCompatible {
             (None, Some(token)) => ("authorization", format!("Bearer {}", token.expose())),
             (None, None) => ("api-key", String::new()),
         };
+        tokens::warm(&settings.model);
         Self {
             name: "azure",
             client: http::client(settings.connect_timeout_ms, settings.timeout_ms),

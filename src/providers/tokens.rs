@@ -11,6 +11,18 @@ pub fn count(model: &str, text: &str) -> usize {
     }
 }
 
+/// Builds `model`'s encoding now, on a thread of its own, so that the first request that counts
+/// tokens (its quota estimate, its capacity booking) does not wait for it: it takes a few
+/// hundred milliseconds.
+pub fn warm(model: &str) {
+    let model = model.to_owned();
+    let _ = std::thread::Builder::new()
+        .name("tokens-warm".into())
+        .spawn(move || {
+            let _ = exact(&model);
+        });
+}
+
 fn exact(model: &str) -> Option<&'static tiktoken_rs::CoreBPE> {
     tiktoken_rs::bpe_for_model(model).ok()
 }

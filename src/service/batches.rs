@@ -369,6 +369,13 @@ fn result_line(
             if removed > 0 {
                 line["duplicates_removed"] = removed.into();
             }
+            // Who answered, and whether the answer is a stand-in (every provider was down).
+            if let Some(answer) = outcome.and_then(|o| o.answer.as_ref()) {
+                line["provider"] = answer.provider.clone().into();
+                if answer.degraded {
+                    line["degraded"] = true.into();
+                }
+            }
             line
         }
         state => json!({

@@ -268,7 +268,9 @@ async fn run_fleet(vendor: Vendor, items: usize) {
         .unwrap();
     for line in results.lines() {
         let line: Value = serde_json::from_str(line).unwrap();
-        degraded += usize::from(line["degraded"] == true || line["provider"] == "mock");
+        assert_eq!(line["status"], "succeeded", "{line}");
+        assert_eq!(line["provider"], vendor.vendor.provider(), "{line}");
+        degraded += usize::from(line["degraded"] == true);
     }
 
     let seen = vendor.seen();
