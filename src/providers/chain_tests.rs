@@ -283,3 +283,134 @@ async fn the_deadline_bounds_retries_across_the_chain() {
     );
     assert!(Instant::now() - started < Duration::from_secs(1));
 }
+
+/// A capacity gate that says, per provider, how long until its capacity is due (`None`: no
+/// limit), and notes what was settled.
+struct Gated {
+    busy_for: Vec<(&'static str, Option<Duration>)>,
+    settled: Mutex<Vec<(&'static str, Option<Usage>, bool)>>,
+}
+
+impl super::super::gate::CapacityGate for Gated {
+    fn applies(&self, provider: &str) -> bool {
+        self.busy_for.iter().any(|(p, _)| *p == provider)
+    }
+
+    fn observed(&self, _: &'static str, _: super::super::VendorLimits) {}
+
+    fn reserve<'a>(
+        &'a self,
+        provider: &'static str,
+        demand: super::super::gate::Demand<'a>,
+    ) -> BoxFuture<'a, Gate> {
+        let busy = self
+            .busy_for
+            .iter()
+            .find(|(p, _)| *p == provider)
+            .and_then(|(_, busy)| *busy);
+        Box::pin(async move {
+            match busy {
+                Some(ready_in) => Gate::Busy(super::super::gate::Busy {
+                    ready_in,
+                    reason: "paused",
+                }),
+                None => Gate::Booked(Booking {
+                    provider,
+                    wait: Duration::ZERO,
+                    call_id: "c".into(),
+                    input_tokens: demand.input_tokens,
+                    output_tokens: demand.output_tokens,
+                }),
+            }
+        })
+    }
+
+    fn settle(&self, booking: Booking, report: Report) -> BoxFuture<'_, ()> {
+        self.settled.lock().unwrap().push((
+            booking.provider,
+            report.usage,
+            report.rate_limited.is_some(),
+        ));
+        Box::pin(async {})
+    }
+}
+
+fn gated(busy_for: Vec<(&'static str, Option<Duration>)>) -> Arc<Gated> {
+    Arc::new(Gated {
+        busy_for,
+        settled: Mutex::default(),
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_provider_paused_briefly_is_waited_for_not_failed_over_or_degraded() {
+    let primary = Scripted::new("openai", Ok("from the primary"));
+    let secondary = Scripted::new("anthropic", Ok("from the secondary"));
+    let gate = gated(vec![("openai", Some(Duration::from_secs(5)))]);
+    let chains = chains(
+        &settings(|s| s.degraded_fallback = true),
+        &[primary, secondary.clone()],
+    )
+    .with_gate(gate);
+    let error = ask(&chains).await.unwrap_err();
+    assert!(
+        matches!(error.error, ProviderError::Busy { ready_in, .. } if ready_in == Duration::from_secs(5)),
+        "{error:?}"
+    );
+    assert!(secondary.calls().is_empty(), "no failover for a short wait");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_provider_paused_longer_than_a_job_may_wait_is_passed_over() {
+    let primary = Scripted::new("openai", Ok("from the primary"));
+    let secondary = Scripted::new("anthropic", Ok("from the secondary"));
+    // Paused past `providers.capacity.max_wait_secs` (30 s).
+    let gate = gated(vec![
+        ("openai", Some(Duration::from_secs(120))),
+        ("anthropic", None),
+    ]);
+    let chains = chains(&settings(|_| {}), &[primary.clone(), secondary]).with_gate(gate.clone());
+    let answer = ask(&chains).await.unwrap();
+    assert_eq!(answer.provider, "anthropic");
+    assert!(!answer.degraded);
+    assert!(primary.calls().is_empty());
+    // The call that went settles its booking with the real usage.
+    assert_eq!(
+        *gate.settled.lock().unwrap(),
+        [("anthropic", Some(Usage::new(10, 5)), false)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_busy_provider_beside_a_failed_one_waits_instead_of_degrading() {
+    let primary = Scripted::new("openai", Ok("from the primary"));
+    let secondary = Scripted::new("anthropic", Err(server_error()));
+    let gate = gated(vec![("openai", Some(Duration::from_secs(90)))]);
+    let chains = chains(
+        &settings(|s| s.degraded_fallback = true),
+        &[primary, secondary],
+    )
+    .with_gate(gate);
+    // The secondary is down, the primary only busy: the task waits for the primary.
+    let error = ask(&chains).await.unwrap_err();
+    assert_eq!(error.provider, "openai");
+    assert!(
+        matches!(error.error, ProviderError::Busy { .. }),
+        "{error:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_settles_its_booking_as_rate_limited() {
+    let primary = Scripted::new(
+        "openai",
+        Err(ProviderError::RateLimited {
+            retry_after: Some(Duration::from_secs(1)),
+        }),
+    );
+    let secondary = Scripted::new("anthropic", Ok("from the secondary"));
+    let gate = gated(vec![("openai", None)]);
+    let chains = chains(&settings(|_| {}), &[primary, secondary]).with_gate(gate.clone());
+    assert_eq!(ask(&chains).await.unwrap().provider, "anthropic");
+    assert_eq!(*gate.settled.lock().unwrap(), [("openai", None, true)]);
+}

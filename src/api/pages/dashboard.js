@@ -85,6 +85,14 @@ const STRINGS = {
     col_breaker: "Devre kesici",
     col_health: "Sağlık",
     col_calls: "Çağrı",
+    capacity_title: "Sağlayıcı kapasitesi",
+    capacity_help: "Tüm süreçlerin paylaştığı dakikalık sınırlar: şimdi gönderilebilecek, bu dakika kullanılan, 429 sonrası duraklama, süren çağrılar ve sırasını bekleyen görevler (etkileşimli + toplu).",
+    col_capacity: "Sınırlar (şimdi kalan · bu dakika kullanılan / sınır)",
+    col_paused: "Duraklatıldı",
+    col_in_flight: "Süren",
+    col_waiting: "Bekleyen",
+    no_capacity: "Kapasite sınırı olan sağlayıcı yok.",
+    capacity_vendor: "sağlayıcının bildirdiği",
     breaker_closed: "kapalı (normal)",
     breaker_open: "açık (atlanıyor)",
     breaker_half_open: "yarı açık (deneniyor)",
@@ -220,6 +228,14 @@ const STRINGS = {
     col_breaker: "Circuit breaker",
     col_health: "Health",
     col_calls: "Calls",
+    capacity_title: "Provider capacity",
+    capacity_help: "Per-minute limits shared by every process: what could go now, what was used this minute, the pause after a 429, calls in flight, and tasks waiting for their turn (interactive + batch).",
+    col_capacity: "Limits (left now · used this minute / limit)",
+    col_paused: "Paused until",
+    col_in_flight: "In flight",
+    col_waiting: "Waiting",
+    no_capacity: "No provider has capacity limits.",
+    capacity_vendor: "reported by the vendor",
     breaker_closed: "closed (normal)",
     breaker_open: "open (skipped)",
     breaker_half_open: "half-open (probing)",
@@ -664,6 +680,7 @@ function render(snapshot) {
   renderRecent(snapshot);
   renderDead(snapshot);
   renderProviders(snapshot);
+  renderCapacity(snapshot);
   renderUsage(snapshot);
   renderBlocks(snapshot);
 }
@@ -769,6 +786,30 @@ function renderProviders({ providers }) {
         { text: number(p.calls), num: true },
       ];
     },
+  });
+}
+
+function renderCapacity({ capacity }) {
+  syncRows($("#capacity"), capacity ?? [], {
+    key: (c) => c.provider,
+    dataset: (c) => ({ capacity: c.provider }),
+    empty: "no_capacity",
+    cells: (c) => [
+      { text: c.provider, mono: true },
+      {
+        text: c.limits
+          .map((k) => `${k.kind}: ${number(k.left_now)} · ${number(k.used_this_minute)} / ${number(k.limit)}`)
+          .join("; "),
+        title: c.limits
+          .filter((k) => k.source === "vendor")
+          .map((k) => `${k.kind}: ${t("capacity_vendor")}`)
+          .join("; "),
+      },
+      { text: c.paused_until ? clock(c.paused_until) : t("none"), cls: c.paused_until ? "warn" : "muted" },
+      { text: `${number(c.in_flight)}${c.max_in_flight ? ` / ${number(c.max_in_flight)}` : ""}`, num: true },
+      { text: `${number(c.waiting_interactive)} + ${number(c.waiting_batch)}`, num: true,
+        cls: c.waiting_interactive + c.waiting_batch ? "warn" : "" },
+    ],
   });
 }
 

@@ -44,11 +44,14 @@ pub struct Snapshot {
     /// This process's view of the providers: calls, breaker, last health check.
     #[schema(value_type = Vec<Object>)]
     pub providers: Vec<ProviderStatus>,
+    /// The providers that book capacity, across the fleet: limits, what is left and used, the
+    /// pause after a 429, calls in flight, tasks waiting.
+    pub capacity: Vec<crate::capacity::CapacityStatus>,
     pub usage_today: Option<UsageToday>,
     #[schema(value_type = Vec<Object>)]
     pub blocks: Vec<Json>,
     /// Parts that could not be read, with the reason: `queues`, `recent`, `history`, `dead`,
-    /// `usage`, `blocks`.
+    /// `usage`, `blocks`, `capacity`.
     pub errors: BTreeMap<&'static str, String>,
 }
 
@@ -108,6 +111,7 @@ impl Collector {
         let finished = bounded("history", tasks::recent_finished(db, RECENT as i64));
         let dead = bounded("dead", service.dead_tasks(RECENT));
         let blocks = bounded("blocks", service.limits.blocks());
+        let capacity = bounded("capacity", service.capacity());
         let usage = async {
             if usage_due {
                 Some(bounded("usage", usage_today(&service)).await)
@@ -115,8 +119,8 @@ impl Collector {
                 None
             }
         };
-        let (figures, open, finished, dead, blocks, usage) =
-            tokio::join!(figures, open, finished, dead, blocks, usage);
+        let (figures, open, finished, dead, blocks, usage, capacity) =
+            tokio::join!(figures, open, finished, dead, blocks, usage, capacity);
 
         let mut errors = BTreeMap::new();
         let mut note = |failure: (&'static str, String)| {
@@ -143,6 +147,7 @@ impl Collector {
             .iter()
             .map(TaskRow::from_record)
             .collect();
+        let capacity = capacity.map_err(&mut note).unwrap_or_default();
         let blocks = blocks
             .map_err(&mut note)
             .unwrap_or_default()
@@ -162,6 +167,7 @@ impl Collector {
             recent: tasks::merge_recent(open, finished, RECENT),
             dead,
             providers: service.providers().status(),
+            capacity,
             usage_today: self.usage.as_ref().map(|(_, today)| today.clone()),
             blocks,
             errors,

@@ -302,3 +302,89 @@ async fn a_user_with_many_waiting_calls_does_not_delay_anothers_first() {
         "the other user's first call waits a turn or two, not {lone:?} behind 190 calls"
     );
 }
+
+/// A token's `tenant` claim is checked like an id; a queued job keeps it, so the tenant's users
+/// share their turns.
+#[tokio::test]
+async fn a_tokens_tenant_is_checked_and_travels_with_its_jobs() {
+    let app = spawn_app_with(|_| {}).await;
+    let claims = |tenant: &str| tutorq::auth::Claims {
+        sub: "student-okul".into(),
+        role: tutorq::auth::Role::Student,
+        exp: jiff::Timestamp::now().as_second() as u64 + 600,
+        iat: None,
+        tenant: Some(tenant.into()),
+    };
+    let ask = |token: String| {
+        app.client
+            .post(app.url("/v1/ai/hint"))
+            .bearer_auth(token)
+            .json(&json!({ "input": sample_input("hint"), "mode": "async" }))
+            .send()
+    };
+    let refused = ask(app.token_with(&claims("okul 1"))).await.unwrap();
+    let problem = crate::helpers::assert_problem(refused, 401, "unauthorized").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("`tenant` claim"),
+        "{problem}"
+    );
+    let accepted = ask(app.token_with(&claims("okul-1"))).await.unwrap();
+    assert_eq!(accepted.status(), 202);
+    let task: Value = accepted.json().await.unwrap();
+    let job: String = redis::cmd("HGET")
+        .arg(app.partitions().task(task["task_id"].as_str().unwrap()))
+        .arg("job")
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap();
+    let job: Value = serde_json::from_str(&job).unwrap();
+    assert_eq!(job["tenant"], "okul-1");
+}
+
+/// What the fleet's ledger holds is shown to admins and scraped as gauges.
+#[tokio::test]
+async fn admins_and_metrics_see_each_providers_capacity() {
+    let app = spawn_app_with(|s| s.providers.mock.rpm = 1200).await;
+    let response = app
+        .post_ai_as(
+            "u1",
+            "hint",
+            &json!({ "input": sample_input("hint"), "mode": "sync" }),
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let admin = app.auth_token("ops", tutorq::auth::Role::Admin);
+    let providers = app.get_json("/v1/admin/providers", Some(&admin)).await;
+    let mock = &providers["capacity"][0];
+    assert_eq!(mock["provider"], "mock", "{providers:#}");
+    assert_eq!(mock["limits"][0]["kind"], "requests");
+    assert_eq!(mock["limits"][0]["limit"], 1200);
+    assert_eq!(mock["limits"][0]["source"], "config");
+    assert_eq!(mock["limits"][0]["used_this_minute"], 1, "{mock:#}");
+    assert!(
+        mock["limits"][0]["left_now"].as_u64().unwrap() >= 18,
+        "{mock:#}"
+    );
+    let snapshot = app.get_json("/v1/admin/dashboard", Some(&admin)).await;
+    assert_eq!(snapshot["capacity"][0]["provider"], "mock", "{snapshot:#}");
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"tutorq_provider_capacity_limit{provider="mock",kind="requests"} 1200"#,
+        r#"tutorq_provider_capacity_used{provider="mock",kind="requests"} 1"#,
+        r#"tutorq_provider_waiting_tasks{provider="mock",class="interactive"} 0"#,
+    ] {
+        assert!(metrics.contains(line), "no `{line}` in /metrics");
+    }
+}
