@@ -78,8 +78,9 @@ if at - now > tonumber(arg_hold_ms) or queued_behind then
     sharing = sharing + 1
   end
   local due = math.max(my_tail, at)
-  redis.call('ZADD', key_users, string.format('%.3f', due + step * sharing), arg_fair_key)
+  -- Only a task comes back for its turn; a call of no task that was refused holds none.
   if arg_task_id ~= '' then
+    redis.call('ZADD', key_users, string.format('%.3f', due + step * sharing), arg_fair_key)
     redis.call('ZADD', key_waiting, string.format('%.3f', due), arg_task_id)
   end
   -- A task that stopped waiting (cancelled, or gone to another provider) is forgotten later.

@@ -388,3 +388,72 @@ async fn admins_and_metrics_see_each_providers_capacity() {
         assert!(metrics.contains(line), "no `{line}` in /metrics");
     }
 }
+
+/// `max_in_flight`: a booked call holds its place until it settles; Anthropic's output-token
+/// limit refuses a call whose `max_tokens` the bucket cannot hold.
+#[tokio::test]
+async fn calls_in_flight_and_output_tokens_are_limited_too() {
+    let app = spawn_app_with(|_| {}).await;
+    let mut settings = app.settings.providers.clone();
+    settings.anthropic.max_in_flight = 2;
+    settings.anthropic.otpm = 60_000;
+    settings.capacity.burst_ms = 1000;
+    let ledger = Ledger::new(app.redis().await, &settings);
+    let patience = patience(Class::Interactive);
+    let demand = |output_tokens| Demand {
+        patience: &patience,
+        hold: Duration::ZERO,
+        input_tokens: 10,
+        output_tokens,
+    };
+    let mut booked = Vec::new();
+    for _ in 0..2 {
+        match ledger.reserve("anthropic", demand(10)).await {
+            Gate::Booked(booking) => booked.push(booking),
+            other => panic!("two calls may be in flight: {other:?}"),
+        }
+    }
+    match ledger.reserve("anthropic", demand(10)).await {
+        Gate::Busy(busy) => assert_eq!(busy.reason, "in_flight"),
+        other => panic!("a third call waits for a place: {other:?}"),
+    }
+    ledger
+        .settle(booked.pop().unwrap(), Report::default())
+        .await;
+    let Gate::Booked(third) = ledger.reserve("anthropic", demand(10)).await else {
+        panic!("a settled call frees its place");
+    };
+    ledger.settle(third, Report::default()).await;
+    ledger
+        .settle(booked.pop().unwrap(), Report::default())
+        .await;
+    // 1,000 output tokens a second, a bucket of one second: a call asking for 1,000 takes it
+    // whole, and the next must wait for it to refill.
+    let Gate::Booked(big) = ledger.reserve("anthropic", demand(1000)).await else {
+        panic!("a full bucket holds one large call");
+    };
+    match ledger.reserve("anthropic", demand(1000)).await {
+        Gate::Busy(busy) => {
+            assert_eq!(busy.reason, "output_tokens");
+            assert!(busy.ready_in > Duration::from_millis(500), "{busy:?}");
+        }
+        other => panic!("the output-token bucket is empty: {other:?}"),
+    }
+    // What the call did not use goes back: it answered 100 of its 1,000.
+    ledger
+        .settle(
+            big,
+            Report {
+                usage: Some(tutorq::providers::Usage::new(10, 100)),
+                ..Report::default()
+            },
+        )
+        .await;
+    let status = ledger.status(&["anthropic"]).await.unwrap();
+    let output = status[0]
+        .limits
+        .iter()
+        .find(|k| k.kind == "output_tokens")
+        .unwrap();
+    assert!(output.left_now >= 850, "{output:?}");
+}
