@@ -411,6 +411,8 @@ async fn chromium_dashboard_shows_a_live_task_replays_a_dead_one_and_unblocks_a_
     let app = spawn_app_with_workers(|s| {
         evaluations_fail(s, &jobs);
         s.limits.abuse.violations = 1;
+        // The mock books capacity: the page shows its row.
+        s.providers.mock.rpm = 60_000;
     })
     .await;
     // Before the page opens: a dead task, an earlier finished task, a blocked user.

@@ -149,6 +149,13 @@ async function main() {
     // The worker that ran the dead task before the page opened.
     await page.waitForSelector("#workers tr[data-kind=ai_request]", { timeout: WAIT_MS });
     await page.waitForSelector("#providers tr[data-provider=openai]", { timeout: WAIT_MS });
+    // The capacity the fleet shares: the mock's limit per minute, as configured.
+    const capacity = page.locator("#capacity tr[data-capacity=mock]");
+    await capacity.waitFor({ timeout: WAIT_MS });
+    const capacityText = await capacity.innerText();
+    // Digits only: the page groups thousands the way its language does (60.000, 60,000).
+    expect(capacityText.includes("requests") && capacityText.replace(/[^0-9]/g, "").includes("60000"),
+      `the capacity row shows the mock's limit: ${capacityText}`);
 
     // 3. A task submitted now shows up, runs to the end, and its events open on a click.
     console.log(JSON.stringify({ step: "ready" }));
